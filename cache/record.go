@@ -1,0 +1,60 @@
+package cache
+
+import "time"
+
+// Record is what the store keeps for one file in the mount: where its bytes are spooled, how
+// far its upload has gone, and what IMS said about it. It is the only upload state imsfs has;
+// every surface (xattrs, the uploader, recovery after a crash) reads it from the store.
+type Record struct {
+	ID   uint64 `json:"id"`   // stable for the file's life; names its spool file
+	Path string `json:"path"` // slash-separated, relative to the mount root, e.g. "video/clip.mp4"
+
+	State    State     `json:"state"`
+	Gen      uint64    `json:"gen"`                // bumped whenever the content may change; an upload of an older Gen is void
+	Due      time.Time `json:"due,omitzero"`       // a Queued record is not started before this (settle delay, backoff)
+	Attempts int       `json:"attempts,omitempty"` // failed tries of the current Gen
+	Error    string    `json:"error,omitempty"`    // last error, for user.ims.error
+
+	Size  int64     `json:"size"`
+	Mode  uint32    `json:"mode"`
+	Mtime time.Time `json:"mtime"`
+
+	Type         string `json:"type,omitempty"`          // FileInfo.Type, from the folder mapping
+	BusinessType string `json:"business_type,omitempty"` // MediaMetaData.BusinessType, from the folder mapping
+
+	MediaID  string `json:"media_id,omitempty"`
+	MediaURL string `json:"media_url,omitempty"`
+	FileURL  string `json:"file_url,omitempty"`
+
+	Upload *Upload `json:"upload,omitempty"` // set once CreateUploadMedia has answered for this Gen
+}
+
+// Upload is the part of a record that lets an interrupted upload go on where it stopped.
+type Upload struct {
+	Endpoint string `json:"endpoint"` // from UploadAddress
+	Bucket   string `json:"bucket"`
+	Key      string `json:"key"`
+
+	AccessKeyID     string    `json:"access_key_id"` // from UploadAuth: short-lived STS credentials
+	AccessKeySecret string    `json:"access_key_secret"`
+	SecurityToken   string    `json:"security_token"`
+	Expires         time.Time `json:"expires,omitzero"`
+
+	MultipartID string `json:"multipart_id,omitempty"`
+	PartSize    int64  `json:"part_size,omitempty"`
+	Parts       []Part `json:"parts,omitempty"` // finished parts, in any order
+}
+
+// Part is one finished part of a multipart upload.
+type Part struct {
+	Number int    `json:"n"`
+	ETag   string `json:"etag"`
+	Size   int64  `json:"size"`
+}
+
+// Dir is what the store keeps for a folder a user made (the fixed folders are not stored).
+type Dir struct {
+	Path  string    `json:"path"`
+	Mode  uint32    `json:"mode"`
+	Mtime time.Time `json:"mtime"`
+}
