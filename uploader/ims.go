@@ -1,0 +1,243 @@
+package uploader
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
+	"github.com/alibabacloud-go/tea/dara"
+	"github.com/alibabacloud-go/tea/tea"
+	"github.com/aliyun/credentials-go/credentials"
+)
+
+// apiVersion is the ICE (Intelligent Media Services) API version every action here belongs to.
+const apiVersion = "2020-11-09"
+
+// IMS calls the Intelligent Media Services RPC API through the generic darabonba-openapi client,
+// which signs each request (ACS3-HMAC-SHA256) as every Alibaba Cloud Go SDK does.
+type IMS struct {
+	client   *openapi.Client
+	protocol string
+}
+
+// DefaultEndpoint returns the IMS endpoint for a region, as the ICE SDK's endpoint map gives it.
+func DefaultEndpoint(region string) string {
+	return "https://ice." + region + ".aliyuncs.com"
+}
+
+// NewIMS returns a client for the IMS API at endpoint (scheme included, e.g.
+// "http://127.0.0.1:9000" or "https://ice.cn-shanghai.aliyuncs.com"), signing with cred.
+func NewIMS(endpoint, region string, cred credentials.Credential) (*IMS, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("IMS endpoint %q: want http://HOST[:PORT] or https://HOST[:PORT]", endpoint)
+	}
+	cfg := &openapi.Config{
+		Credential:     cred,
+		Endpoint:       dara.String(u.Host),
+		Protocol:       dara.String(u.Scheme),
+		RegionId:       dara.String(region),
+		ConnectTimeout: dara.Int(5000),
+		ReadTimeout:    dara.Int(30000),
+		UserAgent:      dara.String("imsfs"),
+	}
+	c, err := openapi.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("IMS client: %w", err)
+	}
+	return &IMS{client: c, protocol: u.Scheme}, nil
+}
+
+// APIError is an error answer from IMS: its code and message as the service gave them.
+type APIError struct {
+	Action     string
+	StatusCode int
+	Code       string
+	Message    string
+	RequestID  string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s: %s: %s (HTTP %d, request %s)", e.Action, e.Code, e.Message, e.StatusCode, e.RequestID)
+}
+
+// Temporary reports whether the same call may succeed later: throttling and server-side errors.
+func (e *APIError) Temporary() bool {
+	return e.StatusCode >= 500 || e.StatusCode == 429 || strings.HasPrefix(e.Code, "Throttling") ||
+		e.Code == "ServiceUnavailable" || e.Code == "InternalError"
+}
+
+// call runs one RPC action with its parameters in the query, as the ICE SDK sends them, and
+// decodes the JSON body into out.
+func (c *IMS) call(ctx context.Context, action string, query map[string]string, out any) error {
+	params := &openapi.Params{
+		Action:      dara.String(action),
+		Version:     dara.String(apiVersion),
+		Protocol:    dara.String(c.protocol),
+		Pathname:    dara.String("/"),
+		Method:      dara.String("POST"),
+		AuthType:    dara.String("AK"),
+		Style:       dara.String("RPC"),
+		ReqBodyType: dara.String("formData"),
+		BodyType:    dara.String("json"),
+	}
+	q := make(map[string]*string, len(query))
+	for k, v := range query {
+		if v != "" {
+			q[k] = dara.String(v)
+		}
+	}
+	res, err := c.client.CallApiWithCtx(ctx, params, &openapi.OpenApiRequest{Query: q}, &dara.RuntimeOptions{})
+	if err != nil {
+		return apiError(action, err)
+	}
+	body, err := json.Marshal(res["body"])
+	if err != nil {
+		return fmt.Errorf("%s: encode response: %w", action, err)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("%s: decode response %s: %w", action, body, err)
+	}
+	return nil
+}
+
+// apiError turns the SDK's error into an *APIError when the service answered, and leaves
+// transport errors (refused connections, timeouts) as they are, wrapped with the action.
+func apiError(action string, err error) error {
+	var sdk *tea.SDKError
+	if !errors.As(err, &sdk) || tea.IntValue(sdk.StatusCode) == 0 {
+		return fmt.Errorf("%s: %w", action, err)
+	}
+	e := &APIError{Action: action, StatusCode: tea.IntValue(sdk.StatusCode), Code: tea.StringValue(sdk.Code), Message: tea.StringValue(sdk.Message)}
+	// Data holds the body as the service sent it: its Message has no "code: 400, " decoration.
+	var data struct{ Message, RequestId string }
+	if json.Unmarshal([]byte(tea.StringValue(sdk.Data)), &data) == nil {
+		if data.Message != "" {
+			e.Message = data.Message
+		}
+		e.RequestID = data.RequestId
+	}
+	return e
+}
+
+// CreateUploadMediaRequest holds CreateUploadMedia's parameters; the JSON ones are encoded by
+// the client.
+type CreateUploadMediaRequest struct {
+	AppID         string
+	EntityID      string
+	FileInfo      FileInfo
+	MediaMetaData MediaMetaData
+	UserData      map[string]any
+}
+
+// FileInfo is CreateUploadMedia's FileInfo parameter.
+type FileInfo struct {
+	Type string `json:"Type"`
+	Name string `json:"Name"`
+	Size int64  `json:"Size,omitempty"`
+	Ext  string `json:"Ext"`
+}
+
+// MediaMetaData is CreateUploadMedia's MediaMetaData parameter.
+type MediaMetaData struct {
+	Title        string `json:"Title"`
+	Description  string `json:"Description,omitempty"`
+	CateID       int64  `json:"CateId,omitempty"`
+	Tags         string `json:"Tags,omitempty"`
+	BusinessType string `json:"BusinessType"`
+}
+
+// UploadTicket is what CreateUploadMedia and RefreshUploadMedia answer: where to upload and with
+// which credentials.
+type UploadTicket struct {
+	RequestID     string `json:"RequestId"`
+	MediaID       string `json:"MediaId"`
+	MediaURL      string `json:"MediaURL"`
+	FileURL       string `json:"FileURL"`
+	UploadAddress string `json:"UploadAddress"`
+	UploadAuth    string `json:"UploadAuth"`
+}
+
+// CreateUploadMedia registers a new asset and returns where and how to upload its bytes.
+func (c *IMS) CreateUploadMedia(ctx context.Context, req CreateUploadMediaRequest) (*UploadTicket, error) {
+	fi, err := json.Marshal(req.FileInfo)
+	if err != nil {
+		return nil, err
+	}
+	md, err := json.Marshal(req.MediaMetaData)
+	if err != nil {
+		return nil, err
+	}
+	q := map[string]string{"AppId": req.AppID, "EntityId": req.EntityID, "FileInfo": string(fi), "MediaMetaData": string(md)}
+	if req.UserData != nil {
+		ud, err := json.Marshal(req.UserData)
+		if err != nil {
+			return nil, err
+		}
+		q["UserData"] = string(ud)
+	}
+	var out UploadTicket
+	if err := c.call(ctx, "CreateUploadMedia", q, &out); err != nil {
+		return nil, err
+	}
+	if out.MediaID == "" || out.UploadAddress == "" || out.UploadAuth == "" {
+		return nil, fmt.Errorf("CreateUploadMedia: answer lacks MediaId, UploadAddress or UploadAuth (request %s)", out.RequestID)
+	}
+	return &out, nil
+}
+
+// RefreshUploadMedia returns fresh upload credentials for an asset whose credentials expired.
+func (c *IMS) RefreshUploadMedia(ctx context.Context, mediaID string) (*UploadTicket, error) {
+	var out UploadTicket
+	if err := c.call(ctx, "RefreshUploadMedia", map[string]string{"MediaId": mediaID}, &out); err != nil {
+		return nil, err
+	}
+	if out.UploadAddress == "" || out.UploadAuth == "" {
+		return nil, fmt.Errorf("RefreshUploadMedia %s: answer lacks UploadAddress or UploadAuth (request %s)", mediaID, out.RequestID)
+	}
+	return &out, nil
+}
+
+// MediaInfo is the part of GetMediaInfo's answer imsfs reads.
+type MediaInfo struct {
+	MediaID        string `json:"MediaId"`
+	MediaBasicInfo struct {
+		MediaID      string `json:"MediaId"`
+		MediaType    string `json:"MediaType"`
+		BusinessType string `json:"BusinessType"`
+		Title        string `json:"Title"`
+		Status       string `json:"Status"`
+	} `json:"MediaBasicInfo"`
+	FileInfoList []struct {
+		FileBasicInfo struct {
+			FileName   string `json:"FileName"`
+			FileStatus string `json:"FileStatus"`
+			FileSize   string `json:"FileSize"`
+			FileURL    string `json:"FileUrl"`
+		} `json:"FileBasicInfo"`
+	} `json:"FileInfoList"`
+}
+
+// Asset statuses of MediaBasicInfo.Status.
+const (
+	MediaInit        = "Init"
+	MediaPreparing   = "Preparing"
+	MediaPrepareFail = "PrepareFail"
+	MediaNormal      = "Normal"
+)
+
+// GetMediaInfo returns an asset's information and status.
+func (c *IMS) GetMediaInfo(ctx context.Context, mediaID string) (*MediaInfo, error) {
+	var out struct {
+		RequestID string    `json:"RequestId"`
+		MediaInfo MediaInfo `json:"MediaInfo"`
+	}
+	if err := c.call(ctx, "GetMediaInfo", map[string]string{"MediaId": mediaID}, &out); err != nil {
+		return nil, err
+	}
+	return &out.MediaInfo, nil
+}

@@ -1,0 +1,207 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path"
+	"time"
+
+	"github.com/imsfs/imsfs/cache"
+)
+
+// errSuperseded stops a run whose file changed under it (reopened, truncated): its result would
+// describe bytes the file no longer holds. The change has scheduled a new run.
+var errSuperseded = errors.New("the file changed during its upload")
+
+// permanentError marks a failure that retrying cannot mend.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// job is one run of the upload pipeline for one record.
+type job struct {
+	q   *Queue
+	rec cache.Record // as last committed by this run
+	gen uint64       // the content generation this run uploads
+	log *slog.Logger
+}
+
+// run moves the record through creating → uploading → uploaded → ready, one committed step at
+// a time, starting wherever the record stands (after a restart, that may be mid-way).
+func (j *job) run(ctx context.Context) error {
+	for {
+		var err error
+		switch j.rec.State {
+		case cache.Queued:
+			err = j.update(func(r *cache.Record) error { r.State = cache.Creating; return nil })
+		case cache.Creating:
+			err = j.create(ctx)
+		case cache.Uploading:
+			err = j.upload(ctx)
+		case cache.Uploaded:
+			err = j.waitReady(ctx)
+		default:
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// update commits a change to this run's record, unless the file has changed since the run began.
+func (j *job) update(fn func(*cache.Record) error) error {
+	rec, err := j.q.cfg.Store.Update(j.rec.ID, func(r *cache.Record) error {
+		if r.Gen != j.gen {
+			return errSuperseded
+		}
+		return fn(r)
+	})
+	if err != nil {
+		return err
+	}
+	j.rec = rec
+	return nil
+}
+
+func (j *job) create(ctx context.Context) error {
+	name, err := ParseName(path.Base(j.rec.Path))
+	if err != nil {
+		return &permanentError{fmt.Errorf("%s: %w", j.rec.Path, err)}
+	}
+	req := CreateUploadMediaRequest{
+		AppID:         j.q.cfg.AppID,
+		FileInfo:      FileInfo{Type: j.rec.Type, Name: name.Base, Ext: name.Ext, Size: j.rec.Size},
+		MediaMetaData: MediaMetaData{Title: name.Title, BusinessType: j.rec.BusinessType},
+		// The tag lets an asset created just before a crash be recognised as this file's.
+		UserData: map[string]any{"Extend": map[string]string{"imsfs": fmt.Sprintf("%d.%d", j.rec.ID, j.gen)}},
+	}
+	j.log.Debug("CreateUploadMedia", "type", req.FileInfo.Type, "business_type", req.MediaMetaData.BusinessType)
+	t, err := j.q.cfg.IMS.CreateUploadMedia(ctx, req)
+	if err != nil {
+		return err
+	}
+	up, err := DecodeTicket(t.UploadAddress, t.UploadAuth, time.Now())
+	if err != nil {
+		return fmt.Errorf("CreateUploadMedia %s: %w", t.MediaID, err)
+	}
+	j.log.Info("asset created", "media_id", t.MediaID)
+	return j.update(func(r *cache.Record) error {
+		r.State = cache.Uploading
+		r.MediaID, r.MediaURL, r.FileURL = t.MediaID, t.MediaURL, t.FileURL
+		r.Upload = &up
+		r.Error = ""
+		return nil
+	})
+}
+
+// refresh asks RefreshUploadMedia for new credentials and commits them.
+func (j *job) refresh(ctx context.Context) error {
+	t, err := j.q.cfg.IMS.RefreshUploadMedia(ctx, j.rec.MediaID)
+	if err != nil {
+		return err
+	}
+	up, err := DecodeTicket(t.UploadAddress, t.UploadAuth, time.Now())
+	if err != nil {
+		return fmt.Errorf("RefreshUploadMedia %s: %w", j.rec.MediaID, err)
+	}
+	j.log.Info("upload credentials refreshed", "media_id", j.rec.MediaID, "expires", up.Expires)
+	return j.update(func(r *cache.Record) error {
+		if r.Upload == nil {
+			r.Upload = &up
+			return nil
+		}
+		r.Upload.Endpoint, r.Upload.Bucket, r.Upload.Key = up.Endpoint, up.Bucket, up.Key
+		r.Upload.AccessKeyID, r.Upload.AccessKeySecret, r.Upload.SecurityToken = up.AccessKeyID, up.AccessKeySecret, up.SecurityToken
+		r.Upload.Expires = up.Expires
+		return nil
+	})
+}
+
+func (j *job) waitReady(ctx context.Context) error {
+	delay := 100 * time.Millisecond
+	for {
+		info, err := j.q.cfg.IMS.GetMediaInfo(ctx, j.rec.MediaID)
+		if err != nil {
+			return err
+		}
+		switch info.MediaBasicInfo.Status {
+		case MediaNormal:
+			j.log.Info("asset ready", "media_id", j.rec.MediaID)
+			return j.update(func(r *cache.Record) error {
+				r.State, r.Error, r.Attempts = cache.Ready, "", 0
+				for _, f := range info.FileInfoList {
+					if f.FileBasicInfo.FileURL != "" && r.FileURL == "" {
+						r.FileURL = f.FileBasicInfo.FileURL
+					}
+				}
+				return nil
+			})
+		case MediaPrepareFail:
+			return &permanentError{fmt.Errorf("IMS reports asset %s as %s", j.rec.MediaID, MediaPrepareFail)}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// failed records a failed run: a permanent failure ends in Failed with the reason; any other
+// keeps the record where it stands and schedules another try after a backoff.
+func (j *job) failed(err error) {
+	var perm *permanentError
+	if errors.As(err, &perm) || !temporary(err) {
+		j.log.Error("upload failed", "state", j.rec.State, "err", err)
+		if uerr := j.update(func(r *cache.Record) error {
+			r.State, r.Error = cache.Failed, err.Error()
+			return nil
+		}); uerr != nil && !errors.Is(uerr, errSuperseded) && !errors.Is(uerr, cache.ErrNotFound) {
+			j.log.Error("record failure", "err", uerr)
+		}
+		return
+	}
+	var due time.Time
+	attempts := j.rec.Attempts + 1
+	wait := backoff(attempts, j.q.cfg.MaxBackoff)
+	if uerr := j.update(func(r *cache.Record) error {
+		r.Attempts = attempts
+		due = time.Now().Add(wait)
+		r.Due = due
+		r.Error = fmt.Sprintf("try %d failed, next at %s: %v", attempts, due.UTC().Format(time.RFC3339), err)
+		return nil
+	}); uerr != nil {
+		if !errors.Is(uerr, errSuperseded) && !errors.Is(uerr, cache.ErrNotFound) {
+			j.log.Error("record retry", "err", uerr)
+		}
+		return
+	}
+	j.log.Warn("upload try failed, will retry", "try", attempts, "in", wait.Round(time.Millisecond), "state", j.rec.State, "err", err)
+	j.q.Schedule(j.rec.ID, due)
+}
+
+// backoff is the wait before try n+1: exponential from one second, capped, with ±20% jitter so
+// that files failing together do not retry together.
+func backoff(n int, limit time.Duration) time.Duration {
+	d := time.Second << min(n-1, 20)
+	d = min(d, limit)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// temporary reports whether err may pass on its own: network trouble, throttling, server errors.
+func temporary(err error) bool {
+	var api *APIError
+	if errors.As(err, &api) {
+		return api.Temporary()
+	}
+	if code, status, ok := ossError(err); ok {
+		return status >= 500 || status == 429 || code == "RequestTimeout" || credentialExpired(code)
+	}
+	return true
+}

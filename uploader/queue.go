@@ -1,0 +1,315 @@
+// Package uploader turns closed files into IMS assets: it calls CreateUploadMedia, sends the
+// bytes to OSS with the credentials it gets back, and polls GetMediaInfo until the asset is
+// Normal, committing each step to the cache store before it acts on it.
+//
+// NB lock order: Queue.mu is never held while calling the store, IMS or OSS.
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imsfs/imsfs/cache"
+)
+
+// Config holds what a Queue needs. Zero values take the defaults in brackets.
+type Config struct {
+	Store       *cache.Store
+	IMS         *IMS
+	Log         *slog.Logger
+	Workers     int           // files uploaded at once [4]
+	PartSize    int64         // multipart part size; a file up to this size goes in one PUT [8 MiB]
+	PartWorkers int           // parts of one file sent at once [4]
+	AppID       string        // CreateUploadMedia AppId [IMS's default]
+	MaxBackoff  time.Duration // longest wait between tries of a failing upload [5m]
+}
+
+const (
+	defaultPartSize = 8 << 20
+	minPartSize     = 100 << 10 // OSS refuses smaller parts (but the last)
+)
+
+// Queue schedules uploads and runs them on a pool of workers.
+type Queue struct {
+	cfg Config // read only
+
+	mu      sync.Mutex
+	timers  map[uint64]*time.Timer // protected by mu: uploads waiting for their due time
+	ready   []uint64               // protected by mu: due, waiting for a worker, FIFO
+	inReady map[uint64]bool        // protected by mu: what ready holds
+	running map[uint64]*run        // protected by mu: uploads a worker is on
+	closed  bool                   // protected by mu: no new work after Close
+	wake    chan struct{}          // a token tells an idle worker that ready has grown
+	quit    chan struct{}          // closed by Close: idle workers stop
+
+	progress sync.Map // ID → *progress, while an upload is in flight
+
+	ctx    context.Context // cancelled by Close: stops every worker
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type run struct {
+	cancel context.CancelFunc
+	again  bool // scheduled again while running: run once more when this run ends
+}
+
+type progress struct{ sent, total atomic.Int64 }
+
+// New returns a queue; Start sets it going.
+func New(cfg Config) *Queue {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.PartSize <= 0 {
+		cfg.PartSize = defaultPartSize
+	}
+	if cfg.PartSize < minPartSize {
+		cfg.PartSize = minPartSize
+	}
+	if cfg.PartWorkers <= 0 {
+		cfg.PartWorkers = 4
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Queue{
+		cfg: cfg, ctx: ctx, cancel: cancel,
+		timers: map[uint64]*time.Timer{}, inReady: map[uint64]bool{}, running: map[uint64]*run{},
+		wake: make(chan struct{}, 1), quit: make(chan struct{}),
+	}
+}
+
+// Start hands every record with unfinished work to the queue (after a crash or an unmount with
+// uploads pending) and starts the workers.
+func (q *Queue) Start() error {
+	recs, err := q.cfg.Store.Files()
+	if err != nil {
+		return fmt.Errorf("uploader: read pending uploads: %w", err)
+	}
+	resumed := 0
+	for _, r := range recs {
+		if !r.State.Pending() {
+			continue
+		}
+		if r.State == cache.Writing {
+			// Nothing can have the file open before the mount is up: its last writer is gone.
+			if _, err := q.cfg.Store.Update(r.ID, func(r *cache.Record) error {
+				r.State, r.Due = cache.Queued, time.Time{}
+				return nil
+			}); err != nil {
+				return fmt.Errorf("uploader: requeue %s: %w", r.Path, err)
+			}
+		}
+		q.Schedule(r.ID, r.Due)
+		resumed++
+	}
+	if resumed > 0 {
+		q.cfg.Log.Info("resuming unfinished uploads", "count", resumed)
+	}
+	for range q.cfg.Workers {
+		q.wg.Add(1)
+		go q.worker()
+	}
+	return nil
+}
+
+// Schedule makes record id due at time due (now if zero or past). A later Schedule of the same
+// id replaces the earlier one, which is how a reopen inside the settle delay re-arms it.
+func (q *Queue) Schedule(id uint64, due time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	if t := q.timers[id]; t != nil {
+		t.Stop()
+		delete(q.timers, id)
+	}
+	if d := time.Until(due); d > 0 {
+		q.timers[id] = time.AfterFunc(d, func() { q.makeReady(id) })
+		return
+	}
+	q._makeReady(id)
+}
+
+// Cancel withdraws record id: a waiting upload is dropped, a running one is stopped. The caller
+// has already changed the record (reopened, renamed, deleted), so the stopped run finds it changed.
+func (q *Queue) Cancel(id uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if t := q.timers[id]; t != nil {
+		t.Stop()
+		delete(q.timers, id)
+	}
+	if q.inReady[id] {
+		delete(q.inReady, id)
+		for i, r := range q.ready {
+			if r == id {
+				q.ready = append(q.ready[:i], q.ready[i+1:]...)
+				break
+			}
+		}
+	}
+	if r := q.running[id]; r != nil {
+		r.again = false
+		r.cancel()
+	}
+}
+
+// Progress returns the bytes sent and the total of an upload in flight.
+func (q *Queue) Progress(id uint64) (sent, total int64, ok bool) {
+	v, ok := q.progress.Load(id)
+	if !ok {
+		return 0, 0, false
+	}
+	p := v.(*progress)
+	return p.sent.Load(), p.total.Load(), true
+}
+
+// Close stops taking work and waits for the workers, up to ctx's deadline; then it cancels
+// what is still running. Unfinished uploads stay in the store for the next mount.
+func (q *Queue) Close(ctx context.Context) (unfinished int) {
+	q.mu.Lock()
+	q.closed = true
+	for id, t := range q.timers {
+		t.Stop()
+		delete(q.timers, id)
+	}
+	q.ready, q.inReady = nil, map[uint64]bool{}
+	q.mu.Unlock()
+	close(q.quit)
+
+	done := make(chan struct{})
+	go func() { q.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	q.cancel()
+	<-done
+	if recs, err := q.cfg.Store.Files(); err == nil {
+		for _, r := range recs {
+			if r.State.Pending() {
+				unfinished++
+			}
+		}
+	}
+	return unfinished
+}
+
+func (q *Queue) makeReady(id uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.timers, id)
+	if !q.closed {
+		q._makeReady(id)
+	}
+}
+
+// _makeReady queues id for a worker. Call with q.mu held.
+func (q *Queue) _makeReady(id uint64) {
+	if r := q.running[id]; r != nil {
+		r.again = true
+		return
+	}
+	if q.inReady[id] {
+		return
+	}
+	q.inReady[id] = true
+	q.ready = append(q.ready, id)
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next blocks until an upload is ready or the queue is closed, and marks it running.
+func (q *Queue) next() (uint64, context.Context, bool) {
+	for {
+		q.mu.Lock()
+		if q.closed && len(q.ready) == 0 {
+			q.mu.Unlock()
+			return 0, nil, false
+		}
+		if len(q.ready) > 0 {
+			id := q.ready[0]
+			q.ready = q.ready[1:]
+			delete(q.inReady, id)
+			ctx, cancel := context.WithCancel(q.ctx)
+			q.running[id] = &run{cancel: cancel}
+			if len(q.ready) > 0 {
+				select { // pass the token on: there is more for another worker
+				case q.wake <- struct{}{}:
+				default:
+				}
+			}
+			q.mu.Unlock()
+			return id, ctx, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.wake:
+		case <-q.quit:
+		}
+	}
+}
+
+func (q *Queue) worker() {
+	defer q.wg.Done()
+	for {
+		id, ctx, ok := q.next()
+		if !ok {
+			return
+		}
+		q.process(ctx, id)
+		q.mu.Lock()
+		r := q.running[id]
+		delete(q.running, id)
+		r.cancel()
+		if r.again && !q.closed {
+			q._makeReady(id)
+		}
+		q.mu.Unlock()
+	}
+}
+
+// process drives record id as far as it can go now, and schedules a retry if a try failed for
+// a reason that may pass.
+func (q *Queue) process(ctx context.Context, id uint64) {
+	rec, err := q.cfg.Store.GetID(id)
+	if err != nil {
+		if !errors.Is(err, cache.ErrNotFound) {
+			q.cfg.Log.Error("upload: read record", "id", id, "err", err)
+		}
+		return
+	}
+	if !rec.State.Pending() || rec.State == cache.Writing {
+		return
+	}
+	if d := time.Until(rec.Due); d > 0 {
+		q.Schedule(id, rec.Due)
+		return
+	}
+	j := &job{q: q, rec: rec, gen: rec.Gen, log: q.cfg.Log.With("path", rec.Path, "id", id)}
+	err = j.run(ctx)
+	q.progress.Delete(id)
+	if err == nil || errors.Is(err, errSuperseded) || errors.Is(err, cache.ErrNotFound) {
+		return
+	}
+	if ctx.Err() != nil {
+		// Cancelled: by a change to the file (its new run will follow) or by Close (the
+		// record stays pending for the next mount).
+		return
+	}
+	j.failed(err)
+}
