@@ -1,0 +1,142 @@
+// Package emulator is a local stand-in for Intelligent Media Services (IMS) and OSS: the cloud
+// for every imsfs test, for `make run` and for the benchmarks. The unmodified darabonba-openapi
+// client and aliyun-oss-go-sdk talk to it over HTTP: IMS RPC actions at POST / (ACS3-HMAC-SHA256
+// signed), OSS objects path-style at /BUCKET/KEY (V1 signed, with the STS credentials that
+// CreateUploadMedia hands out), and GET /_emulator/media lists what it holds, for tests.
+package emulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configures a Server. Zero values take the defaults in brackets.
+type Options struct {
+	AccessKeyID     string        // the one key pair IMS accepts [emulator]
+	AccessKeySecret string        // [emulator-secret]
+	DataDir         string        // objects and asset records are kept here (required)
+	Bucket          string        // the bucket upload addresses point into [outin-emulator]
+	Region          string        // [cn-shanghai]
+	STSTTL          time.Duration // how long upload credentials are valid [3000s, as IMS documents]
+	ReadyDelay      time.Duration // from a complete object to the asset's Normal status [0]
+	Log             *slog.Logger  // request errors are logged here [discarded]
+}
+
+// Server is one emulator instance.
+type Server struct {
+	opts Options // read only after New
+
+	ln   net.Listener
+	srv  *http.Server
+	base string // http://IP:PORT, what upload addresses and URLs point at
+
+	mu      sync.Mutex
+	assets  map[string]*Asset     // protected by mu: by MediaId
+	sts     map[string]*stsKey    // protected by mu: temporary keys by AccessKeyId
+	nonces  map[string]time.Time  // protected by mu: ACS3 nonces seen, with when
+	uploads map[string]*multipart // protected by mu: unfinished multipart uploads by UploadId
+	timers  map[string]*time.Timer
+}
+
+// New prepares an emulator on opts.DataDir, loading what an earlier run left there.
+func New(opts Options) (*Server, error) {
+	if opts.AccessKeyID == "" {
+		opts.AccessKeyID = "emulator"
+	}
+	if opts.AccessKeySecret == "" {
+		opts.AccessKeySecret = "emulator-secret"
+	}
+	if opts.DataDir == "" {
+		return nil, errors.New("emulator: a data directory is required")
+	}
+	if opts.Bucket == "" {
+		opts.Bucket = "outin-emulator"
+	}
+	if opts.Region == "" {
+		opts.Region = "cn-shanghai"
+	}
+	if opts.STSTTL <= 0 {
+		opts.STSTTL = 3000 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		opts:    opts,
+		assets:  map[string]*Asset{},
+		sts:     map[string]*stsKey{},
+		nonces:  map[string]time.Time{},
+		uploads: map[string]*multipart{},
+		timers:  map[string]*time.Timer{},
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start listens on addr (e.g. "127.0.0.1:0") and serves in the background.
+func (s *Server) Start(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("emulator: listen %s: %w", addr, err)
+	}
+	tcp := ln.Addr().(*net.TCPAddr)
+	ip := tcp.IP
+	if ip.IsUnspecified() {
+		// Advertise an IP: the OSS SDK uses path-style addressing for IP endpoints by itself.
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	s.ln = ln
+	s.base = "http://" + net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.opts.Log.Error("emulator stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// URL returns the emulator's base URL, e.g. http://127.0.0.1:9000; it is also the IMS endpoint.
+func (s *Server) URL() string { return s.base }
+
+// AccessKey returns the key pair IMS accepts.
+func (s *Server) AccessKey() (id, secret string) { return s.opts.AccessKeyID, s.opts.AccessKeySecret }
+
+// Close stops serving.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	for _, t := range s.timers {
+		t.Stop()
+	}
+	s.mu.Unlock()
+	if s.srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.srv.Shutdown(ctx)
+}
+
+// Handler routes a request to IMS, OSS or the inspection endpoints: one flat table.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_emulator/media", s.handleListMedia)
+	mux.HandleFunc("/{$}", s.handleIMS)
+	mux.HandleFunc("/{bucket}/{key...}", s.handleOSS)
+	return mux
+}
+
+// requestID returns an ID shaped like the ones Alibaba Cloud services return.
+func requestID() string {
+	h := strings.ToUpper(randomHex(16))
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
