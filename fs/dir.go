@@ -1,0 +1,295 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/imsfs/imsfs/cache"
+)
+
+// dirNode is a folder: the root, a fixed folder of the mapping, or one a user made. What it may
+// hold follows from its path and the mapping, so a renamed folder takes its new place's rule.
+type dirNode struct {
+	gofs.Inode
+	fsys *FS // read only
+
+	mu    sync.Mutex
+	mode  uint32    // protected by mu: permission bits
+	mtime time.Time // protected by mu
+}
+
+func (d *dirNode) path() string { return relPath(d.EmbeddedInode()) }
+
+var _ = (gofs.NodeGetattrer)((*dirNode)(nil))
+
+func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out.Mode = syscall.S_IFDIR | d.mode
+	out.Nlink = 2
+	out.Mtime, out.Mtimensec = timespec(d.mtime)
+	out.Ctime, out.Ctimensec = out.Mtime, out.Mtimensec
+	out.Atime, out.Atimensec = out.Mtime, out.Mtimensec
+	out.Owner = fuse.Owner{Uid: d.fsys.uid, Gid: d.fsys.gid}
+	return gofs.OK
+}
+
+var _ = (gofs.NodeSetattrer)((*dirNode)(nil))
+
+// Setattr keeps chmod and utimens on folders users made; the fixed folders keep theirs.
+func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	p := d.path()
+	if _, ok := in.GetSize(); ok {
+		return d.fsys.refuse("setattr", p, syscall.EISDIR, "a folder has no size to set")
+	}
+	if d.fsys.opts.Mapping.IsFixed(p) {
+		return d.Getattr(ctx, fh, out)
+	}
+	d.mu.Lock()
+	if m, ok := in.GetMode(); ok {
+		d.mode = m & 0o7777
+	}
+	if t, ok := in.GetMTime(); ok {
+		d.mtime = t
+	}
+	dr := cache.Dir{Path: p, Mode: d.mode, Mtime: d.mtime}
+	d.mu.Unlock()
+	if err := d.fsys.opts.Store.PutDir(dr); err != nil {
+		return d.fsys.fail("setattr", p, err)
+	}
+	return d.Getattr(ctx, fh, out)
+}
+
+func (d *dirNode) touch() {
+	d.mu.Lock()
+	d.mtime = time.Now()
+	d.mu.Unlock()
+}
+
+var _ = (gofs.NodeCreater)((*dirNode)(nil))
+
+// Create makes a new file: a record in the store (state writing) and an empty spool file.
+func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	dir := d.path()
+	p := join(dir, name)
+	rule, ok := d.fsys.opts.Mapping.RuleFor(dir)
+	if !ok {
+		return nil, nil, 0, d.fsys.refuse("create", p, syscall.EACCES, whyNoFiles(dir))
+	}
+	if d.GetChild(name) != nil {
+		return nil, nil, 0, d.fsys.refuse("create", p, syscall.EEXIST, "the name is taken")
+	}
+	now := time.Now()
+	rec, err := d.fsys.opts.Store.Create(p, func(r *cache.Record) {
+		r.State, r.Type, r.BusinessType = cache.Writing, rule.Type, rule.BusinessType
+		r.Mode, r.Mtime, r.Gen = mode&0o7777, now, 1
+	})
+	if err != nil {
+		return nil, nil, 0, d.fsys.fail("create", p, err)
+	}
+	spool, err := os.OpenFile(d.fsys.opts.Store.SpoolPath(rec.ID), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		d.fsys.opts.Store.Delete(rec.ID)
+		return nil, nil, 0, d.fsys.fail("create", p, err)
+	}
+	n := &fileNode{fsys: d.fsys, id: rec.ID, mode: rec.Mode, mtime: now, ctime: now, writers: 1, modified: true}
+	child := d.NewPersistentInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG})
+	n.fillAttr(&out.Attr)
+	d.touch()
+	return child, &handle{node: n, f: spool, write: true}, 0, gofs.OK
+}
+
+var _ = (gofs.NodeMkdirer)((*dirNode)(nil))
+
+func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	dir := d.path()
+	p := join(dir, name)
+	if _, ok := d.fsys.opts.Mapping.RuleFor(dir); !ok {
+		return nil, d.fsys.refuse("mkdir", p, syscall.EACCES, "folders can be made only inside a mapped folder ("+whyNoFiles(dir)+")")
+	}
+	if d.GetChild(name) != nil {
+		return nil, d.fsys.refuse("mkdir", p, syscall.EEXIST, "the name is taken")
+	}
+	now := time.Now()
+	if err := d.fsys.opts.Store.PutDir(cache.Dir{Path: p, Mode: mode & 0o7777, Mtime: now}); err != nil {
+		return nil, d.fsys.fail("mkdir", p, err)
+	}
+	n := &dirNode{fsys: d.fsys, mode: mode & 0o7777, mtime: now}
+	child := d.NewPersistentInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFDIR})
+	var a fuse.AttrOut
+	n.Getattr(ctx, nil, &a)
+	out.Attr = a.Attr
+	d.touch()
+	return child, gofs.OK
+}
+
+var _ = (gofs.NodeRmdirer)((*dirNode)(nil))
+
+func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	p := join(d.path(), name)
+	child := d.GetChild(name)
+	if child == nil {
+		return syscall.ENOENT
+	}
+	if d.fsys.opts.Mapping.IsFixed(p) {
+		return d.fsys.refuse("rmdir", p, syscall.EACCES, "the folders of the mapping cannot be removed")
+	}
+	if len(child.Children()) > 0 {
+		return syscall.ENOTEMPTY
+	}
+	if err := d.fsys.opts.Store.DeleteDir(p); err != nil {
+		return d.fsys.fail("rmdir", p, err)
+	}
+	d.touch()
+	return gofs.OK
+}
+
+var _ = (gofs.NodeUnlinker)((*dirNode)(nil))
+
+// Unlink removes a file: its record and spool go, and a pending upload is cancelled. An asset
+// already in IMS is kept.
+func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	p := join(d.path(), name)
+	child := d.GetChild(name)
+	if child == nil {
+		return syscall.ENOENT
+	}
+	f, ok := child.Operations().(*fileNode)
+	if !ok {
+		return syscall.EISDIR
+	}
+	if err := f.remove(); err != nil {
+		return d.fsys.fail("unlink", p, err)
+	}
+	d.touch()
+	return gofs.OK
+}
+
+var _ = (gofs.NodeRenamer)((*dirNode)(nil))
+
+// Rename moves a file or a folder a user made, within and across mapped folders; the mapping of
+// the new place applies. A file at the target is replaced.
+func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	from := join(d.path(), name)
+	toDir := relPath(newParent.EmbeddedInode())
+	to := join(toDir, newName)
+	m := d.fsys.opts.Mapping
+	src := d.GetChild(name)
+	if src == nil {
+		return syscall.ENOENT
+	}
+	if flags&gofs.RENAME_EXCHANGE != 0 {
+		return d.fsys.refuse("rename", from, syscall.EINVAL, "exchanging two names (RENAME_EXCHANGE) is not supported")
+	}
+	if src.IsDir() && m.IsFixed(from) {
+		return d.fsys.refuse("rename", from, syscall.EACCES, "the folders of the mapping cannot be renamed")
+	}
+	if _, ok := m.RuleFor(toDir); !ok {
+		return d.fsys.refuse("rename", from, syscall.EACCES, "cannot move to "+to+": "+whyNoFiles(toDir))
+	}
+	if src.IsDir() && (to == from || len(to) > len(from) && to[:len(from)+1] == from+"/") {
+		return d.fsys.refuse("rename", from, syscall.EINVAL, "a folder cannot be moved into itself")
+	}
+	dst := newParent.EmbeddedInode().GetChild(newName)
+	if dst != nil {
+		if dst == src {
+			return gofs.OK
+		}
+		if flags&renameNoReplace != 0 {
+			return syscall.EEXIST
+		}
+		switch {
+		case dst.IsDir() && !src.IsDir():
+			return syscall.EISDIR
+		case !dst.IsDir() && src.IsDir():
+			return syscall.ENOTDIR
+		case dst.IsDir() && m.IsFixed(to):
+			return d.fsys.refuse("rename", from, syscall.EACCES, "cannot replace "+to+": the folders of the mapping cannot be removed")
+		case dst.IsDir() && len(dst.Children()) > 0:
+			return syscall.ENOTEMPTY
+		case dst.IsDir():
+			if err := d.fsys.opts.Store.DeleteDir(to); err != nil {
+				return d.fsys.fail("rename", from, err)
+			}
+		}
+	}
+
+	var moved []uint64
+	replaced, err := d.fsys.opts.Store.Rename(from, to, func(r *cache.Record) {
+		rule, _ := m.RuleFor(path.Dir(r.Path))
+		r.Type, r.BusinessType = rule.Type, rule.BusinessType
+		moved = append(moved, r.ID)
+	})
+	if err != nil {
+		return d.fsys.fail("rename", from, err)
+	}
+	if replaced != nil {
+		if f, ok := dst.Operations().(*fileNode); ok {
+			f.forget()
+		}
+		d.fsys.opts.Uploads.Cancel(replaced.ID)
+		if err := os.Remove(d.fsys.opts.Store.SpoolPath(replaced.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			d.fsys.opts.Log.Error("remove the spool of a replaced file", "path", to, "err", err)
+		}
+	}
+	// A file still waiting for its upload is re-armed, so that it goes under its new name.
+	for _, id := range moved {
+		if rec, err := d.fsys.opts.Store.GetID(id); err == nil && rec.State == cache.Queued {
+			d.fsys.opts.Uploads.Schedule(id, time.Now().Add(d.fsys.opts.UploadDelay))
+		}
+	}
+	d.touch()
+	if nd, ok := newParent.(*dirNode); ok && nd != d {
+		nd.touch()
+	}
+	return gofs.OK
+}
+
+var _ = (gofs.NodeSymlinker)((*dirNode)(nil))
+
+func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, d.fsys.refuse("symlink", join(d.path(), name), syscall.EPERM, "symbolic links cannot become assets")
+}
+
+var _ = (gofs.NodeLinker)((*dirNode)(nil))
+
+func (d *dirNode) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, d.fsys.refuse("link", join(d.path(), name), syscall.EPERM, "hard links are not supported: each file is one asset")
+}
+
+var _ = (gofs.NodeMknoder)((*dirNode)(nil))
+
+func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, d.fsys.refuse("mknod", join(d.path(), name), syscall.EPERM, "device files, fifos and sockets cannot become assets")
+}
+
+var _ = (gofs.NodeStatfser)((*dirNode)(nil))
+
+// Statfs reports the cache volume: that is where saved bytes go first.
+func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(d.fsys.opts.Store.Dir(), &st); err != nil {
+		return gofs.ToErrno(err)
+	}
+	out.FromStatfsT(&st)
+	return gofs.OK
+}
+
+// whyNoFiles says why a folder takes no files.
+func whyNoFiles(dir string) string {
+	if dir == "" {
+		return "files go into a media type folder (video/, image/, audio/, text/…/, material/…/, other/), not the root"
+	}
+	return dir + "/ is not a mapped folder; use one of its subfolders"
+}
+
+// renameNoReplace is renameat2's RENAME_NOREPLACE, which go-fuse does not name.
+const renameNoReplace = 0x1

@@ -1,0 +1,228 @@
+// Package fs is the FUSE side of imsfs: a go-fuse node tree whose folders stand for IMS media
+// types and business types. Files are kept in spool files of the cache store; when the last
+// writer of a file closes it, the file is handed to the uploader.
+//
+// The tree is built in memory from the store at mount time and changed only through this package,
+// so lookups and listings never touch the disk. Each refusal returns a precise errno and logs one
+// line with the path and the reason.
+//
+// NB lock order: fileNode.mu may be held while calling the store and Uploads; nothing those call
+// takes a node lock.
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/imsfs/imsfs/cache"
+)
+
+// Uploads is what the file system asks of the uploader.
+type Uploads interface {
+	// Schedule makes record id due for upload at due; a later call re-arms it.
+	Schedule(id uint64, due time.Time)
+	// Cancel withdraws a waiting or running upload of record id.
+	Cancel(id uint64)
+	// Progress returns the bytes sent of an upload in flight.
+	Progress(id uint64) (sent, total int64, ok bool)
+}
+
+// Options configures a file system.
+type Options struct {
+	Store       *cache.Store
+	Uploads     Uploads
+	Mapping     *Mapping      // [DefaultMapping]
+	UploadDelay time.Duration // settle time after the last writer closes a file
+	Log         *slog.Logger
+}
+
+// FS is one mounted file system.
+type FS struct {
+	opts     Options // read only
+	uid, gid uint32  // the owner every node shows
+	root     *dirNode
+}
+
+// New returns a file system over opts.Store; Mount serves it.
+func New(opts Options) *FS {
+	if opts.Mapping == nil {
+		opts.Mapping = DefaultMapping()
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	f := &FS{opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	f.root = &dirNode{fsys: f, mode: 0o755, mtime: time.Now()}
+	return f
+}
+
+// MountOptions are the FUSE options a mount is made with.
+type MountOptions struct {
+	Debug bool // log every FUSE request
+}
+
+// Mount mounts the file system on dir and serves it in the background; the caller waits on the
+// returned server and unmounts it.
+func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
+	timeout := time.Second
+	opts := &gofs.Options{
+		MountOptions: fuse.MountOptions{
+			FsName: "imsfs",
+			Name:   "imsfs",
+			// Large writes keep saving at local-disk speed: fewer, bigger requests.
+			MaxWrite: 1 << 20,
+			// As root the kernel mount needs no helper; otherwise go-fuse falls back to fusermount3.
+			DirectMount: true,
+			Debug:       mo.Debug,
+		},
+		EntryTimeout: &timeout,
+		AttrTimeout:  &timeout,
+		UID:          f.uid,
+		GID:          f.gid,
+	}
+	server, err := gofs.Mount(dir, f.root, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	return server, nil
+}
+
+var _ = (gofs.NodeOnAdder)((*dirNode)(nil))
+
+// OnAdd builds the tree when the root is mounted: the fixed folders, then the folders and files
+// the store holds.
+func (d *dirNode) OnAdd(ctx context.Context) {
+	if !d.IsRoot() {
+		return
+	}
+	f := d.fsys
+	now := time.Now()
+	for _, p := range f.opts.Mapping.Fixed() {
+		f.addDir(ctx, p, 0o755, now)
+	}
+	dirs, err := f.opts.Store.Dirs()
+	if err != nil {
+		f.opts.Log.Error("read folders from the store", "err", err)
+	}
+	for _, dr := range dirs {
+		f.addDir(ctx, dr.Path, dr.Mode, dr.Mtime)
+	}
+	recs, err := f.opts.Store.Files()
+	if err != nil {
+		f.opts.Log.Error("read files from the store", "err", err)
+	}
+	for _, r := range recs {
+		parent := f.lookupDir(path.Dir(r.Path))
+		if parent == nil {
+			f.opts.Log.Error("file in the store has no folder; it stays in the store but is not shown", "path", r.Path)
+			continue
+		}
+		n := &fileNode{fsys: f, id: r.ID, size: r.Size, mode: r.Mode, mtime: r.Mtime, ctime: r.Mtime}
+		if st, err := os.Stat(f.opts.Store.SpoolPath(r.ID)); err == nil {
+			n.size = st.Size() // the spool is the truth after a crash mid-write
+		}
+		parent.AddChild(path.Base(r.Path), parent.NewPersistentInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG}), true)
+	}
+}
+
+// addDir adds folder p (its parent must exist) unless it is there already.
+func (f *FS) addDir(ctx context.Context, p string, mode uint32, mtime time.Time) {
+	parent := f.lookupDir(path.Dir(p))
+	if parent == nil {
+		f.opts.Log.Error("folder in the store has no parent; not shown", "path", p)
+		return
+	}
+	if parent.GetChild(path.Base(p)) != nil {
+		return
+	}
+	n := &dirNode{fsys: f, mode: mode, mtime: mtime}
+	parent.AddChild(path.Base(p), parent.NewPersistentInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFDIR}), true)
+}
+
+// lookupDir returns the folder node at p ("." or "" for the root).
+func (f *FS) lookupDir(p string) *gofs.Inode {
+	n := f.root.EmbeddedInode()
+	if p == "." || p == "" {
+		return n
+	}
+	for _, name := range strings.Split(p, "/") {
+		if n = n.GetChild(name); n == nil || !n.IsDir() {
+			return nil
+		}
+	}
+	return n
+}
+
+// refuse logs why an operation was refused and returns its errno.
+func (f *FS) refuse(op, p string, errno syscall.Errno, reason string) syscall.Errno {
+	f.opts.Log.Warn("refused", "op", op, "path", p, "errno", errnoName(errno), "reason", reason)
+	return errno
+}
+
+// fail logs an internal error (the store, the spool) and returns EIO, or the errno the error
+// carries (ENOSPC from a full cache disk).
+func (f *FS) fail(op, p string, err error) syscall.Errno {
+	errno := gofs.ToErrno(err)
+	var se syscall.Errno
+	if !errors.As(err, &se) {
+		errno = syscall.EIO
+	}
+	f.opts.Log.Error("failed", "op", op, "path", p, "errno", errnoName(errno), "err", err)
+	return errno
+}
+
+func errnoName(e syscall.Errno) string {
+	switch e {
+	case syscall.EACCES:
+		return "EACCES"
+	case syscall.EPERM:
+		return "EPERM"
+	case syscall.EEXIST:
+		return "EEXIST"
+	case syscall.ENOENT:
+		return "ENOENT"
+	case syscall.ENOTEMPTY:
+		return "ENOTEMPTY"
+	case syscall.EISDIR:
+		return "EISDIR"
+	case syscall.ENOTDIR:
+		return "ENOTDIR"
+	case syscall.ENOSPC:
+		return "ENOSPC"
+	case syscall.EIO:
+		return "EIO"
+	case syscall.ENOTSUP:
+		return "ENOTSUP"
+	case syscall.EINVAL:
+		return "EINVAL"
+	}
+	return e.Error()
+}
+
+// relPath returns a node's path relative to the mount root ("" for the root).
+func relPath(n *gofs.Inode) string { return n.Path(nil) }
+
+// join joins a folder path and a name.
+func join(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+func timespec(t time.Time) (sec uint64, nsec uint32) {
+	if t.IsZero() {
+		return 0, 0
+	}
+	return uint64(t.Unix()), uint32(t.Nanosecond())
+}
