@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/aliyun/credentials-go/credentials"
+	"github.com/urfave/cli/v2"
+
+	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/fs"
+	"github.com/imsfs/imsfs/test/emulator"
+	"github.com/imsfs/imsfs/uploader"
+)
+
+// mountOptions are the mount command's flags.
+type mountOptions struct {
+	endpoint     string
+	region       string
+	cacheDir     string
+	uploadDelay  time.Duration
+	drainTimeout time.Duration
+	emulator     bool
+	workers      int
+	debug        bool
+	debugFUSE    bool
+}
+
+func (o *mountOptions) flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "endpoint", Destination: &o.endpoint, Usage: "IMS API `URL`, scheme included (default: https://ice.REGION.aliyuncs.com)"},
+		&cli.StringFlag{Name: "region", Value: "cn-shanghai", Destination: &o.region, Usage: "IMS region"},
+		&cli.StringFlag{Name: "cache-dir", Destination: &o.cacheDir, Usage: "`DIR` for the store and the spooled bytes (default: $XDG_CACHE_HOME/imsfs)"},
+		&cli.DurationFlag{Name: "upload-delay", Value: 2 * time.Second, Destination: &o.uploadDelay, Usage: "settle time after the last close before a file is uploaded"},
+		&cli.DurationFlag{Name: "drain-timeout", Value: 30 * time.Second, Destination: &o.drainTimeout, Usage: "on unmount, how long running uploads may take to finish; the rest resume at the next mount"},
+		&cli.BoolFlag{Name: "emulator", Destination: &o.emulator, Usage: "start an embedded IMS/OSS emulator and use it (no credentials needed)"},
+		&cli.IntFlag{Name: "transfers", Value: 4, Destination: &o.workers, Usage: "files uploaded at once"},
+		&cli.BoolFlag{Name: "debug", Destination: &o.debug, Usage: "log each upload step"},
+		&cli.BoolFlag{Name: "debug-fuse", Destination: &o.debugFUSE, Usage: "log every FUSE request"},
+	}
+}
+
+func newMountCommand() *cli.Command {
+	var o mountOptions
+	return &cli.Command{
+		Name:      "mount",
+		Usage:     "mount MOUNTPOINT in the foreground until SIGINT, SIGTERM or umount",
+		ArgsUsage: "MOUNTPOINT",
+		Description: "Credentials come from the Alibaba Cloud default chain, e.g. ALIBABA_CLOUD_ACCESS_KEY_ID and\n" +
+			"ALIBABA_CLOUD_ACCESS_KEY_SECRET. With --emulator none are needed.",
+		Flags: o.flags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("mount takes one MOUNTPOINT, got %d arguments", c.NArg())
+			}
+			return runMount(c.Context, &o, c.Args().First())
+		},
+	}
+}
+
+func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
+	log := newLogger(o.debug)
+	if o.cacheDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return fmt.Errorf("no --cache-dir given and no user cache dir: %w", err)
+		}
+		o.cacheDir = filepath.Join(base, "imsfs")
+	}
+	store, err := cache.Open(o.cacheDir)
+	if errors.Is(err, cache.ErrLocked) {
+		return fmt.Errorf("%w: %s (is another imsfs mount using it? give each mount its own --cache-dir)", cache.ErrLocked, o.cacheDir)
+	}
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	endpoint := o.endpoint
+	var cred credentials.Credential
+	if o.emulator {
+		emu, err := emulator.New(emulator.Options{DataDir: filepath.Join(o.cacheDir, "emulator"), Log: log.With("component", "emulator")})
+		if err != nil {
+			return err
+		}
+		if err := emu.Start("127.0.0.1:0"); err != nil {
+			return err
+		}
+		defer emu.Close()
+		id, secret := emu.AccessKey()
+		endpoint = emu.URL()
+		cred, err = credentials.NewCredential(&credentials.Config{Type: ptr("access_key"), AccessKeyId: &id, AccessKeySecret: &secret})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "imsfs: embedded emulator at %s (assets: curl %s/_emulator/media)\n", endpoint, endpoint)
+	} else {
+		if endpoint == "" {
+			endpoint = uploader.DefaultEndpoint(o.region)
+		}
+		cred, err = credentials.NewCredential(nil)
+		if err != nil {
+			return fmt.Errorf("credentials: %w", err)
+		}
+	}
+	ims, err := uploader.NewIMS(endpoint, o.region, cred)
+	if err != nil {
+		return err
+	}
+	queue := uploader.New(uploader.Config{Store: store, IMS: ims, Log: log, Workers: o.workers})
+	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Log: log})
+	server, err := fsys.Mount(mountpoint, fs.MountOptions{Debug: o.debugFUSE})
+	if err != nil {
+		return err
+	}
+	if err := queue.Start(); err != nil {
+		_ = server.Unmount()
+		return err
+	}
+	log.Info("mounted", "mountpoint", mountpoint, "endpoint", endpoint, "cache_dir", o.cacheDir)
+
+	stop := make(chan os.Signal, 2)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(stop)
+	go unmountOnSignal(stop, server, mountpoint, log)
+	server.Wait()
+	log.Info("unmounted", "mountpoint", mountpoint)
+
+	drain, cancel := context.WithTimeout(ctx, o.drainTimeout)
+	defer cancel()
+	if left := queue.Close(drain); left > 0 {
+		log.Warn("uploads left for the next mount", "count", left, "cache_dir", o.cacheDir)
+	}
+	return nil
+}
+
+// unmounter is what unmountOnSignal needs of the FUSE server.
+type unmounter interface{ Unmount() error }
+
+// unmountOnSignal unmounts on the first signal; while the mount is busy (a shell inside it, an
+// open file) it says so and tries again; a second signal detaches it lazily.
+func unmountOnSignal(stop <-chan os.Signal, server unmounter, mountpoint string, log *slog.Logger) {
+	s := <-stop
+	log.Info("unmounting", "signal", s.String())
+	for {
+		err := server.Unmount()
+		if err == nil {
+			return
+		}
+		log.Warn("cannot unmount yet; close what uses it, or signal again to detach", "mountpoint", mountpoint, "err", err)
+		select {
+		case <-stop:
+			if err := syscall.Unmount(mountpoint, syscall.MNT_DETACH); err != nil {
+				log.Error("lazy unmount", "mountpoint", mountpoint, "err", err)
+			}
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
