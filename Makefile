@@ -1,0 +1,36 @@
+# imsfs — see README.md. `make run` mounts ./mnt with the embedded emulator; `make test` runs
+# every test, real FUSE mounts included.
+GO        ?= go
+BIN       := bin/imsfs
+MNT       ?= mnt
+CACHE_DIR ?= .imsfs-cache
+
+.PHONY: build run test lint clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/imsfs
+
+run: build
+	@test/deps.sh run
+	@mkdir -p $(MNT)
+	@if mountpoint -q $(MNT); then umount $(MNT) 2>/dev/null || umount -l $(MNT); fi
+	@echo "imsfs: mounting ./$(MNT) with the embedded emulator (cache in ./$(CACHE_DIR)); Ctrl-C unmounts."
+	@echo "In another terminal, try:"
+	@echo "  cp clip.mp4 $(MNT)/video/"
+	@echo "  getfattr -n user.ims.status --only-values $(MNT)/video/clip.mp4   # uploading … then ready"
+	@echo "  getfattr -d -m user.ims $(MNT)/video/clip.mp4                     # media_id, media_url, file_url, type, business_type"
+	@echo "  (no clip.mp4 at hand? head -c 3M /dev/urandom > clip.mp4)"
+	@echo
+	$(BIN) mount --emulator --cache-dir $(CACHE_DIR) $(MNT)
+
+test: lint
+	@test/deps.sh test
+	$(GO) test -count=1 ./...
+
+lint:
+	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.imsfs-cache/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Makes sure this machine has what `make run` or `make test` needs (deps.sh run|test).
+# As root it installs what is missing with apt-get; otherwise it names the packages and fails.
+set -euo pipefail
+
+case "${1:-test}" in
+  run)  want="fusermount3:fuse3 getfattr:attr" ;;
+  test) want="fusermount3:fuse3 getfattr:attr umount:mount" ;;
+  *)    echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+
+command -v go >/dev/null || { echo "deps: Go is not on PATH; install Go 1.26 or later (https://go.dev/dl/)" >&2; exit 1; }
+
+missing=()
+for w in $want; do
+  command -v "${w%%:*}" >/dev/null || missing+=("${w#*:}")
+done
+
+if [[ ! -e /dev/fuse ]]; then
+  echo "deps: /dev/fuse is missing, so nothing can be mounted here (load the fuse module, or give the container --device /dev/fuse --cap-add SYS_ADMIN)" >&2
+fi
+
+((${#missing[@]} == 0)) && exit 0
+
+if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+  echo "deps: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  exit 0
+fi
+echo "deps: missing ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
+exit 1
