@@ -173,3 +173,22 @@ func listXattrs(t *testing.T, path string) []string {
 	sort.Strings(names)
 	return names
 }
+
+// TestUnmountUploadsWhatWasWaiting: a file still inside its settle delay when the mount is told
+// to stop is uploaded before the process exits, since nothing can change it any more.
+func TestUnmountUploadsWhatWasWaiting(t *testing.T) {
+	emu := startEmulator(t)
+	m := startMount(t, emu, "", "--upload-delay", "1h")
+	src := randomFile(t, "late.mp4", 2<<20)
+	dst := filepath.Join(m.Dir, "video", "late.mp4")
+	run(t, "cp", src, dst)
+	waitStatus(t, dst, "queued", 10*time.Second)
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	if err := m.waitExit(t, 60*time.Second); err != nil {
+		t.Fatalf("after SIGTERM: %v", err)
+	}
+	assets := emu.assets(t)
+	if len(assets) != 1 || assets[0].MD5 != md5File(t, src) || assets[0].Status != "Normal" {
+		t.Fatalf("after unmount the emulator holds %+v, want the one file, Normal, with its MD5", assets)
+	}
+}

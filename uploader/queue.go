@@ -43,9 +43,9 @@ type Queue struct {
 	ready   []uint64               // protected by mu: due, waiting for a worker, FIFO
 	inReady map[uint64]bool        // protected by mu: what ready holds
 	running map[uint64]*run        // protected by mu: uploads a worker is on
-	closed  bool                   // protected by mu: no new work after Close
+	closed  bool                   // protected by mu: draining: nothing new is scheduled
 	wake    chan struct{}          // a token tells an idle worker that ready has grown
-	quit    chan struct{}          // closed by Close: idle workers stop
+	quit    chan struct{}          // closed by Close: idle workers stop once ready is empty
 
 	progress sync.Map // ID → *progress, while an upload is in flight
 
@@ -176,18 +176,22 @@ func (q *Queue) Progress(id uint64) (sent, total int64, ok bool) {
 	return p.sent.Load(), p.total.Load(), true
 }
 
-// Close stops taking work and waits for the workers, up to ctx's deadline; then it cancels
-// what is still running. Unfinished uploads stay in the store for the next mount.
+// Close drains the queue: nothing new is scheduled, files waiting out their settle delay start
+// at once (no writer can change them any more), and running uploads go on until they end or
+// ctx is done; then what still runs is cancelled. Unfinished uploads stay in the store for the
+// next mount, which resumes them; Close returns how many there are.
 func (q *Queue) Close(ctx context.Context) (unfinished int) {
 	q.mu.Lock()
-	q.closed = true
-	for id, t := range q.timers {
-		t.Stop()
-		delete(q.timers, id)
+	if !q.closed {
+		q.closed = true
+		for id, t := range q.timers {
+			t.Stop()
+			delete(q.timers, id)
+			q._makeReady(id)
+		}
+		close(q.quit)
 	}
-	q.ready, q.inReady = nil, map[uint64]bool{}
 	q.mu.Unlock()
-	close(q.quit)
 
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
@@ -205,6 +209,12 @@ func (q *Queue) Close(ctx context.Context) (unfinished int) {
 		}
 	}
 	return unfinished
+}
+
+func (q *Queue) draining() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
 }
 
 func (q *Queue) makeReady(id uint64) {
@@ -237,7 +247,7 @@ func (q *Queue) _makeReady(id uint64) {
 func (q *Queue) next() (uint64, context.Context, bool) {
 	for {
 		q.mu.Lock()
-		if q.closed && len(q.ready) == 0 {
+		if q.closed && len(q.ready) == 0 || q.ctx.Err() != nil {
 			q.mu.Unlock()
 			return 0, nil, false
 		}
@@ -296,8 +306,8 @@ func (q *Queue) process(ctx context.Context, id uint64) {
 	if !rec.State.Pending() || rec.State == cache.Writing {
 		return
 	}
-	if d := time.Until(rec.Due); d > 0 {
-		q.Schedule(id, rec.Due)
+	if d := time.Until(rec.Due); d > 0 && !(rec.State == cache.Queued && q.draining()) {
+		q.Schedule(id, rec.Due) // dropped while draining: a backoff outlasts the drain
 		return
 	}
 	j := &job{q: q, rec: rec, gen: rec.Gen, log: q.cfg.Log.With("path", rec.Path, "id", id)}
