@@ -4,6 +4,8 @@ GO        ?= go
 BIN       := bin/imsfs
 MNT       ?= mnt
 CACHE_DIR ?= .imsfs-cache
+# The race detector needs cgo; use it wherever a C compiler is at hand.
+RACE      ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 
 .PHONY: build run test lint clean
 
@@ -25,7 +27,7 @@ run: build
 
 test: lint
 	@test/deps.sh test
-	$(GO) test -count=1 ./...
+	$(GO) test $(RACE) -count=1 ./...
 
 lint:
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.imsfs-cache/*')); \

@@ -84,6 +84,7 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 			// As root the kernel mount needs no helper; otherwise go-fuse falls back to fusermount3.
 			DirectMount: true,
 			Debug:       mo.Debug,
+			Logger:      slog.NewLogLogger(f.opts.Log.Handler(), slog.LevelInfo),
 		},
 		EntryTimeout: &timeout,
 		AttrTimeout:  &timeout,

@@ -40,7 +40,11 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	build := exec.Command(goBin, "build", "-o", imsfsBin, "../cmd/imsfs")
+	args := []string{"build", "-o", imsfsBin}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	build := exec.Command(goBin, append(args, "../cmd/imsfs")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build imsfs:", err)
@@ -107,8 +111,11 @@ func start(t *testing.T, name string, env []string, args ...string) *proc {
 				<-p.done
 			}
 		}
+		data, _ := os.ReadFile(logPath)
+		if bytes.Contains(data, []byte("WARNING: DATA RACE")) {
+			t.Errorf("the race detector reported a data race in imsfs %s", name)
+		}
 		if t.Failed() {
-			data, _ := os.ReadFile(logPath)
 			t.Logf("--- %s log ---\n%s", name, data)
 		}
 	})

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
 	"github.com/alibabacloud-go/tea/dara"
@@ -19,9 +21,20 @@ const apiVersion = "2020-11-09"
 
 // IMS calls the Intelligent Media Services RPC API through the generic darabonba-openapi client,
 // which signs each request (ACS3-HMAC-SHA256) as every Alibaba Cloud Go SDK does.
+//
+// An openapi.Client is not safe for concurrent use (each call writes its fields), so every call
+// gets its own from cfg; they share one HTTP client and so its connections.
 type IMS struct {
-	client   *openapi.Client
+	cfg      openapi.Config // read only: copied for each call
 	protocol string
+}
+
+// httpClient lets darabonba send through a client of ours: its shared default client has a
+// data race (it rewrites its Timeout on every request).
+type httpClient struct{ c *http.Client }
+
+func (h httpClient) Call(req *http.Request, _ *http.Transport) (*http.Response, error) {
+	return h.c.Do(req)
 }
 
 // DefaultEndpoint returns the IMS endpoint for a region, as the ICE SDK's endpoint map gives it.
@@ -44,12 +57,12 @@ func NewIMS(endpoint, region string, cred credentials.Credential) (*IMS, error) 
 		ConnectTimeout: dara.Int(5000),
 		ReadTimeout:    dara.Int(30000),
 		UserAgent:      dara.String("imsfs"),
+		HttpClient:     httpClient{&http.Client{Timeout: 60 * time.Second}},
 	}
-	c, err := openapi.NewClient(cfg)
-	if err != nil {
+	if _, err := openapi.NewClient(cfg); err != nil {
 		return nil, fmt.Errorf("IMS client: %w", err)
 	}
-	return &IMS{client: c, protocol: u.Scheme}, nil
+	return &IMS{cfg: *cfg, protocol: u.Scheme}, nil
 }
 
 // APIError is an error answer from IMS: its code and message as the service gave them.
@@ -91,7 +104,12 @@ func (c *IMS) call(ctx context.Context, action string, query map[string]string, 
 			q[k] = dara.String(v)
 		}
 	}
-	res, err := c.client.CallApiWithCtx(ctx, params, &openapi.OpenApiRequest{Query: q}, &dara.RuntimeOptions{})
+	cfg := c.cfg
+	client, err := openapi.NewClient(&cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", action, err)
+	}
+	res, err := client.CallApiWithCtx(ctx, params, &openapi.OpenApiRequest{Query: q}, &dara.RuntimeOptions{})
 	if err != nil {
 		return apiError(action, err)
 	}

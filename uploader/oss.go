@@ -123,12 +123,15 @@ func (j *job) sendMultipart(ctx context.Context, bucket *oss.Bucket, f *os.File,
 		wg       sync.WaitGroup
 		slots    = make(chan struct{}, j.q.cfg.PartWorkers)
 	)
+	var todo []int
+	for n := 1; n <= count; n++ {
+		if _, ok := done[n]; !ok {
+			todo = append(todo, n)
+		}
+	}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for n := 1; n <= count; n++ {
-		if _, ok := done[n]; ok {
-			continue
-		}
+	for _, n := range todo {
 		select {
 		case slots <- struct{}{}:
 		case <-pctx.Done():

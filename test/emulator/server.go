@@ -121,9 +121,14 @@ func (s *Server) Close() error {
 	if s.srv == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Shutdown waits up to 5 s for connections a client dialed but never used; a short grace
+	// period lets requests in flight finish, then the rest are cut.
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	return s.srv.Shutdown(ctx)
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return s.srv.Close()
+	}
+	return nil
 }
 
 // Handler routes a request to IMS, OSS or the inspection endpoints: one flat table.
