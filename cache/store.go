@@ -122,11 +122,7 @@ func (s *Store) Get(path string) (Record, error) {
 func (s *Store) GetID(id uint64) (Record, error) {
 	var rec Record
 	err := s.db.View(func(tx *bolt.Tx) error {
-		path, err := pathOf(tx, id)
-		if err != nil {
-			return err
-		}
-		return getRecord(tx, path, &rec)
+		return getRecordID(tx, id, &rec)
 	})
 	return rec, err
 }
@@ -137,14 +133,10 @@ func (s *Store) GetID(id uint64) (Record, error) {
 func (s *Store) Update(id uint64, fn func(*Record) error) (Record, error) {
 	var rec Record
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		path, err := pathOf(tx, id)
-		if err != nil {
+		if err := getRecordID(tx, id, &rec); err != nil {
 			return err
 		}
-		if err := getRecord(tx, path, &rec); err != nil {
-			return err
-		}
-		before := rec.State
+		path, before := rec.Path, rec.State
 		if err := fn(&rec); err != nil {
 			return err
 		}
@@ -165,11 +157,7 @@ func (s *Store) Update(id uint64, fn func(*Record) error) (Record, error) {
 func (s *Store) Delete(id uint64) (Record, error) {
 	var rec Record
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		path, err := pathOf(tx, id)
-		if err != nil {
-			return err
-		}
-		if err := getRecord(tx, path, &rec); err != nil {
+		if err := getRecordID(tx, id, &rec); err != nil {
 			return err
 		}
 		return deleteRecord(tx, &rec)
@@ -311,12 +299,13 @@ func idKey(id uint64) []byte {
 	return k[:]
 }
 
-func pathOf(tx *bolt.Tx, id uint64) (string, error) {
+// getRecordID reads record id through the ID index.
+func getRecordID(tx *bolt.Tx, id uint64, rec *Record) error {
 	p := tx.Bucket(bucketIDs).Get(idKey(id))
 	if p == nil {
-		return "", fmt.Errorf("record %d: %w", id, ErrNotFound)
+		return fmt.Errorf("record %d: %w", id, ErrNotFound)
 	}
-	return string(p), nil
+	return getRecord(tx, string(p), rec)
 }
 
 func getRecord(tx *bolt.Tx, path string, rec *Record) error {

@@ -267,17 +267,26 @@ func (s *Server) createUploadMedia(q url.Values) (map[string]any, *imsError) {
 }
 
 func (s *Server) refreshUploadMedia(q url.Values) (map[string]any, *imsError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, e := s._assetParam(q)
+	if e != nil {
+		return nil, e
+	}
+	return s._ticket(a), nil
+}
+
+// _assetParam returns the asset the MediaId parameter names. Call with s.mu held.
+func (s *Server) _assetParam(q url.Values) (*Asset, *imsError) {
 	id := q.Get("MediaId")
 	if id == "" {
 		return nil, errIMS(400, "MissingParameter", "The input parameter MediaId that is mandatory for processing this request is not supplied.")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	a := s.assets[id]
 	if a == nil {
 		return nil, errIMS(404, "InvalidParameter", "The specified MediaId %q does not exist.", id)
 	}
-	return s._ticket(a), nil
+	return a, nil
 }
 
 // _ticket hands out a new temporary key for the asset's object and encodes UploadAddress and
@@ -308,15 +317,11 @@ func (s *Server) _ticket(a *Asset) map[string]any {
 func (s *Server) objectURL(a *Asset) string { return s.base + "/" + a.Bucket + "/" + a.Key }
 
 func (s *Server) getMediaInfo(q url.Values) (map[string]any, *imsError) {
-	id := q.Get("MediaId")
-	if id == "" {
-		return nil, errIMS(400, "MissingParameter", "The input parameter MediaId that is mandatory for processing this request is not supplied.")
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.assets[id]
-	if a == nil {
-		return nil, errIMS(404, "InvalidParameter", "The specified MediaId %q does not exist.", id)
+	a, e := s._assetParam(q)
+	if e != nil {
+		return nil, e
 	}
 	const tf = "2006-01-02T15:04:05Z"
 	files := []any{}
