@@ -19,7 +19,7 @@ run: build
 	@echo "imsfs: mounting ./$(MNT) with the embedded emulator (cache in ./$(CACHE_DIR)); Ctrl-C unmounts."
 	@echo "In another terminal, try:"
 	@echo "  cp clip.mp4 $(MNT)/video/"
-	@echo "  getfattr -n user.ims.status --only-values $(MNT)/video/clip.mp4   # uploading … then ready"
+	@echo "  getfattr -n user.ims.status --only-values $(MNT)/video/clip.mp4   # queued, uploading … then ready"
 	@echo "  getfattr -d -m user.ims $(MNT)/video/clip.mp4                     # media_id, media_url, file_url, type, business_type"
 	@echo "  (no clip.mp4 at hand? head -c 3M /dev/urandom > clip.mp4)"
 	@echo

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path"
 	"time"
 
@@ -73,9 +74,14 @@ func (j *job) create(ctx context.Context) error {
 	if err != nil {
 		return &permanentError{fmt.Errorf("%s: %w", j.rec.Path, err)}
 	}
+	// The spool is the truth: after a crash mid-write the record's size may be older.
+	st, err := os.Stat(j.q.cfg.Store.SpoolPath(j.rec.ID))
+	if err != nil {
+		return &permanentError{fmt.Errorf("%s: spool: %w", j.rec.Path, err)}
+	}
 	req := CreateUploadMediaRequest{
 		AppID:         j.q.cfg.AppID,
-		FileInfo:      FileInfo{Type: j.rec.Type, Name: name.Base, Ext: name.Ext, Size: j.rec.Size},
+		FileInfo:      FileInfo{Type: j.rec.Type, Name: name.Base, Ext: name.Ext, Size: st.Size()},
 		MediaMetaData: MediaMetaData{Title: name.Title, BusinessType: j.rec.BusinessType},
 		// The tag lets an asset created just before a crash be recognised as this file's.
 		UserData: map[string]any{"Extend": map[string]string{"imsfs": fmt.Sprintf("%d.%d", j.rec.ID, j.gen)}},
