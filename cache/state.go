@@ -22,19 +22,21 @@ const (
 )
 
 // transitions lists, for each state, the states it may move to. It is the one place that says
-// how an upload progresses; Store.Update enforces it for every change of a record.
+// how an upload progresses; the store enforces it for every change of a record.
 //
 // Any state may go back to Writing, because a file can be reopened for writing at any time. A
 // failed try that may pass (network, throttling) does not change the state: the record keeps
-// the step it was on, with Due set to the next try and Error saying what went wrong.
+// the step it was on, with Due set to the next try and Error saying what went wrong. A rename
+// sends an unfinished upload back to Queued (or to Skipped, for a name that cannot be an asset),
+// so that the asset gets the file's final name and folder.
 var transitions = map[State][]State{
 	Writing:   {Queued, Skipped},
 	Queued:    {Writing, Creating, Skipped},
-	Creating:  {Writing, Uploading, Failed},
-	Uploading: {Writing, Uploaded, Failed},
-	Uploaded:  {Writing, Ready, Failed},
+	Creating:  {Writing, Queued, Uploading, Failed, Skipped},
+	Uploading: {Writing, Queued, Uploaded, Failed, Skipped},
+	Uploaded:  {Writing, Queued, Ready, Failed, Skipped},
 	Ready:     {Writing},
-	Failed:    {Writing, Queued},
+	Failed:    {Writing, Queued, Skipped},
 	Skipped:   {Writing, Queued},
 }
 

@@ -168,7 +168,8 @@ func (s *Store) Delete(id uint64) (Record, error) {
 // Rename moves the file or folder at oldPath, and everything below a folder, to newPath in one
 // transaction. A file record already at newPath is replaced and returned (the caller removes
 // its spool). fix is called on every file record moved, with its new Path set, so that the
-// caller can apply what the new location means (the folder mapping).
+// caller can apply what the new location means (the folder mapping); a change of State it makes
+// must be allowed by Transition.
 func (s *Store) Rename(oldPath, newPath string, fix func(*Record)) (replaced *Record, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		files, dirs := tx.Bucket(bucketFiles), tx.Bucket(bucketDirs)
@@ -232,7 +233,13 @@ func (s *Store) Rename(oldPath, newPath string, fix func(*Record)) (replaced *Re
 			}
 			r.Path = newPath + strings.TrimPrefix(r.Path, oldPath)
 			if fix != nil {
+				before := r.State
 				fix(r)
+				if r.State != before {
+					if err := Transition(before, r.State); err != nil {
+						return fmt.Errorf("rename %s: %w", r.Path, err)
+					}
+				}
 			}
 			if err := putRecord(tx, r); err != nil {
 				return err

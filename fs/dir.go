@@ -13,6 +13,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader"
 )
 
 // dirNode is a folder: the root, a fixed folder of the mapping, or one a user made. What it may
@@ -222,11 +223,18 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		}
 	}
 
-	var moved []uint64
+	var stop, restart []uint64
+	due := time.Now().Add(d.fsys.opts.UploadDelay)
 	replaced, err := d.fsys.opts.Store.Rename(from, to, func(r *cache.Record) {
 		rule, _ := m.RuleFor(path.Dir(r.Path))
 		r.Type, r.BusinessType = rule.Type, rule.BusinessType
-		moved = append(moved, r.ID)
+		cancel, queue := requeueAfterRename(r, due)
+		if cancel {
+			stop = append(stop, r.ID)
+		}
+		if queue {
+			restart = append(restart, r.ID)
+		}
 	})
 	if err != nil {
 		return d.fsys.fail("rename", from, err)
@@ -240,11 +248,11 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 			d.fsys.opts.Log.Error("remove the spool of a replaced file", "path", to, "err", err)
 		}
 	}
-	// A file still waiting for its upload is re-armed, so that it goes under its new name.
-	for _, id := range moved {
-		if rec, err := d.fsys.opts.Store.GetID(id); err == nil && rec.State == cache.Queued {
-			d.fsys.opts.Uploads.Schedule(id, time.Now().Add(d.fsys.opts.UploadDelay))
-		}
+	for _, id := range stop {
+		d.fsys.opts.Uploads.Cancel(id)
+	}
+	for _, id := range restart {
+		d.fsys.opts.Uploads.Schedule(id, due)
 	}
 	d.touch()
 	if nd, ok := newParent.(*dirNode); ok && nd != d {
@@ -281,6 +289,29 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 	}
 	out.FromStatfsT(&st)
 	return gofs.OK
+}
+
+// requeueAfterRename makes an upload that has not finished start again under the file's new
+// name and mapping (the name gives the Title, the folder the Type): a queued one is re-armed,
+// one under way is voided by a new generation. A file still open for writing is queued by its
+// last close, and a ready one keeps its asset. It reports whether a running upload is to be
+// stopped and whether the record is to be queued.
+func requeueAfterRename(r *cache.Record, due time.Time) (cancel, queue bool) {
+	switch r.State {
+	case cache.Writing, cache.Ready:
+		return false, false
+	case cache.Creating, cache.Uploading, cache.Uploaded, cache.Failed:
+		r.Gen++
+		r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
+		cancel = true
+	}
+	r.Attempts, r.Error = 0, ""
+	if _, err := uploader.ParseName(path.Base(r.Path)); err != nil {
+		r.State, r.Error = cache.Skipped, "not uploaded: "+err.Error()
+		return cancel, false
+	}
+	r.State, r.Due = cache.Queued, due
+	return true, true
 }
 
 // whyNoFiles says why a folder takes no files.
