@@ -305,12 +305,9 @@ func requeueAfterRename(r *cache.Record, due time.Time) (cancel, queue bool) {
 		r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
 		cancel = true
 	}
-	r.Attempts, r.Error = 0, ""
-	if _, err := uploader.ParseName(path.Base(r.Path)); err != nil {
-		r.State, r.Error = cache.Skipped, "not uploaded: "+err.Error()
+	if !uploader.Admit(r, due) {
 		return cancel, false
 	}
-	r.State, r.Due = cache.Queued, due
 	return true, true
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path"
 	"sync"
 	"syscall"
 	"time"
@@ -151,23 +150,19 @@ func (n *fileNode) _queue(p string) syscall.Errno {
 		return n.fsys.fail("close", p, err)
 	}
 	due := time.Now().Add(n.fsys.opts.UploadDelay)
-	_, nameErr := uploader.ParseName(path.Base(p))
 	size, mode, mtime := n.size, n.mode, n.mtime
-	_, err := n.fsys.opts.Store.Update(n.id, func(r *cache.Record) error {
+	var queue bool
+	rec, err := n.fsys.opts.Store.Update(n.id, func(r *cache.Record) error {
 		r.Size, r.Mode, r.Mtime = size, mode, mtime
-		if nameErr != nil {
-			r.State, r.Error = cache.Skipped, "not uploaded: "+nameErr.Error()
-			return nil
-		}
-		r.State, r.Due = cache.Queued, due
+		queue = uploader.Admit(r, due)
 		return nil
 	})
 	if err != nil {
 		return n.fsys.fail("close", p, err)
 	}
 	n.modified = false
-	if nameErr != nil {
-		n.fsys.opts.Log.Info("not uploaded", "path", p, "reason", nameErr.Error())
+	if !queue {
+		n.fsys.opts.Log.Info("not uploaded", "path", p, "reason", rec.Error)
 		return gofs.OK
 	}
 	n.fsys.opts.Uploads.Schedule(n.id, due)

@@ -2,8 +2,12 @@ package uploader
 
 import (
 	"errors"
+	"path"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"github.com/imsfs/imsfs/cache"
 )
 
 // MaxTitle is the longest Title IMS accepts, in characters.
@@ -33,4 +37,17 @@ func ParseName(file string) (Name, error) {
 	}
 	n.Title = title
 	return n, nil
+}
+
+// Admit decides what a closed file's record becomes: Queued until due, or Skipped, with the
+// reason, when its name cannot become an asset. It is asked after a last close, a rename and a
+// restart, and reports whether the record is to be queued.
+func Admit(r *cache.Record, due time.Time) bool {
+	r.Attempts, r.Error = 0, ""
+	if _, err := ParseName(path.Base(r.Path)); err != nil {
+		r.State, r.Error = cache.Skipped, "not uploaded: "+err.Error()
+		return false
+	}
+	r.State, r.Due = cache.Queued, due
+	return true
 }

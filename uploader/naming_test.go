@@ -4,7 +4,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"github.com/imsfs/imsfs/cache"
 )
 
 func TestParseName(t *testing.T) {
@@ -35,6 +38,30 @@ func TestParseName(t *testing.T) {
 		}
 		if tt.err == nil && (!utf8.ValidString(got.Title) || utf8.RuneCountInString(got.Title) > MaxTitle) {
 			t.Errorf("ParseName(%q): title %q is not valid for IMS", tt.file, got.Title)
+		}
+	}
+}
+
+func TestAdmit(t *testing.T) {
+	due := time.Unix(100, 0)
+	for _, tt := range []struct {
+		path  string
+		queue bool
+		want  cache.State
+	}{
+		{"video/clip.mp4", true, cache.Queued},
+		{"video/notes", false, cache.Skipped},
+		{"video/.hidden", false, cache.Skipped},
+	} {
+		r := cache.Record{Path: tt.path, State: cache.Writing, Attempts: 3, Error: "old"}
+		if got := Admit(&r, due); got != tt.queue || r.State != tt.want {
+			t.Errorf("Admit(%s) = %v, state %s; want %v, %s", tt.path, got, r.State, tt.queue, tt.want)
+		}
+		if tt.queue && (!r.Due.Equal(due) || r.Error != "" || r.Attempts != 0) {
+			t.Errorf("Admit(%s) left %+v", tt.path, r)
+		}
+		if !tt.queue && !strings.Contains(r.Error, "extension") {
+			t.Errorf("Admit(%s): a skipped record must say why, got %q", tt.path, r.Error)
 		}
 	}
 }

@@ -103,11 +103,15 @@ func (q *Queue) Start() error {
 		}
 		if r.State == cache.Writing {
 			// Nothing can have the file open before the mount is up: its last writer is gone.
+			queue := false
 			if _, err := q.cfg.Store.Update(r.ID, func(r *cache.Record) error {
-				r.State, r.Due = cache.Queued, time.Time{}
+				queue = Admit(r, time.Time{})
 				return nil
 			}); err != nil {
 				return fmt.Errorf("uploader: requeue %s: %w", r.Path, err)
+			}
+			if !queue {
+				continue
 			}
 		}
 		q.Schedule(r.ID, r.Due)
