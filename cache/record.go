@@ -58,3 +58,12 @@ type Dir struct {
 	Mode  uint32    `json:"mode"`
 	Mtime time.Time `json:"mtime"`
 }
+
+// NewGeneration marks the record's content as changed: whatever upload was made or under way
+// describes older bytes, so its result is void (a run of the old generation can no longer
+// commit) and the new content will get its own asset. The old asset stays in IMS.
+func (r *Record) NewGeneration() {
+	r.Gen++
+	r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
+	r.Due, r.Attempts, r.Error = time.Time{}, 0, ""
+}

@@ -301,8 +301,7 @@ func requeueAfterRename(r *cache.Record, due time.Time) (cancel, queue bool) {
 	case cache.Writing, cache.Ready:
 		return false, false
 	case cache.Creating, cache.Uploading, cache.Uploaded, cache.Failed:
-		r.Gen++
-		r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
+		r.NewGeneration()
 		cancel = true
 	}
 	if !uploader.Admit(r, due) {

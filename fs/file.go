@@ -111,10 +111,14 @@ func (n *fileNode) truncate(p string, size int64) syscall.Errno {
 	n.size = size
 	n.mtime = time.Now()
 	n.ctime = n.mtime
-	if n.writers == 0 {
-		return n._queue(p)
+	if n.writers > 0 {
+		return gofs.OK // the writers' closes make it durable and queue it
 	}
-	return gofs.OK
+	// No handle, so no Flush: make the truncation durable here before queueing.
+	if err := syncFile(n.fsys.opts.Store.SpoolPath(n.id)); err != nil {
+		return n.fsys.fail("truncate", p, err)
+	}
+	return n._queue(p)
 }
 
 // _modify starts a write session on the first change: the record goes to writing with a new
@@ -125,10 +129,7 @@ func (n *fileNode) _modify(p string) syscall.Errno {
 	}
 	_, err := n.fsys.opts.Store.Update(n.id, func(r *cache.Record) error {
 		r.State = cache.Writing
-		r.Gen++
-		r.Due, r.Attempts, r.Error = time.Time{}, 0, ""
-		// The asset of the old content stays in IMS; the new content gets a new one.
-		r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
+		r.NewGeneration()
 		return nil
 	})
 	if err != nil {
@@ -139,15 +140,12 @@ func (n *fileNode) _modify(p string) syscall.Errno {
 	return gofs.OK
 }
 
-// _queue ends a write session: the spool is made durable, the record says queued (or skipped,
-// for a name that cannot become an asset), and the uploader gets it after the settle delay.
-// Call with n.mu held.
+// _queue ends a write session: the record says queued (or skipped, for a name that cannot
+// become an asset), and the uploader gets it after the settle delay. The spool is durable
+// already: every close(2) fsyncs it in Flush. Call with n.mu held.
 func (n *fileNode) _queue(p string) syscall.Errno {
 	if !n.modified || n.gone {
 		return gofs.OK
-	}
-	if err := syncFile(n.fsys.opts.Store.SpoolPath(n.id)); err != nil {
-		return n.fsys.fail("close", p, err)
 	}
 	due := time.Now().Add(n.fsys.opts.UploadDelay)
 	size, mode, mtime := n.size, n.mode, n.mtime

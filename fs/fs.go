@@ -173,11 +173,8 @@ func (f *FS) refuse(op, p string, errno syscall.Errno, reason string) syscall.Er
 // fail logs an internal error (the store, the spool) and returns EIO, or the errno the error
 // carries (ENOSPC from a full cache disk).
 func (f *FS) fail(op, p string, err error) syscall.Errno {
-	errno := gofs.ToErrno(err)
-	var se syscall.Errno
-	if !errors.As(err, &se) {
-		errno = syscall.EIO
-	}
+	errno := syscall.EIO
+	errors.As(err, &errno)
 	f.opts.Log.Error("failed", "op", op, "path", p, "errno", errnoName(errno), "err", err)
 	return errno
 }
