@@ -2,15 +2,16 @@ package emulator
 
 import (
 	"bytes"
-	"crypto/hmac"
 	"crypto/md5"
-	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -30,14 +31,15 @@ func errOSS(status int, code, format string, args ...any) *ossError {
 	return &ossError{status: status, code: code, message: fmt.Sprintf(format, args...)}
 }
 
+// OSS limits the emulator enforces.
+const (
+	minPart    = 100 << 10 // smallest part but the last
+	maxPart    = 5 << 30   // largest part, and largest single PUT
+	maxPartNum = 10000
+)
+
 func (s *Server) writeOSSError(w http.ResponseWriter, r *http.Request, reqID string, e *ossError) {
 	s.opts.Log.Info("OSS request refused", "method", r.Method, "path", r.URL.Path, "code", e.code, "message", e.message)
-	w.Header().Set("Content-Type", "application/xml")
-	w.Header().Set("X-Oss-Request-Id", reqID)
-	w.WriteHeader(e.status)
-	if r.Method == http.MethodHead {
-		return
-	}
 	type errorDoc struct {
 		XMLName   xml.Name `xml:"Error"`
 		Code      string
@@ -45,237 +47,252 @@ func (s *Server) writeOSSError(w http.ResponseWriter, r *http.Request, reqID str
 		RequestId string
 		HostId    string
 	}
-	_, _ = io.WriteString(w, xml.Header)
-	_ = xml.NewEncoder(w).Encode(errorDoc{Code: e.code, Message: e.message, RequestId: reqID, HostId: r.Host})
+	var buf bytes.Buffer
+	buf.WriteString(xml.Header)
+	_ = xml.NewEncoder(&buf).Encode(errorDoc{Code: e.code, Message: e.message, RequestId: reqID, HostId: r.Host})
+	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("X-Oss-Request-Id", reqID)
+	if r.Method == http.MethodHead {
+		// A HEAD answer has no body; OSS puts the error document in a header instead.
+		w.Header().Set("x-oss-err", base64.StdEncoding.EncodeToString(buf.Bytes()))
+		w.WriteHeader(e.status)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(e.status)
+	_, _ = w.Write(buf.Bytes())
 }
 
 func writeXML(w http.ResponseWriter, reqID string, v any) {
-	w.Header().Set("Content-Type", "application/xml")
-	w.Header().Set("X-Oss-Request-Id", reqID)
 	var buf bytes.Buffer
 	buf.WriteString(xml.Header)
 	_ = xml.NewEncoder(&buf).Encode(v)
+	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("X-Oss-Request-Id", reqID)
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	_, _ = w.Write(buf.Bytes())
 }
 
-// ossSubresources are the query parameters the V1 signature covers (the SDK's signKeyList, as
-// far as the object API uses them).
-var ossSubresources = map[string]bool{
-	"acl": true, "uploads": true, "uploadId": true, "partNumber": true, "delete": true, "append": true,
-	"position": true, "tagging": true, "security-token": true, "x-oss-process": true, "versionId": true,
-	"response-content-type": true, "response-content-language": true, "response-expires": true,
-	"response-cache-control": true, "response-content-disposition": true, "response-content-encoding": true,
+// ossPoint names an OSS request as fault rules and stats do.
+func ossPoint(r *http.Request, key string) string {
+	q := r.URL.Query()
+	switch {
+	case key == "" && r.Method == http.MethodGet && q.Has("uploads"):
+		return "oss.listuploads"
+	case key == "":
+		return "oss.bucket"
+	case r.Method == http.MethodPost && q.Has("uploads"):
+		return "oss.initiate"
+	case r.Method == http.MethodPut && q.Has("uploadId"):
+		return "oss.part"
+	case r.Method == http.MethodPost && q.Has("uploadId"):
+		return "oss.complete"
+	case r.Method == http.MethodDelete && q.Has("uploadId"):
+		return "oss.abort"
+	case r.Method == http.MethodGet && q.Has("uploadId"):
+		return "oss.listparts"
+	case r.Method == http.MethodPut:
+		return "oss.put"
+	case r.Method == http.MethodGet:
+		return "oss.get"
+	case r.Method == http.MethodHead:
+		return "oss.head"
+	case r.Method == http.MethodDelete:
+		return "oss.delete"
+	}
+	return "oss.other"
 }
 
 // handleOSS answers the OSS object API, path-style: /BUCKET/KEY.
 func (s *Server) handleOSS(w http.ResponseWriter, r *http.Request) {
 	reqID := strings.ReplaceAll(requestID(), "-", "")[:24]
 	bucket, key := r.PathValue("bucket"), r.PathValue("key")
-	if bucket != s.opts.Bucket {
-		s.writeOSSError(w, r, reqID, errOSS(404, "NoSuchBucket", "The specified bucket does not exist."))
+	point := ossPoint(r, key)
+	w, answered := s.inject(w, r, point, func(status int, code string) {
+		s.writeOSSError(w, r, reqID, errOSS(status, code, "The request failed: a fault the emulator was told to inject."))
+	})
+	if answered {
 		return
 	}
-	q := r.URL.Query()
-	write := r.Method == http.MethodPut || r.Method == http.MethodPost || r.Method == http.MethodDelete
-	if e := s.verifyOSSV1(r, bucket, key, write); e != nil {
-		s.writeOSSError(w, r, reqID, e)
-		return
-	}
-	path, err := s.objectPath(bucket, key)
-	if err != nil {
-		s.writeOSSError(w, r, reqID, errOSS(400, "InvalidObjectName", "%v", err))
-		return
-	}
-	var e *ossError
-	switch {
-	case r.Method == http.MethodPost && q.Has("uploads"):
-		e = s.initiateMultipart(w, reqID, bucket, key)
-	case r.Method == http.MethodPut && q.Has("uploadId"):
-		e = s.uploadPart(w, r, reqID, bucket, key, q.Get("uploadId"), q.Get("partNumber"))
-	case r.Method == http.MethodPost && q.Has("uploadId"):
-		e = s.completeMultipart(w, r, reqID, bucket, key, path, q.Get("uploadId"))
-	case r.Method == http.MethodDelete && q.Has("uploadId"):
-		e = s.abortMultipart(w, reqID, q.Get("uploadId"))
-	case r.Method == http.MethodGet && q.Has("uploadId"):
-		e = s.listParts(w, reqID, bucket, key, q.Get("uploadId"))
-	case r.Method == http.MethodPut:
-		e = s.putObject(w, r, reqID, bucket, key, path)
-	case r.Method == http.MethodGet || r.Method == http.MethodHead:
-		e = s.getObject(w, r, reqID, path)
-	case r.Method == http.MethodDelete:
-		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-			e = errOSS(500, "InternalError", "%v", err)
-		} else {
-			w.Header().Set("X-Oss-Request-Id", reqID)
-			w.WriteHeader(http.StatusNoContent)
-		}
-	default:
-		e = errOSS(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
-	}
-	if e != nil {
+	if e := s.serveOSS(w, r, reqID, point, bucket, key); e != nil {
 		s.writeOSSError(w, r, reqID, e)
 	}
 }
 
-// verifyOSSV1 checks an OSS V1 signature, the SDK's default. The main key pair may do anything;
-// a temporary key needs its security token and may write only the object it was issued for.
-func (s *Server) verifyOSSV1(r *http.Request, bucket, key string, write bool) *ossError {
-	auth := r.Header.Get("Authorization")
-	if !strings.HasPrefix(auth, "OSS ") {
-		return errOSS(403, "AccessDenied", "The request is not signed with an OSS V1 signature.")
+func (s *Server) serveOSS(w http.ResponseWriter, r *http.Request, reqID, point, bucket, key string) *ossError {
+	if bucket != s.opts.Bucket {
+		return errOSS(404, "NoSuchBucket", "The specified bucket does not exist.")
 	}
-	akid, sig, ok := strings.Cut(strings.TrimPrefix(auth, "OSS "), ":")
-	if !ok {
-		return errOSS(400, "InvalidArgument", "Authorization header is invalid.")
+	k, e := s.verifyOSS(r, bucket, key)
+	if e != nil {
+		return e
 	}
-	date, err := http.ParseTime(r.Header.Get("Date"))
-	if err != nil {
-		return errOSS(403, "AccessDenied", "The Date header is missing or malformed.")
-	}
-	if d := time.Since(date); d > maxSkew || d < -maxSkew {
-		return errOSS(403, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.")
-	}
-	var secret string
-	s.mu.Lock()
-	k := s.sts[akid]
-	s.mu.Unlock()
-	switch {
-	case akid == s.opts.AccessKeyID:
-		secret = s.opts.AccessKeySecret
-	case k != nil:
-		secret = k.secret
-	default:
-		return errOSS(403, "InvalidAccessKeyId", "The OSS Access Key Id you provided does not exist in our records.")
-	}
-
-	var oss []string
-	for name, vals := range r.Header {
-		if l := strings.ToLower(name); strings.HasPrefix(l, "x-oss-") {
-			oss = append(oss, l+":"+vals[0]+"\n")
-		}
-	}
-	sort.Strings(oss)
-	var sub []string
-	for name, vals := range r.URL.Query() {
-		if ossSubresources[name] {
-			if vals[0] != "" {
-				sub = append(sub, name+"="+vals[0])
-			} else {
-				sub = append(sub, name)
-			}
-		}
-	}
-	sort.Strings(sub)
-	resource := "/" + bucket + "/" + key
-	if len(sub) > 0 {
-		resource += "?" + strings.Join(sub, "&")
-	}
-	toSign := r.Method + "\n" + r.Header.Get("Content-MD5") + "\n" + r.Header.Get("Content-Type") + "\n" +
-		r.Header.Get("Date") + "\n" + strings.Join(oss, "") + resource
-	mac := hmac.New(sha1.New, []byte(secret))
-	mac.Write([]byte(toSign))
-	if !hmac.Equal([]byte(base64.StdEncoding.EncodeToString(mac.Sum(nil))), []byte(sig)) {
-		return errOSS(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. StringToSign: %q", toSign)
-	}
-	if k == nil {
-		return nil
-	}
-	if r.Header.Get("X-Oss-Security-Token") != k.token {
-		return errOSS(403, "InvalidSecurityToken", "The security token you provided is invalid.")
-	}
-	if time.Now().After(k.expires) {
-		return errOSS(403, "SecurityTokenExpired", "The security token you provided has expired.")
-	}
-	if write && (bucket != k.bucket || key != k.key) {
+	// Upload credentials are for their one object: any other object, and the bucket, is denied.
+	if k != nil && k.scoped() && (bucket != k.Bucket || key != k.Key) {
 		return errOSS(403, "AccessDenied", "You have no right to access this object because of bucket acl.")
 	}
-	return nil
+	if key != "" {
+		if err := checkKey(key); err != nil {
+			return errOSS(400, "InvalidObjectName", "%v", err)
+		}
+	}
+	q := r.URL.Query()
+	obj := objectIndex(bucket, key)
+	switch point {
+	case "oss.listuploads":
+		return s.listUploads(w, r, reqID, bucket)
+	case "oss.initiate":
+		return s.initiateMultipart(w, reqID, bucket, key)
+	case "oss.part":
+		return s.uploadPart(w, r, reqID, bucket, key, q.Get("uploadId"), q.Get("partNumber"))
+	case "oss.complete":
+		return s.completeMultipart(w, r, reqID, bucket, key, q.Get("uploadId"))
+	case "oss.abort":
+		return s.abortMultipart(w, reqID, bucket, key, q.Get("uploadId"))
+	case "oss.listparts":
+		return s.listParts(w, r, reqID, bucket, key, q.Get("uploadId"))
+	case "oss.put":
+		return s.putObject(w, r, reqID, bucket, key)
+	case "oss.get", "oss.head":
+		return s.getObject(w, r, reqID, obj)
+	case "oss.delete":
+		if err := s.deleteObject(obj); err != nil {
+			return errOSS(500, "InternalError", "%v", err)
+		}
+		w.Header().Set("X-Oss-Request-Id", reqID)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return errOSS(501, "NotImplemented", "The emulator does not implement this OSS operation.")
 }
 
 // checkContentMD5 compares a Content-MD5 header, when sent, with what arrived.
-func checkContentMD5(r *http.Request, sum []byte) *ossError {
-	want := r.Header.Get("Content-MD5")
-	if want == "" || want == base64.StdEncoding.EncodeToString(sum) {
-		return nil
+func checkContentMD5(r *http.Request) func(digest) error {
+	return func(d digest) error {
+		want := r.Header.Get("Content-MD5")
+		if want == "" || want == base64.StdEncoding.EncodeToString(d.md5) {
+			return nil
+		}
+		return errBadDigest
 	}
-	return errOSS(400, "InvalidDigest", "The Content-MD5 you specified did not match what we received.")
+}
+
+var errBadDigest = errors.New("InvalidDigest")
+
+func storeError(err error, what string) *ossError {
+	if errors.Is(err, errBadDigest) {
+		return errOSS(400, "InvalidDigest", "The Content-MD5 you specified did not match what we received.")
+	}
+	return errOSS(500, "InternalError", "%s: %v", what, err)
 }
 
 func etag(sum []byte) string { return `"` + strings.ToUpper(hex.EncodeToString(sum)) + `"` }
 
-func (s *Server) putObject(w http.ResponseWriter, r *http.Request, reqID, bucket, key, path string) *ossError {
-	s.markPreparing(bucket, key)
-	d, err := storeFile(path, r.Body)
-	if err != nil {
-		return errOSS(500, "InternalError", "store object: %v", err)
+func (s *Server) checkLength(r *http.Request) *ossError {
+	if r.ContentLength > maxPart {
+		return errOSS(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.")
 	}
-	if e := checkContentMD5(r, d.md5); e != nil {
-		os.Remove(path)
+	return nil
+}
+
+func (s *Server) putObject(w http.ResponseWriter, r *http.Request, reqID, bucket, key string) *ossError {
+	if e := s.checkLength(r); e != nil {
 		return e
 	}
-	s.objectComplete(bucket, key, d)
-	w.Header().Set("ETag", etag(d.md5))
-	w.Header().Set("X-Oss-Hash-Crc64ecma", strconv.FormatUint(d.crc, 10))
+	obj := objectIndex(bucket, key)
+	s.objectStarted(bucket, key)
+	body := countingReader{s: s, r: io.LimitReader(r.Body, maxPart+1)}
+	meta, err := s.writeObject(obj, body, r.Header.Get("Content-Type"), checkContentMD5(r), func(d digest) string { return etag(d.md5) })
+	if err != nil {
+		return storeError(err, "store object")
+	}
+	md5hex := strings.ToLower(strings.Trim(meta.ETag, `"`))
+	s.objectComplete(bucket, key, meta.Size, md5hex)
+	w.Header().Set("ETag", meta.ETag)
+	w.Header().Set("X-Oss-Hash-Crc64ecma", strconv.FormatUint(meta.CRC64, 10))
 	w.Header().Set("X-Oss-Request-Id", reqID)
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
 
-func (s *Server) getObject(w http.ResponseWriter, r *http.Request, reqID, path string) *ossError {
-	f, err := os.Open(path)
+// getObject answers GET and HEAD, with one byte range if asked. As OSS does, a range it cannot
+// satisfy is ignored and the whole object returned.
+func (s *Server) getObject(w http.ResponseWriter, r *http.Request, reqID, obj string) *ossError {
+	meta, err := s.readMeta(obj)
+	if errors.Is(err, fs.ErrNotExist) {
+		return errOSS(404, "NoSuchKey", "The specified key does not exist.")
+	}
+	if err != nil {
+		return errOSS(500, "InternalError", "%v", err)
+	}
+	f, err := os.Open(s.objectFile(obj))
 	if err != nil {
 		return errOSS(404, "NoSuchKey", "The specified key does not exist.")
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || st.IsDir() {
-		return errOSS(404, "NoSuchKey", "The specified key does not exist.")
+	h := w.Header()
+	h.Set("X-Oss-Request-Id", reqID)
+	h.Set("ETag", meta.ETag)
+	h.Set("Last-Modified", meta.LastModified.Format(http.TimeFormat))
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("X-Oss-Object-Type", map[bool]string{true: "Multipart", false: "Normal"}[strings.Contains(meta.ETag, "-")])
+	if meta.ContentType != "" {
+		h.Set("Content-Type", meta.ContentType)
+	} else {
+		h.Set("Content-Type", "application/octet-stream")
 	}
-	w.Header().Set("X-Oss-Request-Id", reqID)
-	http.ServeContent(w, r, "", st.ModTime(), f)
+	start, end, partial := parseRange(r.Header.Get("Range"), meta.Size)
+	status := http.StatusOK
+	if partial {
+		status = http.StatusPartialContent
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, meta.Size))
+	} else {
+		// The CRC covers the whole object, so it is sent only with the whole object.
+		h.Set("X-Oss-Hash-Crc64ecma", strconv.FormatUint(meta.CRC64, 10))
+	}
+	h.Set("Content-Length", strconv.FormatInt(end-start+1, 10))
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead || meta.Size == 0 {
+		return nil
+	}
+	_, _ = io.Copy(w, io.NewSectionReader(f, start, end-start+1))
 	return nil
 }
 
-// markPreparing moves the asset whose object is being written from Init to Preparing.
-func (s *Server) markPreparing(bucket, key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if a := s._assetFor(bucket, key); a != nil && a.Status == "Init" {
-		a.Status, a.ModifiedTime = "Preparing", time.Now().UTC()
-		_ = s._saveAssets()
+// parseRange reads a single "bytes=" range; ok is false for none, several, or one that does not fit.
+func parseRange(h string, size int64) (start, end int64, ok bool) {
+	whole := func() (int64, int64, bool) { return 0, size - 1, false }
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found || strings.Contains(spec, ",") || size == 0 {
+		return whole()
 	}
-}
-
-// objectComplete records a complete object on its asset, which turns Normal after ReadyDelay.
-func (s *Server) objectComplete(bucket, key string, d digest) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a := s._assetFor(bucket, key)
-	if a == nil {
-		return
+	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return whole()
 	}
-	a.Size, a.MD5, a.ModifiedTime = d.size, hex.EncodeToString(d.md5), time.Now().UTC()
-	a.Status = "Preparing"
-	if s.opts.ReadyDelay <= 0 {
-		a.Status = "Normal"
-		_ = s._saveAssets()
-		return
-	}
-	_ = s._saveAssets()
-	id := a.MediaId
-	if t := s.timers[id]; t != nil {
-		t.Stop()
-	}
-	s.timers[id] = time.AfterFunc(s.opts.ReadyDelay, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		delete(s.timers, id)
-		if a := s.assets[id]; a != nil && a.Status == "Preparing" && a.MD5 != "" {
-			a.Status, a.ModifiedTime = "Normal", time.Now().UTC()
-			_ = s._saveAssets()
+	var err error
+	switch {
+	case a == "":
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n <= 0 {
+			return whole()
 		}
-	})
+		start, end = max(size-n, 0), size-1
+	default:
+		if start, err = strconv.ParseInt(a, 10, 64); err != nil {
+			return whole()
+		}
+		end = size - 1
+		if b != "" {
+			if end, err = strconv.ParseInt(b, 10, 64); err != nil {
+				return whole()
+			}
+		}
+	}
+	if start < 0 || start >= size || end < start {
+		return whole()
+	}
+	return start, min(end, size-1), true
 }
 
 func (s *Server) initiateMultipart(w http.ResponseWriter, reqID, bucket, key string) *ossError {
@@ -290,7 +307,7 @@ func (s *Server) initiateMultipart(w http.ResponseWriter, reqID, bucket, key str
 	if err != nil {
 		return errOSS(500, "InternalError", "%v", err)
 	}
-	s.markPreparing(bucket, key)
+	s.objectStarted(bucket, key)
 	writeXML(w, reqID, struct {
 		XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
 		Bucket   string
@@ -313,21 +330,26 @@ func (s *Server) upload(id, bucket, key string) (*multipart, *ossError) {
 
 func (s *Server) uploadPart(w http.ResponseWriter, r *http.Request, reqID, bucket, key, id, number string) *ossError {
 	n, err := strconv.Atoi(number)
-	if err != nil || n < 1 || n > 10000 {
+	if err != nil || n < 1 || n > maxPartNum {
 		return errOSS(400, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive.")
+	}
+	if e := s.checkLength(r); e != nil {
+		return e
 	}
 	m, e := s.upload(id, bucket, key)
 	if e != nil {
 		return e
 	}
-	d, err := storeFile(filepath.Join(s.uploadDir(m.ID), strconv.Itoa(n)), r.Body)
+	body := countingReader{s: s, r: io.LimitReader(r.Body, maxPart+1)}
+	d, err := storeFile(filepath.Join(s.uploadDir(m.ID), strconv.Itoa(n)), body, checkContentMD5(r))
 	if err != nil {
-		return errOSS(500, "InternalError", "store part: %v", err)
-	}
-	if e := checkContentMD5(r, d.md5); e != nil {
-		return e
+		return storeError(err, "store part")
 	}
 	s.mu.Lock()
+	if s.uploads[m.ID] == nil {
+		s.mu.Unlock()
+		return errOSS(404, "NoSuchUpload", "The specified upload does not exist: it was aborted or completed while this part arrived.")
+	}
 	m.Parts[n] = partInfo{ETag: etag(d.md5), Size: d.size, When: time.Now().UTC()}
 	err = s._saveUpload(m)
 	s.mu.Unlock()
@@ -341,10 +363,7 @@ func (s *Server) uploadPart(w http.ResponseWriter, r *http.Request, reqID, bucke
 	return nil
 }
 
-// minPart is the smallest part OSS accepts, but for the last.
-const minPart = 100 << 10
-
-func (s *Server) completeMultipart(w http.ResponseWriter, r *http.Request, reqID, bucket, key, path, id string) *ossError {
+func (s *Server) completeMultipart(w http.ResponseWriter, r *http.Request, reqID, bucket, key, id string) *ossError {
 	m, e := s.upload(id, bucket, key)
 	if e != nil {
 		return e
@@ -405,46 +424,78 @@ func (s *Server) completeMultipart(w http.ResponseWriter, r *http.Request, reqID
 		}
 		pw.Close()
 	}()
-	d, err := storeFile(path, pr)
+	var whole []byte // MD5 of the whole object, for the asset
+	meta, err := s.writeObject(objectIndex(bucket, key), pr, "", func(d digest) error { whole = d.md5; return nil }, func(digest) string {
+		return `"` + strings.ToUpper(hex.EncodeToString(etags.Sum(nil))) + "-" + strconv.Itoa(len(req.Parts)) + `"`
+	})
 	if err != nil {
+		pr.CloseWithError(err)
 		return errOSS(500, "InternalError", "assemble object: %v", err)
 	}
 	s.mu.Lock()
 	delete(s.uploads, m.ID)
 	s.mu.Unlock()
 	os.RemoveAll(s.uploadDir(m.ID))
-	s.objectComplete(bucket, key, d)
+	s.objectComplete(bucket, key, meta.Size, hex.EncodeToString(whole))
 
-	tag := `"` + strings.ToUpper(hex.EncodeToString(etags.Sum(nil))) + "-" + strconv.Itoa(len(req.Parts)) + `"`
-	w.Header().Set("X-Oss-Hash-Crc64ecma", strconv.FormatUint(d.crc, 10))
+	w.Header().Set("X-Oss-Hash-Crc64ecma", strconv.FormatUint(meta.CRC64, 10))
 	writeXML(w, reqID, struct {
 		XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
 		Location string
 		Bucket   string
 		Key      string
 		ETag     string
-	}{Location: s.base + "/" + bucket + "/" + key, Bucket: bucket, Key: key, ETag: tag})
+	}{Location: s.base + "/" + bucket + "/" + key, Bucket: bucket, Key: key, ETag: meta.ETag})
 	return nil
 }
 
-func (s *Server) abortMultipart(w http.ResponseWriter, reqID, id string) *ossError {
+func (s *Server) abortMultipart(w http.ResponseWriter, reqID, bucket, key, id string) *ossError {
 	s.mu.Lock()
 	m := s.uploads[id]
-	delete(s.uploads, id)
+	if m != nil && m.Bucket == bucket && m.Key == key {
+		delete(s.uploads, id)
+	} else {
+		m = nil
+	}
 	s.mu.Unlock()
 	if m == nil {
 		return errOSS(404, "NoSuchUpload", "The specified upload does not exist.")
 	}
 	os.RemoveAll(s.uploadDir(id))
+	s.objectAborted(bucket, key)
 	w.Header().Set("X-Oss-Request-Id", reqID)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-func (s *Server) listParts(w http.ResponseWriter, reqID, bucket, key, id string) *ossError {
+// encoder returns how keys are written in a listing: URL-encoded when the client asks for it.
+func encoder(r *http.Request) (string, func(string) string) {
+	if r.URL.Query().Get("encoding-type") == "url" {
+		return "url", func(s string) string { return ossEscape(s) }
+	}
+	return "", func(s string) string { return s }
+}
+
+func (s *Server) listParts(w http.ResponseWriter, r *http.Request, reqID, bucket, key, id string) *ossError {
 	m, e := s.upload(id, bucket, key)
 	if e != nil {
 		return e
+	}
+	q := r.URL.Query()
+	maxParts, marker := 1000, 0
+	if v := q.Get("max-parts"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return errOSS(400, "InvalidArgument", "max-parts must be between 1 and 1000.")
+		}
+		maxParts = n
+	}
+	if v := q.Get("part-number-marker"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errOSS(400, "InvalidArgument", "part-number-marker must be a part number.")
+		}
+		marker = n
 	}
 	type part struct {
 		PartNumber   int
@@ -455,19 +506,101 @@ func (s *Server) listParts(w http.ResponseWriter, reqID, bucket, key, id string)
 	s.mu.Lock()
 	parts := make([]part, 0, len(m.Parts))
 	for n, p := range m.Parts {
-		parts = append(parts, part{PartNumber: n, LastModified: p.When.Format("2006-01-02T15:04:05.000Z"), ETag: p.ETag, Size: p.Size})
+		if n > marker {
+			parts = append(parts, part{PartNumber: n, LastModified: p.When.Format("2006-01-02T15:04:05.000Z"), ETag: p.ETag, Size: p.Size})
+		}
 	}
 	s.mu.Unlock()
 	sort.Slice(parts, func(i, j int) bool { return parts[i].PartNumber < parts[j].PartNumber })
+	truncated, next := false, 0
+	if len(parts) > maxParts {
+		parts, truncated = parts[:maxParts], true
+	}
+	if len(parts) > 0 {
+		next = parts[len(parts)-1].PartNumber
+	}
+	encoding, enc := encoder(r)
 	writeXML(w, reqID, struct {
 		XMLName              xml.Name `xml:"ListPartsResult"`
+		EncodingType         string   `xml:",omitempty"`
 		Bucket               string
 		Key                  string
 		UploadId             string
+		PartNumberMarker     int
 		NextPartNumberMarker int
 		MaxParts             int
 		IsTruncated          bool
 		Part                 []part
-	}{Bucket: bucket, Key: key, UploadId: id, MaxParts: 1000, Part: parts})
+	}{EncodingType: encoding, Bucket: bucket, Key: enc(key), UploadId: id, PartNumberMarker: marker, NextPartNumberMarker: next, MaxParts: maxParts, IsTruncated: truncated, Part: parts})
 	return nil
 }
+
+// listUploads answers ListMultipartUploads: the unfinished uploads under a prefix, by key and
+// then initiation time.
+func (s *Server) listUploads(w http.ResponseWriter, r *http.Request, reqID, bucket string) *ossError {
+	q := r.URL.Query()
+	maxUploads := 1000
+	if v := q.Get("max-uploads"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return errOSS(400, "InvalidArgument", "max-uploads must be between 1 and 1000.")
+		}
+		maxUploads = n
+	}
+	prefix, keyMarker, idMarker := q.Get("prefix"), q.Get("key-marker"), q.Get("upload-id-marker")
+	type upload struct {
+		Key       string
+		UploadId  string
+		Initiated string
+		init      time.Time
+	}
+	var list []upload
+	s.mu.Lock()
+	for _, m := range s.uploads {
+		if m.Bucket != bucket || !strings.HasPrefix(m.Key, prefix) {
+			continue
+		}
+		if keyMarker != "" && (m.Key < keyMarker || m.Key == keyMarker && (idMarker == "" || m.ID <= idMarker)) {
+			continue
+		}
+		list = append(list, upload{Key: m.Key, UploadId: m.ID, init: m.Initiated})
+	}
+	s.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].Key != list[j].Key {
+			return list[i].Key < list[j].Key
+		}
+		return list[i].UploadId < list[j].UploadId
+	})
+	truncated := len(list) > maxUploads
+	if truncated {
+		list = list[:maxUploads]
+	}
+	nextKey, nextID := "", ""
+	if truncated {
+		nextKey, nextID = list[len(list)-1].Key, list[len(list)-1].UploadId
+	}
+	encoding, enc := encoder(r)
+	for i := range list {
+		list[i].Key = enc(list[i].Key)
+		list[i].Initiated = list[i].init.Format("2006-01-02T15:04:05.000Z")
+	}
+	writeXML(w, reqID, struct {
+		XMLName            xml.Name `xml:"ListMultipartUploadsResult"`
+		EncodingType       string   `xml:",omitempty"`
+		Bucket             string
+		KeyMarker          string
+		UploadIdMarker     string
+		NextKeyMarker      string
+		NextUploadIdMarker string
+		Prefix             string
+		MaxUploads         int
+		IsTruncated        bool
+		Upload             []upload
+	}{EncodingType: encoding, Bucket: bucket, KeyMarker: enc(keyMarker), UploadIdMarker: idMarker, NextKeyMarker: enc(nextKey),
+		NextUploadIdMarker: nextID, Prefix: enc(prefix), MaxUploads: maxUploads, IsTruncated: truncated, Upload: list})
+	return nil
+}
+
+// escapePath escapes an object path for a URL, keeping its slashes.
+func escapePath(p string) string { return (&url.URL{Path: p}).EscapedPath() }

@@ -1,8 +1,9 @@
 // Package emulator is a local stand-in for Intelligent Media Services (IMS) and OSS: the cloud
 // for every imsfs test, for `make run` and for the benchmarks. The unmodified darabonba-openapi
-// client and aliyun-oss-go-sdk talk to it over HTTP: IMS RPC actions at POST / (ACS3-HMAC-SHA256
-// signed), OSS objects path-style at /BUCKET/KEY (V1 signed, with the STS credentials that
-// CreateUploadMedia hands out), and GET /_emulator/media lists what it holds, for tests.
+// client and aliyun-oss-go-sdk talk to it over HTTP: IMS RPC actions at / (ACS3-HMAC-SHA256 or
+// legacy HMAC-SHA1 signed), OSS objects path-style at /BUCKET/KEY (V1 or V4 signed, with the STS
+// credentials that CreateUploadMedia hands out). Under /_emulator/ tests find what it holds
+// (media), what it did (stats), the faults it injects (faults) and account STS keys (sts).
 package emulator
 
 import (
@@ -26,6 +27,8 @@ type Options struct {
 	Region          string        // [cn-shanghai]
 	STSTTL          time.Duration // how long upload credentials are valid [3000s, as IMS documents]
 	ReadyDelay      time.Duration // from a complete object to the asset's Normal status [0]
+	Faults          string        // fault spec, see FaultSyntax [none]
+	FaultSeed       uint64        // seed for the fault draws [0]
 	Log             *slog.Logger  // request errors are logged here [discarded]
 }
 
@@ -37,12 +40,18 @@ type Server struct {
 	srv  *http.Server
 	base string // http://IP:PORT, what upload addresses and URLs point at
 
-	mu      sync.Mutex
-	assets  map[string]*Asset     // protected by mu: by MediaId
-	sts     map[string]*stsKey    // protected by mu: temporary keys by AccessKeyId
-	nonces  map[string]time.Time  // protected by mu: ACS3 nonces seen, with when
-	uploads map[string]*multipart // protected by mu: unfinished multipart uploads by UploadId
-	timers  map[string]*time.Timer
+	faults *faults
+	stats  stats
+	calls  sync.WaitGroup // message callbacks in flight
+	done   chan struct{}  // closed by Close: callbacks give up
+
+	mu       sync.Mutex
+	assets   map[string]*Asset      // protected by mu: by MediaId
+	byObject map[string]*Asset      // protected by mu: by "bucket/key"
+	sts      map[string]*stsKey     // protected by mu: temporary keys by AccessKeyId
+	nonces   map[string]time.Time   // protected by mu: signature nonces seen, with when
+	uploads  map[string]*multipart  // protected by mu: unfinished multipart uploads by UploadId
+	timers   map[string]*time.Timer // protected by mu: assets on their way to Normal
 }
 
 // New prepares an emulator on opts.DataDir, loading what an earlier run left there.
@@ -68,13 +77,20 @@ func New(opts Options) (*Server, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	f, err := newFaults(opts.Faults, opts.FaultSeed)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
 	s := &Server{
-		opts:    opts,
-		assets:  map[string]*Asset{},
-		sts:     map[string]*stsKey{},
-		nonces:  map[string]time.Time{},
-		uploads: map[string]*multipart{},
-		timers:  map[string]*time.Timer{},
+		opts:     opts,
+		faults:   f,
+		stats:    stats{requests: map[string]int64{}},
+		done:     make(chan struct{}),
+		assets:   map[string]*Asset{},
+		byObject: map[string]*Asset{},
+		nonces:   map[string]time.Time{},
+		uploads:  map[string]*multipart{},
+		timers:   map[string]*time.Timer{},
 	}
 	if err := s.load(); err != nil {
 		return nil, err
@@ -97,6 +113,14 @@ func (s *Server) Start(addr string) error {
 	s.ln = ln
 	s.base = "http://" + net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Assets that were complete but not yet Normal when an earlier run stopped get there now.
+	s.mu.Lock()
+	for _, a := range s.assets {
+		if a.Status == "Preparing" && a.MD5 != "" && s.timers[a.MediaId] == nil {
+			s._scheduleReady(a)
+		}
+	}
+	s.mu.Unlock()
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.opts.Log.Error("emulator stopped", "err", err)
@@ -111,13 +135,15 @@ func (s *Server) URL() string { return s.base }
 // AccessKey returns the key pair IMS accepts.
 func (s *Server) AccessKey() (id, secret string) { return s.opts.AccessKeyID, s.opts.AccessKeySecret }
 
-// Close stops serving.
+// Close stops serving. Assets still on their way to Normal get there at the next start.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	for _, t := range s.timers {
 		t.Stop()
 	}
 	s.mu.Unlock()
+	close(s.done)
+	s.calls.Wait()
 	if s.srv == nil {
 		return nil
 	}
@@ -135,6 +161,9 @@ func (s *Server) Close() error {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_emulator/media", s.handleListMedia)
+	mux.HandleFunc("GET /_emulator/stats", s.handleStats)
+	mux.HandleFunc("/_emulator/faults", s.handleFaults)
+	mux.HandleFunc("POST /_emulator/sts", s.handleIssueSTS)
 	mux.HandleFunc("/{$}", s.handleIMS)
 	mux.HandleFunc("/{bucket}/{key...}", s.handleOSS)
 	return mux

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc64"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,18 +18,31 @@ import (
 	"time"
 )
 
+// The data directory holds everything the emulator must keep across its own restart, as files,
+// so that neither a restart nor a multi-GiB object costs memory:
+//
+//	assets/MEDIAID.json          one file per asset
+//	objects/BUCKET/KEY           object bytes
+//	meta/BUCKET/KEY.json         what OSS returns about an object (ETag, CRC-64, type)
+//	multipart/UPLOADID/          an unfinished multipart upload: upload.json and one file per part
+//	sts.json                     temporary keys handed out and not yet expired
+
 // Asset is a media asset as the emulator keeps it; GET /_emulator/media lists these.
 type Asset struct {
 	MediaId      string
 	Status       string // Init, Preparing, Normal, PrepareFail
 	Title        string
 	Description  string `json:",omitempty"`
-	Tags         string `json:",omitempty"`
+	Tags         string `json:",omitempty"` // MediaTags, comma separated
 	CateId       int64  `json:",omitempty"`
+	Category     string `json:",omitempty"`
+	CoverURL     string `json:",omitempty"`
+	ReferenceId  string `json:",omitempty"`
 	Type         string // FileInfo.Type
 	MediaType    string // as GetMediaInfo names it: video, image, audio, text, other
 	BusinessType string
 	AppId        string
+	EntityId     string `json:",omitempty"`
 	FileName     string // FileInfo.Name + "." + Ext
 	UserData     string `json:",omitempty"`
 	Bucket       string
@@ -39,12 +53,26 @@ type Asset struct {
 	ModifiedTime time.Time
 }
 
-// stsKey is a temporary credential CreateUploadMedia or RefreshUploadMedia handed out: valid
-// for one object, until it expires.
+// stsKey is a temporary credential. One CreateUploadMedia or RefreshUploadMedia handed out may
+// write only its one object (Bucket and Key set); one from POST /_emulator/sts stands for the
+// account (Bucket empty), like an AssumeRole key with a broad policy.
 type stsKey struct {
-	secret, token string
-	bucket, key   string
-	expires       time.Time
+	Secret  string
+	Token   string
+	Bucket  string `json:",omitempty"`
+	Key     string `json:",omitempty"`
+	Expires time.Time
+}
+
+func (k *stsKey) scoped() bool { return k.Bucket != "" }
+
+// objectMeta is what OSS answers about a stored object besides its bytes.
+type objectMeta struct {
+	ETag         string // quoted, as OSS sends it
+	Size         int64
+	CRC64        uint64
+	ContentType  string
+	LastModified time.Time
 }
 
 // multipart is an unfinished multipart upload; its parts are files in its directory.
@@ -72,63 +100,99 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func (s *Server) assetsFile() string         { return filepath.Join(s.opts.DataDir, "assets.json") }
+func (s *Server) assetPath(id string) string {
+	return filepath.Join(s.opts.DataDir, "assets", id+".json")
+}
 func (s *Server) uploadDir(id string) string { return filepath.Join(s.opts.DataDir, "multipart", id) }
+func (s *Server) stsFile() string            { return filepath.Join(s.opts.DataDir, "sts.json") }
+func (s *Server) objectsRoot() string        { return filepath.Join(s.opts.DataDir, "objects") }
+func objectIndex(bucket, key string) string  { return bucket + "/" + key }
+func (s *Server) metaPath(obj string) string {
+	return filepath.Join(s.opts.DataDir, "meta", filepath.FromSlash(obj)+".json")
+}
+func (s *Server) objectFile(obj string) string {
+	return filepath.Join(s.objectsRoot(), filepath.FromSlash(obj))
+}
 
-// objectPath is where the bytes of bucket/key are kept. Keys are used as relative paths, so
-// anything that could climb out of the data directory is refused.
-func (s *Server) objectPath(bucket, key string) (string, error) {
-	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\x00") {
-		return "", fmt.Errorf("invalid object key %q", key)
+// checkKey refuses object keys that could climb out of the data directory when used as paths.
+func checkKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\x00") || len(key) > 1023 {
+		return fmt.Errorf("invalid object key %q", key)
 	}
 	for _, seg := range strings.Split(key, "/") {
 		if seg == ".." || seg == "." {
-			return "", fmt.Errorf("invalid object key %q", key)
+			return fmt.Errorf("invalid object key %q", key)
 		}
 	}
-	return filepath.Join(s.opts.DataDir, "objects", bucket, filepath.FromSlash(key)), nil
+	return nil
 }
 
-// load reads the assets and unfinished multipart uploads an earlier run left in the data dir.
+// load reads what an earlier run left in the data dir.
 func (s *Server) load() error {
-	if err := os.MkdirAll(filepath.Join(s.opts.DataDir, "multipart"), 0o755); err != nil {
+	for _, d := range []string{"assets", "multipart", "objects", "meta"} {
+		if err := os.MkdirAll(filepath.Join(s.opts.DataDir, d), 0o755); err != nil {
+			return fmt.Errorf("emulator: %w", err)
+		}
+	}
+	files, err := os.ReadDir(filepath.Join(s.opts.DataDir, "assets"))
+	if err != nil {
 		return fmt.Errorf("emulator: %w", err)
 	}
-	data, err := os.ReadFile(s.assetsFile())
-	if err == nil {
-		var list []*Asset
-		if err := json.Unmarshal(data, &list); err != nil {
-			return fmt.Errorf("emulator: read %s: %w", s.assetsFile(), err)
+	for _, f := range files {
+		if !strings.HasSuffix(f.Name(), ".json") {
+			continue
 		}
-		for _, a := range list {
-			s.assets[a.MediaId] = a
+		var a Asset
+		if err := readJSONFile(filepath.Join(s.opts.DataDir, "assets", f.Name()), &a); err != nil {
+			return fmt.Errorf("emulator: %w", err)
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("emulator: %w", err)
+		s._index(&a)
 	}
 	dirs, err := os.ReadDir(filepath.Join(s.opts.DataDir, "multipart"))
 	if err != nil {
 		return fmt.Errorf("emulator: %w", err)
 	}
 	for _, d := range dirs {
-		data, err := os.ReadFile(filepath.Join(s.uploadDir(d.Name()), "upload.json"))
-		if err != nil {
-			continue
-		}
 		var m multipart
-		if json.Unmarshal(data, &m) == nil && m.ID == d.Name() {
+		if readJSONFile(filepath.Join(s.uploadDir(d.Name()), "upload.json"), &m) == nil && m.ID == d.Name() {
 			if m.Parts == nil {
 				m.Parts = map[int]partInfo{}
 			}
 			s.uploads[m.ID] = &m
 		}
 	}
+	if err := readJSONFile(s.stsFile(), &s.sts); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("emulator: %w", err)
+	}
+	if s.sts == nil {
+		s.sts = map[string]*stsKey{}
+	}
 	return nil
 }
 
-// _saveAssets writes every asset to the data dir. Call with s.mu held.
-func (s *Server) _saveAssets() error {
-	return writeJSONFile(s.assetsFile(), s._assetList())
+// _index adds an asset to the maps. Call with s.mu held.
+func (s *Server) _index(a *Asset) {
+	s.assets[a.MediaId] = a
+	s.byObject[objectIndex(a.Bucket, a.Key)] = a
+}
+
+// _saveAsset writes one asset's record. Call with s.mu held.
+func (s *Server) _saveAsset(a *Asset) error {
+	return writeJSONFile(s.assetPath(a.MediaId), a)
+}
+
+// _deleteAsset forgets an asset. Call with s.mu held.
+func (s *Server) _deleteAsset(a *Asset) error {
+	delete(s.assets, a.MediaId)
+	delete(s.byObject, objectIndex(a.Bucket, a.Key))
+	if t := s.timers[a.MediaId]; t != nil {
+		t.Stop()
+		delete(s.timers, a.MediaId)
+	}
+	if err := os.Remove(s.assetPath(a.MediaId)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // _saveUpload writes a multipart upload's record. Call with s.mu held.
@@ -136,9 +200,35 @@ func (s *Server) _saveUpload(m *multipart) error {
 	return writeJSONFile(filepath.Join(s.uploadDir(m.ID), "upload.json"), m)
 }
 
+// _saveSTS writes the temporary keys, dropping those expired for an hour. Call with s.mu held.
+func (s *Server) _saveSTS() error {
+	now := time.Now()
+	for id, k := range s.sts {
+		if now.Sub(k.Expires) > time.Hour {
+			delete(s.sts, id)
+		}
+	}
+	return writeJSONFile(s.stsFile(), s.sts)
+}
+
+func readJSONFile(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeJSONFile replaces path atomically, so that a crash leaves the old or the new record.
 func writeJSONFile(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
@@ -163,16 +253,6 @@ func (s *Server) _assetList() []Asset {
 	return list
 }
 
-// _assetFor returns the asset whose upload address is bucket/key. Call with s.mu held.
-func (s *Server) _assetFor(bucket, key string) *Asset {
-	for _, a := range s.assets {
-		if a.Bucket == bucket && a.Key == key {
-			return a
-		}
-	}
-	return nil
-}
-
 // Assets returns a copy of every asset, in creation order.
 func (s *Server) Assets() []Asset {
 	s.mu.Lock()
@@ -193,8 +273,9 @@ type digest struct {
 }
 
 // storeFile copies r into path through a temporary file, so that a reader never sees half an
-// object, and returns the size and digests of what was written.
-func storeFile(path string, r io.Reader) (digest, error) {
+// object, and returns the size and digests of what was written. A check on the digest may
+// refuse the bytes before they replace what path held.
+func storeFile(path string, r io.Reader, check func(digest) error) (digest, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return digest{}, err
 	}
@@ -205,16 +286,64 @@ func storeFile(path string, r io.Reader) (digest, error) {
 	defer os.Remove(tmp.Name())
 	m, c := md5.New(), crc64.New(crcTable)
 	n, err := io.Copy(io.MultiWriter(tmp, m, c), r)
-	if err == nil {
-		err = tmp.Close()
-	} else {
-		tmp.Close()
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return digest{}, err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return digest{}, err
+	d := digest{size: n, md5: m.Sum(nil), crc: c.Sum64()}
+	if check != nil {
+		if err := check(d); err != nil {
+			return d, err
+		}
 	}
-	return digest{size: n, md5: m.Sum(nil), crc: c.Sum64()}, nil
+	return d, os.Rename(tmp.Name(), path)
+}
+
+// writeObject stores an object's bytes and its metadata.
+func (s *Server) writeObject(obj string, r io.Reader, contentType string, check func(digest) error, etag func(digest) string) (objectMeta, error) {
+	d, err := storeFile(s.objectFile(obj), r, check)
+	if err != nil {
+		return objectMeta{}, err
+	}
+	meta := objectMeta{ETag: etag(d), Size: d.size, CRC64: d.crc, ContentType: contentType, LastModified: time.Now().UTC()}
+	if err := writeJSONFile(s.metaPath(obj), meta); err != nil {
+		return objectMeta{}, err
+	}
+	return meta, nil
+}
+
+// readMeta returns a stored object's metadata; fs.ErrNotExist when there is no such object.
+func (s *Server) readMeta(obj string) (objectMeta, error) {
+	var meta objectMeta
+	err := readJSONFile(s.metaPath(obj), &meta)
+	return meta, err
+}
+
+func (s *Server) deleteObject(obj string) error {
+	err := os.Remove(s.objectFile(obj))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	err = os.Remove(s.metaPath(obj))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// storedBytes sums the sizes of the objects held, for /_emulator/stats.
+func (s *Server) storedBytes() (objects int, size int64) {
+	_ = filepath.WalkDir(s.objectsRoot(), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), ".incoming-") {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			objects++
+			size += info.Size()
+		}
+		return nil
+	})
+	return objects, size
 }
