@@ -227,14 +227,24 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// ossSubresources are the query parameters the V1 signature covers (the SDK's signKeyList, as
-// far as the object API uses them).
-var ossSubresources = map[string]bool{
-	"acl": true, "uploads": true, "uploadId": true, "partNumber": true, "delete": true, "append": true,
-	"position": true, "tagging": true, "security-token": true, "x-oss-process": true, "versionId": true,
-	"response-content-type": true, "response-content-language": true, "response-expires": true,
-	"response-cache-control": true, "response-content-disposition": true, "response-content-encoding": true,
-}
+// ossSubresources are the query parameters the V1 signature covers: the OSS SDK's signKeyList.
+var ossSubresources = func() map[string]bool {
+	m := map[string]bool{}
+	for _, k := range strings.Fields(`acl uploads location cors logging website referer lifecycle delete append
+		tagging objectMeta uploadId partNumber security-token position img style styleName replication
+		replicationProgress replicationLocation cname bucketInfo comp qos live status vod startTime endTime
+		symlink x-oss-process response-content-type x-oss-traffic-limit response-content-language
+		response-expires response-cache-control response-content-disposition response-content-encoding udf
+		udfName udfImage udfId udfImageDesc udfApplication udfApplicationLog restore callback callback-var
+		qosInfo policy stat encryption versions versioning versionId requestPayment x-oss-request-payer
+		sequential inventory inventoryId continuation-token asyncFetch worm wormId wormExtend withHashContext
+		x-oss-enable-md5 x-oss-enable-sha1 x-oss-enable-sha256 x-oss-hash-ctx x-oss-md5-ctx
+		transferAcceleration regionList cloudboxes x-oss-ac-source-ip x-oss-ac-subnet-mask x-oss-ac-vpc-id
+		x-oss-ac-forward-allow metaQuery resourceGroup rtc x-oss-async-process responseHeader`) {
+		m[k] = true
+	}
+	return m
+}()
 
 // verifyOSS checks an OSS V1 or V4 signature and the temporary key's token and time. It returns
 // the temporary key (nil for the account's key pair) so that the caller can check its scope.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -51,12 +52,19 @@ func (r *recorder) last() (*http.Request, []byte) {
 
 func startEmulator(t *testing.T, opts emulator.Options) *emulator.Server {
 	t.Helper()
-	opts.DataDir = t.TempDir()
+	if opts.DataDir == "" {
+		opts.DataDir = t.TempDir()
+	}
+	return startOn(t, opts, "127.0.0.1:0")
+}
+
+func startOn(t *testing.T, opts emulator.Options, addr string) *emulator.Server {
+	t.Helper()
 	s, err := emulator.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Start("127.0.0.1:0"); err != nil {
+	if err := s.Start(addr); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
@@ -197,58 +205,51 @@ func TestIMSVerifiesTheACS3Signature(t *testing.T) {
 	})
 }
 
-func TestCreateUploadMediaEnforcesTheReferenceRules(t *testing.T) {
-	s := startEmulator(t, emulator.Options{})
-	c := client(t, s, "", nil)
-	tests := []struct {
-		name, fileInfo, meta, code string
-	}{
-		{"accepted", video["FileInfo"], video["MediaMetaData"], ""},
-		{"unknown type", `{"Type":"movie","Name":"a","Ext":"mp4"}`, video["MediaMetaData"], "InvalidParameter"},
-		{"no ext", `{"Type":"video","Name":"a"}`, video["MediaMetaData"], "InvalidParameter"},
-		{"no title", video["FileInfo"], `{"BusinessType":"general"}`, "InvalidParameter"},
-		{"long title", video["FileInfo"], `{"Title":"` + strings.Repeat("t", 129) + `","BusinessType":"general"}`, "InvalidParameter"},
-		{"128 characters", video["FileInfo"], `{"Title":"` + strings.Repeat("長", 128) + `","BusinessType":"general"}`, ""},
-		{"cover is for images", video["FileInfo"], `{"Title":"a","BusinessType":"cover"}`, "InvalidParameter"},
-		{"no business type", video["FileInfo"], `{"Title":"a"}`, "InvalidParameter"},
-		{"not JSON", `{"Type":`, video["MediaMetaData"], "InvalidParameter"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := call(c, "CreateUploadMedia", map[string]string{"FileInfo": tt.fileInfo, "MediaMetaData": tt.meta})
-			code, status := errCode(err)
-			if code != tt.code || (tt.code != "" && status != 400) {
-				t.Fatalf("got %q %d (%v), want %q", code, status, err, tt.code)
-			}
-		})
-	}
+// upload is what CreateUploadMedia hands out: the asset, and an OSS bucket opened with the
+// upload credentials.
+type upload struct {
+	MediaID string
+	Key     string
+	Bucket  *oss.Bucket
+	Auth    struct{ AccessKeyId, AccessKeySecret, SecurityToken, Expiration, ExpireUTCTime string }
+	Addr    struct{ Endpoint, Bucket, FileName string }
 }
 
-// ticket creates an asset and returns the OSS bucket its upload credentials open, and its key.
-func ticket(t *testing.T, s *emulator.Server, token string) (*oss.Bucket, string) {
+// ticket creates an asset with params (video's when nil) and opens its upload credentials.
+func ticket(t *testing.T, s *emulator.Server, params map[string]string, opts ...oss.ClientOption) *upload {
 	t.Helper()
-	body, err := call(client(t, s, "", nil), "CreateUploadMedia", video)
+	if params == nil {
+		params = video
+	}
+	body, err := call(client(t, s, "", nil), "CreateUploadMedia", params)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var addr struct{ Endpoint, Bucket, FileName string }
-	var auth struct{ AccessKeyId, AccessKeySecret, SecurityToken string }
+	u := &upload{MediaID: body["MediaId"].(string)}
 	a, _ := base64.StdEncoding.DecodeString(body["UploadAddress"].(string))
 	b, _ := base64.StdEncoding.DecodeString(body["UploadAuth"].(string))
-	json.Unmarshal(a, &addr)
-	json.Unmarshal(b, &auth)
-	if token == "" {
-		token = auth.SecurityToken
+	if err := json.Unmarshal(a, &u.Addr); err != nil {
+		t.Fatal(err)
 	}
-	c, err := oss.New(addr.Endpoint, auth.AccessKeyId, auth.AccessKeySecret, oss.SecurityToken(token))
+	if err := json.Unmarshal(b, &u.Auth); err != nil {
+		t.Fatal(err)
+	}
+	u.Key = u.Addr.FileName
+	u.Bucket = openBucket(t, u.Addr.Endpoint, u.Addr.Bucket, u.Auth.AccessKeyId, u.Auth.AccessKeySecret, append([]oss.ClientOption{oss.SecurityToken(u.Auth.SecurityToken)}, opts...)...)
+	return u
+}
+
+func openBucket(t *testing.T, endpoint, name, id, secret string, opts ...oss.ClientOption) *oss.Bucket {
+	t.Helper()
+	c, err := oss.New(endpoint, id, secret, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bucket, err := c.Bucket(addr.Bucket)
+	bucket, err := c.Bucket(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bucket, addr.FileName
+	return bucket
 }
 
 func ossCode(err error) string {
@@ -261,26 +262,156 @@ func ossCode(err error) string {
 
 func TestOSSHoldsUploadCredentialsToTheirObjectAndTheirTime(t *testing.T) {
 	s := startEmulator(t, emulator.Options{STSTTL: 2 * time.Second})
-	bucket, key := ticket(t, s, "")
-	if err := bucket.PutObject(key, strings.NewReader("hello")); err != nil {
+	u := ticket(t, s, nil)
+	if err := u.Bucket.PutObject(u.Key, strings.NewReader("hello")); err != nil {
 		t.Fatalf("a PUT with the ticket's credentials was refused: %v", err)
 	}
 	if got := s.Assets()[0]; got.Status != "Normal" || got.Size != 5 {
 		t.Fatalf("after the PUT the asset is %+v, want Normal with 5 bytes", got)
 	}
-	if err := bucket.PutObject("sv/someone-elses.mp4", strings.NewReader("x")); ossCode(err) != "AccessDenied" {
+	if err := u.Bucket.PutObject("sv/someone-elses.mp4", strings.NewReader("x")); ossCode(err) != "AccessDenied" {
 		t.Errorf("a PUT to another key: %v, want AccessDenied", err)
 	}
-	wrong, key2 := ticket(t, s, "CAISnot-the-token")
-	if err := wrong.PutObject(key2, strings.NewReader("x")); ossCode(err) != "InvalidSecurityToken" {
+	other := ticket(t, s, nil)
+	if err := other.Bucket.PutObject(other.Key, strings.NewReader("theirs")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Bucket.GetObject(other.Key); ossCode(err) != "AccessDenied" {
+		t.Errorf("a GET of another asset's object: %v, want AccessDenied", err)
+	}
+	if _, err := u.Bucket.ListMultipartUploads(); ossCode(err) != "AccessDenied" {
+		t.Errorf("listing the bucket's uploads: %v, want AccessDenied", err)
+	}
+	wrong := ticket(t, s, nil)
+	bad := openBucket(t, wrong.Addr.Endpoint, wrong.Addr.Bucket, wrong.Auth.AccessKeyId, wrong.Auth.AccessKeySecret, oss.SecurityToken("CAISnot-the-token"))
+	if err := bad.PutObject(wrong.Key, strings.NewReader("x")); ossCode(err) != "InvalidSecurityToken" {
 		t.Errorf("a PUT with the wrong token: %v, want InvalidSecurityToken", err)
 	}
+	none := openBucket(t, wrong.Addr.Endpoint, wrong.Addr.Bucket, wrong.Auth.AccessKeyId, wrong.Auth.AccessKeySecret)
+	if err := none.PutObject(wrong.Key, strings.NewReader("x")); ossCode(err) != "InvalidSecurityToken" {
+		t.Errorf("a PUT without the token: %v, want InvalidSecurityToken", err)
+	}
 	time.Sleep(2100 * time.Millisecond)
-	if err := bucket.PutObject(key, strings.NewReader("again")); ossCode(err) != "SecurityTokenExpired" {
+	if err := u.Bucket.PutObject(u.Key, strings.NewReader("again")); ossCode(err) != "SecurityTokenExpired" {
 		t.Errorf("a PUT after the TTL: %v, want SecurityTokenExpired", err)
 	}
-	u, _ := url.Parse(s.URL())
-	if u.Hostname() != "127.0.0.1" {
-		t.Errorf("the emulator advertises %s; the OSS SDK needs an IP for path-style requests", u.Host)
+	u2, _ := url.Parse(s.URL())
+	if u2.Hostname() != "127.0.0.1" {
+		t.Errorf("the emulator advertises %s; the OSS SDK needs an IP for path-style requests", u2.Host)
 	}
+}
+
+// accountSTS asks the emulator for a temporary key for the account, as STS AssumeRole would give.
+func accountSTS(t *testing.T, s *emulator.Server, ttl string) (id, secret, token string) {
+	t.Helper()
+	resp, err := http.Post(s.URL()+"/_emulator/sts?ttl="+ttl, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var k struct{ AccessKeyId, AccessKeySecret, SecurityToken string }
+	if err := json.NewDecoder(resp.Body).Decode(&k); err != nil || k.SecurityToken == "" {
+		t.Fatalf("POST /_emulator/sts: %v %+v", err, k)
+	}
+	return k.AccessKeyId, k.AccessKeySecret, k.SecurityToken
+}
+
+func stsClient(t *testing.T, s *emulator.Server, id, secret, token, algorithm string) *openapi.Client {
+	t.Helper()
+	cfg := &openapi.Config{
+		AccessKeyId: dara.String(id), AccessKeySecret: dara.String(secret),
+		Endpoint: dara.String(strings.TrimPrefix(s.URL(), "http://")), Protocol: dara.String("http"),
+	}
+	if token != "" {
+		cfg.SecurityToken = dara.String(token)
+	}
+	if algorithm != "" {
+		cfg.SignatureAlgorithm = dara.String(algorithm)
+	}
+	c, err := openapi.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestIMSAcceptsTemporaryKeysAndTheLegacySignature(t *testing.T) {
+	s := startEmulator(t, emulator.Options{})
+	id, secret := s.AccessKey()
+	stsID, stsSecret, token := accountSTS(t, s, "1h")
+	shortID, shortSecret, shortToken := accountSTS(t, s, "1s")
+	up := ticket(t, s, nil)
+	time.Sleep(1100 * time.Millisecond) // the 1 s key is now expired
+
+	for _, algorithm := range []string{"", "v2"} {
+		name := map[string]string{"": "ACS3-HMAC-SHA256", "v2": "HMAC-SHA1"}[algorithm]
+		tests := []struct {
+			name, id, secret, token string
+			code                    string
+			status                  int
+		}{
+			{"account key", id, secret, "", "", 200},
+			{"temporary key with its token", stsID, stsSecret, token, "", 200},
+			{"temporary key without its token", stsID, stsSecret, "", "InvalidSecurityToken.MismatchWithAccessKey", 400},
+			{"temporary key with another token", stsID, stsSecret, shortToken, "InvalidSecurityToken.MismatchWithAccessKey", 400},
+			{"expired temporary key", shortID, shortSecret, shortToken, "InvalidSecurityToken.Expired", 400},
+			{"upload credentials", up.Auth.AccessKeyId, up.Auth.AccessKeySecret, up.Auth.SecurityToken, "Forbidden.RAM", 403},
+			{"wrong secret", id, "not-the-secret", "", "SignatureDoesNotMatch", 400},
+			{"unknown key", "nobody", "x", "", "InvalidAccessKeyId.NotFound", 404},
+		}
+		for _, tt := range tests {
+			t.Run(name+"/"+tt.name, func(t *testing.T) {
+				_, err := call(stsClient(t, s, tt.id, tt.secret, tt.token, algorithm), "CreateUploadMedia", video)
+				code, status := errCode(err)
+				if tt.status == 200 {
+					if err != nil {
+						t.Fatalf("refused: %v", err)
+					}
+					return
+				}
+				if code != tt.code || status != tt.status {
+					t.Fatalf("got %s %d (%v), want %s %d", code, status, err, tt.code, tt.status)
+				}
+			})
+		}
+	}
+
+	t.Run("legacy signature replayed", func(t *testing.T) {
+		rec := &recorder{}
+		c := stsClient(t, s, id, secret, "", "v2")
+		cfgRec := *c
+		cfgRec.HttpClient = rec
+		if _, err := call(&cfgRec, "GetMediaInfo", map[string]string{"MediaId": up.MediaID}); err != nil {
+			t.Fatal(err)
+		}
+		req, body := rec.last()
+		if code := send(t, req.Clone(req.Context()), body); code != "SignatureNonceUsed" {
+			t.Fatalf("a replayed legacy request got %q, want SignatureNonceUsed", code)
+		}
+		q := req.URL.Query()
+		q.Set("MediaId", "someone-else")
+		q.Set("SignatureNonce", "fresh-nonce")
+		req.URL.RawQuery = q.Encode()
+		if code := send(t, req, body); code != "SignatureDoesNotMatch" {
+			t.Fatalf("a tampered legacy request got %q, want SignatureDoesNotMatch", code)
+		}
+	})
+}
+
+// newCallbackServer receives message callbacks and passes their JSON bodies on.
+func newCallbackServer(t *testing.T, events chan<- map[string]any) string {
+	t.Helper()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&ev); err == nil {
+			events <- ev
+		}
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String() + "/events"
 }

@@ -53,6 +53,9 @@ func decodeParam(q url.Values, name string, v any, required bool) *imsError {
 		}
 		return nil
 	}
+	if !utf8.ValidString(raw) {
+		return invalid("The specified parameter %s must be UTF-8.", name)
+	}
 	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
@@ -87,6 +90,9 @@ func checkTags(name, tags string) *imsError {
 func checkUserData(raw string) *imsError {
 	if raw == "" {
 		return nil
+	}
+	if !utf8.ValidString(raw) {
+		return invalid("The specified parameter UserData must be UTF-8.")
 	}
 	var ud struct {
 		MessageCallback *struct{ CallbackURL string }

@@ -44,6 +44,7 @@ type Server struct {
 	stats  stats
 	calls  sync.WaitGroup // message callbacks in flight
 	done   chan struct{}  // closed by Close: callbacks give up
+	closed sync.Once
 
 	mu       sync.Mutex
 	assets   map[string]*Asset      // protected by mu: by MediaId
@@ -142,7 +143,7 @@ func (s *Server) Close() error {
 		t.Stop()
 	}
 	s.mu.Unlock()
-	close(s.done)
+	s.closed.Do(func() { close(s.done) })
 	s.calls.Wait()
 	if s.srv == nil {
 		return nil

@@ -1,0 +1,66 @@
+package emulator_test
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+
+	"github.com/imsfs/imsfs/test/emulator"
+)
+
+// TestRestartMidMultipart stops the emulator with a multipart upload half done and starts it
+// again on the same --data: the asset, the parts and the upload credentials are still there,
+// and the upload finishes.
+func TestRestartMidMultipart(t *testing.T) {
+	opts := emulator.Options{DataDir: t.TempDir()}
+	first := startEmulator(t, opts)
+	u := ticket(t, first, nil)
+	part := func(b byte) []byte { return bytes.Repeat([]byte{b}, 200<<10) }
+	imur, err := u.Bucket.InitiateMultipartUpload(u.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []oss.UploadPart
+	for i, b := range []byte{'a', 'b'} {
+		p, err := u.Bucket.UploadPart(imur, bytes.NewReader(part(b)), 200<<10, i+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, p)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	second := startOn(t, opts, strings.TrimPrefix(first.URL(), "http://"))
+	if got := second.Assets(); len(got) != 1 || got[0].MediaId != u.MediaID || got[0].Status != "Preparing" {
+		t.Fatalf("after the restart the assets are %+v, want %s Preparing", got, u.MediaID)
+	}
+	lp, err := u.Bucket.ListUploadedParts(imur)
+	if err != nil {
+		t.Fatalf("ListParts after the restart, with the same credentials: %v", err)
+	}
+	if len(lp.UploadedParts) != 2 || lp.UploadedParts[1].ETag != parts[1].ETag {
+		t.Fatalf("after the restart the upload has parts %+v", lp.UploadedParts)
+	}
+	p3, err := u.Bucket.UploadPart(imur, bytes.NewReader([]byte("end")), 3, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Bucket.CompleteMultipartUpload(imur, append(parts, p3)); err != nil {
+		t.Fatal(err)
+	}
+	whole := append(append(part('a'), part('b')...), "end"...)
+	sum := md5.Sum(whole)
+	a := second.Assets()[0]
+	if a.Status != "Normal" || a.MD5 != hex.EncodeToString(sum[:]) || a.Size != int64(len(whole)) {
+		t.Fatalf("the finished asset is %+v, want Normal with the MD5 of all three parts", a)
+	}
+	if st := second.Stats(); st.Multipart != 0 || st.BytesStored != int64(len(whole)) {
+		t.Errorf("after completion: %d unfinished uploads, %d bytes stored", st.Multipart, st.BytesStored)
+	}
+}
