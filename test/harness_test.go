@@ -159,8 +159,13 @@ var emulatorURL = regexp.MustCompile(`IMS and OSS at (http://[0-9.:]+)`)
 
 func startEmulator(t *testing.T, args ...string) *emulatorProc {
 	t.Helper()
-	data := t.TempDir()
-	p := start(t, "emulator", nil, append([]string{"emulator", "--listen", "127.0.0.1:0", "--data", data}, args...)...)
+	return startEmulatorOn(t, t.TempDir(), "127.0.0.1:0", args...)
+}
+
+// startEmulatorOn starts an emulator on listen with data in data, e.g. again after a crash.
+func startEmulatorOn(t *testing.T, data, listen string, args ...string) *emulatorProc {
+	t.Helper()
+	p := start(t, "emulator", nil, append([]string{"emulator", "--listen", listen, "--data", data}, args...)...)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := emulatorURL.FindStringSubmatch(p.output()); m != nil {
@@ -195,6 +200,26 @@ func (e *emulatorProc) assets(t *testing.T) []asset {
 	return out
 }
 
+// stats is what GET /_emulator/stats says, as far as tests look.
+type emulatorStats struct {
+	Requests, Faults map[string]int64
+	BytesStored      int64
+}
+
+func (e *emulatorProc) stats(t *testing.T) emulatorStats {
+	t.Helper()
+	resp, err := http.Get(e.URL + "/_emulator/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out emulatorStats
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // mountProc is an `imsfs mount` process and its mount point.
 type mountProc struct {
 	*proc
@@ -206,6 +231,12 @@ type mountProc struct {
 // as a user would, and waits until the mount answers.
 func startMount(t *testing.T, emu *emulatorProc, cacheDir string, args ...string) *mountProc {
 	t.Helper()
+	return startMountEnv(t, emu, cacheDir, []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-secret"}, args...)
+}
+
+// startMountEnv is startMount with the credentials in env.
+func startMountEnv(t *testing.T, emu *emulatorProc, cacheDir string, env []string, args ...string) *mountProc {
+	t.Helper()
 	requireFUSE(t)
 	dir := filepath.Join(t.TempDir(), "mnt")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -214,7 +245,6 @@ func startMount(t *testing.T, emu *emulatorProc, cacheDir string, args ...string
 	if cacheDir == "" {
 		cacheDir = t.TempDir()
 	}
-	env := []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-secret"}
 	all := append([]string{"mount", "--endpoint", emu.URL, "--cache-dir", cacheDir, "--upload-delay", "0"}, args...)
 	p := start(t, "mount", env, append(all, dir)...)
 	m := &mountProc{proc: p, Dir: dir, CacheDir: cacheDir}
