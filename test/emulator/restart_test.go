@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/md5"
 	"encoding/hex"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -62,5 +64,19 @@ func TestRestartMidMultipart(t *testing.T) {
 	}
 	if st := second.Stats(); st.Multipart != 0 || st.BytesStored != int64(len(whole)) {
 		t.Errorf("after completion: %d unfinished uploads, %d bytes stored", st.Multipart, st.BytesStored)
+	}
+}
+
+// TestAnOldAssetListIsKept: a data dir from before assets were one file each keeps them.
+func TestAnOldAssetListIsKept(t *testing.T) {
+	dir := t.TempDir()
+	old := `[{"MediaId":"0123456789abcdef0123456789abcdef","Status":"Normal","Title":"old","Type":"video","MediaType":"video",
+		"BusinessType":"general","AppId":"app-1000000","FileName":"old.mp4","Bucket":"outin-emulator","Key":"sv/old.mp4"}]`
+	if err := os.WriteFile(filepath.Join(dir, "assets.json"), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startEmulator(t, emulator.Options{DataDir: dir})
+	if got := s.Assets(); len(got) != 1 || got[0].Title != "old" {
+		t.Fatalf("assets after the migration: %+v", got)
 	}
 }

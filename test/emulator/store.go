@@ -134,6 +134,9 @@ func (s *Server) load() error {
 			return fmt.Errorf("emulator: %w", err)
 		}
 	}
+	if err := s.migrateAssetList(); err != nil {
+		return fmt.Errorf("emulator: %w", err)
+	}
 	files, err := os.ReadDir(filepath.Join(s.opts.DataDir, "assets"))
 	if err != nil {
 		return fmt.Errorf("emulator: %w", err)
@@ -168,6 +171,24 @@ func (s *Server) load() error {
 		s.sts = map[string]*stsKey{}
 	}
 	return nil
+}
+
+// migrateAssetList splits the single assets.json of earlier versions into one file per asset,
+// so that a data dir made by them keeps its assets.
+func (s *Server) migrateAssetList() error {
+	old := filepath.Join(s.opts.DataDir, "assets.json")
+	var list []*Asset
+	if err := readJSONFile(old, &list); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	for _, a := range list {
+		if err := writeJSONFile(s.assetPath(a.MediaId), a); err != nil {
+			return err
+		}
+	}
+	return os.Rename(old, old+".migrated")
 }
 
 // _index adds an asset to the maps. Call with s.mu held.
