@@ -27,6 +27,10 @@ type Record struct {
 	FileURL  string `json:"file_url,omitempty"`
 
 	Upload *Upload `json:"upload,omitempty"` // set once CreateUploadMedia has answered for this Gen
+
+	// MetaPending: the asset's Title and BusinessType are to follow the file's name and folder
+	// (a ready file was renamed); the uploader calls UpdateMediaInfo and clears it.
+	MetaPending bool `json:"meta_pending,omitempty"`
 }
 
 // Upload is the part of a record that lets an interrupted upload go on where it stopped.
@@ -66,4 +70,5 @@ func (r *Record) NewGeneration() {
 	r.Gen++
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
 	r.Due, r.Attempts, r.Error = time.Time{}, 0, ""
+	r.MetaPending = false
 }

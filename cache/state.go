@@ -28,14 +28,15 @@ const (
 // failed try that may pass (network, throttling) does not change the state: the record keeps
 // the step it was on, with Due set to the next try and Error saying what went wrong. A rename
 // sends an unfinished upload back to Queued (or to Skipped, for a name that cannot be an asset),
-// so that the asset gets the file's final name and folder.
+// so that the asset gets the file's final name and folder; so does moving a ready file to a folder
+// of another Type, which needs a new asset.
 var transitions = map[State][]State{
 	Writing:   {Queued, Skipped},
 	Queued:    {Writing, Creating, Skipped},
 	Creating:  {Writing, Queued, Uploading, Failed, Skipped},
 	Uploading: {Writing, Queued, Uploaded, Failed, Skipped},
 	Uploaded:  {Writing, Queued, Ready, Failed, Skipped},
-	Ready:     {Writing},
+	Ready:     {Writing, Queued},
 	Failed:    {Writing, Queued, Skipped},
 	Skipped:   {Writing, Queued},
 }

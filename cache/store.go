@@ -59,7 +59,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("cache: open %s: %w", dbPath, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketFiles, bucketIDs, bucketDirs} {
+		for _, b := range [][]byte{bucketFiles, bucketIDs, bucketDirs, bucketDisposals} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -136,6 +136,9 @@ func (s *Store) Update(id uint64, fn func(*Record) error) (Record, error) {
 		if err := getRecordID(tx, id, &rec); err != nil {
 			return err
 		}
+		old := rec
+		old.Upload = cloneUpload(rec.Upload)
+		rec.Upload = cloneUpload(rec.Upload)
 		path, before := rec.Path, rec.State
 		if err := fn(&rec); err != nil {
 			return err
@@ -148,6 +151,9 @@ func (s *Store) Update(id uint64, fn func(*Record) error) (Record, error) {
 				return fmt.Errorf("update %s: %w", path, err)
 			}
 		}
+		if err := putDisposal(tx, disposalOf(&old, &rec, 0)); err != nil {
+			return err
+		}
 		return putRecord(tx, &rec)
 	})
 	return rec, err
@@ -158,6 +164,9 @@ func (s *Store) Delete(id uint64) (Record, error) {
 	var rec Record
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := getRecordID(tx, id, &rec); err != nil {
+			return err
+		}
+		if err := putDisposal(tx, disposalOf(&rec, nil, 0)); err != nil {
 			return err
 		}
 		return deleteRecord(tx, &rec)
@@ -182,6 +191,14 @@ func (s *Store) Rename(oldPath, newPath string, fix func(*Record)) (replaced *Re
 				return err
 			}
 			replaced = &old
+			var by Record
+			if err := getRecord(tx, oldPath, &by); err == nil {
+				if err := putDisposal(tx, disposalOf(&old, nil, by.ID)); err != nil {
+					return err
+				}
+			} else if err := putDisposal(tx, disposalOf(&old, nil, 0)); err != nil {
+				return err
+			}
 		}
 		// Collect first: a bbolt cursor must not walk a bucket that is being changed.
 		var moves []Record
@@ -233,8 +250,13 @@ func (s *Store) Rename(oldPath, newPath string, fix func(*Record)) (replaced *Re
 			}
 			r.Path = newPath + strings.TrimPrefix(r.Path, oldPath)
 			if fix != nil {
-				before := r.State
+				before, old := r.State, *r
+				old.Upload = cloneUpload(r.Upload)
+				r.Upload = cloneUpload(r.Upload)
 				fix(r)
+				if err := putDisposal(tx, disposalOf(&old, r, 0)); err != nil {
+					return err
+				}
 				if r.State != before {
 					if err := Transition(before, r.State); err != nil {
 						return fmt.Errorf("rename %s: %w", r.Path, err)
@@ -346,4 +368,14 @@ func putJSON(b *bolt.Bucket, key string, v any) error {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
 	return b.Put([]byte(key), data)
+}
+
+// cloneUpload copies an Upload, so that a change can be compared with what it was.
+func cloneUpload(u *Upload) *Upload {
+	if u == nil {
+		return nil
+	}
+	c := *u
+	c.Parts = append([]Part(nil), u.Parts...)
+	return &c
 }

@@ -146,3 +146,87 @@ func TestEveryStateHasTransitionsAndTheHappyPathIsAllowed(t *testing.T) {
 		}
 	}
 }
+
+func TestChangesLeaveDisposals(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mk := func(path string, state State, media string) Record {
+		t.Helper()
+		r, err := s.Create(path, func(r *Record) {
+			r.State, r.MediaID = state, media
+			if media != "" && state != Ready {
+				r.Upload = &Upload{Bucket: "b", Key: "k", MultipartID: "U" + media}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	uploading := mk("video/a.mp4", Uploading, "m1")
+	ready := mk("video/b.mp4", Ready, "m2")
+	gone := mk("video/c.mp4", Ready, "m3")
+	over := mk("video/d.mp4", Ready, "m4")
+	src := mk("video/e.mp4", Queued, "")
+	plain := mk("video/f.mp4", Queued, "")
+
+	if _, err := s.Update(uploading.ID, func(r *Record) error { r.State = Writing; r.NewGeneration(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ready.ID, func(r *Record) error { r.State = Writing; r.NewGeneration(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rename(src.Path, over.Path, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(plain.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(src.ID, func(r *Record) error { r.Mode = 0o600; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.Disposals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		media     string
+		why       Why
+		after     uint64
+		multipart string
+	}{
+		{"m1", Voided, 0, "Um1"},
+		{"m2", Overwritten, ready.ID, ""},
+		{"m3", Deleted, 0, ""},
+		{"m4", Overwritten, src.ID, ""},
+	}
+	if len(ds) != len(want) {
+		t.Fatalf("disposals %+v, want %d", ds, len(want))
+	}
+	for i, w := range want {
+		d := ds[i]
+		mp := ""
+		if d.Upload != nil {
+			mp = d.Upload.MultipartID
+		}
+		if d.MediaID != w.media || d.Why != w.why || d.After != w.after || mp != w.multipart {
+			t.Errorf("disposal %d: %+v, want %+v", i, d, w)
+		}
+	}
+	if err := s.DoneDisposal(ds[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	ds[1].Attempts = 2
+	if err := s.UpdateDisposal(ds[1]); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := s.Disposals(); len(after) != 3 || after[0].Attempts != 2 {
+		t.Errorf("after Done and Update: %+v", after)
+	}
+}

@@ -227,8 +227,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	due := time.Now().Add(d.fsys.opts.UploadDelay)
 	replaced, err := d.fsys.opts.Store.Rename(from, to, func(r *cache.Record) {
 		rule, _ := m.RuleFor(path.Dir(r.Path))
-		r.Type, r.BusinessType = rule.Type, rule.BusinessType
-		cancel, queue := requeueAfterRename(r, due)
+		cancel, queue := requeueAfterRename(r, rule, due, d.fsys.opts.Names)
 		if cancel {
 			stop = append(stop, r.ID)
 		}
@@ -291,20 +290,36 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 	return gofs.OK
 }
 
-// requeueAfterRename makes an upload that has not finished start again under the file's new
-// name and mapping (the name gives the Title, the folder the Type): a queued one is re-armed,
-// one under way is voided by a new generation. A file still open for writing is queued by its
-// last close, and a ready one keeps its asset. It reports whether a running upload is to be
-// stopped and whether the record is to be queued.
-func requeueAfterRename(r *cache.Record, due time.Time) (cancel, queue bool) {
+// requeueAfterRename makes a moved file's asset follow its new name and mapping (the name
+// gives the Title, the folder the Type and BusinessType). An upload that has not finished
+// starts again: a queued one is re-armed, one under way is voided by a new generation. A ready
+// file keeps its asset, whose Title and BusinessType are updated, unless it moved to another
+// Type, which takes a new asset, or to a temporary name (an editor's backup), which changes
+// nothing. A file still open for writing is queued by its last close. It reports whether a
+// running upload is to be stopped and whether the record is to be queued.
+func requeueAfterRename(r *cache.Record, rule Rule, due time.Time, names *uploader.Admitter) (cancel, queue bool) {
+	typeChanged := r.Type != rule.Type
+	r.Type, r.BusinessType = rule.Type, rule.BusinessType
 	switch r.State {
-	case cache.Writing, cache.Ready:
+	case cache.Writing:
 		return false, false
+	case cache.Ready:
+		if _, temp := names.TempName(path.Base(r.Path)); temp {
+			return false, false
+		}
+		if _, err := uploader.ParseName(path.Base(r.Path)); err != nil {
+			return false, false
+		}
+		if !typeChanged {
+			r.MetaPending = true
+			return false, true
+		}
+		r.NewGeneration()
 	case cache.Creating, cache.Uploading, cache.Uploaded, cache.Failed:
 		r.NewGeneration()
 		cancel = true
 	}
-	if !uploader.Admit(r, due) {
+	if !names.Admit(r, due) {
 		return cancel, false
 	}
 	return true, true

@@ -13,7 +13,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/uploader"
 )
 
 // fileNode is a file: its bytes live in the spool file of record id.
@@ -152,7 +151,7 @@ func (n *fileNode) _queue(p string) syscall.Errno {
 	var queue bool
 	rec, err := n.fsys.opts.Store.Update(n.id, func(r *cache.Record) error {
 		r.Size, r.Mode, r.Mtime = size, mode, mtime
-		queue = uploader.Admit(r, due)
+		queue = n.fsys.opts.Names.Admit(r, due)
 		return nil
 	})
 	if err != nil {

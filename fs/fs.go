@@ -25,6 +25,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader"
 )
 
 // Uploads is what the file system asks of the uploader.
@@ -41,8 +42,9 @@ type Uploads interface {
 type Options struct {
 	Store       *cache.Store
 	Uploads     Uploads
-	Mapping     *Mapping      // [DefaultMapping]
-	UploadDelay time.Duration // settle time after the last writer closes a file
+	Mapping     *Mapping           // [DefaultMapping]
+	UploadDelay time.Duration      // settle time after the last writer closes a file
+	Names       *uploader.Admitter // which names become assets [uploader.DefaultTempNames]
 	Log         *slog.Logger
 }
 
@@ -60,6 +62,9 @@ func New(opts Options) *FS {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	if opts.Names == nil {
+		opts.Names, _ = uploader.NewAdmitter(uploader.DefaultTempNames)
 	}
 	f := &FS{opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
 	f.root = &dirNode{fsys: f, mode: 0o755, mtime: time.Now()}

@@ -259,3 +259,27 @@ func (c *IMS) GetMediaInfo(ctx context.Context, mediaID string) (*MediaInfo, err
 	}
 	return &out.MediaInfo, nil
 }
+
+// UpdateMediaInfo sets an asset's Title and, when not empty, its BusinessType.
+func (c *IMS) UpdateMediaInfo(ctx context.Context, mediaID, title, businessType string) error {
+	var out struct {
+		MediaID string `json:"MediaId"`
+	}
+	return c.call(ctx, "UpdateMediaInfo", map[string]string{"MediaId": mediaID, "Title": title, "BusinessType": businessType}, &out)
+}
+
+// DeleteMediaInfos deletes assets and their stored files. An id IMS does not know is not an
+// error: it is gone either way.
+func (c *IMS) DeleteMediaInfos(ctx context.Context, mediaIDs ...string) error {
+	var out struct {
+		ForbiddenList []string `json:"ForbiddenList"`
+	}
+	q := map[string]string{"MediaIds": strings.Join(mediaIDs, ","), "DeletePhysicalFiles": "true"}
+	if err := c.call(ctx, "DeleteMediaInfos", q, &out); err != nil {
+		return err
+	}
+	if len(out.ForbiddenList) > 0 {
+		return fmt.Errorf("DeleteMediaInfos: not allowed to delete %s", strings.Join(out.ForbiddenList, ","))
+	}
+	return nil
+}

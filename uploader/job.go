@@ -45,6 +45,11 @@ func (j *job) run(ctx context.Context) error {
 			err = j.upload(ctx)
 		case cache.Uploaded:
 			err = j.waitReady(ctx)
+		case cache.Ready:
+			if !j.rec.MetaPending {
+				return nil
+			}
+			err = j.updateMeta(ctx)
 		default:
 			return nil
 		}
@@ -96,11 +101,42 @@ func (j *job) create(ctx context.Context) error {
 		return fmt.Errorf("CreateUploadMedia %s: %w", t.MediaID, err)
 	}
 	j.log.Info("asset created", "media_id", t.MediaID)
-	return j.update(func(r *cache.Record) error {
+	err = j.update(func(r *cache.Record) error {
 		r.State = cache.Uploading
 		r.MediaID, r.MediaURL, r.FileURL = t.MediaID, t.MediaURL, t.FileURL
 		r.Upload = &up
 		r.Error = ""
+		return nil
+	})
+	if err != nil {
+		// The file changed (or went) while the asset was being made: nothing will upload
+		// to it, so it must not stay behind.
+		if derr := j.q.cfg.Store.AddDisposal(cache.Disposal{Path: j.rec.Path, Why: cache.Voided, MediaID: t.MediaID}); derr != nil {
+			j.log.Error("record the disposal of an unused asset", "media_id", t.MediaID, "err", derr)
+		}
+	}
+	return err
+}
+
+// updateMeta makes a ready asset's Title and BusinessType follow its file's new name and folder.
+// Its bytes are uploaded whatever happens here, so a refusal is noted, not a failure.
+func (j *job) updateMeta(ctx context.Context) error {
+	name, err := ParseName(path.Base(j.rec.Path))
+	if err == nil {
+		err = j.q.cfg.IMS.UpdateMediaInfo(ctx, j.rec.MediaID, name.Title, j.rec.BusinessType)
+	}
+	if err != nil && temporary(err) {
+		return err
+	}
+	msg := ""
+	if err != nil {
+		msg = "title not updated after the rename: " + err.Error()
+		j.log.Warn("asset title not updated", "media_id", j.rec.MediaID, "err", err)
+	} else {
+		j.log.Info("asset title updated", "media_id", j.rec.MediaID, "title", name.Title)
+	}
+	return j.update(func(r *cache.Record) error {
+		r.MetaPending, r.Error, r.Attempts = false, msg, 0
 		return nil
 	})
 }

@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"errors"
+	"fmt"
 	"path"
 	"strings"
 	"time"
@@ -39,12 +40,56 @@ func ParseName(file string) (Name, error) {
 	return n, nil
 }
 
+// DefaultTempNames are the names tools give files that are not (yet) the final ones, as
+// path.Match patterns on the file name: vim's swap, backup and write-test files, emacs autosave
+// and lock files, LibreOffice and MS Office lock and temporary files, partial downloads,
+// rsync's and GIO's temporary files, and the droppings of macOS and Windows.
+const DefaultTempNames = ".*.swp,.*.swo,.*.swx,*~,4913,#*#,.#*,.~lock.*#,~$*,*.tmp,*.temp,*.crdownload,*.part," +
+	"*.partial,.*.??????,.goutputstream-*,*.kate-swp,.DS_Store,._*,Thumbs.db,desktop.ini,.fuse_hidden*,.nfs*"
+
+// Admitter decides which closed files become assets.
+type Admitter struct {
+	temp []string // read only: path.Match patterns of temporary names
+}
+
+// NewAdmitter takes a comma-separated list of temporary-name patterns (path.Match syntax, on
+// the file name only).
+func NewAdmitter(tempNames string) (*Admitter, error) {
+	a := &Admitter{}
+	for _, p := range strings.Split(tempNames, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, err := path.Match(p, ""); err != nil || strings.Contains(p, "/") {
+			return nil, fmt.Errorf("temporary-name pattern %q: want a path.Match pattern for a file name", p)
+		}
+		a.temp = append(a.temp, p)
+	}
+	return a, nil
+}
+
+// TempName reports whether a file name is a temporary one, and the pattern that says so.
+func (a *Admitter) TempName(name string) (string, bool) {
+	for _, p := range a.temp {
+		if ok, _ := path.Match(p, name); ok {
+			return p, true
+		}
+	}
+	return "", false
+}
+
 // Admit decides what a closed file's record becomes: Queued until due, or Skipped, with the
-// reason, when its name cannot become an asset. It is asked after a last close, a rename and a
-// restart, and reports whether the record is to be queued.
-func Admit(r *cache.Record, due time.Time) bool {
+// reason, when its name cannot become an asset (no extension) or is a temporary one (it
+// becomes an asset if it is renamed to a real name). It is asked after a last close, a rename
+// and a restart, and reports whether the record is to be queued.
+func (a *Admitter) Admit(r *cache.Record, due time.Time) bool {
 	r.Attempts, r.Error = 0, ""
-	if _, err := ParseName(path.Base(r.Path)); err != nil {
+	name := path.Base(r.Path)
+	if p, ok := a.TempName(name); ok {
+		r.State, r.Error = cache.Skipped, fmt.Sprintf("not uploaded: %q is a temporary name (pattern %q); rename it to upload it", name, p)
+		return false
+	}
+	if _, err := ParseName(name); err != nil {
 		r.State, r.Error = cache.Skipped, "not uploaded: "+err.Error()
 		return false
 	}

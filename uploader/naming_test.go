@@ -44,24 +44,53 @@ func TestParseName(t *testing.T) {
 
 func TestAdmit(t *testing.T) {
 	due := time.Unix(100, 0)
+	a, err := NewAdmitter(DefaultTempNames)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		path  string
 		queue bool
-		want  cache.State
+		why   string
 	}{
-		{"video/clip.mp4", true, cache.Queued},
-		{"video/notes", false, cache.Skipped},
-		{"video/.hidden", false, cache.Skipped},
+		{"video/clip.mp4", true, ""},
+		{"video/Final Cut (v2).mov", true, ""},
+		{"video/.hidden.mp4", true, ""},
+		{"video/notes", false, "extension"},
+		{"video/.hidden", false, "extension"},
+		{"text/subtitles/.clip.srt.swp", false, "temporary"},
+		{"text/subtitles/clip.srt~", false, "temporary"},
+		{"text/subtitles/4913", false, "temporary"},
+		{"text/subtitles/#clip.srt#", false, "temporary"},
+		{"text/subtitles/.#clip.srt", false, "temporary"},
+		{"other/.~lock.report.odt#", false, "temporary"},
+		{"other/~$report.docx", false, "temporary"},
+		{"other/lu12345abcd.tmp", false, "temporary"},
+		{"other/~WRL0001.tmp", false, "temporary"},
+		{"video/clip.mp4.crdownload", false, "temporary"},
+		{"video/clip.mp4.part", false, "temporary"},
+		{"video/.clip.mp4.Ab3xYz", false, "temporary"},
+		{"text/subtitles/.goutputstream-ABC123", false, "temporary"},
+		{"image/.DS_Store", false, "temporary"},
+		{"image/._poster.png", false, "temporary"},
+		{"image/Thumbs.db", false, "temporary"},
 	} {
 		r := cache.Record{Path: tt.path, State: cache.Writing, Attempts: 3, Error: "old"}
-		if got := Admit(&r, due); got != tt.queue || r.State != tt.want {
-			t.Errorf("Admit(%s) = %v, state %s; want %v, %s", tt.path, got, r.State, tt.queue, tt.want)
+		if got := a.Admit(&r, due); got != tt.queue || (r.State == cache.Queued) != tt.queue {
+			t.Errorf("Admit(%s) = %v, state %s; want %v", tt.path, got, r.State, tt.queue)
 		}
 		if tt.queue && (!r.Due.Equal(due) || r.Error != "" || r.Attempts != 0) {
 			t.Errorf("Admit(%s) left %+v", tt.path, r)
 		}
-		if !tt.queue && !strings.Contains(r.Error, "extension") {
-			t.Errorf("Admit(%s): a skipped record must say why, got %q", tt.path, r.Error)
+		if !tt.queue && (r.State != cache.Skipped || !strings.Contains(r.Error, tt.why)) {
+			t.Errorf("Admit(%s): %s %q, want skipped saying %q", tt.path, r.State, r.Error, tt.why)
 		}
+	}
+	if _, err := NewAdmitter("ok,[bad"); err == nil {
+		t.Error("a malformed pattern was accepted")
+	}
+	none, _ := NewAdmitter("")
+	if r := (cache.Record{Path: "video/clip.mp4~x.mp4"}); !none.Admit(&r, due) {
+		t.Error("with no temporary names a real name was skipped")
 	}
 }

@@ -27,6 +27,9 @@ type Config struct {
 	PartWorkers int           // parts of one file sent at once [4]
 	AppID       string        // CreateUploadMedia AppId [IMS's default]
 	MaxBackoff  time.Duration // longest wait between tries of a failing upload [5m]
+	Names       *Admitter     // which names become assets [DefaultTempNames]
+	OnOverwrite Policy        // what becomes of the asset of an overwritten file [keep]
+	OnDelete    Policy        // what becomes of the asset of a deleted file [keep]
 }
 
 const (
@@ -81,6 +84,15 @@ func New(cfg Config) *Queue {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Names == nil {
+		cfg.Names, _ = NewAdmitter(DefaultTempNames)
+	}
+	if cfg.OnOverwrite == "" {
+		cfg.OnOverwrite = Keep
+	}
+	if cfg.OnDelete == "" {
+		cfg.OnDelete = Keep
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Queue{
 		cfg: cfg, ctx: ctx, cancel: cancel,
@@ -98,14 +110,14 @@ func (q *Queue) Start() error {
 	}
 	resumed := 0
 	for _, r := range recs {
-		if !r.State.Pending() {
+		if !r.State.Pending() && !r.MetaPending {
 			continue
 		}
 		if r.State == cache.Writing {
 			// Nothing can have the file open before the mount is up: its last writer is gone.
 			queue := false
 			if _, err := q.cfg.Store.Update(r.ID, func(r *cache.Record) error {
-				queue = Admit(r, time.Time{})
+				queue = q.cfg.Names.Admit(r, time.Time{})
 				return nil
 			}); err != nil {
 				return fmt.Errorf("uploader: requeue %s: %w", r.Path, err)
@@ -124,6 +136,8 @@ func (q *Queue) Start() error {
 		q.wg.Add(1)
 		go q.worker()
 	}
+	q.wg.Add(1)
+	go q.disposer()
 	return nil
 }
 
@@ -307,7 +321,7 @@ func (q *Queue) process(ctx context.Context, id uint64) {
 		}
 		return
 	}
-	if !rec.State.Pending() || rec.State == cache.Writing {
+	if !rec.State.Pending() && !rec.MetaPending || rec.State == cache.Writing {
 		return
 	}
 	if d := time.Until(rec.Due); d > 0 && !(rec.State == cache.Queued && q.draining()) {

@@ -29,6 +29,9 @@ type mountOptions struct {
 	drainTimeout time.Duration
 	emulator     bool
 	workers      int
+	tempNames    string
+	onOverwrite  string
+	onDelete     string
 	debug        bool
 	debugFUSE    bool
 }
@@ -42,6 +45,9 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.DurationFlag{Name: "drain-timeout", Value: 30 * time.Second, Destination: &o.drainTimeout, Usage: "on unmount, how long running uploads may take to finish; the rest resume at the next mount"},
 		&cli.BoolFlag{Name: "emulator", Destination: &o.emulator, Usage: "start an embedded IMS/OSS emulator and use it (no credentials needed)"},
 		&cli.IntFlag{Name: "transfers", Value: 4, Destination: &o.workers, Usage: "files uploaded at once"},
+		&cli.StringFlag{Name: "temp-names", Value: uploader.DefaultTempNames, Destination: &o.tempNames, Usage: "comma-separated `PATTERNS` (shell globs on the file name) of temporary files: kept in the mount, never uploaded (skipped) until renamed; \"\" uploads every name"},
+		&cli.StringFlag{Name: "on-overwrite", Value: "keep", Destination: &o.onOverwrite, Usage: "`keep|delete` the asset of a file that gets new bytes, once the new bytes are an asset"},
+		&cli.StringFlag{Name: "on-delete", Value: "keep", Destination: &o.onDelete, Usage: "`keep|delete` the asset of a file that is deleted"},
 		&cli.BoolFlag{Name: "debug", Destination: &o.debug, Usage: "log each upload step"},
 		&cli.BoolFlag{Name: "debug-fuse", Destination: &o.debugFUSE, Usage: "log every FUSE request"},
 	}
@@ -67,6 +73,18 @@ func newMountCommand() *cli.Command {
 
 func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	log := newLogger(o.debug)
+	names, err := uploader.NewAdmitter(o.tempNames)
+	if err != nil {
+		return fmt.Errorf("--temp-names: %w", err)
+	}
+	onOverwrite, err := uploader.ParsePolicy(o.onOverwrite)
+	if err != nil {
+		return fmt.Errorf("--on-overwrite: %w", err)
+	}
+	onDelete, err := uploader.ParsePolicy(o.onDelete)
+	if err != nil {
+		return fmt.Errorf("--on-delete: %w", err)
+	}
 	if o.cacheDir == "" {
 		base, err := os.UserCacheDir()
 		if err != nil {
@@ -114,8 +132,9 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	if err != nil {
 		return err
 	}
-	queue := uploader.New(uploader.Config{Store: store, IMS: ims, Log: log, Workers: o.workers})
-	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Log: log})
+	queue := uploader.New(uploader.Config{Store: store, IMS: ims, Log: log, Workers: o.workers, Names: names,
+		OnOverwrite: onOverwrite, OnDelete: onDelete})
+	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Names: names, Log: log})
 	server, err := fsys.Mount(mountpoint, fs.MountOptions{Debug: o.debugFUSE})
 	if err != nil {
 		return err
