@@ -123,3 +123,10 @@ func copyOut(dest []byte, v string) (uint32, syscall.Errno) {
 	}
 	return uint32(copy(dest, v)), gofs.OK
 }
+
+var _ = (gofs.NodeSetxattrer)((*dirNode)(nil))
+
+// Setxattr on a folder: nothing is kept (cp -p and rsync -A take ENOTSUP as "no ACLs here").
+func (d *dirNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.ENOTSUP
+}

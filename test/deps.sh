@@ -5,7 +5,7 @@ set -euo pipefail
 
 case "${1:-test}" in
   run)  want="fusermount3:fuse3 getfattr:attr" ;;
-  test) want="fusermount3:fuse3 getfattr:attr umount:mount" ;;
+  test) want="fusermount3:fuse3 getfattr:attr umount:mount rsync:rsync unzip:unzip ffmpeg:ffmpeg vim.basic:vim gio:libglib2.0-bin curl:curl jq:jq" ;;
   *)    echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
 

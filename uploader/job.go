@@ -17,6 +17,9 @@ import (
 // describe bytes the file no longer holds. The change has scheduled a new run.
 var errSuperseded = errors.New("the file changed during its upload")
 
+// createTimeout bounds a CreateUploadMedia call, which is not cancelled with its run.
+const createTimeout = time.Minute
+
 // permanentError marks a failure that retrying cannot mend.
 type permanentError struct{ err error }
 
@@ -92,7 +95,12 @@ func (j *job) create(ctx context.Context) error {
 		UserData: map[string]any{"Extend": map[string]string{"imsfs": fmt.Sprintf("%d.%d", j.rec.ID, j.gen)}},
 	}
 	j.log.Debug("CreateUploadMedia", "type", req.FileInfo.Type, "business_type", req.MediaMetaData.BusinessType)
-	t, err := j.q.cfg.IMS.CreateUploadMedia(ctx, req)
+	// CreateUploadMedia is not idempotent: a call cut short by a change to the file may still
+	// have made an asset, which nobody would know of. So it is let finish, and an asset that
+	// is no longer wanted is disposed of below.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	defer cancel()
+	t, err := j.q.cfg.IMS.CreateUploadMedia(cctx, req)
 	if err != nil {
 		return err
 	}
