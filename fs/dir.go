@@ -48,6 +48,9 @@ var _ = (gofs.NodeSetattrer)((*dirNode)(nil))
 // Setattr keeps chmod and utimens on folders users made; the fixed folders keep theirs.
 func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	p := d.path()
+	if errno := d.fsys.checkOwner(p, in); errno != gofs.OK {
+		return errno
+	}
 	if _, ok := in.GetSize(); ok {
 		return d.fsys.refuse("setattr", p, syscall.EISDIR, "a folder has no size to set")
 	}

@@ -68,6 +68,9 @@ var _ = (gofs.NodeSetattrer)((*fileNode)(nil))
 // Setattr handles truncate (a change of content), chmod and utimens.
 func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	p := n.path()
+	if errno := n.fsys.checkOwner(p, in); errno != gofs.OK {
+		return errno
+	}
 	if size, ok := in.GetSize(); ok {
 		if errno := n.truncate(p, int64(size)); errno != gofs.OK {
 			return errno

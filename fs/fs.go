@@ -229,3 +229,15 @@ func timespec(t time.Time) (sec uint64, nsec uint32) {
 	}
 	return uint64(t.Unix()), uint32(t.Nanosecond())
 }
+
+// checkOwner accepts a chown to the mounting user and group, which every node shows (so that
+// cp -p, rsync -a and tar as that user succeed), and refuses any other owner.
+func (f *FS) checkOwner(p string, in *fuse.SetAttrIn) syscall.Errno {
+	if uid, ok := in.GetUID(); ok && uid != f.uid {
+		return f.refuse("chown", p, syscall.EPERM, fmt.Sprintf("files belong to the mounting user (uid %d), not uid %d", f.uid, uid))
+	}
+	if gid, ok := in.GetGID(); ok && gid != f.gid {
+		return f.refuse("chown", p, syscall.EPERM, fmt.Sprintf("files belong to the mounting group (gid %d), not gid %d", f.gid, gid))
+	}
+	return gofs.OK
+}
