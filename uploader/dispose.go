@@ -105,7 +105,8 @@ func (q *Queue) dispose(ctx context.Context, d cache.Disposal) {
 
 // decide says whether a disposal deletes its asset, or waits. A voided upload always goes. A
 // finished asset follows its policy; an overwritten one only once the new bytes are an asset
-// (or their file is gone), so that the cloud never holds neither. A file under a temporary name
+// (or their file is gone, or under a name that is not uploaded), so that the cloud never holds
+// neither while an upload is on its way. A file under a temporary name
 // that is deleted was an old version moved aside (vim's "name~"), so it counts as overwritten.
 func (q *Queue) decide(d cache.Disposal) (act, wait bool) {
 	switch d.Why {
@@ -121,8 +122,10 @@ func (q *Queue) decide(d cache.Disposal) (act, wait bool) {
 			return false, false
 		}
 		if d.After != 0 {
+			// Wait while the new bytes are on their way (or failed, to be retried); a file
+			// that is gone, or under a name that is not uploaded, has nothing to wait for.
 			r, err := q.cfg.Store.GetID(d.After)
-			if err == nil && r.State != cache.Ready {
+			if err == nil && r.State != cache.Ready && r.State != cache.Skipped {
 				return false, true
 			}
 		}
