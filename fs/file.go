@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/imsfs/imsfs/cache"
 )
@@ -267,6 +269,35 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 		return uint32(written), n.fsys.fail("write", n.path(), err)
 	}
 	return uint32(written), gofs.OK
+}
+
+var _ = (gofs.FileAllocater)((*handle)(nil))
+
+// Allocate is fallocate(2): plain preallocation (mode 0) reserves spool space and may grow the
+// file; punching holes, collapsing and zeroing ranges are refused.
+func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
+	n := h.node
+	p := n.path()
+	if mode != 0 {
+		return n.fsys.refuse("fallocate", p, syscall.EOPNOTSUPP, fmt.Sprintf("fallocate mode %#x (holes, collapse, zero range) is not supported; plain preallocation is", mode))
+	}
+	if !h.write {
+		return syscall.EBADF
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if errno := n._modify(p); errno != gofs.OK {
+		return errno
+	}
+	if err := unix.Fallocate(int(h.f.Fd()), 0, int64(off), int64(size)); err != nil {
+		return n.fsys.fail("fallocate", p, err)
+	}
+	if end := int64(off + size); end > n.size {
+		n.size = end
+	}
+	n.mtime = time.Now()
+	n.ctime = n.mtime
+	return gofs.OK
 }
 
 var _ = (gofs.FileFlusher)((*handle)(nil))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -328,5 +329,28 @@ func TestReaddirOfManyEntries(t *testing.T) {
 	}
 	if len(entries) != n || entries[0].Name() != "f00000.tmp" || entries[n-1].Name() != fmt.Sprintf("f%05d.tmp", n-1) {
 		t.Fatalf("readdir gave %d entries", len(entries))
+	}
+}
+
+// TestFallocate: plain preallocation works (rsync --preallocate, some recorders); punching a
+// hole is refused with EOPNOTSUPP.
+func TestFallocate(t *testing.T) {
+	needTool(t, "fallocate")
+	emu := startEmulator(t)
+	m := startMount(t, emu, "")
+	p := filepath.Join(m.Dir, "other", "pre.bin")
+	os.WriteFile(p, []byte("head"), 0o644)
+	run(t, "fallocate", "-l", "1048576", p)
+	if st, _ := os.Stat(p); st.Size() != 1<<20 {
+		t.Fatalf("after fallocate -l 1M the size is %d", st.Size())
+	}
+	out, err := exec.Command("fallocate", "--punch-hole", "-o", "0", "-l", "4096", p).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "unsupported") && !strings.Contains(string(out), "not supported") {
+		t.Fatalf("punching a hole: %v %s, want EOPNOTSUPP", err, out)
+	}
+	waitStatus(t, p, "ready", 30*time.Second)
+	got, _ := os.ReadFile(p)
+	if len(got) != 1<<20 || string(got[:4]) != "head" {
+		t.Fatalf("read back %d bytes starting %q", len(got), got[:4])
 	}
 }
