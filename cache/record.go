@@ -31,6 +31,10 @@ type Record struct {
 	// MetaPending: the asset's Title and BusinessType are to follow the file's name and folder
 	// (a ready file was renamed); the uploader calls UpdateMediaInfo and clears it.
 	MetaPending bool `json:"meta_pending,omitempty"`
+
+	// Evicted: the spool was removed to bound the cache (only a Ready file's); its bytes are
+	// read back from the object, and fetched again before they change.
+	Evicted bool `json:"evicted,omitempty"`
 }
 
 // Upload is the part of a record that lets an interrupted upload go on where it stopped.

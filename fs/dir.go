@@ -226,6 +226,11 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		}
 	}
 
+	// Files that move to another Type become new assets, so their bytes must be here.
+	if errno := d.fsys.restoreMoved(ctx, src, from, toDir); errno != gofs.OK {
+		return errno
+	}
+
 	var stop, restart []uint64
 	due := time.Now().Add(d.fsys.opts.UploadDelay)
 	replaced, err := d.fsys.opts.Store.Rename(from, to, func(r *cache.Record) {

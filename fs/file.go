@@ -33,8 +33,11 @@ type fileNode struct {
 	mtime    time.Time // protected by mu
 	ctime    time.Time // protected by mu
 	writers  int       // protected by mu: open handles that may write
+	open     int       // protected by mu: open handles, readers included
+	lastUse  time.Time // protected by mu: last open, for eviction
 	modified bool      // protected by mu: changed since it was last queued
 	gone     bool      // protected by mu: unlinked or replaced; open handles still work
+	evicted  bool      // protected by mu: the spool is gone; the bytes are in the object
 }
 
 func (n *fileNode) path() string { return relPath(n.EmbeddedInode()) }
@@ -106,6 +109,9 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 func (n *fileNode) truncate(p string, size int64) syscall.Errno {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if errno := n._restore(context.Background(), p, size == 0); errno != gofs.OK {
+		return errno
+	}
 	if errno := n._modify(p); errno != gofs.OK {
 		return errno
 	}
@@ -203,23 +209,38 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if write {
 		mode = os.O_RDWR
 	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.lastUse = time.Now()
+	if n.evicted && !write {
+		rec, err := n.fsys.opts.Store.GetID(n.id)
+		if err != nil {
+			return nil, 0, n.fsys.fail("open", p, err)
+		}
+		n.open++
+		return &handle{node: n, mediaID: rec.MediaID}, 0, gofs.OK
+	}
+	if errno := n._restore(ctx, p, flags&syscall.O_TRUNC != 0); errno != gofs.OK {
+		return nil, 0, errno
+	}
 	// O_APPEND is left to the kernel, which sends each write at the end of the file.
 	f, err := os.OpenFile(n.fsys.opts.Store.SpoolPath(n.id), mode, 0)
 	if err != nil {
 		return nil, 0, n.fsys.fail("open", p, err)
 	}
+	n.open++
 	if !write {
 		return &handle{node: n, f: f}, 0, gofs.OK
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	if flags&syscall.O_TRUNC != 0 && n.size > 0 {
 		if errno := n._modify(p); errno != gofs.OK {
 			f.Close()
+			n.open--
 			return nil, 0, errno
 		}
 		if err := f.Truncate(0); err != nil {
 			f.Close()
+			n.open--
 			return nil, 0, n.fsys.fail("open", p, err)
 		}
 		n.size, n.mtime = 0, time.Now()
@@ -228,16 +249,22 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	return &handle{node: n, f: f, write: true}, 0, gofs.OK
 }
 
-// handle is one open file: a descriptor of the spool.
+// handle is one open file: a descriptor of the spool, or, for a reader of an evicted file,
+// the asset whose object it reads.
 type handle struct {
-	node  *fileNode
-	f     *os.File
-	write bool
+	node    *fileNode
+	f       *os.File // nil when reading from the object
+	mediaID string   // with f nil
+	write   bool
 }
 
 var _ = (gofs.FileReader)((*handle)(nil))
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if h.f == nil {
+		data, errno := h.readRemote(ctx, dest, off)
+		return fuse.ReadResultData(data), errno
+	}
 	n, err := h.f.ReadAt(dest, off)
 	if err != nil && n == 0 && !errors.Is(err, io.EOF) {
 		return nil, h.node.fsys.fail("read", h.node.path(), err)
@@ -305,7 +332,7 @@ var _ = (gofs.FileFlusher)((*handle)(nil))
 // Flush runs on every close(2) of a descriptor: the bytes written so far become durable, so that
 // nothing a writer has closed is lost, whatever happens next.
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
-	if !h.write {
+	if !h.write || h.f == nil {
 		return gofs.OK
 	}
 	if err := h.f.Sync(); err != nil {
@@ -317,6 +344,9 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 var _ = (gofs.FileFsyncer)((*handle)(nil))
 
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if h.f == nil {
+		return gofs.OK
+	}
 	if err := h.f.Sync(); err != nil {
 		return h.node.fsys.fail("fsync", h.node.path(), err)
 	}
@@ -328,13 +358,16 @@ var _ = (gofs.FileReleaser)((*handle)(nil))
 // Release ends a handle; when the last writer goes, the file is queued for upload. Its bytes
 // were made durable by Flush; if queueing fails here, the next mount queues the file.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
-	defer h.f.Close()
-	if !h.write {
-		return gofs.OK
+	if h.f != nil {
+		defer h.f.Close()
 	}
 	n := h.node
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.open--
+	if !h.write {
+		return gofs.OK
+	}
 	n.writers--
 	if n.writers > 0 {
 		return gofs.OK

@@ -45,7 +45,11 @@ type Options struct {
 	Mapping     *Mapping           // [DefaultMapping]
 	UploadDelay time.Duration      // settle time after the last writer closes a file
 	Names       *uploader.Admitter // which names become assets [uploader.DefaultTempNames]
-	Log         *slog.Logger
+	Objects     Objects            // reads evicted files back from their objects [none: nothing is evicted]
+	// CacheMaxSize bounds the spool: ready files no one has open are evicted, least recently
+	// used first, when it is exceeded [0: no bound].
+	CacheMaxSize int64
+	Log          *slog.Logger
 }
 
 // FS is one mounted file system.
@@ -53,6 +57,7 @@ type FS struct {
 	opts     Options // read only
 	uid, gid uint32  // the owner every node shows
 	root     *dirNode
+	stop     chan struct{} // closed by Close: the evictor stops
 }
 
 // New returns a file system over opts.Store; Mount serves it.
@@ -66,7 +71,10 @@ func New(opts Options) *FS {
 	if opts.Names == nil {
 		opts.Names, _ = uploader.NewAdmitter(uploader.DefaultTempNames)
 	}
-	f := &FS{opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	if opts.Objects == nil {
+		opts.CacheMaxSize = 0 // evicted bytes could not be read back
+	}
+	f := &FS{opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), stop: make(chan struct{})}
 	f.root = &dirNode{fsys: f, mode: 0o755, mtime: time.Now()}
 	return f
 }
@@ -100,7 +108,20 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
+	if f.opts.CacheMaxSize > 0 {
+		go f.evictLoop(f.stop)
+	}
 	return server, nil
+}
+
+// Close stops the work the file system does in the background (eviction); call it once the
+// server has stopped.
+func (f *FS) Close() {
+	select {
+	case <-f.stop:
+	default:
+		close(f.stop)
+	}
 }
 
 var _ = (gofs.NodeOnAdder)((*dirNode)(nil))
@@ -133,8 +154,11 @@ func (d *dirNode) OnAdd(ctx context.Context) {
 			f.opts.Log.Error("file in the store has no folder; it stays in the store but is not shown", "path", r.Path)
 			continue
 		}
-		n := &fileNode{fsys: f, id: r.ID, size: r.Size, mode: r.Mode, mtime: r.Mtime, ctime: r.Mtime}
-		if st, err := os.Stat(f.opts.Store.SpoolPath(r.ID)); err == nil {
+		n := &fileNode{fsys: f, id: r.ID, size: r.Size, mode: r.Mode, mtime: r.Mtime, ctime: r.Mtime, evicted: r.Evicted}
+		if r.Evicted {
+			// A crash between marking it evicted and removing the spool leaves a stray copy.
+			os.Remove(f.opts.Store.SpoolPath(r.ID))
+		} else if st, err := os.Stat(f.opts.Store.SpoolPath(r.ID)); err == nil {
 			n.size = st.Size() // the spool is the truth after a crash mid-write
 		}
 		parent.AddChild(path.Base(r.Path), parent.NewPersistentInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG}), true)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aliyun/credentials-go/credentials"
+	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
 	"github.com/imsfs/imsfs/cache"
@@ -32,6 +33,7 @@ type mountOptions struct {
 	tempNames    string
 	onOverwrite  string
 	onDelete     string
+	cacheMax     string
 	debug        bool
 	debugFUSE    bool
 }
@@ -46,6 +48,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.BoolFlag{Name: "emulator", Destination: &o.emulator, Usage: "start an embedded IMS/OSS emulator and use it (no credentials needed)"},
 		&cli.IntFlag{Name: "transfers", Value: 4, Destination: &o.workers, Usage: "files uploaded at once"},
 		&cli.StringFlag{Name: "temp-names", Value: uploader.DefaultTempNames, Destination: &o.tempNames, Usage: "comma-separated `PATTERNS` (shell globs on the file name) of temporary files: kept in the mount, never uploaded (skipped) until renamed; \"\" uploads every name"},
+		&cli.StringFlag{Name: "cache-max-size", Destination: &o.cacheMax, Usage: "bound the cache (e.g. 20GiB): ready files no one has open are evicted, least recently used first, and read back from their objects (default: no bound)"},
 		&cli.StringFlag{Name: "on-overwrite", Value: "keep", Destination: &o.onOverwrite, Usage: "`keep|delete` the asset of a file that gets new bytes, once the new bytes are an asset"},
 		&cli.StringFlag{Name: "on-delete", Value: "keep", Destination: &o.onDelete, Usage: "`keep|delete` the asset of a file that is deleted"},
 		&cli.BoolFlag{Name: "debug", Destination: &o.debug, Usage: "log each upload step"},
@@ -84,6 +87,12 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	onDelete, err := uploader.ParsePolicy(o.onDelete)
 	if err != nil {
 		return fmt.Errorf("--on-delete: %w", err)
+	}
+	var cacheMax uint64
+	if o.cacheMax != "" {
+		if cacheMax, err = humanize.ParseBytes(o.cacheMax); err != nil {
+			return fmt.Errorf("--cache-max-size %q: %w", o.cacheMax, err)
+		}
 	}
 	if o.cacheDir == "" {
 		base, err := os.UserCacheDir()
@@ -134,7 +143,8 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	}
 	queue := uploader.New(uploader.Config{Store: store, IMS: ims, Log: log, Workers: o.workers, Names: names,
 		OnOverwrite: onOverwrite, OnDelete: onDelete})
-	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Names: names, Log: log})
+	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Names: names, Log: log,
+		Objects: uploader.NewFetcher(ims), CacheMaxSize: int64(cacheMax)})
 	server, err := fsys.Mount(mountpoint, fs.MountOptions{Debug: o.debugFUSE})
 	if err != nil {
 		return err
@@ -150,6 +160,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	defer signal.Stop(stop)
 	go unmountOnSignal(stop, server, mountpoint, log)
 	server.Wait()
+	fsys.Close()
 	log.Info("unmounted", "mountpoint", mountpoint)
 
 	drain, cancel := context.WithTimeout(ctx, o.drainTimeout)
