@@ -114,6 +114,15 @@ func TestPOSIXSemantics(t *testing.T) {
 		}
 	})
 
+	t.Run("mknod is refused with EPERM, and logged", func(t *testing.T) {
+		if err := syscall.Mkfifo(mnt("video/pipe.mp4"), 0o644); !isErrno(err, syscall.EPERM) {
+			t.Fatalf("mkfifo: %v, want EPERM", err)
+		}
+		if !strings.Contains(m.output(), `op=mknod path=video/pipe.mp4 errno=EPERM`) {
+			t.Fatalf("no log line for the refused mknod:\n%s", m.output())
+		}
+	})
+
 	t.Run("statfs reports the cache volume", func(t *testing.T) {
 		var a, b syscall.Statfs_t
 		if err := syscall.Statfs(m.Dir, &a); err != nil {
