@@ -104,7 +104,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		d.fsys.opts.Store.Delete(rec.ID)
 		return nil, nil, 0, d.fsys.fail("create", p, err)
 	}
-	n := &fileNode{fsys: d.fsys, id: rec.ID, mode: rec.Mode, mtime: now, ctime: now, writers: 1, modified: true}
+	n := &fileNode{fsys: d.fsys, id: rec.ID, mode: rec.Mode, mtime: now, ctime: now, writers: 1, open: 1, modified: true}
 	child := d.NewPersistentInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG})
 	n.fillAttr(&out.Attr)
 	d.touch()

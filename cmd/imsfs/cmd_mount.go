@@ -145,12 +145,14 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		OnOverwrite: onOverwrite, OnDelete: onDelete})
 	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Names: names, Log: log,
 		Objects: uploader.NewFetcher(ims), CacheMaxSize: int64(cacheMax)})
-	server, err := fsys.Mount(mountpoint, fs.MountOptions{Debug: o.debugFUSE})
-	if err != nil {
+	// Recovery comes first: Start treats a file still "writing" as one whose writer is gone,
+	// which is true only before the mount serves anyone.
+	if err := queue.Start(); err != nil {
 		return err
 	}
-	if err := queue.Start(); err != nil {
-		_ = server.Unmount()
+	server, err := fsys.Mount(mountpoint, fs.MountOptions{Debug: o.debugFUSE})
+	if err != nil {
+		queue.Close(ctx)
 		return err
 	}
 	log.Info("mounted", "mountpoint", mountpoint, "endpoint", endpoint, "cache_dir", o.cacheDir)
