@@ -5,7 +5,7 @@ set -euo pipefail
 
 case "${1:-test}" in
   run)  want="fusermount3:fuse3 getfattr:attr" ;;
-  test) want="fusermount3:fuse3 getfattr:attr umount:mount rsync:rsync unzip:unzip ffmpeg:ffmpeg vim.basic:vim gio:libglib2.0-bin curl:curl jq:jq" ;;
+  test) want="fusermount3:fuse3 getfattr:attr umount:mount rsync:rsync unzip:unzip ffmpeg:ffmpeg vim.basic:vim gio:libglib2.0-bin curl:curl jq:jq soffice:libreoffice-writer-nogui" ;;
   *)    echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
 
@@ -16,6 +16,11 @@ for w in $want; do
   command -v "${w%%:*}" >/dev/null || missing+=("${w#*:}")
 done
 
+# LibreOffice is driven from Python through UNO.
+if [[ ${1:-test} == test && ! -e /usr/lib/python3/dist-packages/uno.py ]]; then
+  missing+=(python3-uno)
+fi
+
 if [[ ! -e /dev/fuse ]]; then
   echo "deps: /dev/fuse is missing, so nothing can be mounted here (load the fuse module, or give the container --device /dev/fuse --cap-add SYS_ADMIN)" >&2
 fi
@@ -25,7 +30,7 @@ fi
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   echo "deps: installing ${missing[*]}" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   exit 0
 fi
 echo "deps: missing ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2

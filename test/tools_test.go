@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -342,10 +343,68 @@ func TestGIOSaves(t *testing.T) {
 	}
 }
 
-// TestOfficeSaveReplays replays, call for call, how LibreOffice and MS Word (on a share) save,
-// since neither runs here. LibreOffice: lock file, write lu*.tmp, rename it over, drop the lock.
-// Word: owner file ~$name, write ~WRD0000.tmp, rename the old file to ~WRL0001.tmp, rename
-// the new one to the name, delete the old one and the owner file.
+// TestLibreOfficeSaves runs LibreOffice (headless, driven through UNO as a macro would) to
+// save a Writer document into the mount, twice. As strace shows, it makes .~lock.NAME#, writes
+// luXXXX.tmp, renames it over the document while it still holds the document open O_RDWR, and
+// drops the lock when the document closes.
+func TestLibreOfficeSaves(t *testing.T) {
+	needTool(t, "soffice")
+	needTool(t, "/usr/bin/python3")
+	if err := exec.Command("/usr/bin/python3", "-c", "import uno").Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("python3-uno is not installed")
+		}
+		t.Skip("python3-uno is not installed")
+	}
+	emu, m := toolMount(t)
+	pipe := fmt.Sprintf("imsfs-test-%d", os.Getpid())
+	office := exec.Command("soffice", "--headless", "--invisible", "--norestore", "--nologo",
+		"-env:UserInstallation=file://"+t.TempDir(), "--accept=pipe,name="+pipe+";urp;")
+	if err := office.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { office.Process.Kill(); office.Wait() })
+	script, _ := filepath.Abs("testdata/libreoffice_save.py")
+	doc := filepath.Join(m.Dir, "other", "report.odt")
+	for _, text := range []string{"first version", "second version, longer"} {
+		out, err := exec.Command("/usr/bin/python3", script, pipe, doc, text).CombinedOutput()
+		if err != nil {
+			t.Fatalf("LibreOffice save: %v\n%s", err, out)
+		}
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatalf("the saved document is not an ODF zip: %v", err)
+		}
+		var content []byte
+		for _, f := range zr.File {
+			if f.Name == "content.xml" {
+				r, _ := f.Open()
+				content, _ = io.ReadAll(r)
+				r.Close()
+			}
+		}
+		if !bytes.Contains(content, []byte(text)) {
+			t.Fatalf("content.xml of the saved document lacks %q", text)
+		}
+		settled(t, emu, m, map[string][]byte{"other/report.odt": data})
+	}
+	if left := uploadable(t, m, "other"); len(left) != 1 {
+		t.Errorf("after the saves the folder holds %v", left)
+	}
+	if n := creates(t, emu); n != 2 {
+		t.Errorf("two saves made %d CreateUploadMedia calls, want 2: a lock or temporary file was uploaded", n)
+	}
+}
+
+// TestOfficeSaveReplays replays, call for call, the save sequences of LibreOffice (as strace of
+// the real program shows them; TestLibreOfficeSaves runs the real one too) and of MS Word on a
+// share (which cannot run here): Word makes the owner file ~$name, writes ~WRD0000.tmp, renames
+// the old file to ~WRL0001.tmp and the new one to the name, and deletes the old one and the
+// owner file.
 func TestOfficeSaveReplays(t *testing.T) {
 	emu, m := toolMount(t)
 	dir := filepath.Join(m.Dir, "other")
@@ -377,8 +436,16 @@ func TestOfficeSaveReplays(t *testing.T) {
 	}
 	libre := func(content string) {
 		write(".~lock.report.odt#", []byte(",user,host,27.11.2026 10:00,user;"))
+		// It holds an existing document open O_RDWR while it writes the new version beside it.
+		held, err := os.OpenFile(filepath.Join(dir, "report.odt"), os.O_RDWR, 0)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
 		write("lu3f2a1b9c.tmp", []byte(content))
 		mv("lu3f2a1b9c.tmp", "report.odt")
+		if held != nil {
+			held.Close()
+		}
 		rm(".~lock.report.odt#")
 	}
 	word := func(content string) {
