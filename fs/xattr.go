@@ -101,7 +101,7 @@ func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags
 	if strings.HasPrefix(attr, xattrPrefix) {
 		return n.fsys.refuse("setxattr", n.path(), syscall.EPERM, attr+" is read-only")
 	}
-	return syscall.ENOTSUP
+	return n.fsys.refuse("setxattr", n.path(), syscall.ENOTSUP, attr+" is not kept: only the user.ims.* attributes exist here")
 }
 
 var _ = (gofs.NodeRemovexattrer)((*fileNode)(nil))
@@ -128,5 +128,5 @@ var _ = (gofs.NodeSetxattrer)((*dirNode)(nil))
 
 // Setxattr on a folder: nothing is kept (cp -p and rsync -A take ENOTSUP as "no ACLs here").
 func (d *dirNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return syscall.ENOTSUP
+	return d.fsys.refuse("setxattr", d.path(), syscall.ENOTSUP, attr+" is not kept: folders have no extended attributes here")
 }

@@ -114,12 +114,19 @@ func TestPOSIXSemantics(t *testing.T) {
 		}
 	})
 
-	t.Run("mknod is refused with EPERM, and logged", func(t *testing.T) {
+	t.Run("mknod and foreign xattrs are refused, and logged", func(t *testing.T) {
 		if err := syscall.Mkfifo(mnt("video/pipe.mp4"), 0o644); !isErrno(err, syscall.EPERM) {
 			t.Fatalf("mkfifo: %v, want EPERM", err)
 		}
 		if !strings.Contains(m.output(), `op=mknod path=video/pipe.mp4 errno=EPERM`) {
 			t.Fatalf("no log line for the refused mknod:\n%s", m.output())
+		}
+		os.WriteFile(mnt("video/attrs.mp4"), []byte("x"), 0o644)
+		if err := syscall.Setxattr(mnt("video/attrs.mp4"), "user.comment", []byte("hi"), 0); !isErrno(err, syscall.ENOTSUP) {
+			t.Fatalf("setxattr user.comment: %v, want ENOTSUP", err)
+		}
+		if !strings.Contains(m.output(), `op=setxattr path=video/attrs.mp4 errno=ENOTSUP`) {
+			t.Fatalf("no log line for the refused setxattr:\n%s", m.output())
 		}
 	})
 
