@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -71,50 +72,59 @@ func TestUploadFinishesAcrossAnEmulatorRestart(t *testing.T) {
 	}
 }
 
-// TestMountUploadsThroughInjectedFaults: errors, throttling and cut connections on a share of
-// requests, with a fixed seed; every file still arrives whole.
+// TestMountUploadsThroughInjectedFaults: 200 MiB across files, a fifth of every IMS and OSS
+// call failing (errors, throttling, connections cut mid-body), and upload credentials that
+// live three seconds. Every file must still arrive whole; the figures are printed.
 func TestMountUploadsThroughInjectedFaults(t *testing.T) {
-	emu := startEmulator(t, "--fault-seed", "7", "--faults",
-		"oss.part=0.2:500,oss.put=0.2:reset,ims.create=0.2:Throttling,oss.complete=0.2:503,ims.get=0.2:ServiceUnavailable")
+	emu := startEmulator(t, "--sts-ttl", "3s", "--fault-seed", "7", "--faults",
+		"oss.part=0.2:reset,oss.put=0.2:reset,oss.initiate=0.2:500,oss.complete=0.2:503,oss.listparts=0.2:500,"+
+			"ims.create=0.2:Throttling,ims.refresh=0.2:503,ims.get=0.2:ServiceUnavailable")
 	m := startMount(t, emu, "")
-	srcs := []string{randomFile(t, "big.mp4", 40<<20), randomFile(t, "a.mp4", 1<<20), randomFile(t, "b.mp4", 2<<20), randomFile(t, "c.mp4", 300<<10)}
+	var srcs []string
+	for i, size := range []int{64 << 20, 48 << 20, 32 << 20, 24 << 20, 16 << 20, 8 << 20, 4 << 20, 2 << 20, 1 << 20, 1 << 20} {
+		srcs = append(srcs, randomFile(t, fmt.Sprintf("f%02d.mp4", i), size))
+	}
+	start := time.Now()
 	for _, src := range srcs {
 		run(t, "cp", src, filepath.Join(m.Dir, "video")+"/")
 	}
 	for _, src := range srcs {
 		p := filepath.Join(m.Dir, "video", filepath.Base(src))
-		waitStatus(t, p, "ready", 120*time.Second)
+		waitStatus(t, p, "ready", 300*time.Second)
 		id, _ := xattr(p, "user.ims.media_id")
-		for _, a := range emu.assets(t) {
-			if a.MediaId == id && a.MD5 != md5File(t, src) {
-				t.Errorf("%s: asset MD5 %s, want %s", p, a.MD5, md5File(t, src))
-			}
+		a, ok := emu.asset(t, id)
+		if !ok || a.MD5 != md5File(t, src) || a.Status != "Normal" {
+			t.Errorf("%s: asset %+v, want Normal with MD5 %s", p, a, md5File(t, src))
 		}
 	}
 	st := emu.stats(t)
-	if st.Faults["oss.part"]+st.Faults["oss.put"]+st.Faults["ims.create"] == 0 {
-		t.Errorf("no fault was injected: %+v", st)
+	var faults int64
+	for _, n := range st.Faults {
+		faults += n
 	}
-	t.Logf("faults injected: %v", st.Faults)
+	t.Logf("fault test: %d files, 200 MiB, ready in %v; faults injected %d (%v), so as many tries again; "+
+		"credential refreshes %d; requests %v", len(srcs), time.Since(start).Round(time.Second), faults, st.Faults,
+		st.Requests["ims.refresh"], st.Requests)
+	if faults == 0 || st.Requests["ims.refresh"] == 0 {
+		t.Errorf("the test did not test: %d faults, %d refreshes", faults, st.Requests["ims.refresh"])
+	}
 }
 
-// TestUploadOutlivesItsCredentials: upload credentials that expire after 2 s, and parts slow
-// enough that a 40 MiB upload takes longer; OSS refuses the stale token and the mount must
-// refresh it (RefreshUploadMedia) and go on.
+// TestUploadOutlivesItsCredentials: upload credentials that live three seconds, and parts slow
+// enough that an 80 MiB upload takes several times as long; credentials are renewed between
+// parts (RefreshUploadMedia) and the upload goes on.
 func TestUploadOutlivesItsCredentials(t *testing.T) {
-	emu := startEmulator(t, "--sts-ttl", "2s", "--faults", "oss.part=0:latency=1500ms")
+	emu := startEmulator(t, "--sts-ttl", "3s", "--faults", "oss.part=0:latency=1s")
 	m := startMount(t, emu, "", "--transfers", "1")
-	src := randomFile(t, "long.mp4", 40<<20)
+	src := randomFile(t, "long.mp4", 80<<20)
 	run(t, "cp", src, filepath.Join(m.Dir, "video")+"/")
 	p := filepath.Join(m.Dir, "video", "long.mp4")
 	waitStatus(t, p, "ready", 120*time.Second)
-	if st := emu.stats(t); st.Requests["ims.refresh"] == 0 {
-		t.Errorf("the upload outlived its 2 s credentials without a RefreshUploadMedia: %v", st.Requests)
+	if st := emu.stats(t); st.Requests["ims.refresh"] < 2 {
+		t.Errorf("an upload of three credential lifetimes made %d RefreshUploadMedia calls: %v", st.Requests["ims.refresh"], st.Requests)
 	}
 	id, _ := xattr(p, "user.ims.media_id")
-	for _, a := range emu.assets(t) {
-		if a.MediaId == id && a.MD5 != md5File(t, src) {
-			t.Errorf("asset MD5 %s, want %s", a.MD5, md5File(t, src))
-		}
+	if a, _ := emu.asset(t, id); a.MD5 != md5File(t, src) {
+		t.Errorf("asset MD5 %s, want %s", a.MD5, md5File(t, src))
 	}
 }

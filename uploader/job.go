@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/imsfs/imsfs/cache"
@@ -29,9 +31,24 @@ func (e *permanentError) Unwrap() error { return e.err }
 // job is one run of the upload pipeline for one record.
 type job struct {
 	q   *Queue
-	rec cache.Record // as last committed by this run
-	gen uint64       // the content generation this run uploads
+	gen uint64 // the content generation this run uploads
 	log *slog.Logger
+
+	mu  sync.Mutex   // guards rec: parts of a multipart upload commit concurrently
+	rec cache.Record // as last committed by this run
+
+	creds     *liveCreds   // the upload credentials OSS requests sign with, while uploading
+	refreshMu sync.Mutex   // one refresh at a time
+	refreshes   atomic.Int64 // credential refreshes made by this run
+	partRetries atomic.Int64 // parts sent again by this run
+	progressed  atomic.Bool  // this run committed a step or a part
+}
+
+// record returns the record as this run last committed it.
+func (j *job) record() cache.Record {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.rec
 }
 
 // run moves the record through creating → uploading → uploaded → ready, one committed step at
@@ -64,6 +81,8 @@ func (j *job) run(ctx context.Context) error {
 
 // update commits a change to this run's record, unless the file has changed since the run began.
 func (j *job) update(fn func(*cache.Record) error) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	rec, err := j.q.cfg.Store.Update(j.rec.ID, func(r *cache.Record) error {
 		if r.Gen != j.gen {
 			return errSuperseded
@@ -73,8 +92,18 @@ func (j *job) update(fn func(*cache.Record) error) error {
 	if err != nil {
 		return err
 	}
+	if rec.State != j.rec.State || partsOf(rec) > partsOf(j.rec) {
+		j.progressed.Store(true)
+	}
 	j.rec = rec
 	return nil
+}
+
+func partsOf(r cache.Record) int {
+	if r.Upload == nil {
+		return 0
+	}
+	return len(r.Upload.Parts)
 }
 
 func (j *job) create(ctx context.Context) error {
@@ -151,16 +180,17 @@ func (j *job) updateMeta(ctx context.Context) error {
 
 // refresh asks RefreshUploadMedia for new credentials and commits them.
 func (j *job) refresh(ctx context.Context) error {
-	t, err := j.q.cfg.IMS.RefreshUploadMedia(ctx, j.rec.MediaID)
+	mediaID := j.record().MediaID
+	t, err := j.q.cfg.IMS.RefreshUploadMedia(ctx, mediaID)
 	if err != nil {
 		return err
 	}
 	up, err := DecodeTicket(t.UploadAddress, t.UploadAuth, time.Now())
 	if err != nil {
-		return fmt.Errorf("RefreshUploadMedia %s: %w", j.rec.MediaID, err)
+		return fmt.Errorf("RefreshUploadMedia %s: %w", mediaID, err)
 	}
-	j.log.Info("upload credentials refreshed", "media_id", j.rec.MediaID, "expires", up.Expires)
-	return j.update(func(r *cache.Record) error {
+	j.log.Info("upload credentials refreshed", "media_id", mediaID, "expires", up.Expires)
+	err = j.update(func(r *cache.Record) error {
 		if r.Upload == nil {
 			r.Upload = &up
 			return nil
@@ -170,6 +200,10 @@ func (j *job) refresh(ctx context.Context) error {
 		r.Upload.Expires = up.Expires
 		return nil
 	})
+	if err == nil && j.creds != nil {
+		j.creds.set(&up)
+	}
+	return err
 }
 
 func (j *job) waitReady(ctx context.Context) error {
@@ -219,6 +253,11 @@ func (j *job) failed(err error) {
 	}
 	var due time.Time
 	attempts := j.rec.Attempts + 1
+	if j.progressed.Load() {
+		// The run got somewhere before it failed: the next one starts soon, not after a
+		// backoff grown by earlier failures.
+		attempts = 1
+	}
 	wait := backoff(attempts, j.q.cfg.MaxBackoff)
 	if uerr := j.update(func(r *cache.Record) error {
 		r.Attempts = attempts

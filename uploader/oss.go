@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,44 +17,115 @@ import (
 	"github.com/imsfs/imsfs/cache"
 )
 
-// refreshAhead is how long before they expire upload credentials are renewed.
+// refreshAhead is how long before they expire upload credentials are renewed, at the most: for
+// short-lived credentials, a third of their life.
 const refreshAhead = time.Minute
+
+// maxRefreshes bounds the credential refreshes one attempt may make without sending a byte.
+const maxRefreshes = 5
+
+// maxPartTries bounds the tries of one part within an attempt; partBackoff spaces them.
+const maxPartTries = 4
+
+func partBackoff(try int) time.Duration { return (200 * time.Millisecond) << min(try, 4) }
+
+// liveCreds are the upload credentials every OSS request of a run signs with; a refresh swaps
+// them under the requests in flight, so that an upload of hours outlives credentials of seconds.
+type liveCreds struct {
+	mu      sync.Mutex
+	id      string
+	secret  string
+	token   string
+	expires time.Time
+	life    time.Duration // from when they were received to when they expire
+}
+
+type staticCreds struct{ id, secret, token string }
+
+func (c staticCreds) GetAccessKeyID() string     { return c.id }
+func (c staticCreds) GetAccessKeySecret() string { return c.secret }
+func (c staticCreds) GetSecurityToken() string   { return c.token }
+
+func (c *liveCreds) GetCredentials() oss.Credentials {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return staticCreds{c.id, c.secret, c.token}
+}
+
+func (c *liveCreds) set(up *cache.Upload) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.id, c.secret, c.token, c.expires = up.AccessKeyID, up.AccessKeySecret, up.SecurityToken, up.Expires
+	c.life = time.Until(up.Expires)
+}
+
+// stale reports whether the credentials are to be renewed before the next request.
+func (c *liveCreds) stale() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.expires.IsZero() {
+		return false
+	}
+	ahead := min(refreshAhead, c.life/3)
+	return time.Until(c.expires) < ahead
+}
+
+// expire marks the credentials stale: OSS said they are no longer valid.
+func (c *liveCreds) expire() {
+	c.mu.Lock()
+	c.expires = time.Now().Add(-time.Second)
+	c.mu.Unlock()
+}
+
+// fresh renews the run's credentials if they are stale; parts in flight wait for one refresh
+// rather than each making its own.
+func (j *job) fresh(ctx context.Context) error {
+	j.refreshMu.Lock()
+	defer j.refreshMu.Unlock()
+	if !j.creds.stale() {
+		return nil
+	}
+	if err := j.refresh(ctx); err != nil {
+		return err
+	}
+	j.refreshes.Add(1)
+	return nil
+}
 
 // upload sends the spooled bytes to the object in the record's UploadAddress, resuming a
 // multipart upload from its recorded parts, and commits Uploaded when the object is complete.
 func (j *job) upload(ctx context.Context) error {
-	if j.rec.Upload == nil {
-		return &permanentError{fmt.Errorf("%s: record is uploading but holds no upload address", j.rec.Path)}
+	rec := j.record()
+	if rec.Upload == nil {
+		return &permanentError{fmt.Errorf("%s: record is uploading but holds no upload address", rec.Path)}
 	}
-	f, err := os.Open(j.q.cfg.Store.SpoolPath(j.rec.ID))
+	f, err := os.Open(j.q.cfg.Store.SpoolPath(rec.ID))
 	if err != nil {
-		return &permanentError{fmt.Errorf("%s: open spool: %w", j.rec.Path, err)}
+		return &permanentError{fmt.Errorf("%s: open spool: %w", rec.Path, err)}
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("%s: stat spool: %w", j.rec.Path, err)
+		return fmt.Errorf("%s: stat spool: %w", rec.Path, err)
 	}
 	size := st.Size()
 	p := &progress{}
 	p.total.Store(size)
-	j.q.progress.Store(j.rec.ID, p)
+	j.q.progress.Store(rec.ID, p)
+	j.creds = &liveCreds{}
+	j.creds.set(rec.Upload)
 
-	for refreshes := 0; ; refreshes++ {
-		if exp := j.rec.Upload.Expires; !exp.IsZero() && time.Until(exp) < refreshAhead {
-			if err := j.refresh(ctx); err != nil {
-				return err
-			}
+	for tries := 0; ; tries++ {
+		if err = j.fresh(ctx); err != nil {
+			return err
 		}
 		err = j.send(ctx, f, size, p)
 		code, _, isOSS := ossError(err)
-		if !isOSS || !credentialExpired(code) || refreshes >= 3 {
+		if !isOSS || !credentialExpired(code) || tries >= maxRefreshes {
 			break
 		}
 		j.log.Info("upload credentials expired", "code", code)
-		if err := j.refresh(ctx); err != nil {
-			return err
-		}
+		j.creds.expire()
 	}
 	if err != nil {
 		return err
@@ -64,9 +137,8 @@ func (j *job) upload(ctx context.Context) error {
 }
 
 func (j *job) send(ctx context.Context, f *os.File, size int64, p *progress) error {
-	up := j.rec.Upload
-	client, err := oss.New(up.Endpoint, up.AccessKeyID, up.AccessKeySecret,
-		oss.SecurityToken(up.SecurityToken), oss.Timeout(10, 120), oss.UserAgent("imsfs"))
+	up := j.record().Upload
+	client, err := oss.New(up.Endpoint, "", "", oss.SetCredentialsProvider(j.creds), oss.Timeout(10, 120), oss.UserAgent("imsfs"))
 	if err != nil {
 		return &permanentError{fmt.Errorf("OSS client for %s: %w", up.Endpoint, err)}
 	}
@@ -86,8 +158,45 @@ func (j *job) send(ctx context.Context, f *os.File, size int64, p *progress) err
 	return j.sendMultipart(ctx, bucket, f, size, p)
 }
 
+// resumeParts returns the recorded parts that OSS still holds, as ListParts says (a restart
+// may have recorded a part OSS never kept, or lost one it did): only those are not sent again.
+func (j *job) resumeParts(ctx context.Context, bucket *oss.Bucket, imur oss.InitiateMultipartUploadResult, recorded []cache.Part) ([]cache.Part, error) {
+	if len(recorded) == 0 {
+		return nil, nil
+	}
+	held := map[int]oss.UploadedPart{}
+	marker := 0
+	for {
+		res, err := bucket.ListUploadedParts(imur, oss.WithContext(ctx), oss.PartNumberMarker(marker))
+		if err != nil {
+			return nil, fmt.Errorf("ListParts %s: %w", imur.Key, err)
+		}
+		for _, up := range res.UploadedParts {
+			held[up.PartNumber] = up
+		}
+		if !res.IsTruncated {
+			break
+		}
+		next, err := strconv.Atoi(res.NextPartNumberMarker)
+		if err != nil || next <= marker {
+			break
+		}
+		marker = next
+	}
+	var keep []cache.Part
+	for _, part := range recorded {
+		if h, ok := held[part.Number]; ok && strings.EqualFold(strings.Trim(h.ETag, `"`), strings.Trim(part.ETag, `"`)) && int64(h.Size) == part.Size {
+			keep = append(keep, part)
+		}
+	}
+	if len(keep) != len(recorded) {
+		j.log.Warn("OSS does not hold every recorded part; sending the rest again", "recorded", len(recorded), "held", len(keep))
+	}
+	return keep, nil
+}
+
 func (j *job) sendMultipart(ctx context.Context, bucket *oss.Bucket, f *os.File, size int64, p *progress) error {
-	up := j.rec.Upload
+	up := j.record().Upload
 	if up.MultipartID == "" {
 		imur, err := bucket.InitiateMultipartUpload(up.Key, oss.WithContext(ctx))
 		if err != nil {
@@ -100,16 +209,23 @@ func (j *job) sendMultipart(ctx context.Context, bucket *oss.Bucket, f *os.File,
 		}); err != nil {
 			return err
 		}
-		up = j.rec.Upload
+		up = j.record().Upload
 	}
 	imur := oss.InitiateMultipartUploadResult{Bucket: up.Bucket, Key: up.Key, UploadID: up.MultipartID}
 	partSize := up.PartSize
 	count := int((size + partSize - 1) / partSize)
 	partLen := func(n int) int64 { return min(partSize, size-int64(n-1)*partSize) }
 
+	recorded, err := j.resumeParts(ctx, bucket, imur, up.Parts)
+	if err != nil {
+		if code, _, ok := ossError(err); ok && code == "NoSuchUpload" {
+			_ = j.update(func(r *cache.Record) error { r.Upload.MultipartID, r.Upload.Parts = "", nil; return nil })
+		}
+		return err
+	}
 	done := map[int]cache.Part{}
 	var sent int64
-	for _, part := range up.Parts {
+	for _, part := range recorded {
 		if part.Number >= 1 && part.Number <= count && part.Size == partLen(part.Number) {
 			done[part.Number] = part
 			sent += part.Size
@@ -118,7 +234,7 @@ func (j *job) sendMultipart(ctx context.Context, bucket *oss.Bucket, f *os.File,
 	p.sent.Store(sent)
 
 	var (
-		mu       sync.Mutex // guards firstErr, done and j.rec while parts finish
+		mu       sync.Mutex // guards firstErr and done while parts finish
 		firstErr error
 		wg       sync.WaitGroup
 		slots    = make(chan struct{}, j.q.cfg.PartWorkers)
@@ -144,10 +260,35 @@ func (j *job) sendMultipart(ctx context.Context, bucket *oss.Bucket, f *os.File,
 			defer wg.Done()
 			defer func() { <-slots }()
 			length := partLen(n)
-			res, err := bucket.UploadPart(imur, io.NewSectionReader(f, int64(n-1)*partSize, length), length, n,
-				oss.WithContext(pctx), oss.Progress(progressOf(p)))
-			mu.Lock()
-			defer mu.Unlock()
+			var res oss.UploadPart
+			var err error
+			for tries := 0; ; tries++ {
+				// Credentials are renewed between parts, so that no part starts with
+				// credentials about to expire.
+				if err = j.fresh(pctx); err != nil {
+					break
+				}
+				res, err = bucket.UploadPart(imur, io.NewSectionReader(f, int64(n-1)*partSize, length), length, n,
+					oss.WithContext(pctx), oss.Progress(progressOf(p)))
+				if err == nil || pctx.Err() != nil || tries >= maxPartTries {
+					break
+				}
+				code, _, isOSS := ossError(err)
+				switch {
+				case isOSS && credentialExpired(code):
+					j.creds.expire()
+				case temporary(err):
+					// A part that fails for a passing reason is tried again on its own, so that
+					// one bad request does not send the whole file back to the queue.
+					j.partRetries.Add(1)
+					select {
+					case <-time.After(partBackoff(tries)):
+					case <-pctx.Done():
+					}
+				default:
+					tries = maxPartTries
+				}
+			}
 			if err == nil {
 				part := cache.Part{Number: n, ETag: res.ETag, Size: length}
 				// Committed at once, so that a restart resumes after this part.
@@ -158,7 +299,11 @@ func (j *job) sendMultipart(ctx context.Context, bucket *oss.Bucket, f *os.File,
 					r.Upload.Parts = append(r.Upload.Parts, part)
 					return nil
 				})
-				done[n] = part
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				done[n] = cache.Part{Number: n, ETag: res.ETag, Size: length}
 			}
 			if err != nil && firstErr == nil {
 				firstErr = fmt.Errorf("UploadPart %d of %s: %w", n, up.Key, err)
@@ -182,6 +327,9 @@ func (j *job) sendMultipart(ctx context.Context, bucket *oss.Bucket, f *os.File,
 		parts = append(parts, oss.UploadPart{PartNumber: part.Number, ETag: part.ETag})
 	}
 	sort.Slice(parts, func(a, b int) bool { return parts[a].PartNumber < parts[b].PartNumber })
+	if err := j.fresh(ctx); err != nil {
+		return err
+	}
 	if _, err := bucket.CompleteMultipartUpload(imur, parts, oss.WithContext(ctx)); err != nil {
 		if code, _, ok := ossError(err); ok && (code == "NoSuchUpload" || code == "InvalidPart") {
 			_ = j.update(func(r *cache.Record) error { r.Upload.MultipartID, r.Upload.Parts = "", nil; return nil })
