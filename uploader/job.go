@@ -37,8 +37,8 @@ type job struct {
 	mu  sync.Mutex   // guards rec: parts of a multipart upload commit concurrently
 	rec cache.Record // as last committed by this run
 
-	creds     *liveCreds   // the upload credentials OSS requests sign with, while uploading
-	refreshMu sync.Mutex   // one refresh at a time
+	creds       *liveCreds   // the upload credentials OSS requests sign with, while uploading
+	refreshMu   sync.Mutex   // one refresh at a time
 	refreshes   atomic.Int64 // credential refreshes made by this run
 	partRetries atomic.Int64 // parts sent again by this run
 	progressed  atomic.Bool  // this run committed a step or a part
