@@ -29,9 +29,10 @@ const (
 // the step it was on, with Due set to the next try and Error saying what went wrong. A rename
 // sends an unfinished upload back to Queued (or to Skipped, for a name that cannot be an asset),
 // so that the asset gets the file's final name and folder; so does moving a ready file to a folder
-// of another Type, which needs a new asset.
+// of another Type, which needs a new asset. A write session in which a write failed (a full
+// cache disk) ends Failed: the spool is not what the writer meant to save, so it is not uploaded.
 var transitions = map[State][]State{
-	Writing:   {Queued, Skipped},
+	Writing:   {Queued, Skipped, Failed},
 	Queued:    {Writing, Creating, Skipped},
 	Creating:  {Writing, Queued, Uploading, Failed, Skipped},
 	Uploading: {Writing, Queued, Uploaded, Failed, Skipped},

@@ -38,6 +38,7 @@ type fileNode struct {
 	modified bool      // protected by mu: changed since it was last queued
 	gone     bool      // protected by mu: unlinked or replaced; open handles still work
 	evicted  bool      // protected by mu: the spool is gone; the bytes are in the object
+	damaged  error     // protected by mu: a write of this session failed (ENOSPC…); it must not be uploaded
 }
 
 func (n *fileNode) path() string { return relPath(n.EmbeddedInode()) }
@@ -146,7 +147,7 @@ func (n *fileNode) _modify(p string) syscall.Errno {
 		return n.fsys.fail("write", p, err)
 	}
 	n.fsys.opts.Uploads.Cancel(n.id)
-	n.modified = true
+	n.modified, n.damaged = true, nil
 	return gofs.OK
 }
 
@@ -158,10 +159,16 @@ func (n *fileNode) _queue(p string) syscall.Errno {
 		return gofs.OK
 	}
 	due := time.Now().Add(n.fsys.opts.UploadDelay)
-	size, mode, mtime := n.size, n.mode, n.mtime
+	size, mode, mtime, damaged := n.size, n.mode, n.mtime, n.damaged
 	var queue bool
 	rec, err := n.fsys.opts.Store.Update(n.id, func(r *cache.Record) error {
 		r.Size, r.Mode, r.Mtime = size, mode, mtime
+		if damaged != nil {
+			// The writer was told a write failed; what the spool holds is not what it meant
+			// to save, so it is not uploaded.
+			r.State, r.Error = cache.Failed, "not uploaded: a write failed ("+damaged.Error()+"); write the file again to upload it"
+			return nil
+		}
 		queue = n.fsys.opts.Names.Admit(r, due)
 		return nil
 	})
@@ -293,6 +300,9 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	n.ctime = n.mtime
 	n.mu.Unlock()
 	if err != nil {
+		n.mu.Lock()
+		n.damaged = err
+		n.mu.Unlock()
 		return uint32(written), n.fsys.fail("write", n.path(), err)
 	}
 	return uint32(written), gofs.OK
@@ -336,6 +346,9 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 		return gofs.OK
 	}
 	if err := h.f.Sync(); err != nil {
+		h.node.mu.Lock()
+		h.node.damaged = err
+		h.node.mu.Unlock()
 		return h.node.fsys.fail("close", h.node.path(), err)
 	}
 	return gofs.OK
