@@ -28,6 +28,11 @@ type Record struct {
 
 	Upload *Upload `json:"upload,omitempty"` // set once CreateUploadMedia has answered for this Gen
 
+	// Asked: when CreateUploadMedia was first called for this Gen, committed before the call.
+	// If the answer never came (a crash, a cut connection), the asset it may have made is
+	// looked for from then on, by its tag, before another is made.
+	Asked time.Time `json:"asked,omitzero"`
+
 	// MetaPending: the asset's Title and BusinessType are to follow the file's name and folder
 	// (a ready file was renamed); the uploader calls UpdateMediaInfo and clears it.
 	MetaPending bool `json:"meta_pending,omitempty"`
@@ -74,5 +79,5 @@ func (r *Record) NewGeneration() {
 	r.Gen++
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
 	r.Due, r.Attempts, r.Error = time.Time{}, 0, ""
-	r.MetaPending = false
+	r.MetaPending, r.Asked = false, time.Time{}
 }

@@ -7,7 +7,9 @@ package cache
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,7 @@ var (
 	bucketFiles = []byte("files") // path → Record (JSON)
 	bucketIDs   = []byte("ids")   // ID (8-byte big endian) → path
 	bucketDirs  = []byte("dirs")  // path → Dir (JSON), for folders users made
+	bucketMeta  = []byte("meta")  // facts about the store itself: "instance"
 )
 
 var (
@@ -41,6 +44,7 @@ type Store struct {
 	db       *bolt.DB // read only after Open
 	dir      string   // the cache directory
 	spoolDir string   // dir/spool
+	instance string   // read only: see Instance
 }
 
 // Open opens (creating if needed) the store in dir. It fails with ErrLocked if another process
@@ -59,7 +63,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("cache: open %s: %w", dbPath, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketFiles, bucketIDs, bucketDirs, bucketDisposals} {
+		for _, b := range [][]byte{bucketFiles, bucketIDs, bucketDirs, bucketDisposals, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -70,8 +74,30 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("cache: init %s: %w", dbPath, err)
 	}
-	return &Store{db: db, dir: dir, spoolDir: spool}, nil
+	var instance string
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get([]byte("instance")); v != nil {
+			instance = string(v)
+			return nil
+		}
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return err
+		}
+		instance = hex.EncodeToString(b[:])
+		return meta.Put([]byte("instance"), []byte(instance))
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cache: init %s: %w", dbPath, err)
+	}
+	return &Store{db: db, dir: dir, spoolDir: spool, instance: instance}, nil
 }
+
+// Instance returns the store's own random name, made when it was created: with a record ID it
+// names a file uniquely across stores (the tag on the assets it creates).
+func (s *Store) Instance() string { return s.instance }
 
 // Close closes the bbolt file.
 func (s *Store) Close() error { return s.db.Close() }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -126,5 +127,34 @@ func TestUploadOutlivesItsCredentials(t *testing.T) {
 	id, _ := xattr(p, "user.ims.media_id")
 	if a, _ := emu.asset(t, id); a.MD5 != md5File(t, src) {
 		t.Errorf("asset MD5 %s, want %s", a.MD5, md5File(t, src))
+	}
+}
+
+// TestLostCreationAnswersLeaveNoOrphans cuts half of the CreateUploadMedia answers after the
+// asset was made: the mount must find those assets by their tag and use them, so that the
+// emulator ends with exactly one asset per file.
+func TestLostCreationAnswersLeaveNoOrphans(t *testing.T) {
+	emu := startEmulator(t, "--fault-seed", "3", "--faults", "ims.create=0.5:reset")
+	m := startMount(t, emu, "")
+	want := map[string][]byte{}
+	for i := range 8 {
+		src := randomFile(t, fmt.Sprintf("c%d.mp4", i), 100<<10)
+		data, _ := os.ReadFile(src)
+		p := fmt.Sprintf("video/c%d.mp4", i)
+		if err := os.WriteFile(filepath.Join(m.Dir, p), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want[p] = data
+	}
+	settled(t, emu, m, want)
+	st := emu.stats(t)
+	if st.Faults["ims.create"] == 0 {
+		t.Fatal("no creation answer was cut")
+	}
+	t.Logf("%d of %d creation answers cut; %d assets held", st.Faults["ims.create"], st.Requests["ims.create"], len(emu.assets(t)))
+	for p := range want {
+		if u, _ := xattr(filepath.Join(m.Dir, p), "user.ims.file_url"); u == "" {
+			t.Errorf("%s has no file_url", p)
+		}
 	}
 }

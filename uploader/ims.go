@@ -225,6 +225,7 @@ type MediaInfo struct {
 	MediaID        string `json:"MediaId"`
 	MediaBasicInfo struct {
 		MediaID      string `json:"MediaId"`
+		InputURL     string `json:"InputURL"`
 		MediaType    string `json:"MediaType"`
 		BusinessType string `json:"BusinessType"`
 		Title        string `json:"Title"`
@@ -282,4 +283,44 @@ func (c *IMS) DeleteMediaInfos(ctx context.Context, mediaIDs ...string) error {
 		return fmt.Errorf("DeleteMediaInfos: not allowed to delete %s", strings.Join(out.ForbiddenList, ","))
 	}
 	return nil
+}
+
+// MediaSummary is one asset as ListMediaBasicInfos lists it, as far as imsfs reads it.
+type MediaSummary struct {
+	MediaID    string
+	Status     string
+	UserData   string
+	CreateTime time.Time
+}
+
+// ListMediaSince lists the assets created after since, oldest first, following NextToken.
+func (c *IMS) ListMediaSince(ctx context.Context, since time.Time) ([]MediaSummary, error) {
+	var out []MediaSummary
+	token := ""
+	for page := 0; page < 1000; page++ {
+		q := map[string]string{"StartTime": since.UTC().Format("2006-01-02T15:04:05Z"), "SortBy": "asc", "MaxResults": "100", "NextToken": token}
+		var res struct {
+			MediaInfos []struct {
+				MediaID        string `json:"MediaId"`
+				MediaBasicInfo struct {
+					Status     string `json:"Status"`
+					UserData   string `json:"UserData"`
+					CreateTime string `json:"CreateTime"`
+				} `json:"MediaBasicInfo"`
+			} `json:"MediaInfos"`
+			NextToken string `json:"NextToken"`
+		}
+		if err := c.call(ctx, "ListMediaBasicInfos", q, &res); err != nil {
+			return nil, err
+		}
+		for _, m := range res.MediaInfos {
+			t, _ := time.Parse("2006-01-02T15:04:05Z", m.MediaBasicInfo.CreateTime)
+			out = append(out, MediaSummary{MediaID: m.MediaID, Status: m.MediaBasicInfo.Status, UserData: m.MediaBasicInfo.UserData, CreateTime: t})
+		}
+		if res.NextToken == "" {
+			return out, nil
+		}
+		token = res.NextToken
+	}
+	return out, fmt.Errorf("ListMediaBasicInfos: paging does not end")
 }

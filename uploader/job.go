@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -116,22 +117,33 @@ func (j *job) create(ctx context.Context) error {
 	if err != nil {
 		return &permanentError{fmt.Errorf("%s: spool: %w", j.rec.Path, err)}
 	}
+	tag := j.tag()
 	req := CreateUploadMediaRequest{
 		AppID:         j.q.cfg.AppID,
 		FileInfo:      FileInfo{Type: j.rec.Type, Name: name.Base, Ext: name.Ext, Size: st.Size()},
 		MediaMetaData: MediaMetaData{Title: name.Title, BusinessType: j.rec.BusinessType},
-		// The tag lets an asset created just before a crash be recognised as this file's.
-		UserData: map[string]any{"Extend": map[string]string{"imsfs": fmt.Sprintf("%d.%d", j.rec.ID, j.gen)}},
+		// The tag lets an asset whose creation answer was lost be recognised as this file's.
+		UserData: map[string]any{"Extend": map[string]string{"imsfs": tag}},
 	}
-	j.log.Debug("CreateUploadMedia", "type", req.FileInfo.Type, "business_type", req.MediaMetaData.BusinessType)
 	// CreateUploadMedia is not idempotent: a call cut short by a change to the file may still
 	// have made an asset, which nobody would know of. So it is let finish, and an asset that
 	// is no longer wanted is disposed of below.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
-	t, err := j.q.cfg.IMS.CreateUploadMedia(cctx, req)
-	if err != nil {
+	var t *UploadTicket
+	if j.rec.Asked.IsZero() {
+		// The intent is committed before the call: if its answer is lost, the next try looks.
+		if err := j.update(func(r *cache.Record) error { r.Asked = time.Now().UTC(); return nil }); err != nil {
+			return err
+		}
+	} else if t, err = j.findAsked(cctx, tag); err != nil {
 		return err
+	}
+	if t == nil {
+		j.log.Debug("CreateUploadMedia", "type", req.FileInfo.Type, "business_type", req.MediaMetaData.BusinessType)
+		if t, err = j.q.cfg.IMS.CreateUploadMedia(cctx, req); err != nil {
+			return err
+		}
 	}
 	up, err := DecodeTicket(t.UploadAddress, t.UploadAuth, time.Now())
 	if err != nil {
@@ -153,6 +165,48 @@ func (j *job) create(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// tag names this file's content across stores: it goes in the UserData of the asset made for it.
+func (j *job) tag() string {
+	return fmt.Sprintf("%s/%d.%d", j.q.cfg.Store.Instance(), j.rec.ID, j.gen)
+}
+
+// findAsked looks for the assets an earlier CreateUploadMedia for this content made although
+// its answer never arrived (a crash, a cut connection). The first is taken up with new upload
+// credentials (RefreshUploadMedia); any others are disposed of. It returns nil when there is
+// none.
+func (j *job) findAsked(ctx context.Context, tag string) (*UploadTicket, error) {
+	// A margin for clocks that differ, and for the service's whole-second times.
+	list, err := j.q.cfg.IMS.ListMediaSince(ctx, j.rec.Asked.Add(-2*time.Minute))
+	if err != nil {
+		return nil, err
+	}
+	var found []string
+	for _, m := range list {
+		var ud struct {
+			Extend struct{ Imsfs string } `json:"Extend"`
+		}
+		if json.Unmarshal([]byte(m.UserData), &ud) == nil && ud.Extend.Imsfs == tag {
+			found = append(found, m.MediaID)
+		}
+	}
+	if len(found) == 0 {
+		return nil, nil
+	}
+	for _, extra := range found[1:] {
+		j.log.Warn("a second asset for the same content was made; disposing of it", "media_id", extra)
+		if err := j.q.cfg.Store.AddDisposal(cache.Disposal{Path: j.rec.Path, Why: cache.Voided, MediaID: extra}); err != nil {
+			return nil, err
+		}
+	}
+	t, err := j.q.cfg.IMS.RefreshUploadMedia(ctx, found[0])
+	if err != nil {
+		return nil, err
+	}
+	j.log.Info("taking up an asset whose creation answer was lost", "media_id", found[0])
+	// MediaURL and FileURL come with GetMediaInfo once it is ready.
+	return t, nil
 }
 
 // updateMeta makes a ready asset's Title and BusinessType follow its file's new name and folder.
@@ -218,10 +272,12 @@ func (j *job) waitReady(ctx context.Context) error {
 			j.log.Info("asset ready", "media_id", j.rec.MediaID)
 			return j.update(func(r *cache.Record) error {
 				r.State, r.Error, r.Attempts = cache.Ready, "", 0
-				for _, f := range info.FileInfoList {
-					if f.FileBasicInfo.FileURL != "" && r.FileURL == "" {
-						r.FileURL = f.FileBasicInfo.FileURL
-					}
+				// An asset taken up after a lost answer has no URLs yet: its address, unsigned.
+				if r.FileURL == "" {
+					r.FileURL = info.MediaBasicInfo.InputURL
+				}
+				if r.MediaURL == "" {
+					r.MediaURL = info.MediaBasicInfo.InputURL
 				}
 				return nil
 			})
