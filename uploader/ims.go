@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
@@ -50,7 +51,7 @@ func NewIMS(endpoint, region string, cred credentials.Credential) (*IMS, error) 
 		return nil, fmt.Errorf("IMS endpoint %q: want http://HOST[:PORT] or https://HOST[:PORT]", endpoint)
 	}
 	cfg := &openapi.Config{
-		Credential:     cred,
+		Credential:     &serialCredential{c: cred},
 		Endpoint:       dara.String(u.Host),
 		Protocol:       dara.String(u.Scheme),
 		RegionId:       dara.String(region),
@@ -323,4 +324,47 @@ func (c *IMS) ListMediaSince(ctx context.Context, since time.Time) ([]MediaSumma
 		token = res.NextToken
 	}
 	return out, fmt.Errorf("ListMediaBasicInfos: paging does not end")
+}
+
+// serialCredential lets one credential serve concurrent calls: credentials-go's default chain
+// caches which provider answered without a lock, a data race under concurrent uploads.
+type serialCredential struct {
+	mu sync.Mutex
+	c  credentials.Credential
+}
+
+func (s *serialCredential) GetAccessKeyId() (*string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c.GetAccessKeyId()
+}
+
+func (s *serialCredential) GetAccessKeySecret() (*string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c.GetAccessKeySecret()
+}
+
+func (s *serialCredential) GetSecurityToken() (*string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c.GetSecurityToken()
+}
+
+func (s *serialCredential) GetBearerToken() *string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c.GetBearerToken()
+}
+
+func (s *serialCredential) GetType() *string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c.GetType()
+}
+
+func (s *serialCredential) GetCredential() (*credentials.CredentialModel, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c.GetCredential()
 }

@@ -2,6 +2,8 @@ package uploader
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -217,10 +219,10 @@ func (j *job) sendMultipart(ctx context.Context, bucket *oss.Bucket, f *os.File,
 	partLen := func(n int) int64 { return min(partSize, size-int64(n-1)*partSize) }
 
 	recorded, err := j.resumeParts(ctx, bucket, imur, up.Parts)
+	if code, _, ok := ossError(err); ok && code == "NoSuchUpload" {
+		return j.uploadGone(ctx, bucket, up, size, count)
+	}
 	if err != nil {
-		if code, _, ok := ossError(err); ok && code == "NoSuchUpload" {
-			_ = j.update(func(r *cache.Record) error { r.Upload.MultipartID, r.Upload.Parts = "", nil; return nil })
-		}
 		return err
 	}
 	done := map[int]cache.Part{}
@@ -314,8 +316,7 @@ func (j *job) sendMultipart(ctx context.Context, bucket *oss.Bucket, f *os.File,
 	wg.Wait()
 	if firstErr != nil {
 		if code, _, ok := ossError(firstErr); ok && code == "NoSuchUpload" {
-			// The multipart upload is gone (aborted, or expired on the server): start a new one.
-			_ = j.update(func(r *cache.Record) error { r.Upload.MultipartID, r.Upload.Parts = "", nil; return nil })
+			return j.uploadGone(ctx, bucket, up, size, count)
 		}
 		return firstErr
 	}
@@ -332,11 +333,46 @@ func (j *job) sendMultipart(ctx context.Context, bucket *oss.Bucket, f *os.File,
 	}
 	if _, err := bucket.CompleteMultipartUpload(imur, parts, oss.WithContext(ctx)); err != nil {
 		if code, _, ok := ossError(err); ok && (code == "NoSuchUpload" || code == "InvalidPart") {
-			_ = j.update(func(r *cache.Record) error { r.Upload.MultipartID, r.Upload.Parts = "", nil; return nil })
+			return j.uploadGone(ctx, bucket, up, size, count)
 		}
 		return fmt.Errorf("CompleteMultipartUpload %s: %w", up.Key, err)
 	}
 	return nil
+}
+
+// uploadGone handles a multipart upload OSS no longer knows. If the object already holds what
+// it was to make (its Complete went through, and the answer or its record was lost to a crash
+// or a cut connection), the upload is done. Otherwise it starts again from the first part, on
+// the next try.
+func (j *job) uploadGone(ctx context.Context, bucket *oss.Bucket, up *cache.Upload, size int64, count int) error {
+	rec := j.record()
+	if parts := rec.Upload.Parts; len(parts) == count {
+		h, err := bucket.GetObjectDetailedMeta(up.Key, oss.WithContext(ctx))
+		if err == nil && h.Get("Content-Length") == strconv.FormatInt(size, 10) &&
+			strings.EqualFold(strings.Trim(h.Get("ETag"), `"`), multipartETag(parts)) {
+			j.log.Info("the multipart upload was completed before; the object is whole", "key", up.Key)
+			return nil
+		}
+	}
+	j.log.Warn("the multipart upload is gone from OSS; starting it again", "key", up.Key)
+	if err := j.update(func(r *cache.Record) error { r.Upload.MultipartID, r.Upload.Parts = "", nil; return nil }); err != nil {
+		return err
+	}
+	// Not the OSS error itself: that one (404) would read as a permanent failure.
+	return fmt.Errorf("the multipart upload of %s is gone from OSS; it starts again", up.Key)
+}
+
+// multipartETag is the ETag OSS gives an object made of these parts: the MD5 of their MD5s,
+// a dash, and their count.
+func multipartETag(parts []cache.Part) string {
+	sorted := append([]cache.Part(nil), parts...)
+	sort.Slice(sorted, func(a, b int) bool { return sorted[a].Number < sorted[b].Number })
+	h := md5.New()
+	for _, p := range sorted {
+		raw, _ := hex.DecodeString(strings.Trim(p.ETag, `"`))
+		h.Write(raw)
+	}
+	return strings.ToUpper(hex.EncodeToString(h.Sum(nil))) + "-" + strconv.Itoa(len(sorted))
 }
 
 // progressFunc counts the bytes the OSS SDK reports as sent.
