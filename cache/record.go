@@ -37,6 +37,10 @@ type Record struct {
 	// (a ready file was renamed); the uploader calls UpdateMediaInfo and clears it.
 	MetaPending bool `json:"meta_pending,omitempty"`
 
+	// Damaged: a write of the last session failed (a full cache disk), so the spool is not
+	// what the writer meant to save; only a new write session can make it uploadable.
+	Damaged bool `json:"damaged,omitempty"`
+
 	// Evicted: the spool was removed to bound the cache (only a Ready file's); its bytes are
 	// read back from the object, and fetched again before they change.
 	Evicted bool `json:"evicted,omitempty"`
@@ -79,5 +83,5 @@ func (r *Record) NewGeneration() {
 	r.Gen++
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
 	r.Due, r.Attempts, r.Error = time.Time{}, 0, ""
-	r.MetaPending, r.Asked = false, time.Time{}
+	r.MetaPending, r.Asked, r.Damaged = false, time.Time{}, false
 }

@@ -27,7 +27,7 @@ var (
 	bucketFiles = []byte("files") // path → Record (JSON)
 	bucketIDs   = []byte("ids")   // ID (8-byte big endian) → path
 	bucketDirs  = []byte("dirs")  // path → Dir (JSON), for folders users made
-	bucketMeta  = []byte("meta")  // facts about the store itself: "instance"
+	bucketMeta  = []byte("meta")  // facts about the store itself: "instance", "config"
 )
 
 var (
@@ -93,6 +93,21 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("cache: init %s: %w", dbPath, err)
 	}
 	return &Store{db: db, dir: dir, spoolDir: spool, instance: instance}, nil
+}
+
+// Meta returns a fact the store keeps about itself ("" when unset).
+func (s *Store) Meta(key string) (string, error) {
+	var v string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v = string(tx.Bucket(bucketMeta).Get([]byte(key)))
+		return nil
+	})
+	return v, err
+}
+
+// SetMeta records a fact about the store.
+func (s *Store) SetMeta(key, value string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put([]byte(key), []byte(value)) })
 }
 
 // Instance returns the store's own random name, made when it was created: with a record ID it

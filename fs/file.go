@@ -166,7 +166,8 @@ func (n *fileNode) _queue(p string) syscall.Errno {
 		if damaged != nil {
 			// The writer was told a write failed; what the spool holds is not what it meant
 			// to save, so it is not uploaded.
-			r.State, r.Error = cache.Failed, "not uploaded: a write failed ("+damaged.Error()+"); write the file again to upload it"
+			r.State, r.Damaged = cache.Failed, true
+			r.Error = "not uploaded: a write failed (" + damaged.Error() + "); write the file again to upload it"
 			return nil
 		}
 		queue = n.fsys.opts.Names.Admit(r, due)

@@ -49,7 +49,10 @@ type Options struct {
 	// CacheMaxSize bounds the spool: ready files no one has open are evicted, least recently
 	// used first, when it is exceeded [0: no bound].
 	CacheMaxSize int64
-	Log          *slog.Logger
+	// ControlSocket is where the mount answers `imsfs retry`; the root shows it as the
+	// attribute user.ims.control, so that the command finds it from any path in the mount.
+	ControlSocket string
+	Log           *slog.Logger
 }
 
 // FS is one mounted file system.

@@ -130,3 +130,14 @@ var _ = (gofs.NodeSetxattrer)((*dirNode)(nil))
 func (d *dirNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	return d.fsys.refuse("setxattr", d.path(), syscall.ENOTSUP, attr+" is not kept: folders have no extended attributes here")
 }
+
+var _ = (gofs.NodeGetxattrer)((*dirNode)(nil))
+
+// Getxattr on the root gives user.ims.control, the mount's control socket; folders have no
+// other attributes.
+func (d *dirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if d.IsRoot() && attr == xattrPrefix+"control" && d.fsys.opts.ControlSocket != "" {
+		return copyOut(dest, d.fsys.opts.ControlSocket)
+	}
+	return 0, syscall.ENODATA
+}

@@ -30,6 +30,9 @@ type Config struct {
 	Names       *Admitter     // which names become assets [DefaultTempNames]
 	OnOverwrite Policy        // what becomes of the asset of an overwritten file [keep]
 	OnDelete    Policy        // what becomes of the asset of a deleted file [keep]
+	// ConfigID names the settings uploads depend on (endpoint, region, key): when it differs
+	// from the last mount's, failed uploads are tried again at Start [never].
+	ConfigID string
 }
 
 const (
@@ -108,8 +111,27 @@ func (q *Queue) Start() error {
 	if err != nil {
 		return fmt.Errorf("uploader: read pending uploads: %w", err)
 	}
+	retryFailed := false
+	if q.cfg.ConfigID != "" {
+		last, err := q.cfg.Store.Meta("config")
+		if err != nil {
+			return fmt.Errorf("uploader: %w", err)
+		}
+		retryFailed = last != "" && last != q.cfg.ConfigID
+		if err := q.cfg.Store.SetMeta("config", q.cfg.ConfigID); err != nil {
+			return fmt.Errorf("uploader: %w", err)
+		}
+	}
 	resumed := 0
 	for _, r := range recs {
+		if r.State == cache.Failed && retryFailed && !r.Damaged {
+			if _, err := q.retry(r.ID); err != nil {
+				return fmt.Errorf("uploader: retry %s: %w", r.Path, err)
+			}
+			q.cfg.Log.Info("the configuration changed: trying a failed upload again", "path", r.Path)
+			resumed++
+			continue
+		}
 		if !r.State.Pending() && !r.MetaPending {
 			continue
 		}
@@ -139,6 +161,48 @@ func (q *Queue) Start() error {
 	q.wg.Add(1)
 	go q.disposer()
 	return nil
+}
+
+// ErrNothingToRetry means a file has no upload to try again: it is ready, or being written.
+var ErrNothingToRetry = errors.New("nothing to retry")
+
+// Retry tries the upload of the file at path again now: a failed one from where it stopped,
+// one waiting out a backoff at once. It returns the state the file is in afterwards.
+func (q *Queue) Retry(path string) (cache.State, error) {
+	rec, err := q.cfg.Store.Get(path)
+	if err != nil {
+		return "", err
+	}
+	return q.retry(rec.ID)
+}
+
+func (q *Queue) retry(id uint64) (cache.State, error) {
+	queue := false
+	rec, err := q.cfg.Store.Update(id, func(r *cache.Record) error {
+		switch {
+		case r.Damaged:
+			return fmt.Errorf("%w: a write to it failed, so its bytes are not what was meant; write it again", ErrNothingToRetry)
+		case r.State == cache.Failed:
+			if r.MediaID != "" || r.Upload != nil {
+				// Where it failed may be the asset itself (PrepareFail): start clean.
+				r.NewGeneration()
+			}
+			queue = q.cfg.Names.Admit(r, time.Time{})
+		case r.State.Pending() && r.State != cache.Writing:
+			r.Due, r.Attempts = time.Time{}, 0
+			queue = true
+		default:
+			return ErrNothingToRetry
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if queue {
+		q.Schedule(id, time.Time{})
+	}
+	return rec.State, nil
 }
 
 // Schedule makes record id due at time due (now if zero or past). A later Schedule of the same

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -117,9 +120,15 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		if err != nil {
 			return err
 		}
-		if err := emu.Start("127.0.0.1:0"); err != nil {
-			return err
+		// The same port as last time if it is free: records of unfinished uploads point at it.
+		portFile := filepath.Join(o.cacheDir, "emulator", "listen")
+		last, _ := os.ReadFile(portFile)
+		if len(last) == 0 || emu.Start(strings.TrimSpace(string(last))) != nil {
+			if err := emu.Start("127.0.0.1:0"); err != nil {
+				return err
+			}
 		}
+		_ = os.WriteFile(portFile, []byte(strings.TrimPrefix(emu.URL(), "http://")), 0o644)
 		defer emu.Close()
 		id, secret := emu.AccessKey()
 		endpoint = emu.URL()
@@ -142,9 +151,10 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		return err
 	}
 	queue := uploader.New(uploader.Config{Store: store, IMS: ims, Log: log, Workers: o.workers, Names: names,
-		OnOverwrite: onOverwrite, OnDelete: onDelete})
+		OnOverwrite: onOverwrite, OnDelete: onDelete, ConfigID: configID(endpoint, o.region, cred)})
+	sock := filepath.Join(o.cacheDir, controlSocket)
 	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Names: names, Log: log,
-		Objects: uploader.NewFetcher(ims), CacheMaxSize: int64(cacheMax)})
+		Objects: uploader.NewFetcher(ims), CacheMaxSize: int64(cacheMax), ControlSocket: sock})
 	// Recovery comes first: Start treats a file still "writing" as one whose writer is gone,
 	// which is true only before the mount serves anyone.
 	if err := queue.Start(); err != nil {
@@ -154,6 +164,11 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	if err != nil {
 		queue.Close(ctx)
 		return err
+	}
+	controlCtx, stopControl := context.WithCancel(ctx)
+	defer stopControl()
+	if err := serveControl(controlCtx, sock, queue, log); err != nil {
+		log.Warn("imsfs retry will not reach this mount", "err", err)
 	}
 	log.Info("mounted", "mountpoint", mountpoint, "endpoint", endpoint, "cache_dir", o.cacheDir)
 
@@ -199,3 +214,21 @@ func unmountOnSignal(stop <-chan os.Signal, server unmounter, mountpoint string,
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// configID names what uploads depend on, so that a mount started with other settings tries
+// failed uploads again. The secret is hashed, never stored.
+func configID(endpoint, region string, cred credentials.Credential) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n", endpoint, region)
+	if m, err := cred.GetCredential(); err == nil && m != nil {
+		fmt.Fprintf(h, "%s\n%s\n", ptrValue(m.AccessKeyId), ptrValue(m.AccessKeySecret))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func ptrValue(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}

@@ -1,0 +1,79 @@
+package test
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRetryCommand: a file whose upload IMS refused ends failed; once the cause is gone,
+// `imsfs retry PATH` uploads it.
+func TestRetryCommand(t *testing.T) {
+	emu := startEmulator(t, "--faults", "ims.create=1:InvalidParameter")
+	m := startMount(t, emu, "")
+	p := filepath.Join(m.Dir, "video", "refused.mp4")
+	os.WriteFile(p, []byte("refused at first"), 0o644)
+	waitStatus(t, p, "failed", 30*time.Second)
+	if e, _ := xattr(p, "user.ims.error"); !strings.Contains(e, "InvalidParameter") {
+		t.Fatalf("user.ims.error %q does not give the server's code", e)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, emu.URL+"/_emulator/faults", nil)
+	if _, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(imsfsBin, "retry", p).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "queued") {
+		t.Fatalf("imsfs retry: %v %s", err, out)
+	}
+	waitStatus(t, p, "ready", 30*time.Second)
+	out, err = exec.Command(imsfsBin, "retry", p).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "nothing to retry") {
+		t.Fatalf("imsfs retry of a ready file: %v %s, want exit 1 and nothing to retry", err, out)
+	}
+	out, err = exec.Command(imsfsBin, "retry", os.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not in an imsfs mount") {
+		t.Fatalf("imsfs retry outside a mount: %v %s", err, out)
+	}
+}
+
+// TestFailedUploadsRetryWhenTheConfigChanges: a wrong secret makes uploads fail; the next
+// mount with the right one tries them again by itself.
+func TestFailedUploadsRetryWhenTheConfigChanges(t *testing.T) {
+	emu := startEmulator(t)
+	cache := t.TempDir()
+	m := startMountEnv(t, emu, cache, []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=not-the-secret"})
+	p := filepath.Join(m.Dir, "video", "wrong-key.mp4")
+	os.WriteFile(p, []byte("first with a wrong key"), 0o644)
+	waitStatus(t, p, "failed", 30*time.Second)
+	run(t, "umount", m.Dir)
+	if err := m.waitExit(t, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	m2 := startMount(t, emu, cache)
+	waitStatus(t, filepath.Join(m2.Dir, "video", "wrong-key.mp4"), "ready", 30*time.Second)
+	if !strings.Contains(m2.output(), "the configuration changed: trying a failed upload again") {
+		t.Error("the mount does not say why it tried the failed upload again")
+	}
+}
+
+// TestASecondMountOnTheSameCacheIsRefused: the store lock keeps two mounts from sharing (and
+// corrupting) one cache directory.
+func TestASecondMountOnTheSameCacheIsRefused(t *testing.T) {
+	emu := startEmulator(t)
+	cache := t.TempDir()
+	startMount(t, emu, cache)
+	dir := t.TempDir()
+	cmd := exec.Command(imsfsBin, "mount", "--endpoint", emu.URL, "--cache-dir", cache, dir)
+	cmd.Env = append(os.Environ(), "ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-secret")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use by another imsfs process") {
+		t.Fatalf("a second mount on the same cache: %v\n%s", err, out)
+	}
+	if isMounted(dir) {
+		t.Fatal("the second mount mounted")
+	}
+}
