@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -75,5 +76,34 @@ func TestASecondMountOnTheSameCacheIsRefused(t *testing.T) {
 	}
 	if isMounted(dir) {
 		t.Fatal("the second mount mounted")
+	}
+}
+
+// TestUnmountWithUploadsPendingAndRemount: uploads that do not finish within --drain-timeout
+// are left, counted in the log, and finished by the next mount.
+func TestUnmountWithUploadsPendingAndRemount(t *testing.T) {
+	emu := startEmulator(t, "--faults", "oss.part=0:latency=1s")
+	cache := t.TempDir()
+	m := startMount(t, emu, cache, "--drain-timeout", "500ms")
+	var srcs []string
+	for _, name := range []string{"p1.mp4", "p2.mp4", "p3.mp4"} {
+		src := randomFile(t, name, 40<<20)
+		run(t, "cp", src, filepath.Join(m.Dir, "video", name))
+		srcs = append(srcs, src)
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	if err := m.waitExit(t, 60*time.Second); err != nil {
+		t.Fatalf("after SIGTERM: %v", err)
+	}
+	if !strings.Contains(m.output(), "uploads left for the next mount") {
+		t.Fatalf("the mount does not say how many uploads it left:\n%s", m.output())
+	}
+	m2 := startMount(t, emu, cache)
+	for _, src := range srcs {
+		p := filepath.Join(m2.Dir, "video", filepath.Base(src))
+		waitStatus(t, p, "ready", 120*time.Second)
+		if a, _ := emu.asset(t, mediaIDOf(t, p)); a.MD5 != md5File(t, src) {
+			t.Errorf("%s: asset MD5 %s, want %s", p, a.MD5, md5File(t, src))
+		}
 	}
 }
