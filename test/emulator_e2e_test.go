@@ -112,19 +112,24 @@ func TestMountUploadsThroughInjectedFaults(t *testing.T) {
 	}
 }
 
-// TestUploadOutlivesItsCredentials: upload credentials that live three seconds, and parts slow
-// enough that an 80 MiB upload takes several times as long; credentials are renewed between
-// parts (RefreshUploadMedia) and the upload goes on.
+// TestUploadOutlivesItsCredentials: upload credentials that live two seconds, and parts slowed
+// to a second each, so that the third wave of parts cannot start before they expire: they are
+// renewed between parts (RefreshUploadMedia) and the same upload goes on.
 func TestUploadOutlivesItsCredentials(t *testing.T) {
-	emu := startEmulator(t, "--sts-ttl", "3s", "--faults", "oss.part=0:latency=1s")
+	emu := startEmulator(t, "--sts-ttl", "2s", "--faults", "oss.part=0:latency=1s")
 	m := startMount(t, emu, "", "--transfers", "1")
-	src := randomFile(t, "long.mp4", 80<<20)
+	src := randomFile(t, "long.mp4", 80<<20) // 10 parts, 4 at a time: 3 waves of at least 1 s
 	run(t, "cp", src, filepath.Join(m.Dir, "video")+"/")
 	p := filepath.Join(m.Dir, "video", "long.mp4")
 	waitStatus(t, p, "ready", 120*time.Second)
-	if st := emu.stats(t); st.Requests["ims.refresh"] < 2 {
-		t.Errorf("an upload of three credential lifetimes made %d RefreshUploadMedia calls: %v", st.Requests["ims.refresh"], st.Requests)
+	st := emu.stats(t)
+	if st.Requests["ims.refresh"] == 0 {
+		t.Errorf("an upload that outlived its credentials made no RefreshUploadMedia call: %v", st.Requests)
 	}
+	if st.Requests["oss.initiate"] != 1 || st.Requests["ims.create"] != 1 {
+		t.Errorf("the upload did not go on as one: %v", st.Requests)
+	}
+	t.Logf("credential refreshes: %d", st.Requests["ims.refresh"])
 	id, _ := xattr(p, "user.ims.media_id")
 	if a, _ := emu.asset(t, id); a.MD5 != md5File(t, src) {
 		t.Errorf("asset MD5 %s, want %s", a.MD5, md5File(t, src))
