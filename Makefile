@@ -25,9 +25,15 @@ run: build
 	@echo
 	$(BIN) mount --emulator --cache-dir $(CACHE_DIR) $(MNT)
 
+# Tests that measure (the crash test, the fault test…) write their figures to FIGURES; they
+# are printed after the run, passed or failed.
+FIGURES   := $(CURDIR)/.test-figures
+
 test: lint
 	@test/deps.sh test
-	$(GO) test $(RACE) -count=1 ./...
+	@rm -f $(FIGURES)
+	@IMSFS_FIGURES=$(FIGURES) $(GO) test $(RACE) -count=1 ./...; status=$$?; \
+	if [ -s $(FIGURES) ]; then echo; echo "Figures:"; sed 's/^/  /' $(FIGURES); fi; exit $$status
 
 lint:
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.imsfs-cache/*')); \

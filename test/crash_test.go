@@ -213,7 +213,7 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // voided assets are deleted in the background
 	}
-	t.Logf("crash test: %d files, %d kills, %d lost, %d corrupt, %d orphans", len(final), c.kills, lost, corrupt, len(orphans))
+	figure(t, "%d files, %d kills, %d lost, %d corrupt, %d orphans", len(final), c.kills, lost, corrupt, len(orphans))
 	if len(orphans) > 0 {
 		t.Errorf("orphan assets: %v", orphans)
 	}

@@ -104,7 +104,7 @@ func TestMountUploadsThroughInjectedFaults(t *testing.T) {
 	for _, n := range st.Faults {
 		faults += n
 	}
-	t.Logf("fault test: %d files, 200 MiB, ready in %v; faults injected %d (%v), so as many tries again; "+
+	figure(t, "%d files, 200 MiB, ready in %v; faults injected %d (%v), so as many tries again; "+
 		"credential refreshes %d; requests %v", len(srcs), time.Since(start).Round(time.Second), faults, st.Faults,
 		st.Requests["ims.refresh"], st.Requests)
 	if faults == 0 || st.Requests["ims.refresh"] == 0 {
@@ -129,7 +129,7 @@ func TestUploadOutlivesItsCredentials(t *testing.T) {
 	if st.Requests["oss.initiate"] != 1 || st.Requests["ims.create"] != 1 {
 		t.Errorf("the upload did not go on as one: %v", st.Requests)
 	}
-	t.Logf("credential refreshes: %d", st.Requests["ims.refresh"])
+	figure(t, "80 MiB with credentials of 2 s: %d credential refreshes", st.Requests["ims.refresh"])
 	id, _ := xattr(p, "user.ims.media_id")
 	if a, _ := emu.asset(t, id); a.MD5 != md5File(t, src) {
 		t.Errorf("asset MD5 %s, want %s", a.MD5, md5File(t, src))
@@ -157,7 +157,7 @@ func TestLostCreationAnswersLeaveNoOrphans(t *testing.T) {
 	if st.Faults["ims.create"] == 0 {
 		t.Fatal("no creation answer was cut")
 	}
-	t.Logf("%d of %d creation answers cut; %d assets held", st.Faults["ims.create"], st.Requests["ims.create"], len(emu.assets(t)))
+	figure(t, "%d of %d creation answers cut; %d assets held for 8 files", st.Faults["ims.create"], st.Requests["ims.create"], len(emu.assets(t)))
 	for p := range want {
 		if u, _ := xattr(filepath.Join(m.Dir, p), "user.ims.file_url"); u == "" {
 			t.Errorf("%s has no file_url", p)

@@ -387,3 +387,18 @@ func sameFile(t *testing.T, a, b string) {
 }
 
 func isErrno(err error, want syscall.Errno) bool { return errors.Is(err, want) }
+
+// figure logs a measured figure, and appends it to the file IMSFS_FIGURES names, which
+// `make test` prints at the end: go test shows no log of a passing test.
+func figure(t *testing.T, format string, args ...any) {
+	t.Helper()
+	line := fmt.Sprintf(format, args...)
+	t.Log(line)
+	if path := os.Getenv("IMSFS_FIGURES"); path != "" {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			fmt.Fprintf(f, "%s: %s\n", t.Name(), line)
+			f.Close()
+		}
+	}
+}

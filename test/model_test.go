@@ -302,7 +302,7 @@ func TestRandomOperationsMatchAModel(t *testing.T) {
 	}
 	m.handles = nil
 	m.checkTree()
-	t.Logf("%d steps: %v; %d files at the end", steps, m.ops, len(m.files))
+	figure(t, "seed %d, %d steps: %v; %d files at the end", seed, steps, m.ops, len(m.files))
 
 	// Every file whose name becomes an asset must end as exactly one asset with its bytes.
 	want := map[string][]byte{}

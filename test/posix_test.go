@@ -338,7 +338,7 @@ func TestReaddirOfManyEntries(t *testing.T) {
 		}
 		f.Close()
 	}
-	t.Logf("created %d files in %v", n, time.Since(start).Round(time.Millisecond))
+	figure(t, "created %d files in %v", n, time.Since(start).Round(time.Millisecond))
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
