@@ -7,7 +7,7 @@ CACHE_DIR ?= .imsfs-cache
 # The race detector needs cgo; use it wherever a C compiler is at hand.
 RACE      ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 
-.PHONY: build run test lint clean
+.PHONY: build run test bench lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/imsfs
@@ -34,6 +34,11 @@ test: lint
 	@rm -f $(FIGURES)
 	@IMSFS_FIGURES=$(FIGURES) $(GO) test $(RACE) -count=1 ./...; status=$$?; \
 	if [ -s $(FIGURES) ]; then echo; echo "Figures:"; sed 's/^/  /' $(FIGURES); fi; exit $$status
+
+# Throughput and latency against local disk and a direct SDK upload, as ratios; no -race.
+bench:
+	@test/deps.sh test
+	@IMSFS_BENCH=1 $(GO) test -count=1 -run '^TestBench$$' -v ./test/ | grep -v -E '^(=== RUN|--- PASS|PASS|ok )'
 
 lint:
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.imsfs-cache/*')); \
