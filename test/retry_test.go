@@ -1,6 +1,8 @@
 package test
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -106,4 +108,50 @@ func TestUnmountWithUploadsPendingAndRemount(t *testing.T) {
 			t.Errorf("%s: asset MD5 %s, want %s", p, a.MD5, md5File(t, src))
 		}
 	}
+}
+
+// TestStatusAndWait: `imsfs status` lists what is not ready, with progress; `imsfs wait`
+// blocks until files are ready (0), or says why not (1: failed or skipped; 2: --timeout).
+func TestStatusAndWait(t *testing.T) {
+	emu := startEmulator(t, "--faults", "oss.part=0:latency=500ms")
+	m := startMount(t, emu, "")
+	p := filepath.Join(m.Dir, "video", "slow.mp4")
+	run(t, "cp", randomFile(t, "slow.mp4", 40<<20), p)
+	out, err := exec.Command(imsfsBin, "status", "--json", m.Dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("imsfs status: %v %s", err, out)
+	}
+	var list []struct {
+		Path, Status string
+		Total        int64
+	}
+	if err := json.Unmarshal(out, &list); err != nil || len(list) != 1 || list[0].Path != "video/slow.mp4" || list[0].Total != 40<<20 {
+		t.Fatalf("imsfs status --json while uploading: %s (%v)", out, err)
+	}
+	if out, err := exec.Command(imsfsBin, "wait", "--timeout", "100ms", p).CombinedOutput(); exitCode(err) != 2 {
+		t.Fatalf("imsfs wait --timeout 100ms on an upload of seconds: %v %s, want exit 2", err, out)
+	}
+	out, err = exec.Command(imsfsBin, "wait", "--timeout", "120s", p).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ready") {
+		t.Fatalf("imsfs wait: %v %s", err, out)
+	}
+	if out, err := exec.Command(imsfsBin, "status", filepath.Join(m.Dir, "video")).CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) != 0 {
+		t.Fatalf("imsfs status with everything ready: %v %q, want nothing", err, out)
+	}
+	skipped := filepath.Join(m.Dir, "video", "notes")
+	os.WriteFile(skipped, []byte("no extension"), 0o644)
+	if out, err := exec.Command(imsfsBin, "wait", skipped).CombinedOutput(); exitCode(err) != 1 || !strings.Contains(string(out), "extension") {
+		t.Fatalf("imsfs wait on a skipped file: %v %s, want exit 1 and the reason", err, out)
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }

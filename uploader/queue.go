@@ -163,6 +163,37 @@ func (q *Queue) Start() error {
 	return nil
 }
 
+// FileStatus is one file that is not ready, as `imsfs status` shows it.
+type FileStatus struct {
+	Path   string      `json:"path"`
+	Status cache.State `json:"status"`
+	Sent   int64       `json:"sent"`
+	Total  int64       `json:"total"`
+	Error  string      `json:"error,omitempty"`
+}
+
+// Status lists the files that are not ready, by path, with their progress.
+func (q *Queue) Status() ([]FileStatus, error) {
+	recs, err := q.cfg.Store.Files()
+	if err != nil {
+		return nil, err
+	}
+	var out []FileStatus
+	for _, r := range recs {
+		if r.State == cache.Ready && !r.MetaPending {
+			continue
+		}
+		fs := FileStatus{Path: r.Path, Status: r.State, Total: r.Size, Error: r.Error}
+		if sent, total, ok := q.Progress(r.ID); ok {
+			fs.Sent, fs.Total = sent, total
+		} else if r.State == cache.Uploaded || r.State == cache.Ready {
+			fs.Sent = r.Size
+		}
+		out = append(out, fs)
+	}
+	return out, nil
+}
+
 // ErrNothingToRetry means a file has no upload to try again: it is ready, or being written.
 var ErrNothingToRetry = errors.New("nothing to retry")
 

@@ -53,6 +53,15 @@ func serveControl(ctx context.Context, sock string, queue *uploader.Queue, log *
 		}
 		_ = json.NewEncoder(w).Encode(out)
 	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		list, err := queue.Status()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(list)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -99,17 +108,17 @@ func newRetryCommand() *cli.Command {
 	}
 }
 
-// retryPath finds the mount p is in (its root shows the control socket as user.ims.control)
-// and asks it to retry p.
-func retryPath(ctx context.Context, p string) (string, error) {
+// findMount returns the root of the imsfs mount p is in (the folder whose user.ims.control
+// names the control socket), the socket, and p relative to the root.
+func findMount(p string) (root, sock, rel string, err error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
-		return "", err
+		return "", "", "", err
 	}
 	if _, err := os.Stat(abs); err != nil {
-		return "", err
+		return "", "", "", err
 	}
-	root, sock := filepath.Dir(abs), ""
+	root = abs
 	for {
 		buf := make([]byte, 4096)
 		if n, err := unix.Getxattr(root, "user.ims.control", buf); err == nil {
@@ -118,20 +127,31 @@ func retryPath(ctx context.Context, p string) (string, error) {
 		}
 		parent := filepath.Dir(root)
 		if parent == root {
-			return "", fmt.Errorf("not in an imsfs mount (no folder above it shows user.ims.control)")
+			return "", "", "", fmt.Errorf("not in an imsfs mount (no folder above it shows user.ims.control)")
 		}
 		root = parent
 	}
-	rel, err := filepath.Rel(root, abs)
-	if err != nil {
-		return "", err
-	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+	rel, err = filepath.Rel(root, abs)
+	return root, sock, filepath.ToSlash(rel), err
+}
+
+// controlClient talks HTTP over a mount's control socket.
+func controlClient(sock string) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		},
 	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://imsfs/retry?path="+url.QueryEscape(filepath.ToSlash(rel)), nil)
+}
+
+// retryPath asks the mount p is in to retry p.
+func retryPath(ctx context.Context, p string) (string, error) {
+	_, sock, rel, err := findMount(p)
+	if err != nil {
+		return "", err
+	}
+	client := controlClient(sock)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://imsfs/retry?path="+url.QueryEscape(rel), nil)
 	if err != nil {
 		return "", err
 	}
