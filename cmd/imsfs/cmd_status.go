@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,7 +23,10 @@ func newStatusCommand() *cli.Command {
 		ArgsUsage: "[PATH]",
 		Description: "PATH is any path in the mount (default: the current directory). Exits 0; prints nothing\n" +
 			"when every file is ready.",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print a JSON array for scripts"}},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print a JSON array for scripts"},
+			&cli.BoolFlag{Name: "watch", Usage: "redraw every second, with progress bars, until interrupted"},
+		},
 		Action: func(c *cli.Context) error {
 			p := "."
 			if c.NArg() > 0 {
@@ -32,34 +36,65 @@ func newStatusCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			resp, err := controlClient(sock).Get("http://imsfs/status")
-			if err != nil {
-				return fmt.Errorf("the mount does not answer on %s: %w", sock, err)
-			}
-			defer resp.Body.Close()
-			var list []uploader.FileStatus
-			if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-				return fmt.Errorf("the mount's answer: %w", err)
-			}
-			if c.Bool("json") {
-				if list == nil {
-					list = []uploader.FileStatus{}
+			for {
+				list, err := fetchStatus(sock)
+				if err != nil {
+					return err
 				}
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
-			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			for _, f := range list {
-				progress := ""
-				if f.Total > 0 {
-					progress = fmt.Sprintf("%s/%s", humanize.IBytes(uint64(f.Sent)), humanize.IBytes(uint64(f.Total)))
+				if c.Bool("json") {
+					if list == nil {
+						list = []uploader.FileStatus{}
+					}
+					enc := json.NewEncoder(os.Stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(list)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Status, progress, f.Path, f.Error)
+				if c.Bool("watch") {
+					fmt.Print("\033[H\033[2J") // home, clear
+					fmt.Printf("imsfs: %d files not ready (%s)\n\n", len(list), time.Now().Format(time.TimeOnly))
+				}
+				w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				for _, f := range list {
+					progress := ""
+					if f.Total > 0 {
+						progress = fmt.Sprintf("%s/%s", humanize.IBytes(uint64(f.Sent)), humanize.IBytes(uint64(f.Total)))
+						if c.Bool("watch") {
+							progress = bar(f.Sent, f.Total) + " " + progress
+						}
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Status, progress, f.Path, f.Error)
+				}
+				if err := w.Flush(); err != nil || !c.Bool("watch") {
+					return err
+				}
+				select {
+				case <-c.Context.Done():
+					return nil
+				case <-time.After(time.Second):
+				}
 			}
-			return w.Flush()
 		},
 	}
+}
+
+func fetchStatus(sock string) ([]uploader.FileStatus, error) {
+	resp, err := controlClient(sock).Get("http://imsfs/status")
+	if err != nil {
+		return nil, fmt.Errorf("the mount does not answer on %s: %w", sock, err)
+	}
+	defer resp.Body.Close()
+	var list []uploader.FileStatus
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		return nil, fmt.Errorf("the mount's answer: %w", err)
+	}
+	return list, nil
+}
+
+// bar draws sent/total as a 20-character bar.
+func bar(sent, total int64) string {
+	const width = 20
+	n := int(min(sent, total) * width / max(total, 1))
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
 }
 
 func newWaitCommand() *cli.Command {
