@@ -88,6 +88,9 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if !ok {
 		return nil, nil, 0, d.fsys.refuse("create", p, syscall.EACCES, whyNoFiles(dir))
 	}
+	if d.fsys.opts.Sidecars && isSidecar(name) {
+		return nil, nil, 0, d.fsys.refuse("create", p, syscall.EACCES, "names ending in "+SidecarSuffix+" are the mount's read-only sidecars")
+	}
 	if d.GetChild(name) != nil {
 		return nil, nil, 0, d.fsys.refuse("create", p, syscall.EEXIST, "the name is taken")
 	}
@@ -118,6 +121,9 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	p := join(dir, name)
 	if _, ok := d.fsys.opts.Mapping.RuleFor(dir); !ok {
 		return nil, d.fsys.refuse("mkdir", p, syscall.EACCES, "folders can be made only inside a mapped folder ("+whyNoFiles(dir)+")")
+	}
+	if d.fsys.opts.Sidecars && isSidecar(name) {
+		return nil, d.fsys.refuse("mkdir", p, syscall.EACCES, "names ending in "+SidecarSuffix+" are the mount's read-only sidecars")
 	}
 	if d.GetChild(name) != nil {
 		return nil, d.fsys.refuse("mkdir", p, syscall.EEXIST, "the name is taken")
@@ -162,6 +168,12 @@ var _ = (gofs.NodeUnlinker)((*dirNode)(nil))
 // already in IMS is kept.
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	p := join(d.path(), name)
+	if d.fsys.opts.Sidecars && isSidecar(name) {
+		// Succeeds and changes nothing, so that rm -r and rsync --delete work: the sidecar is
+		// there again at the next lookup while its file is. It succeeds when the file went
+		// first, too, since rm -r removes what readdir listed, the sidecar after its file.
+		return gofs.OK
+	}
 	child := d.GetChild(name)
 	if child == nil {
 		return syscall.ENOENT
@@ -173,6 +185,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := f.remove(); err != nil {
 		return d.fsys.fail("unlink", p, err)
 	}
+	d.dropSidecar(name)
 	d.touch()
 	return gofs.OK
 }
@@ -192,6 +205,9 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	}
 	if flags&gofs.RENAME_EXCHANGE != 0 {
 		return d.fsys.refuse("rename", from, syscall.EINVAL, "exchanging two names (RENAME_EXCHANGE) is not supported")
+	}
+	if d.fsys.opts.Sidecars && (isSidecar(name) || isSidecar(newName)) {
+		return d.fsys.refuse("rename", from, syscall.EACCES, "sidecars ("+SidecarSuffix+") are read-only: they go with their file")
 	}
 	if src.IsDir() && m.IsFixed(from) {
 		return d.fsys.refuse("rename", from, syscall.EACCES, "the folders of the mapping cannot be renamed")
@@ -260,6 +276,10 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	}
 	for _, id := range restart {
 		d.fsys.opts.Uploads.Schedule(id, due)
+	}
+	d.dropSidecar(name)
+	if nd, ok := newParent.(*dirNode); ok {
+		nd.dropSidecar(newName)
 	}
 	d.touch()
 	if nd, ok := newParent.(*dirNode); ok && nd != d {

@@ -52,7 +52,9 @@ type Options struct {
 	// ControlSocket is where the mount answers `imsfs retry`; the root shows it as the
 	// attribute user.ims.control, so that the command finds it from any path in the mount.
 	ControlSocket string
-	Log           *slog.Logger
+	// Sidecars shows NAME.ims.json beside each file [off; the mount command turns it on].
+	Sidecars bool
+	Log      *slog.Logger
 }
 
 // FS is one mounted file system.

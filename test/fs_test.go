@@ -184,8 +184,8 @@ func TestFileSystemBasics(t *testing.T) {
 			t.Fatalf("rmdir of a non-empty folder: %v, want ENOTEMPTY", err)
 		}
 		entries, err := os.ReadDir(mnt("video/ending/a/b"))
-		if err != nil || len(entries) != 1 || entries[0].Name() != "credits.mp4" {
-			t.Fatalf("readdir: %v, %v", entries, err)
+		if err != nil || len(entries) != 2 || entries[0].Name() != "credits.mp4" || entries[1].Name() != "credits.mp4.ims.json" {
+			t.Fatalf("readdir: %v, %v; want the file and its sidecar", entries, err)
 		}
 	})
 }

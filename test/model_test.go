@@ -259,8 +259,19 @@ func (m *model) checkTree() {
 		}
 		var got, want []string
 		for _, e := range entries {
-			if !e.IsDir() {
-				got = append(got, d+"/"+e.Name())
+			if e.IsDir() {
+				continue
+			}
+			if strings.HasSuffix(e.Name(), ".ims.json") {
+				// Every file has its sidecar, and no sidecar is without its file.
+				if _, ok := m.files[d+"/"+strings.TrimSuffix(e.Name(), ".ims.json")]; !ok {
+					m.t.Fatalf("%s lists the sidecar %s of no file", d, e.Name())
+				}
+				continue
+			}
+			got = append(got, d+"/"+e.Name())
+			if _, err := os.Stat(m.full(d + "/" + e.Name() + ".ims.json")); err != nil {
+				m.t.Fatalf("%s/%s has no sidecar: %v", d, e.Name(), err)
 			}
 		}
 		for p := range m.files {

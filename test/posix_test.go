@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -343,8 +344,10 @@ func TestReaddirOfManyEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != n || entries[0].Name() != "f00000.tmp" || entries[n-1].Name() != fmt.Sprintf("f%05d.tmp", n-1) {
-		t.Fatalf("readdir gave %d entries", len(entries))
+	// Each file and its sidecar, in name order.
+	if len(entries) != 2*n || entries[0].Name() != "f00000.tmp" || entries[1].Name() != "f00000.tmp.ims.json" ||
+		entries[2*n-2].Name() != fmt.Sprintf("f%05d.tmp", n-1) {
+		t.Fatalf("readdir gave %d entries, want %d", len(entries), 2*n)
 	}
 }
 
@@ -368,5 +371,66 @@ func TestFallocate(t *testing.T) {
 	got, _ := os.ReadFile(p)
 	if len(got) != 1<<20 || string(got[:4]) != "head" {
 		t.Fatalf("read back %d bytes starting %q", len(got), got[:4])
+	}
+}
+
+// TestSidecars: NAME.ims.json beside each file says what the attributes say, exists exactly
+// while its file does, goes with it, cannot be written, and unlinking it changes nothing (so
+// rm -r works); --sidecars=false hides them.
+func TestSidecars(t *testing.T) {
+	emu := startEmulator(t)
+	m := startMount(t, emu, "")
+	p := filepath.Join(m.Dir, "video", "side.mp4")
+	os.WriteFile(p, []byte("x"), 0o644)
+	waitStatus(t, p, "ready", 30*time.Second)
+	var side map[string]string
+	data, err := os.ReadFile(p + ".ims.json")
+	if err != nil || json.Unmarshal(data, &side) != nil {
+		t.Fatalf("sidecar: %v %s", err, data)
+	}
+	if id, _ := xattr(p, "user.ims.media_id"); side["media_id"] != id || side["status"] != "ready" || side["path"] != "video/side.mp4" {
+		t.Fatalf("the sidecar says %v; the attributes say media_id %s, ready", side, id)
+	}
+	if err := os.WriteFile(p+".ims.json", []byte("{}"), 0o644); !isErrno(err, syscall.EACCES) {
+		t.Fatalf("writing a sidecar: %v, want EACCES", err)
+	}
+	if err := os.WriteFile(filepath.Join(m.Dir, "video", "mine.ims.json"), []byte("{}"), 0o644); !isErrno(err, syscall.EACCES) {
+		t.Fatalf("creating a name ending .ims.json: %v, want EACCES", err)
+	}
+	if err := os.Remove(p + ".ims.json"); err != nil {
+		t.Fatalf("unlinking a sidecar: %v, want success", err)
+	}
+	if _, err := os.Stat(p + ".ims.json"); err != nil {
+		t.Fatalf("after unlinking it the sidecar is gone: %v", err)
+	}
+	q := filepath.Join(m.Dir, "video", "moved.mp4")
+	if err := os.Rename(p, q); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel may hold the old entry for a tick, until the mount's notice reaches it.
+	deadline := time.Now().Add(time.Second)
+	for _, err := os.Stat(p + ".ims.json"); !os.IsNotExist(err); _, err = os.Stat(p + ".ims.json") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the old sidecar is still there a second after the rename: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := os.Stat(q + ".ims.json"); err != nil {
+		t.Fatalf("no sidecar beside the renamed file: %v", err)
+	}
+	os.MkdirAll(filepath.Join(m.Dir, "video", "tree", "sub"), 0o755)
+	os.WriteFile(filepath.Join(m.Dir, "video", "tree", "sub", "a.mp4"), []byte("a"), 0o644)
+	run(t, "rm", "-r", filepath.Join(m.Dir, "video", "tree"))
+	if _, err := os.Stat(filepath.Join(m.Dir, "video", "tree")); !os.IsNotExist(err) {
+		t.Fatalf("rm -r of a folder with files: %v", err)
+	}
+
+	m2 := startMount(t, emu, "", "--sidecars=false")
+	os.WriteFile(filepath.Join(m2.Dir, "video", "plain.mp4"), []byte("x"), 0o644)
+	entries, _ := os.ReadDir(filepath.Join(m2.Dir, "video"))
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".ims.json") {
+			t.Fatalf("--sidecars=false lists %s", e.Name())
+		}
 	}
 }

@@ -55,7 +55,7 @@ func uploadable(t *testing.T, m *mountProc, under string) []string {
 	t.Helper()
 	var out []string
 	err := filepath.WalkDir(filepath.Join(m.Dir, under), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || strings.HasSuffix(p, ".ims.json") {
 			return err
 		}
 		if s, _ := xattr(p, "user.ims.status"); s != "skipped" {

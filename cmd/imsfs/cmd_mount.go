@@ -37,6 +37,7 @@ type mountOptions struct {
 	onOverwrite  string
 	onDelete     string
 	cacheMax     string
+	sidecars     bool
 	debug        bool
 	debugFUSE    bool
 }
@@ -51,6 +52,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.BoolFlag{Name: "emulator", Destination: &o.emulator, Usage: "start an embedded IMS/OSS emulator and use it (no credentials needed)"},
 		&cli.IntFlag{Name: "transfers", Value: 4, Destination: &o.workers, Usage: "files uploaded at once"},
 		&cli.StringFlag{Name: "temp-names", Value: uploader.DefaultTempNames, Destination: &o.tempNames, Usage: "comma-separated `PATTERNS` (shell globs on the file name) of temporary files: kept in the mount, never uploaded (skipped) until renamed; \"\" uploads every name"},
+		&cli.BoolFlag{Name: "sidecars", Value: true, Destination: &o.sidecars, Usage: "show NAME.ims.json beside each file, with what its extended attributes say (--sidecars=false hides them)"},
 		&cli.StringFlag{Name: "cache-max-size", Destination: &o.cacheMax, Usage: "bound the cache (e.g. 20GiB): ready files no one has open are evicted, least recently used first, and read back from their objects (default: no bound)"},
 		&cli.StringFlag{Name: "on-overwrite", Value: "keep", Destination: &o.onOverwrite, Usage: "`keep|delete` the asset of a file that gets new bytes, once the new bytes are an asset"},
 		&cli.StringFlag{Name: "on-delete", Value: "keep", Destination: &o.onDelete, Usage: "`keep|delete` the asset of a file that is deleted"},
@@ -154,7 +156,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		OnOverwrite: onOverwrite, OnDelete: onDelete, ConfigID: configID(endpoint, o.region, cred)})
 	sock := filepath.Join(o.cacheDir, controlSocket)
 	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Names: names, Log: log,
-		Objects: uploader.NewFetcher(ims), CacheMaxSize: int64(cacheMax), ControlSocket: sock})
+		Objects: uploader.NewFetcher(ims), CacheMaxSize: int64(cacheMax), ControlSocket: sock, Sidecars: o.sidecars})
 	// Recovery comes first: Start treats a file still "writing" as one whose writer is gone,
 	// which is true only before the mount serves anyone.
 	if err := queue.Start(); err != nil {
