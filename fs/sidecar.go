@@ -140,7 +140,8 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 
 var _ = (gofs.NodeReaddirer)((*dirNode)(nil))
 
-// Readdir lists the children, and beside each file its sidecar.
+// Readdir lists the children, and beside each file its sidecar, just before it: rm -r removes
+// in listing order, and a sidecar listed after its file would be gone by its turn.
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	var list []fuse.DirEntry
 	for name, c := range d.Children() {
@@ -148,10 +149,10 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		case *sidecarNode:
 			continue // listed beside its file
 		case *fileNode:
-			list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG})
 			if d.fsys.opts.Sidecars {
 				list = append(list, fuse.DirEntry{Name: name + SidecarSuffix, Mode: syscall.S_IFREG})
 			}
+			list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG})
 		default:
 			list = append(list, fuse.DirEntry{Name: name, Mode: c.Mode()})
 		}
