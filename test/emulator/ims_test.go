@@ -99,13 +99,24 @@ func TestCreateUploadMediaEnforcesTheReferenceRules(t *testing.T) {
 		})
 	}
 	t.Run("AppId defaults to app-1000000", func(t *testing.T) {
-		for _, a := range s.Assets() {
-			if want := map[bool]string{true: "app-2000000", false: "app-1000000"}[a.AppId == "app-2000000"]; a.AppId != want {
-				t.Fatalf("AppId %q", a.AppId)
+		appOf := func(params map[string]string) string {
+			body, err := call(c, "CreateUploadMedia", params)
+			if err != nil {
+				t.Fatal(err)
 			}
+			for _, a := range s.Assets() {
+				if a.MediaId == body["MediaId"] {
+					return a.AppId
+				}
+			}
+			t.Fatalf("no asset %v", body["MediaId"])
+			return ""
 		}
-		if a := s.Assets()[0]; a.AppId != "app-1000000" {
-			t.Fatalf("the first asset has AppId %q, want the default app-1000000", a.AppId)
+		if got := appOf(map[string]string{"FileInfo": fi("video"), "MediaMetaData": md("general")}); got != "app-1000000" {
+			t.Errorf("without AppId the asset has %q, want app-1000000", got)
+		}
+		if got := appOf(map[string]string{"FileInfo": fi("video"), "MediaMetaData": md("general"), "AppId": "app-2000000"}); got != "app-2000000" {
+			t.Errorf("with AppId app-2000000 the asset has %q", got)
 		}
 	})
 }
