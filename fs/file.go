@@ -163,14 +163,7 @@ func (n *fileNode) _queue(p string) syscall.Errno {
 	var queue bool
 	rec, err := n.fsys.opts.Store.Update(n.id, func(r *cache.Record) error {
 		r.Size, r.Mode, r.Mtime = size, mode, mtime
-		if damaged != nil {
-			// The writer was told a write failed; what the spool holds is not what it meant
-			// to save, so it is not uploaded.
-			r.State, r.Damaged = cache.Failed, true
-			r.Error = "not uploaded: a write failed (" + damaged.Error() + "); write the file again to upload it"
-			return nil
-		}
-		queue = n.fsys.opts.Names.Admit(r, due)
+		queue = n.fsys.opts.Names.AdmitClosed(r, due, damaged)
 		return nil
 	})
 	if err != nil {

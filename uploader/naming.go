@@ -96,3 +96,15 @@ func (a *Admitter) Admit(r *cache.Record, due time.Time) bool {
 	r.State, r.Due = cache.Queued, due
 	return true
 }
+
+// AdmitClosed is Admit for a write session that has just ended. A session in which a write
+// failed (a full cache disk) ends Failed and Damaged instead: the writer was told its bytes were
+// not saved, so they are not uploaded, and only writing the file again can change that.
+func (a *Admitter) AdmitClosed(r *cache.Record, due time.Time, writeErr error) bool {
+	if writeErr != nil {
+		r.State, r.Damaged, r.Attempts = cache.Failed, true, 0
+		r.Error = "not uploaded: a write failed (" + writeErr.Error() + "); write the file again to upload it"
+		return false
+	}
+	return a.Admit(r, due)
+}

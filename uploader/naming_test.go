@@ -94,3 +94,19 @@ func TestAdmit(t *testing.T) {
 		t.Error("with no temporary names a real name was skipped")
 	}
 }
+
+func TestAdmitClosedAfterAFailedWrite(t *testing.T) {
+	a, _ := NewAdmitter(DefaultTempNames)
+	r := cache.Record{Path: "video/clip.mp4", State: cache.Writing}
+	if a.AdmitClosed(&r, time.Time{}, errors.New("no space left on device")) || r.State != cache.Failed || !r.Damaged ||
+		!strings.Contains(r.Error, "no space left") {
+		t.Fatalf("after a failed write: %+v", r)
+	}
+	if err := cache.Transition(cache.Writing, r.State); err != nil {
+		t.Fatal(err)
+	}
+	r = cache.Record{Path: "video/clip.mp4", State: cache.Writing}
+	if !a.AdmitClosed(&r, time.Time{}, nil) || r.State != cache.Queued {
+		t.Fatalf("after a good session: %+v", r)
+	}
+}
