@@ -37,6 +37,7 @@ type Disposal struct {
 	After    uint64    `json:"after,omitempty"`    // Overwritten: the record whose new asset must be ready first
 	Due      time.Time `json:"due,omitzero"`       // not tried before this (backoff)
 	Attempts int       `json:"attempts,omitempty"` // failed tries
+	Error    string    `json:"error,omitempty"`    // why the last try failed, for imsfs status
 }
 
 // disposalOf returns what the change from before to after (nil: the record is gone) leaves
@@ -48,8 +49,8 @@ func disposalOf(before, after *Record, replacedBy uint64) *Disposal {
 	if after != nil && after.MediaID == before.MediaID {
 		return nil // the same asset still stands for the file
 	}
-	d := &Disposal{Path: before.Path, MediaID: before.MediaID, Upload: before.Upload, Why: Voided}
-	if before.State == Ready {
+	d := &Disposal{Path: before.Path, MediaID: before.MediaID, Upload: cloneUpload(before.Upload), Why: Voided}
+	if before.State.Finished() {
 		d.Upload = nil // finished: nothing to abort
 		switch {
 		case replacedBy != 0:
@@ -111,6 +112,19 @@ func (s *Store) Disposals() ([]Disposal, error) {
 	return out, err
 }
 
+// GetDisposal returns the pending disposal seq.
+func (s *Store) GetDisposal(seq uint64) (Disposal, error) {
+	var d Disposal
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketDisposals).Get(seqKey(seq))
+		if v == nil {
+			return fmt.Errorf("disposal %d: %w", seq, ErrNotFound)
+		}
+		return json.Unmarshal(v, &d)
+	})
+	return d, err
+}
+
 // UpdateDisposal rewrites a pending disposal (its tries and due time).
 func (s *Store) UpdateDisposal(d Disposal) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -121,7 +135,7 @@ func (s *Store) UpdateDisposal(d Disposal) error {
 	})
 }
 
-// DoneDisposal removes a disposal that is carried out (or given up).
+// DoneDisposal removes a disposal that is carried out.
 func (s *Store) DoneDisposal(seq uint64) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDisposals).Delete(seqKey(seq)) })
 }

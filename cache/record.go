@@ -5,6 +5,9 @@ import "time"
 // Record is what the store keeps for one file in the mount: where its bytes are spooled, how
 // far its upload has gone, and what IMS said about it. It is the only upload state imsfs has;
 // every surface (xattrs, the uploader, recovery after a crash) reads it from the store.
+//
+// It is kept small on purpose: the parts of a multipart upload live in their own bucket, and
+// upload credentials are never written to disk (RefreshUploadMedia gives new ones on resume).
 type Record struct {
 	ID   uint64 `json:"id"`   // stable for the file's life; names its spool file
 	Path string `json:"path"` // slash-separated, relative to the mount root, e.g. "video/clip.mp4"
@@ -34,7 +37,7 @@ type Record struct {
 	Asked time.Time `json:"asked,omitzero"`
 
 	// MetaPending: the asset's Title and BusinessType are to follow the file's name and folder
-	// (a ready file was renamed); the uploader calls UpdateMediaInfo and clears it.
+	// (a finished file was renamed); the uploader calls UpdateMediaInfo and clears it.
 	MetaPending bool `json:"meta_pending,omitempty"`
 
 	// Damaged: a write of the last session failed (a full cache disk), so the spool is not
@@ -46,20 +49,16 @@ type Record struct {
 	Evicted bool `json:"evicted,omitempty"`
 }
 
-// Upload is the part of a record that lets an interrupted upload go on where it stopped.
+// Upload is where a record's bytes go: the object CreateUploadMedia named, and the multipart
+// upload under way. Its finished parts are kept apart (Store.Parts), its credentials in memory.
 type Upload struct {
 	Endpoint string `json:"endpoint"` // from UploadAddress
 	Bucket   string `json:"bucket"`
 	Key      string `json:"key"`
-
-	AccessKeyID     string    `json:"access_key_id"` // from UploadAuth: short-lived STS credentials
-	AccessKeySecret string    `json:"access_key_secret"`
-	SecurityToken   string    `json:"security_token"`
-	Expires         time.Time `json:"expires,omitzero"`
+	Region   string `json:"region,omitempty"` // from UploadAuth: what OSS V4 signatures name
 
 	MultipartID string `json:"multipart_id,omitempty"`
 	PartSize    int64  `json:"part_size,omitempty"`
-	Parts       []Part `json:"parts,omitempty"` // finished parts, in any order
 }
 
 // Part is one finished part of a multipart upload.
@@ -76,12 +75,17 @@ type Dir struct {
 	Mtime time.Time `json:"mtime"`
 }
 
-// NewGeneration marks the record's content as changed: whatever upload was made or under way
+// newGeneration marks the record's content as changed: whatever upload was made or under way
 // describes older bytes, so its result is void (a run of the old generation can no longer
-// commit) and the new content will get its own asset. The old asset stays in IMS.
-func (r *Record) NewGeneration() {
+// commit) and the new content will get its own asset. What becomes of the old asset is the
+// disposal the store commits with the change.
+func (r *Record) newGeneration() {
 	r.Gen++
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
 	r.Due, r.Attempts, r.Error = time.Time{}, 0, ""
 	r.MetaPending, r.Asked, r.Damaged = false, time.Time{}, false
 }
+
+// unfinished reports whether the record belongs in the index of files that are not ready:
+// what the uploader resumes and `imsfs status` lists.
+func (r *Record) unfinished() bool { return r.State != Ready || r.MetaPending }

@@ -1,8 +1,9 @@
 // Package cache keeps what imsfs must not lose: a bbolt file that maps each path in the mount to
 // its Record, and the spool directory that holds the bytes of every file, named by record ID.
 //
-// A state change is committed here before it is acted on, so that a crash at any moment leaves
-// a record that says truthfully what is left to do.
+// A record changes state only through Apply, which runs the life-cycle table (lifecycle.go) and
+// commits the new record together with what the change leaves behind (a disposal, finished
+// parts), so that a crash at any moment leaves a record that says truthfully what is left to do.
 package cache
 
 import (
@@ -24,11 +25,17 @@ import (
 
 // The bucket layout, declared once.
 var (
-	bucketFiles = []byte("files") // path → Record (JSON)
-	bucketIDs   = []byte("ids")   // ID (8-byte big endian) → path
-	bucketDirs  = []byte("dirs")  // path → Dir (JSON), for folders users made
-	bucketMeta  = []byte("meta")  // facts about the store itself: "instance", "config"
+	bucketFiles      = []byte("files")      // path → Record (JSON)
+	bucketIDs        = []byte("ids")        // ID (8-byte big endian) → path
+	bucketUnfinished = []byte("unfinished") // ID → State, for every record that is not ready: what the uploader resumes and status lists
+	bucketParts      = []byte("parts")      // ID, Gen (8 bytes each), part number (4 bytes) → Part (JSON)
+	bucketDirs       = []byte("dirs")       // path → Dir (JSON), for folders users made
+	bucketMeta       = []byte("meta")       // facts about the store itself: "instance", "config", "schema"
 )
+
+// schemaVersion names the layout above. Version 1 kept the parts and the upload credentials in
+// each record; Open moves a store of version 1 on.
+const schemaVersion = "2"
 
 var (
 	// ErrNotFound means no record exists for the path or ID asked for.
@@ -39,17 +46,23 @@ var (
 	ErrLocked = errors.New("cache directory is in use by another imsfs process")
 )
 
+// Options configures a store.
+type Options struct {
+	Names Names // which names become assets [all]
+}
+
 // Store is the bbolt file and the spool directory of one cache directory.
 type Store struct {
 	db       *bolt.DB // read only after Open
 	dir      string   // the cache directory
 	spoolDir string   // dir/spool
 	instance string   // read only: see Instance
+	names    Names    // read only
 }
 
 // Open opens (creating if needed) the store in dir. It fails with ErrLocked if another process
 // holds it, instead of waiting forever on bbolt's file lock.
-func Open(dir string) (*Store, error) {
+func Open(dir string, opts Options) (*Store, error) {
 	spool := filepath.Join(dir, "spool")
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: create %s: %w", spool, err)
@@ -62,37 +75,95 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: open %s: %w", dbPath, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketFiles, bucketIDs, bucketDirs, bucketDisposals, bucketMeta} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	s := &Store{db: db, dir: dir, spoolDir: spool, names: opts.Names}
+	if s.names == nil {
+		s.names = allNames{}
+	}
+	if err := db.Update(s.init); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("cache: init %s: %w", dbPath, err)
 	}
-	var instance string
-	err = db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get([]byte("instance")); v != nil {
-			instance = string(v)
-			return nil
+	return s, nil
+}
+
+// init makes the buckets, names the store, and moves an older layout on.
+func (s *Store) init(tx *bolt.Tx) error {
+	for _, b := range [][]byte{bucketFiles, bucketIDs, bucketUnfinished, bucketParts, bucketDirs, bucketDisposals, bucketMeta} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
 		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get([]byte("instance")); v != nil {
+		s.instance = string(v)
+	} else {
 		var b [8]byte
 		if _, err := rand.Read(b[:]); err != nil {
 			return err
 		}
-		instance = hex.EncodeToString(b[:])
-		return meta.Put([]byte("instance"), []byte(instance))
+		s.instance = hex.EncodeToString(b[:])
+		if err := meta.Put([]byte("instance"), []byte(s.instance)); err != nil {
+			return err
+		}
+	}
+	if string(meta.Get([]byte("schema"))) == schemaVersion {
+		return nil
+	}
+	if err := migrate1(tx); err != nil {
+		return fmt.Errorf("move the store to layout %s: %w", schemaVersion, err)
+	}
+	return meta.Put([]byte("schema"), []byte(schemaVersion))
+}
+
+// migrate1 moves a store of layout 1 on: each record's finished parts go to their bucket, its
+// upload credentials are dropped (a resumed upload asks for new ones), and the index of
+// unfinished records is built. Rewriting through Record drops the fields it no longer has.
+func migrate1(tx *bolt.Tx) error {
+	var recs []Record
+	err := tx.Bucket(bucketFiles).ForEach(func(k, v []byte) error {
+		var r Record
+		var old struct {
+			Upload *struct{ Parts []Part } `json:"upload"`
+		}
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode %s: %w", k, err)
+		}
+		if err := json.Unmarshal(v, &old); err == nil && old.Upload != nil && r.State == Uploading && r.Upload != nil && r.Upload.MultipartID != "" {
+			for _, p := range old.Upload.Parts {
+				if err := putPart(tx, r.ID, r.Gen, p); err != nil {
+					return err
+				}
+			}
+		}
+		recs = append(recs, r)
+		return nil
 	})
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("cache: init %s: %w", dbPath, err)
+		return err
 	}
-	return &Store{db: db, dir: dir, spoolDir: spool, instance: instance}, nil
+	for i := range recs {
+		if err := putRecord(tx, &recs[i]); err != nil {
+			return err
+		}
+	}
+	var ds []Disposal
+	err = tx.Bucket(bucketDisposals).ForEach(func(k, v []byte) error {
+		var d Disposal
+		if err := json.Unmarshal(v, &d); err != nil {
+			return fmt.Errorf("decode disposal %x: %w", k, err)
+		}
+		ds = append(ds, d)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range ds {
+		if err := putDisposal(tx, &ds[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Meta returns a fact the store keeps about itself ("" when unset).
@@ -120,12 +191,16 @@ func (s *Store) Close() error { return s.db.Close() }
 // Dir returns the cache directory.
 func (s *Store) Dir() string { return s.dir }
 
+// SpoolDir returns the directory of the spool files.
+func (s *Store) SpoolDir() string { return s.spoolDir }
+
 // SpoolPath returns the file that holds the bytes of record id.
 func (s *Store) SpoolPath(id uint64) string {
 	return filepath.Join(s.spoolDir, fmt.Sprintf("%016x", id))
 }
 
-// Create adds a record for path, giving it a new ID, and returns it. init fills in the rest.
+// Create adds a record for path in state Writing, with a new ID, and returns it. init fills in
+// what the new file is (Type, BusinessType, Mode, Mtime); its state is not init's to set.
 func (s *Store) Create(path string, init func(*Record)) (Record, error) {
 	var rec Record
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -137,14 +212,11 @@ func (s *Store) Create(path string, init func(*Record)) (Record, error) {
 		if err != nil {
 			return err
 		}
-		rec = Record{ID: id, Path: path, State: Writing}
+		rec = Record{}
 		if init != nil {
 			init(&rec)
 		}
-		rec.ID, rec.Path = id, path
-		if !rec.State.Valid() {
-			return fmt.Errorf("create %s: invalid state %q", path, rec.State)
-		}
+		rec.ID, rec.Path, rec.State, rec.Gen = id, path, Writing, 1
 		return putRecord(tx, &rec)
 	})
 	return rec, err
@@ -168,88 +240,161 @@ func (s *Store) GetID(id uint64) (Record, error) {
 	return rec, err
 }
 
-// Update loads record id, lets fn change it and commits the result, all in one transaction.
-// A change of State must be allowed by Transition, or nothing is written. If fn returns an
-// error, nothing is written and Update returns it.
-func (s *Store) Update(id uint64, fn func(*Record) error) (Record, error) {
-	var rec Record
-	err := s.db.Update(func(tx *bolt.Tx) error {
+// SetAttr records a file's permission bits and modification time (chmod, touch), which are no
+// part of its upload.
+func (s *Store) SetAttr(id uint64, mode uint32, mtime time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		var rec Record
 		if err := getRecordID(tx, id, &rec); err != nil {
 			return err
 		}
-		old := rec
-		old.Upload = cloneUpload(rec.Upload)
-		rec.Upload = cloneUpload(rec.Upload)
-		path, before := rec.Path, rec.State
-		if err := fn(&rec); err != nil {
-			return err
-		}
-		if rec.ID != id || rec.Path != path {
-			return fmt.Errorf("update %s: ID and path are changed by Rename only", path)
-		}
-		if rec.State != before {
-			if err := Transition(before, rec.State); err != nil {
-				return fmt.Errorf("update %s: %w", path, err)
-			}
-		}
-		if err := putDisposal(tx, disposalOf(&old, &rec, 0)); err != nil {
-			return err
-		}
+		rec.Mode, rec.Mtime = mode, mtime
 		return putRecord(tx, &rec)
 	})
-	return rec, err
 }
 
-// Delete removes record id and returns what it held (the caller removes the spool file).
-func (s *Store) Delete(id uint64) (Record, error) {
-	var rec Record
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		if err := getRecordID(tx, id, &rec); err != nil {
-			return err
+// Apply commits event ev on record id: the life-cycle table decides the record's next state,
+// and what the change leaves (a disposal, a finished part) is committed in the same
+// transaction. The caller carries out the returned Effects. An event the table refuses changes
+// nothing and returns ErrBadTransition (or ErrSuperseded, ErrNothingToRetry, ErrNotEvictable);
+// but an asset created for bytes the file no longer holds is committed as a disposal, whose
+// Effects come with the ErrSuperseded.
+func (s *Store) Apply(id uint64, ev Event) (Record, Effects, error) {
+	var (
+		rec Record
+		fx  Effects
+		ret error // returned after a commit, for a refusal that still leaves something behind
+	)
+	run := s.db.Update
+	if ev.Kind == PartStored {
+		// Parts of one upload finish together: their commits are grouped (and idempotent).
+		run = s.db.Batch
+	}
+	err := run(func(tx *bolt.Tx) error {
+		ret = nil
+		var before Record
+		err := getRecordID(tx, id, &before)
+		if err == nil {
+			rec, fx, err = s.applyTx(tx, before, ev, false)
 		}
-		if err := putDisposal(tx, disposalOf(&rec, nil, 0)); err != nil {
-			return err
+		if (errors.Is(err, ErrSuperseded) || errors.Is(err, ErrNotFound)) && ev.Kind == AssetCreated && ev.Asset != nil {
+			// The asset was made for bytes the file no longer holds, or for a file that is
+			// gone: nothing will upload to it, so it must not stay behind.
+			where := before.Path
+			if where == "" {
+				where = fmt.Sprintf("(record %d, gone)", id)
+			}
+			up := ev.Asset.Upload
+			d := &Disposal{Path: where, Why: Voided, MediaID: ev.Asset.MediaID, Upload: &up}
+			if err := putDisposal(tx, d); err != nil {
+				return err
+			}
+			rec, fx, ret = before, Effects{Disposal: d.Seq}, err
+			return nil
 		}
-		return deleteRecord(tx, &rec)
+		return err
 	})
-	return rec, err
+	if err == nil {
+		err = ret
+	}
+	return rec, fx, err
+}
+
+// applyTx runs ev on before and writes what follows. moved says the record's path changed
+// (a rename): it is written whether or not the event changed it.
+func (s *Store) applyTx(tx *bolt.Tx, before Record, ev Event, moved bool) (Record, Effects, error) {
+	after := before
+	after.Upload = cloneUpload(before.Upload)
+	fx, err := transition(&after, &ev, s.names)
+	if err != nil {
+		return before, fx, err
+	}
+	if fx.part != nil {
+		return before, fx, putPart(tx, after.ID, after.Gen, *fx.part)
+	}
+	var d *Disposal
+	if fx.Removed {
+		d = disposalOf(&before, nil, ev.By)
+		if err := deleteRecord(tx, &before); err != nil {
+			return before, fx, err
+		}
+	} else {
+		d = disposalOf(&before, &after, 0)
+		if moved || !sameRecord(&before, &after) {
+			if err := putRecord(tx, &after); err != nil {
+				return before, fx, err
+			}
+		}
+	}
+	if partsVoided(&before, &after, fx.Removed) {
+		if err := deleteParts(tx, before.ID); err != nil {
+			return before, fx, err
+		}
+	}
+	if d != nil {
+		if err := putDisposal(tx, d); err != nil {
+			return before, fx, err
+		}
+		fx.Disposal = d.Seq
+	}
+	return after, fx, nil
+}
+
+// partsVoided reports whether the finished parts before held are of no more use after.
+func partsVoided(before, after *Record, removed bool) bool {
+	if before.Upload == nil || before.Upload.MultipartID == "" {
+		return false
+	}
+	return removed || after.Gen != before.Gen || after.State != Uploading || after.Upload == nil ||
+		after.Upload.MultipartID != before.Upload.MultipartID
+}
+
+func sameRecord(a, b *Record) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+// Change is one record a rename touched, and what the queue is to do about it.
+type Change struct {
+	Record  Record
+	Effects Effects
+}
+
+// Renaming is what Rename did: the file records it moved, and the one it replaced (nil if none).
+type Renaming struct {
+	Moved    []Change
+	Replaced *Change
 }
 
 // Rename moves the file or folder at oldPath, and everything below a folder, to newPath in one
-// transaction. A file record already at newPath is replaced and returned (the caller removes
-// its spool). fix is called on every file record moved, with its new Path set, so that the
-// caller can apply what the new location means (the folder mapping); a change of State it makes
-// must be allowed by Transition.
-func (s *Store) Rename(oldPath, newPath string, fix func(*Record)) (replaced *Record, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
+// transaction. A file record already at newPath is replaced (a Replaced event; the caller
+// removes its spool). Each moved file record gets the Renamed event follow returns for it, with
+// its new Path already set, so that the mapping of the new place applies.
+func (s *Store) Rename(oldPath, newPath string, follow func(r Record) Event) (Renaming, error) {
+	var out Renaming
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		out = Renaming{}
 		files, dirs := tx.Bucket(bucketFiles), tx.Bucket(bucketDirs)
-		if v := files.Get([]byte(newPath)); v != nil {
-			var old Record
-			if err := json.Unmarshal(v, &old); err != nil {
-				return fmt.Errorf("rename: decode %s: %w", newPath, err)
+		var src Record
+		srcIsFile := getRecord(tx, oldPath, &src) == nil
+		var target Record
+		if err := getRecord(tx, newPath, &target); err == nil {
+			ev := Event{Kind: Replaced}
+			if srcIsFile {
+				ev.By = src.ID
 			}
-			if err := deleteRecord(tx, &old); err != nil {
+			rec, fx, err := s.applyTx(tx, target, ev, false)
+			if err != nil {
 				return err
 			}
-			replaced = &old
-			var by Record
-			if err := getRecord(tx, oldPath, &by); err == nil {
-				if err := putDisposal(tx, disposalOf(&old, nil, by.ID)); err != nil {
-					return err
-				}
-			} else if err := putDisposal(tx, disposalOf(&old, nil, 0)); err != nil {
-				return err
-			}
+			out.Replaced = &Change{rec, fx}
 		}
 		// Collect first: a bbolt cursor must not walk a bucket that is being changed.
 		var moves []Record
 		var dirMoves []Dir
-		if v := files.Get([]byte(oldPath)); v != nil {
-			var r Record
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("rename: decode %s: %w", oldPath, err)
-			}
-			moves = append(moves, r)
+		if srcIsFile {
+			moves = append(moves, src)
 		}
 		prefix := []byte(oldPath + "/")
 		if v := dirs.Get([]byte(oldPath)); v != nil {
@@ -284,33 +429,24 @@ func (s *Store) Rename(oldPath, newPath string, fix func(*Record)) (replaced *Re
 				return err
 			}
 		}
-		for i := range moves {
-			r := &moves[i]
+		for _, r := range moves {
 			if err := files.Delete([]byte(r.Path)); err != nil {
 				return err
 			}
 			r.Path = newPath + strings.TrimPrefix(r.Path, oldPath)
-			if fix != nil {
-				before, old := r.State, *r
-				old.Upload = cloneUpload(r.Upload)
-				r.Upload = cloneUpload(r.Upload)
-				fix(r)
-				if err := putDisposal(tx, disposalOf(&old, r, 0)); err != nil {
-					return err
-				}
-				if r.State != before {
-					if err := Transition(before, r.State); err != nil {
-						return fmt.Errorf("rename %s: %w", r.Path, err)
-					}
-				}
+			ev := Event{Kind: Renamed, Type: r.Type, BusinessType: r.BusinessType}
+			if follow != nil {
+				ev = follow(r)
 			}
-			if err := putRecord(tx, r); err != nil {
-				return err
+			rec, fx, err := s.applyTx(tx, r, ev, true)
+			if err != nil {
+				return fmt.Errorf("rename %s: %w", r.Path, err)
 			}
+			out.Moved = append(out.Moved, Change{rec, fx})
 		}
 		return nil
 	})
-	return replaced, err
+	return out, err
 }
 
 // Files returns every file record, ordered by path.
@@ -325,6 +461,41 @@ func (s *Store) Files() ([]Record, error) {
 			out = append(out, r)
 			return nil
 		})
+	})
+	return out, err
+}
+
+// Unfinished returns the records that are not ready (or whose asset waits for an update), by
+// ID, from their index: the ready ones, however many, are not read.
+func (s *Store) Unfinished() ([]Record, error) {
+	var out []Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUnfinished).ForEach(func(k, _ []byte) error {
+			var r Record
+			if err := getRecordID(tx, binary.BigEndian.Uint64(k), &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Parts returns the finished parts of record id's upload of generation gen, by number.
+func (s *Store) Parts(id, gen uint64) ([]Part, error) {
+	var out []Part
+	err := s.db.View(func(tx *bolt.Tx) error {
+		prefix := partKey(id, gen, 0)[:16]
+		c := tx.Bucket(bucketParts).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var p Part
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("decode part %x: %w", k, err)
+			}
+			out = append(out, p)
+		}
+		return nil
 	})
 	return out, err
 }
@@ -369,6 +540,38 @@ func idKey(id uint64) []byte {
 	return k[:]
 }
 
+func partKey(id, gen uint64, n int) []byte {
+	var k [20]byte
+	binary.BigEndian.PutUint64(k[0:], id)
+	binary.BigEndian.PutUint64(k[8:], gen)
+	binary.BigEndian.PutUint32(k[16:], uint32(n))
+	return k[:]
+}
+
+func putPart(tx *bolt.Tx, id, gen uint64, p Part) error {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketParts).Put(partKey(id, gen, p.Number), data)
+}
+
+// deleteParts drops every part of record id, whatever its generation.
+func deleteParts(tx *bolt.Tx, id uint64) error {
+	prefix := idKey(id)
+	c := tx.Bucket(bucketParts).Cursor()
+	var keys [][]byte
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := tx.Bucket(bucketParts).Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // getRecordID reads record id through the ID index.
 func getRecordID(tx *bolt.Tx, id uint64, rec *Record) error {
 	p := tx.Bucket(bucketIDs).Get(idKey(id))
@@ -389,15 +592,25 @@ func getRecord(tx *bolt.Tx, path string, rec *Record) error {
 	return nil
 }
 
+// putRecord writes a record and its two indexes.
 func putRecord(tx *bolt.Tx, rec *Record) error {
 	if err := putJSON(tx.Bucket(bucketFiles), rec.Path, rec); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketIDs).Put(idKey(rec.ID), []byte(rec.Path))
+	if err := tx.Bucket(bucketIDs).Put(idKey(rec.ID), []byte(rec.Path)); err != nil {
+		return err
+	}
+	if rec.unfinished() {
+		return tx.Bucket(bucketUnfinished).Put(idKey(rec.ID), []byte(rec.State))
+	}
+	return tx.Bucket(bucketUnfinished).Delete(idKey(rec.ID))
 }
 
 func deleteRecord(tx *bolt.Tx, rec *Record) error {
 	if err := tx.Bucket(bucketFiles).Delete([]byte(rec.Path)); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketUnfinished).Delete(idKey(rec.ID)); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketIDs).Delete(idKey(rec.ID))
@@ -417,6 +630,5 @@ func cloneUpload(u *Upload) *Upload {
 		return nil
 	}
 	c := *u
-	c.Parts = append([]Part(nil), u.Parts...)
 	return &c
 }

@@ -1,20 +1,67 @@
 package cache
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
-func mustOpen(t *testing.T, dir string) *Store {
+func mustOpen(t testing.TB, dir string) *Store {
 	t.Helper()
-	s, err := Open(dir)
+	s, err := Open(dir, Options{Names: testNames{}})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// mustApply applies events to record id in order and returns the record after the last.
+func mustApply(t testing.TB, s *Store, id uint64, evs ...Event) (Record, Effects) {
+	t.Helper()
+	var rec Record
+	var fx Effects
+	for _, ev := range evs {
+		var err error
+		if rec, fx, err = s.Apply(id, ev); err != nil {
+			t.Fatalf("Apply %s: %v", ev.Kind, err)
+		}
+	}
+	return rec, fx
+}
+
+// mustCreate makes a record at path and takes it to state by the events a file meets on the way.
+func mustCreate(t testing.TB, s *Store, path string, state State) Record {
+	t.Helper()
+	rec, err := s.Create(path, func(r *Record) { r.Type, r.BusinessType = "video", "general" })
+	if err != nil {
+		t.Fatalf("Create %s: %v", path, err)
+	}
+	asset := &Asset{MediaID: "m-" + path, Upload: Upload{Endpoint: "http://oss", Bucket: "b", Key: "k-" + path}}
+	way := map[State][]Event{
+		Queued:    {{Kind: Closed}},
+		Creating:  {{Kind: Closed}, {Kind: Dispatched}},
+		Uploading: {{Kind: Closed}, {Kind: Dispatched}, {Kind: AssetCreated, Asset: asset}, {Kind: MultipartStarted, Multipart: "U-" + path, PartSize: 1 << 20}},
+		Uploaded:  {{Kind: Closed}, {Kind: Dispatched}, {Kind: AssetCreated, Asset: asset}, {Kind: ObjectCompleted}},
+		Ready:     {{Kind: Closed}, {Kind: Dispatched}, {Kind: AssetCreated, Asset: asset}, {Kind: ObjectCompleted}, {Kind: AssetReady}},
+		Failed:    {{Kind: Closed}, {Kind: Dispatched}, {Kind: UploadFailed, Reason: "refused"}},
+	}
+	if state == Writing {
+		return rec
+	}
+	rec, _ = mustApply(t, s, rec.ID, way[state]...)
+	if rec.State != state {
+		t.Fatalf("%s is %s, want %s", path, rec.State, state)
+	}
+	return rec
 }
 
 func TestRecordRoundTripSurvivesReopen(t *testing.T) {
@@ -27,16 +74,14 @@ func TestRecordRoundTripSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	want, err := s.Update(rec.ID, func(r *Record) error {
-		r.State = Queued
-		r.Size = 3 << 20
-		r.MediaID = "m-1"
-		r.Upload = &Upload{Bucket: "b", Key: "k", MultipartID: "u", Parts: []Part{{Number: 1, ETag: `"E"`, Size: 5}}}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("Update: %v", err)
+	if rec.State != Writing || rec.Gen != 1 {
+		t.Fatalf("a new record is %s at generation %d", rec.State, rec.Gen)
 	}
+	want, _ := mustApply(t, s, rec.ID,
+		Event{Kind: Closed, Size: 3 << 20, Mode: 0o644, Mtime: mtime},
+		Event{Kind: Dispatched},
+		Event{Kind: AssetCreated, Asset: &Asset{MediaID: "m-1", Upload: Upload{Endpoint: "http://oss", Bucket: "b", Key: "k", Region: "cn-shanghai"}}},
+	)
 	s.Close()
 
 	s2 := mustOpen(t, dir)
@@ -51,21 +96,48 @@ func TestRecordRoundTripSurvivesReopen(t *testing.T) {
 	if err != nil || byPath.ID != rec.ID {
 		t.Fatalf("Get by path: %+v, %v", byPath, err)
 	}
-}
-
-func TestUpdateRefusesATransitionTheTableDoesNotList(t *testing.T) {
-	s := mustOpen(t, t.TempDir())
-	rec, err := s.Create("video/a.mp4", nil)
-	if err != nil {
+	if err := s2.SetAttr(rec.ID, 0o600, mtime.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Update(rec.ID, func(r *Record) error { r.State = Ready; return nil })
-	if !errors.Is(err, ErrBadTransition) {
-		t.Fatalf("writing → ready: got %v, want ErrBadTransition", err)
+	if got, _ := s2.GetID(rec.ID); got.Mode != 0o600 || !got.Mtime.Equal(mtime.Add(time.Hour)) || got.State != Uploading {
+		t.Errorf("SetAttr: %+v", got)
 	}
-	got, _ := s.GetID(rec.ID)
-	if got.State != Writing {
-		t.Fatalf("a refused update was written: state %s", got.State)
+}
+
+func TestARefusedEventChangesNothing(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	rec := mustCreate(t, s, "video/a.mp4", Writing)
+	if _, _, err := s.Apply(rec.ID, Event{Kind: ObjectCompleted}); !errors.Is(err, ErrBadTransition) {
+		t.Fatalf("writing → uploaded: got %v, want ErrBadTransition", err)
+	}
+	if got, _ := s.GetID(rec.ID); !reflect.DeepEqual(got, rec) {
+		t.Errorf("a refused event changed the record: %+v, was %+v", got, rec)
+	}
+	if _, _, err := s.Apply(12345, Event{Kind: Closed}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an unknown record: %v", err)
+	}
+}
+
+func TestAnAssetMadeForOlderBytesIsDisposedOf(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	rec := mustCreate(t, s, "video/a.mp4", Creating)
+	mustApply(t, s, rec.ID, Event{Kind: Wrote})
+	_, _, err := s.Apply(rec.ID, Event{Kind: AssetCreated, Gen: rec.Gen, Asset: &Asset{MediaID: "late", Upload: Upload{Key: "k"}}})
+	if !errors.Is(err, ErrSuperseded) {
+		t.Fatalf("got %v, want ErrSuperseded", err)
+	}
+	ds, _ := s.Disposals()
+	if len(ds) != 1 || ds[0].MediaID != "late" || ds[0].Why != Voided {
+		t.Errorf("disposals %+v, want the late asset voided", ds)
+	}
+	// And for a file that is gone.
+	mustApply(t, s, rec.ID, Event{Kind: Unlinked})
+	_, fx, err := s.Apply(rec.ID, Event{Kind: AssetCreated, Gen: rec.Gen, Asset: &Asset{MediaID: "later", Upload: Upload{Key: "k"}}})
+	if !errors.Is(err, ErrNotFound) || fx.Disposal == 0 {
+		t.Fatalf("got %v %+v, want ErrNotFound and a disposal", err, fx)
+	}
+	if d, err := s.GetDisposal(fx.Disposal); err != nil || d.MediaID != "later" {
+		t.Errorf("the disposal of an asset for a file that is gone: %+v %v", d, err)
 	}
 }
 
@@ -75,121 +147,90 @@ func TestCreateRefusesAPathInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := s.Create("video/a.mp4", nil); !errors.Is(err, ErrExists) {
-		t.Fatalf("got %v, want ErrExists", err)
+		t.Fatalf("second Create: got %v, want ErrExists", err)
 	}
 }
 
 func TestRenameMovesAFolderWithEverythingBelowAndReplacesTheTarget(t *testing.T) {
 	s := mustOpen(t, t.TempDir())
-	for _, d := range []string{"video/a", "video/a/b"} {
-		if err := s.PutDir(Dir{Path: d, Mode: 0o755}); err != nil {
+	for _, p := range []string{"video/a", "video/a/b"} {
+		if err := s.PutDir(Dir{Path: p, Mode: 0o755}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	x, _ := s.Create("video/a/x.mp4", nil)
-	y, _ := s.Create("video/a/b/y.mp4", nil)
-	other, _ := s.Create("video/ab.mp4", nil) // shares the prefix "video/a" but is not below it
-
-	var fixed []string
-	if _, err := s.Rename("video/a", "image/c", func(r *Record) { fixed = append(fixed, r.Path); r.Type = "image" }); err != nil {
-		t.Fatalf("Rename: %v", err)
+	x := mustCreate(t, s, "video/a/x.mp4", Writing)
+	y := mustCreate(t, s, "video/a/b/y.mp4", Ready)
+	keep := mustCreate(t, s, "video/ab.mp4", Queued) // shares the prefix "video/a", not the folder
+	res, err := s.Rename("video/a", "video/c", func(r Record) Event {
+		return Event{Kind: Renamed, Type: "video", BusinessType: "opening", Due: t1}
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for id, want := range map[uint64]string{x.ID: "image/c/x.mp4", y.ID: "image/c/b/y.mp4", other.ID: "video/ab.mp4"} {
-		got, err := s.GetID(id)
-		if err != nil || got.Path != want {
-			t.Errorf("record %d: path %q (%v), want %q", id, got.Path, err, want)
+	if res.Replaced != nil || len(res.Moved) != 2 {
+		t.Fatalf("rename: %+v", res)
+	}
+	for _, id := range []uint64{x.ID, y.ID} {
+		r, err := s.GetID(id)
+		if err != nil || r.BusinessType != "opening" || r.Path[:8] != "video/c/" {
+			t.Errorf("moved record %d: %+v %v", id, r, err)
 		}
 	}
-	if len(fixed) != 2 {
-		t.Errorf("fix called for %v, want the two moved files", fixed)
+	if r, _ := s.GetID(y.ID); !r.MetaPending || r.MediaID != y.MediaID {
+		t.Errorf("a ready file keeps its asset and is retitled: %+v", r)
+	}
+	if r, _ := s.GetID(keep.ID); r.Path != "video/ab.mp4" {
+		t.Errorf("video/ab.mp4 moved: %+v", r)
 	}
 	dirs, _ := s.Dirs()
-	var paths []string
-	for _, d := range dirs {
-		paths = append(paths, d.Path)
+	if len(dirs) != 2 || dirs[0].Path != "video/c" || dirs[1].Path != "video/c/b" {
+		t.Errorf("dirs after rename: %+v", dirs)
 	}
-	if !reflect.DeepEqual(paths, []string{"image/c", "image/c/b"}) {
-		t.Errorf("dirs after rename: %v", paths)
+	// A file renamed over another replaces it; the replaced asset waits for its successor.
+	res, err = s.Rename("video/c/x.mp4", "video/ab.mp4", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-
-	// A rename over an existing file replaces it.
-	replaced, err := s.Rename("image/c/x.mp4", "video/ab.mp4", nil)
-	if err != nil || replaced == nil || replaced.ID != other.ID {
-		t.Fatalf("rename over a file: replaced %+v, %v", replaced, err)
+	if res.Replaced == nil || res.Replaced.Record.ID != keep.ID || !res.Replaced.Effects.Removed || len(res.Moved) != 1 {
+		t.Fatalf("rename over a file: %+v", res)
 	}
-	if _, err := s.GetID(other.ID); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("replaced record still there: %v", err)
+	if _, err := s.GetID(keep.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the replaced record is still there: %v", err)
+	}
+	if r, err := s.Get("video/ab.mp4"); err != nil || r.ID != x.ID {
+		t.Errorf("video/ab.mp4 is %+v, %v; want record %d", r, err, x.ID)
 	}
 }
 
 func TestASecondOpenIsRefusedNotBlocked(t *testing.T) {
 	dir := t.TempDir()
 	mustOpen(t, dir)
-	if _, err := Open(dir); !errors.Is(err, ErrLocked) {
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open: got %v, want ErrLocked", err)
 	}
 }
 
-func TestEveryStateHasTransitionsAndTheHappyPathIsAllowed(t *testing.T) {
-	path := States()[:6] // writing … ready
-	for i := 1; i < len(path); i++ {
-		if err := Transition(path[i-1], path[i]); err != nil {
-			t.Errorf("happy path: %v", err)
-		}
-	}
-	for _, s := range States() {
-		if !s.Valid() {
-			t.Errorf("%s has no transitions", s)
-		}
-		if err := Transition(s, Writing); s != Writing && err != nil {
-			t.Errorf("a reopen must be possible from every state: %v", err)
-		}
-	}
-}
-
 func TestChangesLeaveDisposals(t *testing.T) {
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	mk := func(path string, state State, media string) Record {
-		t.Helper()
-		r, err := s.Create(path, func(r *Record) {
-			r.State, r.MediaID = state, media
-			if media != "" && state != Ready {
-				r.Upload = &Upload{Bucket: "b", Key: "k", MultipartID: "U" + media}
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	uploading := mk("video/a.mp4", Uploading, "m1")
-	ready := mk("video/b.mp4", Ready, "m2")
-	gone := mk("video/c.mp4", Ready, "m3")
-	over := mk("video/d.mp4", Ready, "m4")
-	src := mk("video/e.mp4", Queued, "")
-	plain := mk("video/f.mp4", Queued, "")
+	s := mustOpen(t, t.TempDir())
+	uploading := mustCreate(t, s, "video/a.mp4", Uploading)
+	uploaded := mustCreate(t, s, "video/b.mp4", Uploaded)
+	gone := mustCreate(t, s, "video/c.mp4", Ready)
+	over := mustCreate(t, s, "video/d.mp4", Ready)
+	src := mustCreate(t, s, "video/e.mp4", Queued)
+	plain := mustCreate(t, s, "video/f.mp4", Queued)
 
-	if _, err := s.Update(uploading.ID, func(r *Record) error { r.State = Writing; r.NewGeneration(); return nil }); err != nil {
-		t.Fatal(err)
+	_, fx := mustApply(t, s, uploading.ID, Event{Kind: Wrote})
+	if !fx.Cancel || fx.Disposal == 0 {
+		t.Errorf("a new session on an upload under way: %+v", fx)
 	}
-	if _, err := s.Update(ready.ID, func(r *Record) error { r.State = Writing; r.NewGeneration(); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Delete(gone.ID); err != nil {
-		t.Fatal(err)
-	}
+	mustApply(t, s, uploaded.ID, Event{Kind: Wrote})
+	mustApply(t, s, gone.ID, Event{Kind: Unlinked})
 	if _, err := s.Rename(src.Path, over.Path, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Delete(plain.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Update(src.ID, func(r *Record) error { r.Mode = 0o600; return nil }); err != nil {
-		t.Fatal(err)
+	_, fx = mustApply(t, s, plain.ID, Event{Kind: Unlinked})
+	if fx.Disposal != 0 || !fx.Removed {
+		t.Errorf("unlinking a file with no asset: %+v", fx)
 	}
 	ds, err := s.Disposals()
 	if err != nil {
@@ -201,10 +242,10 @@ func TestChangesLeaveDisposals(t *testing.T) {
 		after     uint64
 		multipart string
 	}{
-		{"m1", Voided, 0, "Um1"},
-		{"m2", Overwritten, ready.ID, ""},
-		{"m3", Deleted, 0, ""},
-		{"m4", Overwritten, src.ID, ""},
+		{uploading.MediaID, Voided, 0, "U-video/a.mp4"},
+		{uploaded.MediaID, Overwritten, uploaded.ID, ""},
+		{gone.MediaID, Deleted, 0, ""},
+		{over.MediaID, Overwritten, src.ID, ""},
 	}
 	if len(ds) != len(want) {
 		t.Fatalf("disposals %+v, want %d", ds, len(want))
@@ -222,11 +263,206 @@ func TestChangesLeaveDisposals(t *testing.T) {
 	if err := s.DoneDisposal(ds[0].Seq); err != nil {
 		t.Fatal(err)
 	}
-	ds[1].Attempts = 2
+	ds[1].Attempts, ds[1].Error = 2, "503"
 	if err := s.UpdateDisposal(ds[1]); err != nil {
 		t.Fatal(err)
 	}
+	if d, err := s.GetDisposal(ds[1].Seq); err != nil || d.Attempts != 2 || d.Error != "503" {
+		t.Errorf("GetDisposal after Update: %+v %v", d, err)
+	}
 	if after, _ := s.Disposals(); len(after) != 3 || after[0].Attempts != 2 {
 		t.Errorf("after Done and Update: %+v", after)
+	}
+	if _, err := s.GetDisposal(ds[0].Seq); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a done disposal: %v", err)
+	}
+	if err := s.UpdateDisposal(ds[0]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("updating a done disposal: %v", err)
+	}
+	if err := s.AddDisposal(Disposal{Path: "video/x.mp4", Why: Voided, MediaID: "extra"}); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := s.Disposals(); len(after) != 4 || after[3].MediaID != "extra" {
+		t.Errorf("after AddDisposal: %+v", after)
+	}
+}
+
+func TestPartsAreKeptApartAndDroppedWithTheirUpload(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	rec := mustCreate(t, s, "video/a.mp4", Uploading)
+	for n := 3; n >= 1; n-- {
+		mustApply(t, s, rec.ID, Event{Kind: PartStored, Gen: rec.Gen, Multipart: rec.Upload.MultipartID, Part: Part{Number: n, ETag: fmt.Sprint("e", n), Size: 10}})
+	}
+	if got, _ := s.GetID(rec.ID); !reflect.DeepEqual(got, rec) {
+		t.Errorf("a part rewrote the record: %+v", got)
+	}
+	parts, err := s.Parts(rec.ID, rec.Gen)
+	if err != nil || len(parts) != 3 || parts[0].Number != 1 || parts[2].ETag != "e3" {
+		t.Fatalf("parts: %+v %v", parts, err)
+	}
+	if _, _, err := s.Apply(rec.ID, Event{Kind: PartStored, Multipart: "other", Part: Part{Number: 4}}); !errors.Is(err, ErrSuperseded) {
+		t.Errorf("a part of another multipart upload: %v", err)
+	}
+	// A new multipart upload (the old one was found gone) starts without parts.
+	mustApply(t, s, rec.ID, Event{Kind: MultipartStarted, Multipart: "U2", PartSize: 1 << 20})
+	if parts, _ := s.Parts(rec.ID, rec.Gen); len(parts) != 0 {
+		t.Errorf("parts of a multipart upload that is gone: %+v", parts)
+	}
+	mustApply(t, s, rec.ID, Event{Kind: PartStored, Multipart: "U2", Part: Part{Number: 1, ETag: "x", Size: 10}})
+	mustApply(t, s, rec.ID, Event{Kind: ObjectCompleted, Size: 10})
+	if parts, _ := s.Parts(rec.ID, rec.Gen); len(parts) != 0 {
+		t.Errorf("parts after the object is complete: %+v", parts)
+	}
+}
+
+func TestTheUnfinishedIndexFollowsTheState(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	ready := mustCreate(t, s, "video/ready.mp4", Ready)
+	queued := mustCreate(t, s, "video/queued.mp4", Queued)
+	skipped := mustCreate(t, s, "video/noext", Writing)
+	mustApply(t, s, skipped.ID, Event{Kind: Closed})
+	paths := func() []string {
+		t.Helper()
+		recs, err := s.Unfinished()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range recs {
+			out = append(out, r.Path)
+		}
+		return out
+	}
+	if got := paths(); !reflect.DeepEqual(got, []string{"video/queued.mp4", "video/noext"}) {
+		t.Errorf("unfinished: %v", got)
+	}
+	// A retitle makes a ready file unfinished until it is done.
+	if _, err := s.Rename(ready.Path, "video/ready2.mp4", nil); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, s, queued.ID, Event{Kind: Unlinked})
+	if got := paths(); !reflect.DeepEqual(got, []string{"video/ready2.mp4", "video/noext"}) {
+		t.Errorf("unfinished after a retitle and an unlink: %v", got)
+	}
+	mustApply(t, s, ready.ID, Event{Kind: MetaUpdated})
+	if got := paths(); !reflect.DeepEqual(got, []string{"video/noext"}) {
+		t.Errorf("unfinished after the retitle: %v", got)
+	}
+}
+
+// TestALayout1StoreIsMovedOn opens a store written by the first layout (parts and upload
+// credentials inside each record) and finds its parts moved out and its credentials gone.
+func TestALayout1StoreIsMovedOn(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "spool"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, "imsfs.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := `{"id":1,"path":"video/a.mp4","state":"uploading","gen":2,"size":20,"type":"video","media_id":"m1",` +
+		`"upload":{"endpoint":"http://oss","bucket":"b","key":"k","access_key_id":"STS.id","access_key_secret":"SECRET-1",` +
+		`"security_token":"TOKEN-1","multipart_id":"U","part_size":10,"parts":[{"n":1,"etag":"e1","size":10}]}}`
+	disposal := `{"seq":1,"path":"video/b.mp4","why":"voided","media_id":"m0","upload":{"bucket":"b","key":"k0","access_key_secret":"SECRET-2","multipart_id":"U0"}}`
+	err = db.Update(func(tx *bolt.Tx) error {
+		f, _ := tx.CreateBucket(bucketFiles)
+		ids, _ := tx.CreateBucket(bucketIDs)
+		ds, _ := tx.CreateBucket(bucketDisposals)
+		f.Put([]byte("video/a.mp4"), []byte(old))
+		ids.Put(idKey(1), []byte("video/a.mp4"))
+		return ds.Put(seqKey(1), []byte(disposal))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := mustOpen(t, dir)
+	parts, err := s.Parts(1, 2)
+	if err != nil || len(parts) != 1 || parts[0].ETag != "e1" {
+		t.Errorf("parts moved: %+v %v", parts, err)
+	}
+	recs, err := s.Unfinished()
+	if err != nil || len(recs) != 1 || recs[0].Upload.MultipartID != "U" {
+		t.Errorf("the index: %+v %v", recs, err)
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketFiles, bucketDisposals} {
+			if err := tx.Bucket(b).ForEach(func(k, v []byte) error {
+				if bytes.Contains(v, []byte("SECRET")) || bytes.Contains(v, []byte("TOKEN")) || bytes.Contains(v, []byte("parts")) {
+					return fmt.Errorf("%s %s still holds %s", b, k, v)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	if v, _ := s.Meta("schema"); v != schemaVersion {
+		t.Errorf("schema %q", v)
+	}
+}
+
+func TestUpdateDisposalsAndMeta(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	if err := s.SetMeta("config", "abc"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Meta("config"); err != nil || v != "abc" {
+		t.Errorf("meta: %q %v", v, err)
+	}
+	if s.Instance() == "" || s.Dir() == "" || filepath.Dir(s.SpoolPath(1)) != s.SpoolDir() {
+		t.Errorf("instance %q dir %q spool %q", s.Instance(), s.Dir(), s.SpoolPath(1))
+	}
+	if err := s.PutDir(Dir{Path: "video/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteDir("video/x"); err != nil {
+		t.Fatal(err)
+	}
+	if ds, _ := s.Dirs(); len(ds) != 0 {
+		t.Errorf("dirs after delete: %+v", ds)
+	}
+	mustCreate(t, s, "video/a.mp4", Queued)
+	files, err := s.Files()
+	if err != nil || len(files) != 1 {
+		t.Errorf("files: %+v %v", files, err)
+	}
+	raw, _ := json.Marshal(files[0])
+	if bytes.Contains(raw, []byte("secret")) {
+		t.Errorf("a record holds a secret: %s", raw)
+	}
+}
+
+// BenchmarkPartCommit commits one part of a multipart upload that already has n parts: the cost
+// must not grow with n (the record is not rewritten, and parts have a bucket of their own).
+func BenchmarkPartCommit(b *testing.B) {
+	for _, n := range []int{0, 1000, 9999} {
+		b.Run(fmt.Sprintf("after_%d_parts", n), func(b *testing.B) {
+			s := mustOpen(b, b.TempDir())
+			rec := mustCreate(b, s, "video/big.mp4", Uploading)
+			err := s.db.Update(func(tx *bolt.Tx) error {
+				for i := 1; i <= n; i++ {
+					if err := putPart(tx, rec.ID, rec.Gen, Part{Number: i, ETag: "0123456789ABCDEF0123456789ABCDEF", Size: 8 << 20}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, _, err := s.Apply(rec.ID, Event{Kind: PartStored, Gen: rec.Gen, Multipart: rec.Upload.MultipartID,
+					Part: Part{Number: n + 1 + i%100, ETag: "0123456789ABCDEF0123456789ABCDEF", Size: 8 << 20}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

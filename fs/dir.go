@@ -13,7 +13,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/uploader"
 )
 
 // dirNode is a folder: the root, a fixed folder of the mapping, or one a user made. What it may
@@ -96,18 +95,20 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	}
 	now := time.Now()
 	rec, err := d.fsys.opts.Store.Create(p, func(r *cache.Record) {
-		r.State, r.Type, r.BusinessType = cache.Writing, rule.Type, rule.BusinessType
-		r.Mode, r.Mtime, r.Gen = mode&0o7777, now, 1
+		r.Type, r.BusinessType = rule.Type, rule.BusinessType
+		r.Mode, r.Mtime = mode&0o7777, now
 	})
 	if err != nil {
 		return nil, nil, 0, d.fsys.fail("create", p, err)
 	}
 	spool, err := os.OpenFile(d.fsys.opts.Store.SpoolPath(rec.ID), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		d.fsys.opts.Store.Delete(rec.ID)
+		if _, derr := d.fsys.opts.Uploads.Apply(rec.ID, cache.Event{Kind: cache.Unlinked}); derr != nil {
+			d.fsys.opts.Log.Error("forget a file whose spool could not be made", "path", p, "err", derr)
+		}
 		return nil, nil, 0, d.fsys.fail("create", p, err)
 	}
-	n := &fileNode{fsys: d.fsys, id: rec.ID, mode: rec.Mode, mtime: now, ctime: now, writers: 1, open: 1, modified: true}
+	n := &fileNode{fsys: d.fsys, id: rec.ID, mode: rec.Mode, mtime: now, ctime: now, writers: 1, open: 1, modified: true, newSpool: true}
 	child := d.NewPersistentInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG})
 	n.fillAttr(&out.Attr)
 	d.touch()
@@ -247,35 +248,21 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		return errno
 	}
 
-	var stop, restart []uint64
 	due := time.Now().Add(d.fsys.opts.UploadDelay)
-	replaced, err := d.fsys.opts.Store.Rename(from, to, func(r *cache.Record) {
+	res, err := d.fsys.opts.Uploads.Rename(from, to, func(r cache.Record) cache.Event {
 		rule, _ := m.RuleFor(path.Dir(r.Path))
-		cancel, queue := requeueAfterRename(r, rule, due, d.fsys.opts.Names)
-		if cancel {
-			stop = append(stop, r.ID)
-		}
-		if queue {
-			restart = append(restart, r.ID)
-		}
+		return cache.Event{Kind: cache.Renamed, Type: rule.Type, BusinessType: rule.BusinessType, Due: due}
 	})
 	if err != nil {
 		return d.fsys.fail("rename", from, err)
 	}
-	if replaced != nil {
+	if res.Replaced != nil {
 		if f, ok := dst.Operations().(*fileNode); ok {
 			f.forget()
 		}
-		d.fsys.opts.Uploads.Cancel(replaced.ID)
-		if err := os.Remove(d.fsys.opts.Store.SpoolPath(replaced.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(d.fsys.opts.Store.SpoolPath(res.Replaced.Record.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			d.fsys.opts.Log.Error("remove the spool of a replaced file", "path", to, "err", err)
 		}
-	}
-	for _, id := range stop {
-		d.fsys.opts.Uploads.Cancel(id)
-	}
-	for _, id := range restart {
-		d.fsys.opts.Uploads.Schedule(id, due)
 	}
 	d.dropSidecar(name)
 	if nd, ok := newParent.(*dirNode); ok {
@@ -316,41 +303,6 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 	}
 	out.FromStatfsT(&st)
 	return gofs.OK
-}
-
-// requeueAfterRename makes a moved file's asset follow its new name and mapping (the name
-// gives the Title, the folder the Type and BusinessType). An upload that has not finished
-// starts again: a queued one is re-armed, one under way is voided by a new generation. A ready
-// file keeps its asset, whose Title and BusinessType are updated, unless it moved to another
-// Type, which takes a new asset, or to a temporary name (an editor's backup), which changes
-// nothing. A file still open for writing is queued by its last close. It reports whether a
-// running upload is to be stopped and whether the record is to be queued.
-func requeueAfterRename(r *cache.Record, rule Rule, due time.Time, names *uploader.Admitter) (cancel, queue bool) {
-	typeChanged := r.Type != rule.Type
-	r.Type, r.BusinessType = rule.Type, rule.BusinessType
-	switch r.State {
-	case cache.Writing:
-		return false, false
-	case cache.Ready:
-		if _, temp := names.TempName(path.Base(r.Path)); temp {
-			return false, false
-		}
-		if _, err := uploader.ParseName(path.Base(r.Path)); err != nil {
-			return false, false
-		}
-		if !typeChanged {
-			r.MetaPending = true
-			return false, true
-		}
-		r.NewGeneration()
-	case cache.Creating, cache.Uploading, cache.Uploaded, cache.Failed:
-		r.NewGeneration()
-		cancel = true
-	}
-	if !names.Admit(r, due) {
-		return cancel, false
-	}
-	return true, true
 }
 
 // whyNoFiles says why a folder takes no files.

@@ -26,129 +26,156 @@ type Objects interface {
 // evictEvery is how often the cache is measured against --cache-max-size.
 const evictEvery = time.Second
 
-// evictLoop keeps the spool under Options.CacheMaxSize until stop is closed.
+// evictLoop keeps the spool under Options.CacheMaxSize until stop is closed. The measure is
+// the count of cached bytes the nodes keep, so a second with nothing to evict costs nothing; a
+// pass that finds nothing to evict waits longer before the next.
 func (f *FS) evictLoop(stop <-chan struct{}) {
-	t := time.NewTicker(evictEvery)
-	defer t.Stop()
+	wait := evictEvery
 	for {
-		f.evictOnce()
 		select {
 		case <-stop:
 			return
-		case <-t.C:
+		case <-time.After(wait):
+		}
+		if f.evictOnce() {
+			wait = evictEvery
+		} else {
+			wait = min(2*wait, time.Minute)
 		}
 	}
-}
-
-// spoolUsage sums the sizes of the spool files (what the cache holds on disk).
-func (f *FS) spoolUsage() int64 {
-	entries, err := os.ReadDir(path.Dir(f.opts.Store.SpoolPath(0)))
-	if err != nil {
-		return 0
-	}
-	var total int64
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil && !e.IsDir() {
-			total += info.Size()
-		}
-	}
-	return total
 }
 
 // evictOnce evicts ready files that no one has open, least recently used first, until the
 // spool is a tenth under the limit. Only a file whose bytes are an asset in IMS is evicted, so
-// nothing is lost: its bytes come back from the object.
-func (f *FS) evictOnce() {
+// nothing is lost: its bytes come back from the object. It reports whether the cache is within
+// its limit afterwards.
+func (f *FS) evictOnce() bool {
 	limit := f.opts.CacheMaxSize
-	if limit <= 0 {
-		return
-	}
-	total := f.spoolUsage()
-	if total <= limit {
-		return
-	}
-	recs, err := f.opts.Store.Files()
-	if err != nil {
-		f.opts.Log.Error("evict: read the store", "err", err)
-		return
+	total := f.cached.Load()
+	if limit <= 0 || total <= limit {
+		return true
 	}
 	type candidate struct {
 		n    *fileNode
-		rec  cache.Record
+		p    string
 		used time.Time
 	}
 	var cands []candidate
-	for _, r := range recs {
-		if r.State != cache.Ready || r.Evicted || r.MetaPending || r.MediaID == "" {
-			continue
-		}
-		n := f.lookupFile(r.Path)
-		if n == nil {
-			continue
-		}
+	f.walkFiles(func(n *fileNode, p string) {
 		n.mu.Lock()
-		used := n.lastUse
-		n.mu.Unlock()
-		if used.IsZero() {
-			used = r.Mtime
+		defer n.mu.Unlock()
+		if n.open > 0 || n.modified || n.evicted || n.gone || n.restoring != nil {
+			return
 		}
-		cands = append(cands, candidate{n, r, used})
-	}
+		cands = append(cands, candidate{n, p, n.lastUse})
+	})
 	sort.Slice(cands, func(i, j int) bool { return cands[i].used.Before(cands[j].used) })
 	target := limit - limit/10
 	for _, c := range cands {
-		if total <= target {
+		if f.cached.Load() <= target {
 			break
 		}
-		if size, ok := c.n.evict(c.rec.Path); ok {
-			total -= size
-		}
+		c.n.evict(c.p)
 	}
-	if total > limit {
+	if total = f.cached.Load(); total > limit {
 		f.opts.Log.Warn("the cache is over --cache-max-size: the rest is not uploaded yet or is open", "bytes", total, "limit", limit)
+		return false
 	}
+	return true
 }
 
-var errNotEvictable = errors.New("not evictable now")
+// walkFiles calls fn for every file node of the tree.
+func (f *FS) walkFiles(fn func(n *fileNode, p string)) {
+	var walk func(in *gofs.Inode, p string)
+	walk = func(in *gofs.Inode, p string) {
+		for name, c := range in.Children() {
+			switch n := c.Operations().(type) {
+			case *fileNode:
+				fn(n, join(p, name))
+			case *dirNode:
+				walk(c, join(p, name))
+			}
+		}
+	}
+	walk(f.root.EmbeddedInode(), "")
+}
 
-// evict drops the spool of a ready file no one has open, and reports the bytes it freed.
-func (n *fileNode) evict(p string) (int64, bool) {
+// evict drops the spool of a ready file no one has open.
+func (n *fileNode) evict(p string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.open > 0 || n.modified || n.evicted || n.gone {
-		return 0, false
+	if n.open > 0 || n.modified || n.evicted || n.gone || n.restoring != nil {
+		return
 	}
-	if _, err := n.fsys.opts.Store.Update(n.id, func(r *cache.Record) error {
-		if r.State != cache.Ready || r.Evicted || r.MetaPending {
-			return errNotEvictable
-		}
-		r.Evicted = true
-		return nil
-	}); err != nil {
-		if !errors.Is(err, errNotEvictable) {
+	if _, err := n.fsys.opts.Uploads.Apply(n.id, cache.Event{Kind: cache.Evicted}); err != nil {
+		if !errors.Is(err, cache.ErrNotEvictable) && !errors.Is(err, cache.ErrBadTransition) {
 			n.fsys.opts.Log.Error("evict", "path", p, "err", err)
 		}
-		return 0, false
+		return
 	}
-	spool := n.fsys.opts.Store.SpoolPath(n.id)
-	st, _ := os.Stat(spool)
-	if err := os.Remove(spool); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(n.fsys.opts.Store.SpoolPath(n.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		n.fsys.opts.Log.Error("evict: remove the spool", "path", p, "err", err)
 	}
+	n.fsys.cached.Add(-n.size)
 	n.evicted = true
 	n.fsys.opts.Log.Info("evicted from the cache; reads come from the object", "path", p, "bytes", n.size)
-	if st == nil {
-		return 0, true
-	}
-	return st.Size(), true
 }
 
-// _restore brings an evicted file's bytes back into its spool before they change: the whole
-// object, or nothing when the change truncates it to zero. Call with n.mu held.
-func (n *fileNode) _restore(ctx context.Context, p string, empty bool) syscall.Errno {
+// lockRestored returns with n.mu held and the file's bytes in its spool: an evicted file is
+// restored first, without the lock, so that stat and reads go on meanwhile.
+func (n *fileNode) lockRestored(ctx context.Context, p string, empty bool) syscall.Errno {
+	for {
+		n.mu.Lock()
+		if !n.evicted && n.restoring == nil {
+			return gofs.OK
+		}
+		n.mu.Unlock()
+		if errno := n.restore(ctx, p, empty); errno != gofs.OK {
+			return errno
+		}
+	}
+}
+
+// restore brings an evicted file's bytes back into its spool before they change: the whole
+// object, or nothing when the change truncates it to zero. One restore runs at a time; others
+// wait for it. The download holds no lock.
+func (n *fileNode) restore(ctx context.Context, p string, empty bool) syscall.Errno {
+	n.mu.Lock()
+	if ch := n.restoring; ch != nil {
+		n.mu.Unlock()
+		select {
+		case <-ch:
+			return gofs.OK
+		case <-ctx.Done():
+			return syscall.EINTR
+		}
+	}
 	if !n.evicted {
+		n.mu.Unlock()
 		return gofs.OK
 	}
+	done := make(chan struct{})
+	n.restoring = done
+	size := n.size
+	n.mu.Unlock()
+
+	errno := n.fetch(ctx, p, empty, size)
+
+	n.mu.Lock()
+	if errno == gofs.OK {
+		n.evicted = false
+		if !n.gone {
+			n.fsys.cached.Add(n.size)
+		}
+	}
+	n.restoring = nil
+	close(done)
+	n.mu.Unlock()
+	return errno
+}
+
+// fetch downloads the object of an evicted file into its spool, and records it restored.
+func (n *fileNode) fetch(ctx context.Context, p string, empty bool, size int64) syscall.Errno {
 	rec, err := n.fsys.opts.Store.GetID(n.id)
 	if err != nil {
 		return n.fsys.fail("restore", p, err)
@@ -165,13 +192,17 @@ func (n *fileNode) _restore(ctx context.Context, p string, empty bool) syscall.E
 			return n.fsys.refuse("restore", p, syscall.EIO, "the file was evicted and this mount cannot read objects back")
 		}
 		got, err := n.fsys.opts.Objects.Fetch(ctx, rec.MediaID, tmp)
-		if err == nil && got != rec.Size {
-			err = fmt.Errorf("the object of %s has %d bytes, the file %d", rec.MediaID, got, rec.Size)
+		if err == nil && got != size {
+			err = fmt.Errorf("the object of %s has %d bytes, the file %d", rec.MediaID, got, size)
 		}
 		if err != nil {
 			tmp.Close()
 			return n.fsys.refuse("restore", p, syscall.EIO, "cannot fetch the evicted file back from its object: "+err.Error())
 		}
+	} else if err := tmp.Truncate(size); err != nil {
+		// The bytes are about to be truncated away: a sparse file of the size will do.
+		tmp.Close()
+		return n.fsys.fail("restore", p, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
@@ -181,37 +212,34 @@ func (n *fileNode) _restore(ctx context.Context, p string, empty bool) syscall.E
 	if err := os.Rename(tmp.Name(), spool); err != nil {
 		return n.fsys.fail("restore", p, err)
 	}
-	if _, err := n.fsys.opts.Store.Update(n.id, func(r *cache.Record) error { r.Evicted = false; return nil }); err != nil {
+	if err := n.fsys.sync(path.Dir(spool)); err != nil {
 		return n.fsys.fail("restore", p, err)
 	}
-	n.evicted = false
-	if empty {
-		n.size = 0
+	if _, err := n.fsys.opts.Uploads.Apply(n.id, cache.Event{Kind: cache.Restored}); err != nil && !errors.Is(err, cache.ErrNotFound) {
+		return n.fsys.fail("restore", p, err)
 	}
-	n.fsys.opts.Log.Info("fetched back into the cache", "path", p, "bytes", rec.Size)
+	n.fsys.opts.Log.Info("fetched back into the cache", "path", p, "bytes", size)
 	return gofs.OK
 }
 
 // restoreMoved fetches back the evicted files under src (a file or a folder) when a move takes
 // them to a folder of another Type: they will be uploaded again as new assets.
 func (f *FS) restoreMoved(ctx context.Context, src *gofs.Inode, from, toDir string) syscall.Errno {
+	fromRule, _ := f.opts.Mapping.RuleFor(path.Dir(from))
+	toRule, _ := f.opts.Mapping.RuleFor(toDir)
+	if fromRule.Type == toRule.Type {
+		return gofs.OK
+	}
 	var walk func(in *gofs.Inode, p string) syscall.Errno
 	walk = func(in *gofs.Inode, p string) syscall.Errno {
 		if n, ok := in.Operations().(*fileNode); ok {
-			n.mu.Lock()
-			defer n.mu.Unlock()
-			return n._restore(ctx, p, false)
+			return n.restore(ctx, p, false)
 		}
 		for name, c := range in.Children() {
 			if errno := walk(c, p+"/"+name); errno != gofs.OK {
 				return errno
 			}
 		}
-		return gofs.OK
-	}
-	fromRule, _ := f.opts.Mapping.RuleFor(path.Dir(from))
-	toRule, _ := f.opts.Mapping.RuleFor(toDir)
-	if fromRule.Type == toRule.Type {
 		return gofs.OK
 	}
 	return walk(src, from)

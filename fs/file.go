@@ -27,21 +27,31 @@ type fileNode struct {
 	fsys *FS    // read only
 	id   uint64 // read only: the record and spool
 
-	mu       sync.Mutex
-	size     int64     // protected by mu
-	mode     uint32    // protected by mu: permission bits
-	mtime    time.Time // protected by mu
-	ctime    time.Time // protected by mu
-	writers  int       // protected by mu: open handles that may write
-	open     int       // protected by mu: open handles, readers included
-	lastUse  time.Time // protected by mu: last open, for eviction
-	modified bool      // protected by mu: changed since it was last queued
-	gone     bool      // protected by mu: unlinked or replaced; open handles still work
-	evicted  bool      // protected by mu: the spool is gone; the bytes are in the object
-	damaged  error     // protected by mu: a write of this session failed (ENOSPC…); it must not be uploaded
+	mu        sync.Mutex
+	size      int64         // protected by mu
+	mode      uint32        // protected by mu: permission bits
+	mtime     time.Time     // protected by mu
+	ctime     time.Time     // protected by mu
+	writers   int           // protected by mu: open handles that may write
+	open      int           // protected by mu: open handles, readers included
+	lastUse   time.Time     // protected by mu: last open, for eviction
+	modified  bool          // protected by mu: changed since it was last queued
+	gone      bool          // protected by mu: unlinked or replaced; open handles still work
+	evicted   bool          // protected by mu: the spool is gone; the bytes are in the object
+	restoring chan struct{} // protected by mu: closed when a restore under way ends
+	newSpool  bool          // protected by mu: its spool file's name is not yet durable in the spool directory
+	damaged   error         // protected by mu: a write of this session failed (ENOSPC…); it must not be uploaded
 }
 
 func (n *fileNode) path() string { return relPath(n.EmbeddedInode()) }
+
+// _setSize sets the size, keeping the file system's count of cached bytes. Call with n.mu held.
+func (n *fileNode) _setSize(size int64) {
+	if !n.evicted && !n.gone {
+		n.fsys.cached.Add(size - n.size)
+	}
+	n.size = size
+}
 
 // fillAttr fills a FUSE attribute. Call with n.mu held, or before n is shared.
 func (n *fileNode) fillAttr(a *fuse.Attr) {
@@ -71,14 +81,16 @@ func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 
 var _ = (gofs.NodeSetattrer)((*fileNode)(nil))
 
-// Setattr handles truncate (a change of content), chmod and utimens.
+// Setattr handles truncate (a change of content), chmod and utimens. An ftruncate truncates
+// through its handle, which works on a file that was unlinked or replaced meanwhile.
 func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	p := n.path()
 	if errno := n.fsys.checkOwner(p, in); errno != gofs.OK {
 		return errno
 	}
 	if size, ok := in.GetSize(); ok {
-		if errno := n.truncate(p, int64(size)); errno != gofs.OK {
+		h, _ := fh.(*handle)
+		if errno := n.truncate(ctx, p, int64(size), h); errno != gofs.OK {
 			return errno
 		}
 	}
@@ -95,86 +107,84 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	n.fillAttr(&out.Attr)
 	n.mu.Unlock()
 	if meta && !gone {
-		if _, err := n.fsys.opts.Store.Update(n.id, func(r *cache.Record) error {
-			r.Mode, r.Mtime = mode, mtime
-			return nil
-		}); err != nil {
+		if err := n.fsys.opts.Store.SetAttr(n.id, mode, mtime); err != nil && !errors.Is(err, cache.ErrNotFound) {
 			return n.fsys.fail("setattr", p, err)
 		}
 	}
 	return gofs.OK
 }
 
-// truncate sets the file's size, through the spool. Without an open writer (truncate(1) on a
-// closed file) the change is queued for upload at once, as a close would.
-func (n *fileNode) truncate(p string, size int64) syscall.Errno {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if errno := n._restore(context.Background(), p, size == 0); errno != gofs.OK {
+// truncate sets the file's size, through h's descriptor when there is one (ftruncate), else
+// through the spool. Without an open writer (truncate(1) on a closed file) the change is
+// queued for upload at once, as a close would.
+func (n *fileNode) truncate(ctx context.Context, p string, size int64, h *handle) syscall.Errno {
+	if errno := n.lockRestored(ctx, p, size == 0); errno != gofs.OK {
 		return errno
 	}
+	defer n.mu.Unlock()
 	if errno := n._modify(p); errno != gofs.OK {
 		return errno
 	}
-	if err := os.Truncate(n.fsys.opts.Store.SpoolPath(n.id), size); err != nil {
+	var err error
+	if h != nil && h.f != nil && h.write {
+		err = h.f.Truncate(size)
+	} else {
+		err = os.Truncate(n.fsys.opts.Store.SpoolPath(n.id), size)
+	}
+	if err != nil {
 		return n.fsys.fail("truncate", p, err)
 	}
-	n.size = size
+	n._setSize(size)
 	n.mtime = time.Now()
 	n.ctime = n.mtime
 	if n.writers > 0 {
 		return gofs.OK // the writers' closes make it durable and queue it
 	}
 	// No handle, so no Flush: make the truncation durable here before queueing.
-	if err := syncFile(n.fsys.opts.Store.SpoolPath(n.id)); err != nil {
+	if err := n.fsys.sync(n.fsys.opts.Store.SpoolPath(n.id)); err != nil {
 		return n.fsys.fail("truncate", p, err)
 	}
 	return n._queue(p)
 }
 
-// _modify starts a write session on the first change: the record goes to writing with a new
-// generation, and any upload of the old content stops. Call with n.mu held.
+// _modify starts a write session on the first change: the file's bytes change, so any upload
+// of the old ones is void (the uploader is told by the event). Call with n.mu held.
 func (n *fileNode) _modify(p string) syscall.Errno {
 	if n.modified || n.gone {
 		return gofs.OK
 	}
-	_, err := n.fsys.opts.Store.Update(n.id, func(r *cache.Record) error {
-		r.State = cache.Writing
-		r.NewGeneration()
-		return nil
-	})
-	if err != nil {
+	if _, err := n.fsys.opts.Uploads.Apply(n.id, cache.Event{Kind: cache.Wrote}); err != nil {
 		return n.fsys.fail("write", p, err)
 	}
-	n.fsys.opts.Uploads.Cancel(n.id)
 	n.modified, n.damaged = true, nil
 	return gofs.OK
 }
 
 // _queue ends a write session: the record says queued (or skipped, for a name that cannot
-// become an asset), and the uploader gets it after the settle delay. The spool is durable
-// already: every close(2) fsyncs it in Flush. Call with n.mu held.
+// become an asset), and the uploader gets it after the settle delay. The spool's bytes are
+// durable already (Flush fsyncs them); its name is made durable here. Call with n.mu held.
 func (n *fileNode) _queue(p string) syscall.Errno {
 	if !n.modified || n.gone {
 		return gofs.OK
 	}
-	due := time.Now().Add(n.fsys.opts.UploadDelay)
-	size, mode, mtime, damaged := n.size, n.mode, n.mtime, n.damaged
-	var queue bool
-	rec, err := n.fsys.opts.Store.Update(n.id, func(r *cache.Record) error {
-		r.Size, r.Mode, r.Mtime = size, mode, mtime
-		queue = n.fsys.opts.Names.AdmitClosed(r, due, damaged)
-		return nil
-	})
+	if n.newSpool {
+		if err := n.fsys.sync(n.fsys.opts.Store.SpoolDir()); err != nil {
+			return n.fsys.fail("close", p, err)
+		}
+		n.newSpool = false
+	}
+	ev := cache.Event{Kind: cache.Closed, Size: n.size, Mode: n.mode, Mtime: n.mtime, Due: time.Now().Add(n.fsys.opts.UploadDelay)}
+	if n.damaged != nil {
+		ev.Damage = n.damaged.Error()
+	}
+	rec, err := n.fsys.opts.Uploads.Apply(n.id, ev)
 	if err != nil {
 		return n.fsys.fail("close", p, err)
 	}
 	n.modified = false
-	if !queue {
+	if rec.State != cache.Queued {
 		n.fsys.opts.Log.Info("not uploaded", "path", p, "reason", rec.Error)
-		return gofs.OK
 	}
-	n.fsys.opts.Uploads.Schedule(n.id, due)
 	return gofs.OK
 }
 
@@ -183,11 +193,10 @@ func (n *fileNode) _queue(p string) syscall.Errno {
 func (n *fileNode) remove() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if _, err := n.fsys.opts.Store.Delete(n.id); err != nil && !errors.Is(err, cache.ErrNotFound) {
+	if _, err := n.fsys.opts.Uploads.Apply(n.id, cache.Event{Kind: cache.Unlinked}); err != nil && !errors.Is(err, cache.ErrNotFound) {
 		return err
 	}
-	n.gone = true
-	n.fsys.opts.Uploads.Cancel(n.id)
+	n._forget()
 	if err := os.Remove(n.fsys.opts.Store.SpoolPath(n.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -197,8 +206,16 @@ func (n *fileNode) remove() error {
 // forget marks a node whose record was replaced by a rename over it.
 func (n *fileNode) forget() {
 	n.mu.Lock()
-	n.gone = true
+	n._forget()
 	n.mu.Unlock()
+}
+
+// _forget marks the node gone: its bytes no longer count in the cache. Call with n.mu held.
+func (n *fileNode) _forget() {
+	if !n.gone && !n.evicted {
+		n.fsys.cached.Add(-n.size)
+	}
+	n.gone = true
 }
 
 var _ = (gofs.NodeOpener)((*fileNode)(nil))
@@ -210,20 +227,25 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if write {
 		mode = os.O_RDWR
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.lastUse = time.Now()
-	if n.evicted && !write {
-		rec, err := n.fsys.opts.Store.GetID(n.id)
-		if err != nil {
-			return nil, 0, n.fsys.fail("open", p, err)
+	if !write {
+		n.mu.Lock()
+		n.lastUse = time.Now()
+		if n.evicted {
+			defer n.mu.Unlock()
+			rec, err := n.fsys.opts.Store.GetID(n.id)
+			if err != nil {
+				return nil, 0, n.fsys.fail("open", p, err)
+			}
+			n.open++
+			return &handle{node: n, mediaID: rec.MediaID}, 0, gofs.OK
 		}
-		n.open++
-		return &handle{node: n, mediaID: rec.MediaID}, 0, gofs.OK
+		n.mu.Unlock()
 	}
-	if errno := n._restore(ctx, p, flags&syscall.O_TRUNC != 0); errno != gofs.OK {
+	if errno := n.lockRestored(ctx, p, flags&syscall.O_TRUNC != 0); errno != gofs.OK {
 		return nil, 0, errno
 	}
+	defer n.mu.Unlock()
+	n.lastUse = time.Now()
 	// O_APPEND is left to the kernel, which sends each write at the end of the file.
 	f, err := os.OpenFile(n.fsys.opts.Store.SpoolPath(n.id), mode, 0)
 	if err != nil {
@@ -244,7 +266,8 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 			n.open--
 			return nil, 0, n.fsys.fail("open", p, err)
 		}
-		n.size, n.mtime = 0, time.Now()
+		n._setSize(0)
+		n.mtime = time.Now()
 	}
 	n.writers++
 	return &handle{node: n, f: f, write: true}, 0, gofs.OK
@@ -288,15 +311,15 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	written, err := h.f.WriteAt(data, off)
 	n.mu.Lock()
 	if end := off + int64(written); end > n.size {
-		n.size = end
+		n._setSize(end)
 	}
 	n.mtime = time.Now()
 	n.ctime = n.mtime
+	if err != nil {
+		n.damaged = err
+	}
 	n.mu.Unlock()
 	if err != nil {
-		n.mu.Lock()
-		n.damaged = err
-		n.mu.Unlock()
 		return uint32(written), n.fsys.fail("write", n.path(), err)
 	}
 	return uint32(written), gofs.OK
@@ -324,7 +347,7 @@ func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uin
 		return n.fsys.fail("fallocate", p, err)
 	}
 	if end := int64(off + size); end > n.size {
-		n.size = end
+		n._setSize(end)
 	}
 	n.mtime = time.Now()
 	n.ctime = n.mtime
@@ -334,16 +357,26 @@ func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uin
 var _ = (gofs.FileFlusher)((*handle)(nil))
 
 // Flush runs on every close(2) of a descriptor: the bytes written so far become durable, so that
-// nothing a writer has closed is lost, whatever happens next.
+// nothing a writer has closed is lost, whatever happens next. At the close of the last writer
+// the file is queued here, not in Release, whose result the kernel ignores: a close that cannot
+// be recorded fails with the reason.
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	if !h.write || h.f == nil {
 		return gofs.OK
 	}
+	n := h.node
 	if err := h.f.Sync(); err != nil {
-		h.node.mu.Lock()
-		h.node.damaged = err
-		h.node.mu.Unlock()
-		return h.node.fsys.fail("close", h.node.path(), err)
+		n.mu.Lock()
+		n.damaged = err
+		n.mu.Unlock()
+		return n.fsys.fail("close", n.path(), err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.writers == 1 {
+		// This is the last writer's descriptor. (One duplicated by dup or fork may still
+		// write after this: that write starts a new session, as a reopen would.)
+		return n._queue(n.path())
 	}
 	return gofs.OK
 }
@@ -362,8 +395,8 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 
 var _ = (gofs.FileReleaser)((*handle)(nil))
 
-// Release ends a handle; when the last writer goes, the file is queued for upload. Its bytes
-// were made durable by Flush; if queueing fails here, the next mount queues the file.
+// Release ends a handle. The last writer's Flush has queued the file; if that failed (or a
+// write came after it), it is tried here again, and then in the background until it holds.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	if h.f != nil {
 		defer h.f.Close()
@@ -376,10 +409,31 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 		return gofs.OK
 	}
 	n.writers--
-	if n.writers > 0 {
+	if n.writers > 0 || !n.modified {
 		return gofs.OK
 	}
-	return n._queue(n.path())
+	if errno := n._queue(n.path()); errno != gofs.OK {
+		go n.queueLater()
+	}
+	return gofs.OK
+}
+
+// queueLater tries to end the write session of a file whose last close could not be recorded,
+// until it is recorded or the file changes again. It holds the node's lock only per try.
+func (n *fileNode) queueLater() {
+	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+		select {
+		case <-time.After(wait):
+		case <-n.fsys.stop:
+			return // the next mount queues it
+		}
+		n.mu.Lock()
+		done := n.writers > 0 || !n.modified || n.gone || n._queue(n.path()) == gofs.OK
+		n.mu.Unlock()
+		if done {
+			return
+		}
+	}
 }
 
 var _ = (gofs.FileGetattrer)((*handle)(nil))
@@ -388,7 +442,7 @@ func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
 	return h.node.Getattr(ctx, nil, out)
 }
 
-// syncFile fsyncs a file by name.
+// syncFile fsyncs a file or directory by name.
 func syncFile(name string) error {
 	f, err := os.Open(name)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,15 +26,16 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/uploader"
 )
 
-// Uploads is what the file system asks of the uploader.
+// Uploads is what the file system asks of the uploader: it reports what happens to each file
+// as an event, and the uploader commits it (by the life-cycle table) and acts on it. The file
+// system never sets a state.
 type Uploads interface {
-	// Schedule makes record id due for upload at due; a later call re-arms it.
-	Schedule(id uint64, due time.Time)
-	// Cancel withdraws a waiting or running upload of record id.
-	Cancel(id uint64)
+	// Apply commits event ev on record id and carries out what follows.
+	Apply(id uint64, ev cache.Event) (cache.Record, error)
+	// Rename moves a file or folder in the store; follow gives the event of each file moved.
+	Rename(from, to string, follow func(cache.Record) cache.Event) (cache.Renaming, error)
 	// Progress returns the bytes sent of an upload in flight.
 	Progress(id uint64) (sent, total int64, ok bool)
 }
@@ -42,10 +44,9 @@ type Uploads interface {
 type Options struct {
 	Store       *cache.Store
 	Uploads     Uploads
-	Mapping     *Mapping           // [DefaultMapping]
-	UploadDelay time.Duration      // settle time after the last writer closes a file
-	Names       *uploader.Admitter // which names become assets [uploader.DefaultTempNames]
-	Objects     Objects            // reads evicted files back from their objects [none: nothing is evicted]
+	Mapping     *Mapping      // [DefaultMapping]
+	UploadDelay time.Duration // settle time after the last writer closes a file
+	Objects     Objects       // reads evicted files back from their objects [none: nothing is evicted]
 	// CacheMaxSize bounds the spool: ready files no one has open are evicted, least recently
 	// used first, when it is exceeded [0: no bound].
 	CacheMaxSize int64
@@ -63,6 +64,10 @@ type FS struct {
 	uid, gid uint32  // the owner every node shows
 	root     *dirNode
 	stop     chan struct{} // closed by Close: the evictor stops
+	cached   atomic.Int64  // bytes of the files whose spool is here (not evicted, not gone)
+	// sync makes a file or folder durable (fsync); tests watch it, since what it guards
+	// against, a power loss, cannot be staged here.
+	sync func(name string) error
 }
 
 // New returns a file system over opts.Store; Mount serves it.
@@ -73,13 +78,10 @@ func New(opts Options) *FS {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	if opts.Names == nil {
-		opts.Names, _ = uploader.NewAdmitter(uploader.DefaultTempNames)
-	}
 	if opts.Objects == nil {
 		opts.CacheMaxSize = 0 // evicted bytes could not be read back
 	}
-	f := &FS{opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), stop: make(chan struct{})}
+	f := &FS{opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), stop: make(chan struct{}), sync: syncFile}
 	f.root = &dirNode{fsys: f, mode: 0o755, mtime: time.Now()}
 	return f
 }
@@ -163,8 +165,11 @@ func (d *dirNode) OnAdd(ctx context.Context) {
 		if r.Evicted {
 			// A crash between marking it evicted and removing the spool leaves a stray copy.
 			os.Remove(f.opts.Store.SpoolPath(r.ID))
-		} else if st, err := os.Stat(f.opts.Store.SpoolPath(r.ID)); err == nil {
-			n.size = st.Size() // the spool is the truth after a crash mid-write
+		} else {
+			if st, err := os.Stat(f.opts.Store.SpoolPath(r.ID)); err == nil {
+				n.size = st.Size() // the spool is the truth after a crash mid-write
+			}
+			f.cached.Add(n.size)
 		}
 		parent.AddChild(path.Base(r.Path), parent.NewPersistentInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG}), true)
 	}

@@ -75,14 +75,17 @@ func (c *crashRun) write(p string, size int) {
 	c.want[p] = data
 }
 
-// waitFor waits until the emulator's count of requests at point has grown by n.
+// count returns the emulator's count of requests at point.
+func (c *crashRun) count(point string) int64 { return c.emu.stats(c.t).Requests[point] }
+
+// waitFor waits until the emulator's count of requests at point reaches n. Take the count to
+// grow from before the writes that cause the requests: uploads may finish before they return.
 func (c *crashRun) waitFor(point string, n int64) {
 	c.t.Helper()
-	base := c.emu.stats(c.t).Requests[point]
 	deadline := time.Now().Add(60 * time.Second)
-	for c.emu.stats(c.t).Requests[point] < base+n {
+	for c.count(point) < n {
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s did not grow by %d", point, n)
+			c.t.Fatalf("%s did not reach %d", point, n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -106,21 +109,23 @@ func TestCrashRecovery(t *testing.T) {
 	// 2. Between parts: parts are slowed, the kill lands once a few are through.
 	c.faults("oss.part=0:latency=300ms")
 	c.mount()
+	parts := c.count("oss.part")
 	c.write(next("video/big"), 64<<20)
 	c.write(next("video/big"), 17<<20)
 	for i := 0; i < 8; i++ {
 		c.write(next("image"), crashSizes[i%len(crashSizes)])
 	}
-	c.waitFor("oss.part", 3)
+	c.waitFor("oss.part", parts+3)
 	c.kill("between parts")
 
 	// 3. After the object is complete and before the asset is ready.
 	c.faults("media.ready=0:latency=2s")
 	c.mount()
+	puts := c.count("oss.put")
 	for i := 0; i < 6; i++ {
 		c.write(next("audio"), crashSizes[(i+3)%len(crashSizes)])
 	}
-	c.waitFor("oss.put", 2)
+	c.waitFor("oss.put", puts+2)
 	time.Sleep(100 * time.Millisecond)
 	c.kill("after the object is complete, before ready")
 

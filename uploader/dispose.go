@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"time"
-
-	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader/transfer"
 )
 
 // Policy says what happens to a finished asset whose file was overwritten or deleted.
@@ -29,42 +27,27 @@ func ParsePolicy(s string) (Policy, error) {
 	return "", fmt.Errorf("policy %q: want keep or delete", s)
 }
 
-// disposeEvery is how often the store is read for disposals that are due.
-const disposeEvery = 500 * time.Millisecond
-
-// disposer carries out the disposals record changes leave in the store: it aborts the
-// multipart uploads and deletes the assets of voided uploads, and applies the overwrite and
-// delete policies to finished assets. It runs beside the upload workers and, like them, takes
-// up after a restart where the store says it stopped.
+// disposer carries out the disposals record changes leave in the store, one at a time as they
+// come due: it aborts the multipart uploads and deletes the assets of voided uploads, and
+// applies the overwrite and delete policies to finished assets. A disposal that fails is tried
+// again, with the retry policy's backoff, for as long as it takes (an orphan asset costs the
+// user money): it stays in the store, and `imsfs status` shows it with its last error.
 func (q *Queue) disposer() {
 	defer q.wg.Done()
-	t := time.NewTicker(disposeEvery)
-	defer t.Stop()
-	last := false
 	for {
-		ds, err := q.cfg.Store.Disposals()
+		seq, ok := q.disposals.Next(q.ctx)
+		if !ok {
+			return
+		}
+		d, err := q.cfg.Store.GetDisposal(seq)
+		if errors.Is(err, cache.ErrNotFound) {
+			continue
+		}
 		if err != nil {
-			q.cfg.Log.Error("read disposals", "err", err)
+			q.cfg.Log.Error("read disposal", "seq", seq, "err", err)
+			continue
 		}
-		for _, d := range ds {
-			if q.ctx.Err() != nil {
-				return
-			}
-			if time.Now().Before(d.Due) {
-				continue
-			}
-			q.dispose(q.ctx, d)
-		}
-		if last {
-			return
-		}
-		select {
-		case <-q.ctx.Done():
-			return
-		case <-q.quit:
-			last = true // one more pass, for what the last changes left
-		case <-t.C:
-		}
+		q.dispose(q.ctx, d)
 	}
 }
 
@@ -73,6 +56,12 @@ func (q *Queue) dispose(ctx context.Context, d cache.Disposal) {
 	log := q.cfg.Log.With("path", d.Path, "media_id", d.MediaID, "why", d.Why)
 	act, wait := q.decide(d)
 	if wait {
+		// Woken when that record settles; and looked at again after a while in any case, in
+		// case it settled between the look above and this.
+		q.mu.Lock()
+		q.waiting[d.After] = append(q.waiting[d.After], d.Seq)
+		q.mu.Unlock()
+		q.disposals.Add(d.Seq, q.cfg.Clock.Now().Add(q.cfg.Retry.Max))
 		return
 	}
 	var err error
@@ -88,26 +77,32 @@ func (q *Queue) dispose(ctx context.Context, d cache.Disposal) {
 		}
 		return
 	}
-	if !temporary(err) || d.Attempts >= 20 {
-		log.Error("cannot delete asset; giving up", "err", err)
-		if err := q.cfg.Store.DoneDisposal(d.Seq); err != nil {
-			log.Error("record disposal", "err", err)
-		}
-		return
+	if ctx.Err() != nil {
+		return // stopped by Close: the next mount goes on
 	}
 	d.Attempts++
-	d.Due = time.Now().Add(backoff(d.Attempts, q.cfg.MaxBackoff))
-	log.Warn("asset deletion failed, will retry", "try", d.Attempts, "err", err)
+	d.Error = err.Error()
+	wait2 := q.cfg.Retry.Delay(d.Attempts)
+	if !temporary(err) {
+		// A refusal may pass when the account or its permissions change: try again at the
+		// longest interval, and say so loudly.
+		wait2 = q.cfg.Retry.Max
+		log.Error("cannot delete the asset; trying again later (see imsfs status)", "try", d.Attempts, "err", err)
+	} else {
+		log.Warn("asset deletion failed, will retry", "try", d.Attempts, "err", err)
+	}
+	d.Due = q.cfg.Clock.Now().Add(wait2)
 	if err := q.cfg.Store.UpdateDisposal(d); err != nil && !errors.Is(err, cache.ErrNotFound) {
 		log.Error("record disposal", "err", err)
 	}
+	q.disposals.Add(d.Seq, d.Due)
 }
 
 // decide says whether a disposal deletes its asset, or waits. A voided upload always goes. A
 // finished asset follows its policy; an overwritten one only once the new bytes are an asset
 // (or their file is gone, or under a name that is not uploaded), so that the cloud never holds
-// neither while an upload is on its way. A file under a temporary name
-// that is deleted was an old version moved aside (vim's "name~"), so it counts as overwritten.
+// neither while an upload is on its way. A file under a temporary name that is deleted was an
+// old version moved aside (vim's "name~"), so it counts as overwritten.
 func (q *Queue) decide(d cache.Disposal) (act, wait bool) {
 	switch d.Why {
 	case cache.Voided:
@@ -122,8 +117,6 @@ func (q *Queue) decide(d cache.Disposal) (act, wait bool) {
 			return false, false
 		}
 		if d.After != 0 {
-			// Wait while the new bytes are on their way (or failed, to be retried); a file
-			// that is gone, or under a name that is not uploaded, has nothing to wait for.
 			r, err := q.cfg.Store.GetID(d.After)
 			if err == nil && r.State != cache.Ready && r.State != cache.Skipped {
 				return false, true
@@ -136,7 +129,7 @@ func (q *Queue) decide(d cache.Disposal) (act, wait bool) {
 
 // undo aborts a disposal's multipart upload, if it has one, and deletes its asset.
 func (q *Queue) undo(ctx context.Context, d cache.Disposal) error {
-	if up := d.Upload; up != nil && up.MultipartID != "" {
+	if up := d.Upload; up != nil && up.MultipartID != "" && d.MediaID != "" {
 		if err := q.abort(ctx, d); err != nil {
 			return err
 		}
@@ -147,35 +140,29 @@ func (q *Queue) undo(ctx context.Context, d cache.Disposal) error {
 	return q.cfg.IMS.DeleteMediaInfos(ctx, d.MediaID)
 }
 
-// abort aborts a multipart upload with the asset's upload credentials, refreshed if need be.
+// abort aborts a multipart upload with new upload credentials for its asset (none are kept).
 func (q *Queue) abort(ctx context.Context, d cache.Disposal) error {
-	up := *d.Upload
-	for try := 0; ; try++ {
-		client, err := oss.New(up.Endpoint, up.AccessKeyID, up.AccessKeySecret, oss.SecurityToken(up.SecurityToken), oss.Timeout(10, 60))
-		if err != nil {
-			return &permanentError{err}
-		}
-		bucket, err := client.Bucket(up.Bucket)
-		if err != nil {
-			return &permanentError{err}
-		}
-		err = bucket.AbortMultipartUpload(oss.InitiateMultipartUploadResult{Bucket: up.Bucket, Key: up.Key, UploadID: up.MultipartID}, oss.WithContext(ctx))
-		code, _, isOSS := ossError(err)
-		switch {
-		case err == nil, isOSS && code == "NoSuchUpload":
-			return nil
-		case isOSS && credentialExpired(code) && try == 0 && d.MediaID != "":
-			t, err := q.cfg.IMS.RefreshUploadMedia(ctx, d.MediaID)
-			if err != nil {
-				return err
-			}
-			fresh, err := DecodeTicket(t.UploadAddress, t.UploadAuth, time.Now())
-			if err != nil {
-				return err
-			}
-			up.AccessKeyID, up.AccessKeySecret, up.SecurityToken = fresh.AccessKeyID, fresh.AccessKeySecret, fresh.SecurityToken
-		default:
-			return fmt.Errorf("abort multipart upload of %s: %w", d.Path, err)
-		}
+	t, err := q.cfg.IMS.RefreshUploadMedia(ctx, d.MediaID)
+	if err != nil && !temporary(err) {
+		// No credentials for the object (the asset is gone, say): deleting the asset is what
+		// is left to do, and IMS drops its stored files with it.
+		q.cfg.Log.Warn("cannot abort the multipart upload of a voided asset; deleting the asset", "path", d.Path, "media_id", d.MediaID, "err", err)
+		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("abort the multipart upload of %s: %w", d.Path, err)
+	}
+	_, auth, err := t.Decode(q.cfg.Clock.Now())
+	if err != nil {
+		return err
+	}
+	up := d.Upload
+	target := transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}
+	creds := func() transfer.Credentials {
+		return transfer.Credentials{AccessKeyID: auth.AccessKeyID, AccessKeySecret: auth.AccessKeySecret, SecurityToken: auth.SecurityToken}
+	}
+	if err := q.cfg.Objects.Abort(ctx, target, creds, up.MultipartID); err != nil {
+		return fmt.Errorf("abort the multipart upload of %s: %w", d.Path, err)
+	}
+	return nil
 }

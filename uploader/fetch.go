@@ -15,7 +15,7 @@ import (
 // Fetcher reads uploaded bytes back from their objects, for files whose local copy was evicted
 // from the cache: through the presigned URL GetMediaInfo gives (FileUrl), with range GETs.
 type Fetcher struct {
-	ims    *IMS
+	ims    IMS
 	client *http.Client
 
 	mu   sync.Mutex
@@ -27,8 +27,11 @@ type signedURL struct {
 	until time.Time
 }
 
+// urlLife is how long the signed URLs a Fetcher asks for are valid.
+const urlLife = time.Hour
+
 // NewFetcher returns a Fetcher that asks ims for object URLs.
-func NewFetcher(ims *IMS) *Fetcher {
+func NewFetcher(ims IMS) *Fetcher {
 	return &Fetcher{ims: ims, client: &http.Client{Timeout: 5 * time.Minute}, urls: map[string]signedURL{}}
 }
 
@@ -41,25 +44,24 @@ func (f *Fetcher) url(ctx context.Context, mediaID string) (string, error) {
 	if ok && time.Until(u.until) > time.Minute {
 		return u.url, nil
 	}
-	info, err := f.ims.GetMediaInfo(ctx, mediaID)
+	info, err := f.ims.GetMediaInfo(ctx, mediaID, urlLife)
 	if err != nil {
 		return "", err
 	}
-	for _, fi := range info.FileInfoList {
-		if raw := fi.FileBasicInfo.FileURL; raw != "" {
-			u := signedURL{url: raw, until: time.Now().Add(10 * time.Minute)}
-			if pu, err := url.Parse(raw); err == nil {
-				if exp, err := strconv.ParseInt(pu.Query().Get("Expires"), 10, 64); err == nil {
-					u.until = time.Unix(exp, 0)
-				}
-			}
-			f.mu.Lock()
-			f.urls[mediaID] = u
-			f.mu.Unlock()
-			return raw, nil
+	raw := info.FileURL()
+	if raw == "" {
+		return "", fmt.Errorf("asset %s lists no source file to read back", mediaID)
+	}
+	u = signedURL{url: raw, until: time.Now().Add(urlLife)}
+	if pu, err := url.Parse(raw); err == nil {
+		if exp, err := strconv.ParseInt(pu.Query().Get("Expires"), 10, 64); err == nil {
+			u.until = time.Unix(exp, 0)
 		}
 	}
-	return "", fmt.Errorf("asset %s lists no source file to read back", mediaID)
+	f.mu.Lock()
+	f.urls[mediaID] = u
+	f.mu.Unlock()
+	return raw, nil
 }
 
 func (f *Fetcher) forget(mediaID string) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path"
 	"sync"
@@ -14,35 +13,20 @@ import (
 	"time"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader/ims"
 )
 
-// errSuperseded stops a run whose file changed under it (reopened, truncated): its result would
-// describe bytes the file no longer holds. The change has scheduled a new run.
-var errSuperseded = errors.New("the file changed during its upload")
-
-// createTimeout bounds a CreateUploadMedia call, which is not cancelled with its run.
-const createTimeout = time.Minute
-
-// permanentError marks a failure that retrying cannot mend.
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
-// job is one run of the upload pipeline for one record.
+// job is one run of a worker on one record: it takes the record from where it stands as far
+// as it goes without waiting (creating → uploading → uploaded), reporting each step as an event.
 type job struct {
 	q   *Queue
 	gen uint64 // the content generation this run uploads
 	log *slog.Logger
 
 	mu  sync.Mutex   // guards rec: parts of a multipart upload commit concurrently
-	rec cache.Record // as last committed by this run
+	rec cache.Record // as last committed
 
-	creds       *liveCreds   // the upload credentials OSS requests sign with, while uploading
-	refreshMu   sync.Mutex   // one refresh at a time
-	refreshes   atomic.Int64 // credential refreshes made by this run
-	partRetries atomic.Int64 // parts sent again by this run
-	progressed  atomic.Bool  // this run committed a step or a part
+	progressed atomic.Bool // this run committed a step or a part
 }
 
 // record returns the record as this run last committed it.
@@ -52,27 +36,45 @@ func (j *job) record() cache.Record {
 	return j.rec
 }
 
-// run moves the record through creating → uploading → uploaded → ready, one committed step at
-// a time, starting wherever the record stands (after a restart, that may be mid-way).
+// apply reports ev for this run's generation and keeps the record it leads to.
+func (j *job) apply(ev cache.Event) error {
+	ev.Gen = j.gen
+	if ev.Now.IsZero() {
+		ev.Now = j.q.cfg.Clock.Now()
+	}
+	rec, err := j.q.Apply(j.rec.ID, ev)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	if rec.State != j.rec.State || ev.Kind == cache.PartStored {
+		j.progressed.Store(true)
+	}
+	if ev.Kind != cache.PartStored {
+		j.rec = rec
+	}
+	j.mu.Unlock()
+	return nil
+}
+
+// run takes the steps the record's state calls for, one committed step at a time.
 func (j *job) run(ctx context.Context) error {
+	// A record asked for before this run may have an asset whose creation answer was lost.
+	askedBefore := !j.rec.Asked.IsZero()
 	for {
+		rec := j.record()
 		var err error
-		switch j.rec.State {
-		case cache.Queued:
-			err = j.update(func(r *cache.Record) error { r.State = cache.Creating; return nil })
-		case cache.Creating:
-			err = j.create(ctx)
-		case cache.Uploading:
-			err = j.upload(ctx)
-		case cache.Uploaded:
-			err = j.waitReady(ctx)
-		case cache.Ready:
-			if !j.rec.MetaPending {
-				return nil
-			}
+		switch {
+		case rec.MetaPending && rec.State.Finished():
 			err = j.updateMeta(ctx)
+		case rec.State == cache.Queued:
+			err = j.apply(cache.Event{Kind: cache.Dispatched})
+		case rec.State == cache.Creating:
+			err = j.create(ctx, askedBefore)
+		case rec.State == cache.Uploading:
+			err = j.upload(ctx)
 		default:
-			return nil
+			return nil // uploaded: readiness is checked on its own schedule
 		}
 		if err != nil {
 			return err
@@ -80,64 +82,35 @@ func (j *job) run(ctx context.Context) error {
 	}
 }
 
-// update commits a change to this run's record, unless the file has changed since the run began.
-func (j *job) update(fn func(*cache.Record) error) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	rec, err := j.q.cfg.Store.Update(j.rec.ID, func(r *cache.Record) error {
-		if r.Gen != j.gen {
-			return errSuperseded
-		}
-		return fn(r)
-	})
+func (j *job) create(ctx context.Context, askedBefore bool) error {
+	rec := j.record()
+	name, err := ParseName(path.Base(rec.Path))
 	if err != nil {
-		return err
-	}
-	if rec.State != j.rec.State || partsOf(rec) > partsOf(j.rec) {
-		j.progressed.Store(true)
-	}
-	j.rec = rec
-	return nil
-}
-
-func partsOf(r cache.Record) int {
-	if r.Upload == nil {
-		return 0
-	}
-	return len(r.Upload.Parts)
-}
-
-func (j *job) create(ctx context.Context) error {
-	name, err := ParseName(path.Base(j.rec.Path))
-	if err != nil {
-		return &permanentError{fmt.Errorf("%s: %w", j.rec.Path, err)}
+		return &permanentError{fmt.Errorf("%s: %w", rec.Path, err)}
 	}
 	// The spool is the truth: after a crash mid-write the record's size may be older.
-	st, err := os.Stat(j.q.cfg.Store.SpoolPath(j.rec.ID))
+	st, err := os.Stat(j.q.cfg.Store.SpoolPath(rec.ID))
 	if err != nil {
-		return &permanentError{fmt.Errorf("%s: spool: %w", j.rec.Path, err)}
+		return &permanentError{fmt.Errorf("%s: spool: %w", rec.Path, err)}
 	}
 	tag := j.tag()
-	req := CreateUploadMediaRequest{
+	req := ims.CreateUploadMediaRequest{
 		AppID:         j.q.cfg.AppID,
-		FileInfo:      FileInfo{Type: j.rec.Type, Name: name.Base, Ext: name.Ext, Size: st.Size()},
-		MediaMetaData: MediaMetaData{Title: name.Title, BusinessType: j.rec.BusinessType},
+		FileInfo:      ims.FileInfo{Type: rec.Type, Name: name.Base, Ext: name.Ext, Size: st.Size()},
+		MediaMetaData: ims.MediaMetaData{Title: name.Title, BusinessType: rec.BusinessType},
 		// The tag lets an asset whose creation answer was lost be recognised as this file's.
 		UserData: map[string]any{"Extend": map[string]string{"imsfs": tag}},
 	}
 	// CreateUploadMedia is not idempotent: a call cut short by a change to the file may still
-	// have made an asset, which nobody would know of. So it is let finish, and an asset that
-	// is no longer wanted is disposed of below.
+	// have made an asset, which nobody would know of. So it is let finish; the store disposes
+	// of an asset that arrives for older bytes.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
-	var t *UploadTicket
-	if j.rec.Asked.IsZero() {
-		// The intent is committed before the call: if its answer is lost, the next try looks.
-		if err := j.update(func(r *cache.Record) error { r.Asked = time.Now().UTC(); return nil }); err != nil {
+	var t *ims.Ticket
+	if askedBefore {
+		if t, err = j.findAsked(cctx, tag); err != nil {
 			return err
 		}
-	} else if t, err = j.findAsked(cctx, tag); err != nil {
-		return err
 	}
 	if t == nil {
 		j.log.Debug("CreateUploadMedia", "type", req.FileInfo.Type, "business_type", req.MediaMetaData.BusinessType)
@@ -145,26 +118,17 @@ func (j *job) create(ctx context.Context) error {
 			return err
 		}
 	}
-	up, err := DecodeTicket(t.UploadAddress, t.UploadAuth, time.Now())
+	now := j.q.cfg.Clock.Now()
+	addr, auth, err := t.Decode(now)
 	if err != nil {
-		return fmt.Errorf("CreateUploadMedia %s: %w", t.MediaID, err)
+		return err
 	}
 	j.log.Info("asset created", "media_id", t.MediaID)
-	err = j.update(func(r *cache.Record) error {
-		r.State = cache.Uploading
-		r.MediaID, r.MediaURL, r.FileURL = t.MediaID, t.MediaURL, t.FileURL
-		r.Upload = &up
-		r.Error = ""
-		return nil
-	})
-	if err != nil {
-		// The file changed (or went) while the asset was being made: nothing will upload
-		// to it, so it must not stay behind.
-		if derr := j.q.cfg.Store.AddDisposal(cache.Disposal{Path: j.rec.Path, Why: cache.Voided, MediaID: t.MediaID}); derr != nil {
-			j.log.Error("record the disposal of an unused asset", "media_id", t.MediaID, "err", derr)
-		}
-	}
-	return err
+	j.q.keepCreds(rec.ID, j.gen, auth, now)
+	return j.apply(cache.Event{Kind: cache.AssetCreated, Asset: &cache.Asset{
+		MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL,
+		Upload: cache.Upload{Endpoint: addr.Endpoint, Bucket: addr.Bucket, Key: addr.Key, Region: auth.Region},
+	}})
 }
 
 // tag names this file's content across stores: it goes in the UserData of the asset made for it.
@@ -172,181 +136,107 @@ func (j *job) tag() string {
 	return fmt.Sprintf("%s/%d.%d", j.q.cfg.Store.Instance(), j.rec.ID, j.gen)
 }
 
-// findAsked looks for the assets an earlier CreateUploadMedia for this content made although
-// its answer never arrived (a crash, a cut connection). The first is taken up with new upload
-// credentials (RefreshUploadMedia); any others are disposed of. It returns nil when there is
-// none.
-func (j *job) findAsked(ctx context.Context, tag string) (*UploadTicket, error) {
-	// A margin for clocks that differ, and for the service's whole-second times.
-	list, err := j.q.cfg.IMS.ListMediaSince(ctx, j.rec.Asked.Add(-2*time.Minute))
-	if err != nil {
-		return nil, err
-	}
-	var found []string
-	for _, m := range list {
-		var ud struct {
-			Extend struct{ Imsfs string } `json:"Extend"`
+// maxFindCalls bounds the listing calls that look for an asset whose creation answer was lost.
+const maxFindCalls = 10
+
+// findAsked looks for the asset an earlier CreateUploadMedia for this content made although its
+// answer never arrived (a crash, a cut connection), and takes it up with new upload credentials
+// (RefreshUploadMedia). ListMediaBasicInfos cannot filter on UserData, so it lists what was made
+// of this Type and BusinessType in the time the call can have run in, stopping at the first
+// asset with this file's tag, after maxFindCalls calls at most: first in the window the clocks
+// give, then in one two minutes wider each way, for a clock that differs from the service's.
+// It returns nil when none is found: a new asset is made then.
+func (j *job) findAsked(ctx context.Context, tag string) (*ims.Ticket, error) {
+	rec := j.record()
+	calls := 0
+	for _, margin := range []time.Duration{2 * time.Second, 2 * time.Minute} {
+		req := ims.ListRequest{
+			StartTime: rec.Asked.Add(-margin), EndTime: rec.Asked.Add(createTimeout + margin),
+			MediaType: rec.Type, BusinessType: rec.BusinessType, SortBy: "asc", MaxResults: 100,
 		}
-		if json.Unmarshal([]byte(m.UserData), &ud) == nil && ud.Extend.Imsfs == tag {
-			found = append(found, m.MediaID)
+		for ; calls < maxFindCalls; calls++ {
+			page, err := j.q.cfg.IMS.ListMediaBasicInfos(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			for _, m := range page.Media {
+				var ud struct {
+					Extend struct{ Imsfs string } `json:"Extend"`
+				}
+				if json.Unmarshal([]byte(m.UserData), &ud) != nil || ud.Extend.Imsfs != tag {
+					continue
+				}
+				t, err := j.q.cfg.IMS.RefreshUploadMedia(ctx, m.MediaID)
+				if err != nil {
+					return nil, err
+				}
+				j.log.Info("taking up an asset whose creation answer was lost", "media_id", m.MediaID, "calls", calls+1)
+				// MediaURL and FileURL come with readiness.
+				return t, nil
+			}
+			if page.NextToken == "" {
+				calls++
+				break
+			}
+			req.NextToken = page.NextToken
 		}
 	}
-	if len(found) == 0 {
-		return nil, nil
-	}
-	for _, extra := range found[1:] {
-		j.log.Warn("a second asset for the same content was made; disposing of it", "media_id", extra)
-		if err := j.q.cfg.Store.AddDisposal(cache.Disposal{Path: j.rec.Path, Why: cache.Voided, MediaID: extra}); err != nil {
-			return nil, err
-		}
-	}
-	t, err := j.q.cfg.IMS.RefreshUploadMedia(ctx, found[0])
-	if err != nil {
-		return nil, err
-	}
-	j.log.Info("taking up an asset whose creation answer was lost", "media_id", found[0])
-	// MediaURL and FileURL come with GetMediaInfo once it is ready.
-	return t, nil
+	j.log.Warn("an asset whose creation answer was lost was not found; making another", "calls", calls)
+	return nil, nil
 }
 
-// updateMeta makes a ready asset's Title and BusinessType follow its file's new name and folder.
+// updateMeta makes an asset's Title and BusinessType follow its file's new name and folder.
 // Its bytes are uploaded whatever happens here, so a refusal is noted, not a failure.
 func (j *job) updateMeta(ctx context.Context) error {
-	name, err := ParseName(path.Base(j.rec.Path))
+	rec := j.record()
+	name, err := ParseName(path.Base(rec.Path))
 	if err == nil {
-		err = j.q.cfg.IMS.UpdateMediaInfo(ctx, j.rec.MediaID, name.Title, j.rec.BusinessType)
+		err = j.q.cfg.IMS.UpdateMediaInfo(ctx, ims.Update{MediaID: rec.MediaID, Title: name.Title, BusinessType: rec.BusinessType})
 	}
 	if err != nil && temporary(err) {
 		return err
 	}
-	msg := ""
+	note := ""
 	if err != nil {
-		msg = "title not updated after the rename: " + err.Error()
-		j.log.Warn("asset title not updated", "media_id", j.rec.MediaID, "err", err)
+		note = "title not updated after the rename: " + err.Error()
+		j.log.Warn("asset title not updated", "media_id", rec.MediaID, "err", err)
 	} else {
-		j.log.Info("asset title updated", "media_id", j.rec.MediaID, "title", name.Title)
+		j.log.Info("asset title updated", "media_id", rec.MediaID, "title", name.Title)
 	}
-	return j.update(func(r *cache.Record) error {
-		r.MetaPending, r.Error, r.Attempts = false, msg, 0
-		return nil
-	})
+	return j.apply(cache.Event{Kind: cache.MetaUpdated, Reason: note})
 }
 
-// refresh asks RefreshUploadMedia for new credentials and commits them.
-func (j *job) refresh(ctx context.Context) error {
-	mediaID := j.record().MediaID
-	t, err := j.q.cfg.IMS.RefreshUploadMedia(ctx, mediaID)
-	if err != nil {
-		return err
-	}
-	up, err := DecodeTicket(t.UploadAddress, t.UploadAuth, time.Now())
-	if err != nil {
-		return fmt.Errorf("RefreshUploadMedia %s: %w", mediaID, err)
-	}
-	j.log.Info("upload credentials refreshed", "media_id", mediaID, "expires", up.Expires)
-	err = j.update(func(r *cache.Record) error {
-		if r.Upload == nil {
-			r.Upload = &up
-			return nil
-		}
-		r.Upload.Endpoint, r.Upload.Bucket, r.Upload.Key = up.Endpoint, up.Bucket, up.Key
-		r.Upload.AccessKeyID, r.Upload.AccessKeySecret, r.Upload.SecurityToken = up.AccessKeyID, up.AccessKeySecret, up.SecurityToken
-		r.Upload.Expires = up.Expires
-		return nil
-	})
-	if err == nil && j.creds != nil {
-		j.creds.set(&up)
-	}
-	return err
-}
-
-func (j *job) waitReady(ctx context.Context) error {
-	delay := 100 * time.Millisecond
-	for {
-		info, err := j.q.cfg.IMS.GetMediaInfo(ctx, j.rec.MediaID)
-		if err != nil {
-			return err
-		}
-		switch info.MediaBasicInfo.Status {
-		case MediaNormal:
-			j.log.Info("asset ready", "media_id", j.rec.MediaID)
-			return j.update(func(r *cache.Record) error {
-				r.State, r.Error, r.Attempts = cache.Ready, "", 0
-				// An asset taken up after a lost answer has no URLs yet: its address, unsigned.
-				if r.FileURL == "" {
-					r.FileURL = info.MediaBasicInfo.InputURL
-				}
-				if r.MediaURL == "" {
-					r.MediaURL = info.MediaBasicInfo.InputURL
-				}
-				return nil
-			})
-		case MediaPrepareFail:
-			return &permanentError{fmt.Errorf("IMS reports asset %s as %s", j.rec.MediaID, MediaPrepareFail)}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 5*time.Second)
-	}
-}
-
-// failed records a failed run: a permanent failure ends in Failed with the reason; any other
+// failed reports a failed run: a permanent failure ends in Failed with the reason; any other
 // keeps the record where it stands and schedules another try after a backoff.
 func (j *job) failed(err error) {
-	var perm *permanentError
-	if errors.As(err, &perm) || !temporary(err) {
-		j.log.Error("upload failed", "state", j.rec.State, "err", err)
-		if uerr := j.update(func(r *cache.Record) error {
-			r.State, r.Error = cache.Failed, err.Error()
-			return nil
-		}); uerr != nil && !errors.Is(uerr, errSuperseded) && !errors.Is(uerr, cache.ErrNotFound) {
-			j.log.Error("record failure", "err", uerr)
+	rec := j.record()
+	if !temporary(err) {
+		j.log.Error("upload failed", "state", rec.State, "err", err)
+		if rec.State.Finished() {
+			// A refusal of the retitle is noted by updateMeta; anything else here is ours.
+			err = j.apply(cache.Event{Kind: cache.MetaUpdated, Reason: err.Error()})
+		} else {
+			err = j.apply(cache.Event{Kind: cache.UploadFailed, Reason: err.Error()})
+		}
+		if err != nil && !errors.Is(err, cache.ErrSuperseded) && !errors.Is(err, cache.ErrNotFound) {
+			j.log.Error("record the failure", "err", err)
 		}
 		return
 	}
-	var due time.Time
-	attempts := j.rec.Attempts + 1
+	attempts := rec.Attempts + 1
 	if j.progressed.Load() {
 		// The run got somewhere before it failed: the next one starts soon, not after a
 		// backoff grown by earlier failures.
 		attempts = 1
 	}
-	wait := backoff(attempts, j.q.cfg.MaxBackoff)
-	if uerr := j.update(func(r *cache.Record) error {
-		r.Attempts = attempts
-		due = time.Now().Add(wait)
-		r.Due = due
-		r.Error = fmt.Sprintf("try %d failed, next at %s: %v", attempts, due.UTC().Format(time.RFC3339), err)
-		return nil
-	}); uerr != nil {
-		if !errors.Is(uerr, errSuperseded) && !errors.Is(uerr, cache.ErrNotFound) {
-			j.log.Error("record retry", "err", uerr)
+	wait := j.q.cfg.Retry.Delay(attempts)
+	due := j.q.cfg.Clock.Now().Add(wait)
+	reason := fmt.Sprintf("try %d failed, next at %s: %v", attempts, due.UTC().Format(time.RFC3339), err)
+	if uerr := j.apply(cache.Event{Kind: cache.TryFailed, Attempts: attempts, Due: due, Reason: reason}); uerr != nil {
+		if !errors.Is(uerr, cache.ErrSuperseded) && !errors.Is(uerr, cache.ErrNotFound) {
+			j.log.Error("record the retry", "err", uerr)
 		}
 		return
 	}
-	j.log.Warn("upload try failed, will retry", "try", attempts, "in", wait.Round(time.Millisecond), "state", j.rec.State, "err", err)
-	j.q.Schedule(j.rec.ID, due)
-}
-
-// backoff is the wait before try n+1: exponential from one second, capped, with ±20% jitter so
-// that files failing together do not retry together.
-func backoff(n int, limit time.Duration) time.Duration {
-	d := time.Second << min(n-1, 20)
-	d = min(d, limit)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
-// temporary reports whether err may pass on its own: network trouble, throttling, server errors.
-func temporary(err error) bool {
-	var api *APIError
-	if errors.As(err, &api) {
-		return api.Temporary()
-	}
-	if code, status, ok := ossError(err); ok {
-		return status >= 500 || status == 429 || code == "RequestTimeout" || credentialExpired(code)
-	}
-	return true
+	j.log.Warn("upload try failed, will retry", "try", attempts, "in", wait.Round(time.Millisecond), "state", rec.State, "err", err)
 }

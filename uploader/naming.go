@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"time"
 	"unicode/utf8"
-
-	"github.com/imsfs/imsfs/cache"
 )
 
 // MaxTitle is the longest Title IMS accepts, in characters.
@@ -78,33 +75,16 @@ func (a *Admitter) TempName(name string) (string, bool) {
 	return "", false
 }
 
-// Admit decides what a closed file's record becomes: Queued until due, or Skipped, with the
-// reason, when its name cannot become an asset (no extension) or is a temporary one (it
-// becomes an asset if it is renamed to a real name). It is asked after a last close, a rename
-// and a restart, and reports whether the record is to be queued.
-func (a *Admitter) Admit(r *cache.Record, due time.Time) bool {
-	r.Attempts, r.Error = 0, ""
-	name := path.Base(r.Path)
-	if p, ok := a.TempName(name); ok {
-		r.State, r.Error = cache.Skipped, fmt.Sprintf("not uploaded: %q is a temporary name (pattern %q); rename it to upload it", name, p)
-		return false
+// Skip returns why the file at p (a path in the mount) is not uploaded, or "" when it is: a
+// temporary name (it becomes an asset if it is renamed to a real name), or no extension. It is
+// the cache's Names: the life-cycle asks it after a last close, a rename and a retry.
+func (a *Admitter) Skip(p string) string {
+	name := path.Base(p)
+	if pat, ok := a.TempName(name); ok {
+		return fmt.Sprintf("not uploaded: %q is a temporary name (pattern %q); rename it to upload it", name, pat)
 	}
 	if _, err := ParseName(name); err != nil {
-		r.State, r.Error = cache.Skipped, "not uploaded: "+err.Error()
-		return false
+		return "not uploaded: " + err.Error()
 	}
-	r.State, r.Due = cache.Queued, due
-	return true
-}
-
-// AdmitClosed is Admit for a write session that has just ended. A session in which a write
-// failed (a full cache disk) ends Failed and Damaged instead: the writer was told its bytes were
-// not saved, so they are not uploaded, and only writing the file again can change that.
-func (a *Admitter) AdmitClosed(r *cache.Record, due time.Time, writeErr error) bool {
-	if writeErr != nil {
-		r.State, r.Damaged, r.Attempts = cache.Failed, true, 0
-		r.Error = "not uploaded: a write failed (" + writeErr.Error() + "); write the file again to upload it"
-		return false
-	}
-	return a.Admit(r, due)
+	return ""
 }

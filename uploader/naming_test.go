@@ -4,10 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
-
-	"github.com/imsfs/imsfs/cache"
 )
 
 func TestParseName(t *testing.T) {
@@ -42,71 +39,47 @@ func TestParseName(t *testing.T) {
 	}
 }
 
-func TestAdmit(t *testing.T) {
-	due := time.Unix(100, 0)
+func TestSkip(t *testing.T) {
 	a, err := NewAdmitter(DefaultTempNames)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
-		path  string
-		queue bool
-		why   string
+		path string
+		why  string // "" when it is uploaded
 	}{
-		{"video/clip.mp4", true, ""},
-		{"video/Final Cut (v2).mov", true, ""},
-		{"video/.hidden.mp4", true, ""},
-		{"video/notes", false, "extension"},
-		{"video/.hidden", false, "extension"},
-		{"text/subtitles/.clip.srt.swp", false, "temporary"},
-		{"text/subtitles/clip.srt~", false, "temporary"},
-		{"text/subtitles/4913", false, "temporary"},
-		{"text/subtitles/#clip.srt#", false, "temporary"},
-		{"text/subtitles/.#clip.srt", false, "temporary"},
-		{"other/.~lock.report.odt#", false, "temporary"},
-		{"other/~$report.docx", false, "temporary"},
-		{"other/lu12345abcd.tmp", false, "temporary"},
-		{"other/~WRL0001.tmp", false, "temporary"},
-		{"video/clip.mp4.crdownload", false, "temporary"},
-		{"video/clip.mp4.part", false, "temporary"},
-		{"video/.clip.mp4.Ab3xYz", false, "temporary"},
-		{"text/subtitles/.goutputstream-ABC123", false, "temporary"},
-		{"image/.DS_Store", false, "temporary"},
-		{"image/._poster.png", false, "temporary"},
-		{"image/Thumbs.db", false, "temporary"},
+		{"video/clip.mp4", ""},
+		{"video/Final Cut (v2).mov", ""},
+		{"video/.hidden.mp4", ""},
+		{"video/notes", "extension"},
+		{"video/.hidden", "extension"},
+		{"text/subtitles/.clip.srt.swp", "temporary"},
+		{"text/subtitles/clip.srt~", "temporary"},
+		{"text/subtitles/4913", "temporary"},
+		{"text/subtitles/#clip.srt#", "temporary"},
+		{"text/subtitles/.#clip.srt", "temporary"},
+		{"other/.~lock.report.odt#", "temporary"},
+		{"other/~$report.docx", "temporary"},
+		{"other/lu12345abcd.tmp", "temporary"},
+		{"other/~WRL0001.tmp", "temporary"},
+		{"video/clip.mp4.crdownload", "temporary"},
+		{"video/clip.mp4.part", "temporary"},
+		{"video/.clip.mp4.Ab3xYz", "temporary"},
+		{"text/subtitles/.goutputstream-ABC123", "temporary"},
+		{"image/.DS_Store", "temporary"},
+		{"image/._poster.png", "temporary"},
+		{"image/Thumbs.db", "temporary"},
 	} {
-		r := cache.Record{Path: tt.path, State: cache.Writing, Attempts: 3, Error: "old"}
-		if got := a.Admit(&r, due); got != tt.queue || (r.State == cache.Queued) != tt.queue {
-			t.Errorf("Admit(%s) = %v, state %s; want %v", tt.path, got, r.State, tt.queue)
-		}
-		if tt.queue && (!r.Due.Equal(due) || r.Error != "" || r.Attempts != 0) {
-			t.Errorf("Admit(%s) left %+v", tt.path, r)
-		}
-		if !tt.queue && (r.State != cache.Skipped || !strings.Contains(r.Error, tt.why)) {
-			t.Errorf("Admit(%s): %s %q, want skipped saying %q", tt.path, r.State, r.Error, tt.why)
+		got := a.Skip(tt.path)
+		if (got == "") != (tt.why == "") || !strings.Contains(got, tt.why) {
+			t.Errorf("Skip(%s) = %q, want one saying %q", tt.path, got, tt.why)
 		}
 	}
 	if _, err := NewAdmitter("ok,[bad"); err == nil {
 		t.Error("a malformed pattern was accepted")
 	}
 	none, _ := NewAdmitter("")
-	if r := (cache.Record{Path: "video/clip.mp4~x.mp4"}); !none.Admit(&r, due) {
-		t.Error("with no temporary names a real name was skipped")
-	}
-}
-
-func TestAdmitClosedAfterAFailedWrite(t *testing.T) {
-	a, _ := NewAdmitter(DefaultTempNames)
-	r := cache.Record{Path: "video/clip.mp4", State: cache.Writing}
-	if a.AdmitClosed(&r, time.Time{}, errors.New("no space left on device")) || r.State != cache.Failed || !r.Damaged ||
-		!strings.Contains(r.Error, "no space left") {
-		t.Fatalf("after a failed write: %+v", r)
-	}
-	if err := cache.Transition(cache.Writing, r.State); err != nil {
-		t.Fatal(err)
-	}
-	r = cache.Record{Path: "video/clip.mp4", State: cache.Writing}
-	if !a.AdmitClosed(&r, time.Time{}, nil) || r.State != cache.Queued {
-		t.Fatalf("after a good session: %+v", r)
+	if why := none.Skip("video/clip.mp4~x.mp4"); why != "" {
+		t.Errorf("with no temporary names a real name was skipped: %s", why)
 	}
 }

@@ -1,15 +1,10 @@
-// Package uploader turns closed files into IMS assets: it calls CreateUploadMedia, sends the
-// bytes to OSS with the credentials it gets back, and polls GetMediaInfo until the asset is
-// Normal, committing each step to the cache store before it acts on it.
-//
-// NB lock order: Queue.mu is never held while calling the store, IMS or OSS.
 package uploader
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,99 +12,57 @@ import (
 	"github.com/imsfs/imsfs/cache"
 )
 
-// Config holds what a Queue needs. Zero values take the defaults in brackets.
-type Config struct {
-	Store       *cache.Store
-	IMS         *IMS
-	Log         *slog.Logger
-	Workers     int           // files uploaded at once [4]
-	PartSize    int64         // multipart part size; a file up to this size goes in one PUT [8 MiB]
-	PartWorkers int           // parts of one file sent at once [4]
-	AppID       string        // CreateUploadMedia AppId [IMS's default]
-	MaxBackoff  time.Duration // longest wait between tries of a failing upload [5m]
-	Names       *Admitter     // which names become assets [DefaultTempNames]
-	OnOverwrite Policy        // what becomes of the asset of an overwritten file [keep]
-	OnDelete    Policy        // what becomes of the asset of a deleted file [keep]
-	// ConfigID names the settings uploads depend on (endpoint, region, key): when it differs
-	// from the last mount's, failed uploads are tried again at Start [never].
-	ConfigID string
-}
-
-const (
-	defaultPartSize = 8 << 20
-	minPartSize     = 100 << 10 // OSS refuses smaller parts (but the last)
-)
-
-// Queue schedules uploads and runs them on a pool of workers.
+// Queue schedules uploads and runs them on a pool of workers; readiness checks and disposals
+// have their own schedules and one goroutine each, so that neither holds a worker.
 type Queue struct {
 	cfg Config // read only
 
-	mu      sync.Mutex
-	timers  map[uint64]*time.Timer // protected by mu: uploads waiting for their due time
-	ready   []uint64               // protected by mu: due, waiting for a worker, FIFO
-	inReady map[uint64]bool        // protected by mu: what ready holds
-	running map[uint64]*run        // protected by mu: uploads a worker is on
-	closed  bool                   // protected by mu: draining: nothing new is scheduled
-	wake    chan struct{}          // a token tells an idle worker that ready has grown
-	quit    chan struct{}          // closed by Close: idle workers stop once ready is empty
+	uploads   *schedule // record IDs due for a worker
+	checks    *schedule // record IDs (uploaded) due for a readiness check
+	disposals *schedule // disposal Seqs due
+
+	mu       sync.Mutex
+	running  map[uint64]*run          // protected by mu: records a worker is on
+	creds    map[uint64]*liveCreds    // protected by mu: upload credentials by record, in memory only
+	waiting  map[uint64][]uint64      // protected by mu: record → disposals waiting for it to settle
+	interval map[uint64]time.Duration // protected by mu: the current wait between readiness checks of a record
+	told     map[uint64]bool          // protected by mu: records whose readiness wait was logged
+	draining bool                     // protected by mu: Close was called
 
 	progress sync.Map // ID → *progress, while an upload is in flight
 
-	ctx    context.Context // cancelled by Close: stops every worker
+	ctx    context.Context // cancelled by Close once the drain is over: stops everything
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
 type run struct {
-	cancel context.CancelFunc
-	again  bool // scheduled again while running: run once more when this run ends
+	cancel  context.CancelFunc
+	again   bool      // scheduled while running: scheduled when this run ends
+	againAt time.Time // when
 }
 
 type progress struct{ sent, total atomic.Int64 }
 
-// New returns a queue; Start sets it going.
+// New returns a queue; Recover and Run set it going.
 func New(cfg Config) *Queue {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 4
-	}
-	if cfg.PartSize <= 0 {
-		cfg.PartSize = defaultPartSize
-	}
-	if cfg.PartSize < minPartSize {
-		cfg.PartSize = minPartSize
-	}
-	if cfg.PartWorkers <= 0 {
-		cfg.PartWorkers = 4
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 5 * time.Minute
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.Names == nil {
-		cfg.Names, _ = NewAdmitter(DefaultTempNames)
-	}
-	if cfg.OnOverwrite == "" {
-		cfg.OnOverwrite = Keep
-	}
-	if cfg.OnDelete == "" {
-		cfg.OnDelete = Keep
-	}
+	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Queue{
 		cfg: cfg, ctx: ctx, cancel: cancel,
-		timers: map[uint64]*time.Timer{}, inReady: map[uint64]bool{}, running: map[uint64]*run{},
-		wake: make(chan struct{}, 1), quit: make(chan struct{}),
+		uploads: newSchedule(cfg.Clock), checks: newSchedule(cfg.Clock), disposals: newSchedule(cfg.Clock),
+		running: map[uint64]*run{}, creds: map[uint64]*liveCreds{}, waiting: map[uint64][]uint64{},
+		interval: map[uint64]time.Duration{}, told: map[uint64]bool{},
 	}
 }
 
-// Start hands every record with unfinished work to the queue (after a crash or an unmount with
-// uploads pending) and starts the workers.
-func (q *Queue) Start() error {
-	recs, err := q.cfg.Store.Files()
+// Recover hands every record with unfinished work, and every pending disposal, to the schedules
+// (after a crash, or an unmount with uploads pending). Call it before the mount serves anyone:
+// a file still "writing" is taken as one whose writer is gone, which is true only then.
+func (q *Queue) Recover() error {
+	recs, err := q.cfg.Store.Unfinished()
 	if err != nil {
-		return fmt.Errorf("uploader: read pending uploads: %w", err)
+		return fmt.Errorf("uploader: read unfinished uploads: %w", err)
 	}
 	retryFailed := false
 	if q.cfg.ConfigID != "" {
@@ -124,159 +77,144 @@ func (q *Queue) Start() error {
 	}
 	resumed := 0
 	for _, r := range recs {
-		if r.State == cache.Failed && retryFailed && !r.Damaged {
-			if _, err := q.retry(r.ID); err != nil {
-				return fmt.Errorf("uploader: retry %s: %w", r.Path, err)
-			}
+		var ev *cache.Event
+		switch {
+		case r.State == cache.Failed && retryFailed && !r.Damaged:
 			q.cfg.Log.Info("the configuration changed: trying a failed upload again", "path", r.Path)
-			resumed++
+			ev = &cache.Event{Kind: cache.RetryAsked}
+		case r.State == cache.Writing:
+			// The spool is the truth: a crash mid-write may have left the record's size older.
+			size := r.Size
+			if st, err := os.Stat(q.cfg.Store.SpoolPath(r.ID)); err == nil {
+				size = st.Size()
+			}
+			ev = &cache.Event{Kind: cache.Closed, Size: size, Mode: r.Mode, Mtime: r.Mtime}
+		case r.State == cache.Failed || r.State == cache.Skipped:
 			continue
 		}
-		if !r.State.Pending() && !r.MetaPending {
-			continue
-		}
-		if r.State == cache.Writing {
-			// Nothing can have the file open before the mount is up: its last writer is gone.
-			queue := false
-			if _, err := q.cfg.Store.Update(r.ID, func(r *cache.Record) error {
-				queue = q.cfg.Names.Admit(r, time.Time{})
-				return nil
-			}); err != nil {
-				return fmt.Errorf("uploader: requeue %s: %w", r.Path, err)
+		if ev != nil {
+			rec, fx, err := q.cfg.Store.Apply(r.ID, *ev)
+			if err != nil {
+				return fmt.Errorf("uploader: resume %s: %w", r.Path, err)
 			}
-			if !queue {
-				continue
-			}
+			q.do(rec, fx)
+		} else {
+			q.resume(r)
 		}
-		q.Schedule(r.ID, r.Due)
 		resumed++
 	}
 	if resumed > 0 {
 		q.cfg.Log.Info("resuming unfinished uploads", "count", resumed)
 	}
+	ds, err := q.cfg.Store.Disposals()
+	if err != nil {
+		return fmt.Errorf("uploader: read disposals: %w", err)
+	}
+	for _, d := range ds {
+		q.disposals.Add(d.Seq, d.Due)
+	}
+	return nil
+}
+
+// resume schedules a record where it stands.
+func (q *Queue) resume(r cache.Record) {
+	if r.State == cache.Uploaded {
+		q.checks.Add(r.ID, time.Time{})
+	}
+	if r.State != cache.Uploaded || r.MetaPending {
+		q.uploads.Add(r.ID, r.Due)
+	}
+}
+
+// Run starts the workers, the readiness checker and the disposer.
+func (q *Queue) Run() {
 	for range q.cfg.Workers {
 		q.wg.Add(1)
 		go q.worker()
 	}
-	q.wg.Add(1)
+	q.wg.Add(2)
+	go q.checker()
 	go q.disposer()
-	return nil
 }
 
-// FileStatus is one file that is not ready, as `imsfs status` shows it.
-type FileStatus struct {
-	Path   string      `json:"path"`
-	Status cache.State `json:"status"`
-	Sent   int64       `json:"sent"`
-	Total  int64       `json:"total"`
-	Error  string      `json:"error,omitempty"`
+// Apply commits event ev on record id and carries out what it asks of the queue: this is how
+// the file system reports what happens to a file.
+func (q *Queue) Apply(id uint64, ev cache.Event) (cache.Record, error) {
+	rec, fx, err := q.cfg.Store.Apply(id, ev)
+	if err == nil || fx.Disposal != 0 {
+		q.do(rec, fx)
+	}
+	return rec, err
 }
 
-// Status lists the files that are not ready, by path, with their progress.
-func (q *Queue) Status() ([]FileStatus, error) {
-	recs, err := q.cfg.Store.Files()
+// Rename moves a file or folder in the store (see cache.Store.Rename) and carries out what each
+// change asks of the queue.
+func (q *Queue) Rename(from, to string, follow func(cache.Record) cache.Event) (cache.Renaming, error) {
+	res, err := q.cfg.Store.Rename(from, to, follow)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
-	var out []FileStatus
-	for _, r := range recs {
-		if r.State == cache.Ready && !r.MetaPending {
-			continue
-		}
-		fs := FileStatus{Path: r.Path, Status: r.State, Total: r.Size, Error: r.Error}
-		if sent, total, ok := q.Progress(r.ID); ok {
-			fs.Sent, fs.Total = sent, total
-		} else if r.State == cache.Uploaded || r.State == cache.Ready {
-			fs.Sent = r.Size
-		}
-		out = append(out, fs)
+	if res.Replaced != nil {
+		q.do(res.Replaced.Record, res.Replaced.Effects)
 	}
-	return out, nil
+	for _, c := range res.Moved {
+		q.do(c.Record, c.Effects)
+	}
+	return res, nil
 }
 
-// ErrNothingToRetry means a file has no upload to try again: it is ready, or being written.
-var ErrNothingToRetry = errors.New("nothing to retry")
+// do carries out the effects of a committed change of rec.
+func (q *Queue) do(rec cache.Record, fx cache.Effects) {
+	id := rec.ID
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if fx.Cancel {
+		q.uploads.Remove(id)
+		q.checks.Remove(id)
+		delete(q.interval, id)
+		if r := q.running[id]; r != nil {
+			r.again = false
+			r.cancel()
+		}
+		if c := q.creds[id]; c != nil && (fx.Removed || c.gen != rec.Gen) {
+			delete(q.creds, id)
+		}
+	}
+	if fx.Removed {
+		delete(q.creds, id)
+	}
+	if fx.Schedule && !q.draining {
+		switch {
+		case rec.State == cache.Uploaded && !rec.MetaPending:
+			delete(q.interval, id)
+			q.checks.Add(id, fx.Due.Add(q.cfg.Ready.First))
+		case q.running[id] != nil:
+			r := q.running[id]
+			r.again, r.againAt = true, fx.Due
+		default:
+			q.uploads.Add(id, fx.Due)
+		}
+	}
+	if fx.Disposal != 0 {
+		q.disposals.Add(fx.Disposal, time.Time{})
+	}
+	if fx.Settled {
+		for _, seq := range q.waiting[id] {
+			q.disposals.Add(seq, time.Time{})
+		}
+		delete(q.waiting, id)
+	}
+}
 
-// Retry tries the upload of the file at path again now: a failed one from where it stopped,
-// one waiting out a backoff at once. It returns the state the file is in afterwards.
+// Retry tries the upload of the file at path again now: a failed one from the start, one
+// waiting out a backoff at once. It returns the state the file is in afterwards.
 func (q *Queue) Retry(path string) (cache.State, error) {
 	rec, err := q.cfg.Store.Get(path)
 	if err != nil {
 		return "", err
 	}
-	return q.retry(rec.ID)
-}
-
-func (q *Queue) retry(id uint64) (cache.State, error) {
-	queue := false
-	rec, err := q.cfg.Store.Update(id, func(r *cache.Record) error {
-		switch {
-		case r.Damaged:
-			return fmt.Errorf("%w: a write to it failed, so its bytes are not what was meant; write it again", ErrNothingToRetry)
-		case r.State == cache.Failed:
-			if r.MediaID != "" || r.Upload != nil {
-				// Where it failed may be the asset itself (PrepareFail): start clean.
-				r.NewGeneration()
-			}
-			queue = q.cfg.Names.Admit(r, time.Time{})
-		case r.State.Pending() && r.State != cache.Writing:
-			r.Due, r.Attempts = time.Time{}, 0
-			queue = true
-		default:
-			return ErrNothingToRetry
-		}
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	if queue {
-		q.Schedule(id, time.Time{})
-	}
-	return rec.State, nil
-}
-
-// Schedule makes record id due at time due (now if zero or past). A later Schedule of the same
-// id replaces the earlier one, which is how a reopen inside the settle delay re-arms it.
-func (q *Queue) Schedule(id uint64, due time.Time) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return
-	}
-	if t := q.timers[id]; t != nil {
-		t.Stop()
-		delete(q.timers, id)
-	}
-	if d := time.Until(due); d > 0 {
-		q.timers[id] = time.AfterFunc(d, func() { q.makeReady(id) })
-		return
-	}
-	q._makeReady(id)
-}
-
-// Cancel withdraws record id: a waiting upload is dropped, a running one is stopped. The caller
-// has already changed the record (reopened, renamed, deleted), so the stopped run finds it changed.
-func (q *Queue) Cancel(id uint64) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if t := q.timers[id]; t != nil {
-		t.Stop()
-		delete(q.timers, id)
-	}
-	if q.inReady[id] {
-		delete(q.inReady, id)
-		for i, r := range q.ready {
-			if r == id {
-				q.ready = append(q.ready[:i], q.ready[i+1:]...)
-				break
-			}
-		}
-	}
-	if r := q.running[id]; r != nil {
-		r.again = false
-		r.cancel()
-	}
+	rec, err = q.Apply(rec.ID, cache.Event{Kind: cache.RetryAsked, Due: q.cfg.Clock.Now()})
+	return rec.State, err
 }
 
 // Progress returns the bytes sent and the total of an upload in flight.
@@ -289,22 +227,60 @@ func (q *Queue) Progress(id uint64) (sent, total int64, ok bool) {
 	return p.sent.Load(), p.total.Load(), true
 }
 
+// FileStatus is one file that is not ready, or an asset imsfs is to delete, as `imsfs status`
+// shows it.
+type FileStatus struct {
+	Path    string `json:"path"`
+	Status  string `json:"status"` // a file's state, or "deleting" for an asset whose deletion failed
+	Sent    int64  `json:"sent"`
+	Total   int64  `json:"total"`
+	Error   string `json:"error,omitempty"`
+	MediaID string `json:"media_id,omitempty"`
+}
+
+// Status lists the files that are not ready, by ID, with their progress, and then the assets
+// whose deletion failed and is being tried again. Ready files are not read.
+func (q *Queue) Status() ([]FileStatus, error) {
+	recs, err := q.cfg.Store.Unfinished()
+	if err != nil {
+		return nil, err
+	}
+	var out []FileStatus
+	for _, r := range recs {
+		fs := FileStatus{Path: r.Path, Status: string(r.State), Total: r.Size, Error: r.Error, MediaID: r.MediaID}
+		if sent, total, ok := q.Progress(r.ID); ok {
+			fs.Sent, fs.Total = sent, total
+		} else if r.State.Finished() {
+			fs.Sent = r.Size
+		}
+		out = append(out, fs)
+	}
+	ds, err := q.cfg.Store.Disposals()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		if d.Attempts > 0 {
+			out = append(out, FileStatus{Path: d.Path, Status: "deleting", MediaID: d.MediaID,
+				Error: fmt.Sprintf("asset %s (%s) not deleted yet, try %d: %s", d.MediaID, d.Why, d.Attempts, d.Error)})
+		}
+	}
+	return out, nil
+}
+
 // Close drains the queue: nothing new is scheduled, files waiting out their settle delay start
-// at once (no writer can change them any more), and running uploads go on until they end or
-// ctx is done; then what still runs is cancelled. Unfinished uploads stay in the store for the
-// next mount, which resumes them; Close returns how many there are.
+// at once (no writer can change them any more), and running uploads go on until they end or ctx
+// is done; then what still runs is cancelled. Unfinished uploads stay in the store for the next
+// mount, which resumes them; Close returns how many there are (files whose bytes are not all in
+// the cloud: readiness is only waited for).
 func (q *Queue) Close(ctx context.Context) (unfinished int) {
 	q.mu.Lock()
-	if !q.closed {
-		q.closed = true
-		for id, t := range q.timers {
-			t.Stop()
-			delete(q.timers, id)
-			q._makeReady(id)
-		}
-		close(q.quit)
-	}
+	q.draining = true
 	q.mu.Unlock()
+	q.uploads.DueAll()
+	q.uploads.Close()
+	q.checks.Close()
+	q.disposals.Close()
 
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
@@ -314,9 +290,9 @@ func (q *Queue) Close(ctx context.Context) (unfinished int) {
 	}
 	q.cancel()
 	<-done
-	if recs, err := q.cfg.Store.Files(); err == nil {
+	if recs, err := q.cfg.Store.Unfinished(); err == nil {
 		for _, r := range recs {
-			if r.State.Pending() {
+			if r.State.Pending() && !r.State.Finished() {
 				unfinished++
 			}
 		}
@@ -324,90 +300,42 @@ func (q *Queue) Close(ctx context.Context) (unfinished int) {
 	return unfinished
 }
 
-func (q *Queue) draining() bool {
+func (q *Queue) isDraining() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.closed
-}
-
-func (q *Queue) makeReady(id uint64) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	delete(q.timers, id)
-	if !q.closed {
-		q._makeReady(id)
-	}
-}
-
-// _makeReady queues id for a worker. Call with q.mu held.
-func (q *Queue) _makeReady(id uint64) {
-	if r := q.running[id]; r != nil {
-		r.again = true
-		return
-	}
-	if q.inReady[id] {
-		return
-	}
-	q.inReady[id] = true
-	q.ready = append(q.ready, id)
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-// next blocks until an upload is ready or the queue is closed, and marks it running.
-func (q *Queue) next() (uint64, context.Context, bool) {
-	for {
-		q.mu.Lock()
-		if q.closed && len(q.ready) == 0 || q.ctx.Err() != nil {
-			q.mu.Unlock()
-			return 0, nil, false
-		}
-		if len(q.ready) > 0 {
-			id := q.ready[0]
-			q.ready = q.ready[1:]
-			delete(q.inReady, id)
-			ctx, cancel := context.WithCancel(q.ctx)
-			q.running[id] = &run{cancel: cancel}
-			if len(q.ready) > 0 {
-				select { // pass the token on: there is more for another worker
-				case q.wake <- struct{}{}:
-				default:
-				}
-			}
-			q.mu.Unlock()
-			return id, ctx, true
-		}
-		q.mu.Unlock()
-		select {
-		case <-q.wake:
-		case <-q.quit:
-		}
-	}
+	return q.draining
 }
 
 func (q *Queue) worker() {
 	defer q.wg.Done()
 	for {
-		id, ctx, ok := q.next()
+		id, ok := q.uploads.Next(q.ctx)
 		if !ok {
 			return
 		}
-		q.process(ctx, id)
 		q.mu.Lock()
-		r := q.running[id]
+		if q.running[id] != nil { // cannot be: a key is scheduled once and taken once
+			q.mu.Unlock()
+			continue
+		}
+		ctx, cancel := context.WithCancel(q.ctx)
+		r := &run{cancel: cancel}
+		q.running[id] = r
+		q.mu.Unlock()
+
+		q.process(ctx, id)
+
+		q.mu.Lock()
 		delete(q.running, id)
-		r.cancel()
-		if r.again && !q.closed {
-			q._makeReady(id)
+		cancel()
+		if r.again && !q.draining {
+			q.uploads.Add(id, r.againAt)
 		}
 		q.mu.Unlock()
 	}
 }
 
-// process drives record id as far as it can go now, and schedules a retry if a try failed for
-// a reason that may pass.
+// process takes record id as far as it can go now without waiting, and reports a failed try.
 func (q *Queue) process(ctx context.Context, id uint64) {
 	rec, err := q.cfg.Store.GetID(id)
 	if err != nil {
@@ -416,23 +344,21 @@ func (q *Queue) process(ctx context.Context, id uint64) {
 		}
 		return
 	}
-	if !rec.State.Pending() && !rec.MetaPending || rec.State == cache.Writing {
-		return
-	}
-	if d := time.Until(rec.Due); d > 0 && !(rec.State == cache.Queued && q.draining()) {
-		q.Schedule(id, rec.Due) // dropped while draining: a backoff outlasts the drain
-		return
+	if due := rec.Due; due.After(q.cfg.Clock.Now()) {
+		// Taken early by a drain: a settle delay ends now, a backoff outlasts the drain.
+		if !(q.isDraining() && rec.State == cache.Queued && rec.Attempts == 0) {
+			return
+		}
 	}
 	j := &job{q: q, rec: rec, gen: rec.Gen, log: q.cfg.Log.With("path", rec.Path, "id", id)}
 	err = j.run(ctx)
 	q.progress.Delete(id)
-	if err == nil || errors.Is(err, errSuperseded) || errors.Is(err, cache.ErrNotFound) {
-		return
-	}
-	if ctx.Err() != nil {
+	switch {
+	case err == nil, errors.Is(err, cache.ErrSuperseded), errors.Is(err, cache.ErrNotFound):
+	case ctx.Err() != nil:
 		// Cancelled: by a change to the file (its new run will follow) or by Close (the
 		// record stays pending for the next mount).
-		return
+	default:
+		j.failed(err)
 	}
-	j.failed(err)
 }

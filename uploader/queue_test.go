@@ -1,108 +1,140 @@
-package uploader_test
+package uploader
 
 import (
-	"crypto/md5"
+	"bytes"
+	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/aliyun/credentials-go/credentials"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/test/emulator"
-	"github.com/imsfs/imsfs/uploader"
+	"github.com/imsfs/imsfs/uploader/fake"
+	"github.com/imsfs/imsfs/uploader/ims"
+	"github.com/imsfs/imsfs/uploader/transfer"
 )
 
+// rig is a queue over a real store and the fake cloud.
 type rig struct {
+	t     *testing.T
 	store *cache.Store
-	emu   *emulator.Server
-	queue *uploader.Queue
+	cloud *fake.Cloud
+	queue *Queue
+	cfg   Config
+	dir   string
 }
 
-// newRig starts an emulator on loopback and a queue that talks to it through the real clients,
-// signing with the emulator's key pair, or with clientSecret if it is set.
-func newRig(t *testing.T, emuOpts emulator.Options, cfg uploader.Config, clientSecret string) *rig {
-	t.Helper()
-	emuOpts.DataDir = t.TempDir()
-	emu, err := emulator.New(emuOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := emu.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	id, secret := emu.AccessKey()
-	if clientSecret != "" {
-		secret = clientSecret
-	}
-	typ := "access_key"
-	cred, err := credentials.NewCredential(&credentials.Config{Type: &typ, AccessKeyId: &id, AccessKeySecret: &secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ims, err := uploader.NewIMS(emu.URL(), "cn-shanghai", cred)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := cache.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	cfg.Store, cfg.IMS = store, ims
+// fast is a retry policy for tests: the same shape, in milliseconds.
+var fast = Retry{First: 5 * time.Millisecond, Max: 50 * time.Millisecond, PartFirst: time.Millisecond}
+
+func testLog(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
-		cfg.Log = slog.Default()
-	} else {
-		cfg.Log = slog.New(slog.DiscardHandler)
+		return slog.Default()
 	}
-	q := uploader.New(cfg)
-	if err := q.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { q.Close(t.Context()) })
-	return &rig{store: store, emu: emu, queue: q}
+	return slog.New(slog.DiscardHandler)
 }
 
-// add spools data under path as a closed file and queues it, as the file system does.
-func (r *rig) add(t *testing.T, path, typ, biz string, data []byte) cache.Record {
+// newRig opens a store in a new directory and a queue on it, recovered and running.
+func newRig(t *testing.T, cloud *fake.Cloud, cfg Config) *rig {
 	t.Helper()
-	rec, err := r.store.Create(path, func(rec *cache.Record) {
-		rec.State, rec.Type, rec.BusinessType, rec.Size, rec.Gen = cache.Queued, typ, biz, int64(len(data)), 1
-	})
+	r := &rig{t: t, cloud: cloud, cfg: cfg, dir: t.TempDir()}
+	r.start()
+	return r
+}
+
+// start opens the store and starts a queue on it (again, after stop: a restart).
+func (r *rig) start() {
+	r.t.Helper()
+	names, _ := NewAdmitter(DefaultTempNames)
+	store, err := cache.Open(r.dir, cache.Options{Names: names})
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
+	}
+	cfg := r.cfg
+	cfg.Store, cfg.IMS, cfg.Objects, cfg.Names = store, r.cloud, r.cloud, names
+	if cfg.Retry == (Retry{}) {
+		cfg.Retry = fast
+	}
+	if cfg.Ready == (ReadyCheck{}) {
+		cfg.Ready = ReadyCheck{First: time.Millisecond, Max: 20 * time.Millisecond}
+	}
+	cfg.Log = testLog(r.t)
+	q := New(cfg)
+	if err := q.Recover(); err != nil {
+		r.t.Fatal(err)
+	}
+	q.Run()
+	r.store, r.queue = store, q
+	r.t.Cleanup(r.stop)
+}
+
+// stop closes the queue at once and the store, as a crash would leave them (but for the lock).
+func (r *rig) stop() {
+	if r.queue == nil {
+		return
+	}
+	ctx, cancel := contextDone()
+	defer cancel()
+	r.queue.Close(ctx)
+	r.store.Close()
+	r.queue, r.store = nil, nil
+}
+
+// add spools data at path as a closed file, as the file system does.
+func (r *rig) add(path string, data []byte) cache.Record {
+	r.t.Helper()
+	typ, biz := "video", "general"
+	switch {
+	case strings.HasPrefix(path, "image/"):
+		typ, biz = "image", "default"
+	case strings.HasPrefix(path, "other/"):
+		typ = "other"
+	}
+	rec, err := r.store.Create(path, func(rec *cache.Record) { rec.Type, rec.BusinessType = typ, biz })
+	if err != nil {
+		r.t.Fatal(err)
 	}
 	if err := os.WriteFile(r.store.SpoolPath(rec.ID), data, 0o600); err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	r.queue.Schedule(rec.ID, time.Time{})
+	rec, err = r.queue.Apply(rec.ID, cache.Event{Kind: cache.Closed, Size: int64(len(data))})
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	return rec
 }
 
-func (r *rig) waitFor(t *testing.T, id uint64, want cache.State) cache.Record {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+// waitFor waits until record id is in state want (failing at once on an unexpected failure).
+func (r *rig) waitFor(id uint64, want cache.State) cache.Record {
+	r.t.Helper()
+	return r.waitUntil(id, func(rec cache.Record) bool { return rec.State == want }, string(want))
+}
+
+func (r *rig) waitUntil(id uint64, ok func(cache.Record) bool, what string) cache.Record {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		rec, err := r.store.GetID(id)
 		if err != nil {
-			t.Fatal(err)
+			r.t.Fatal(err)
 		}
-		if rec.State == want {
+		if ok(rec) {
 			return rec
 		}
-		if rec.State == cache.Failed && want != cache.Failed || time.Now().After(deadline) {
-			t.Fatalf("%s: state %s (error %q), want %s", rec.Path, rec.State, rec.Error, want)
+		if rec.State == cache.Failed && what != string(cache.Failed) || time.Now().After(deadline) {
+			r.t.Fatalf("%s: state %s (error %q), want %s", rec.Path, rec.State, rec.Error, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 
-func randomBytes(t *testing.T, n int) []byte {
+func randomBytes(t testing.TB, n int) []byte {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -110,71 +142,627 @@ func randomBytes(t *testing.T, n int) []byte {
 	return b
 }
 
-func TestUploadSinglePutAndMultipartReachReady(t *testing.T) {
-	r := newRig(t, emulator.Options{}, uploader.Config{PartSize: 1 << 20}, "")
+// failN makes op fail with err the first n times it is called.
+func failN(op string, n int, err error) func(string) error {
+	var mu sync.Mutex
+	return func(o string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if o == op && n > 0 {
+			n--
+			return err
+		}
+		return nil
+	}
+}
+
+var (
+	errIMS503 = &ims.APIError{Action: "x", StatusCode: 503, Code: "ServiceUnavailable", Message: "busy"}
+	errOSS500 = &transfer.Error{Op: "x", Code: "InternalError", Status: 500, Msg: "busy"}
+)
+
+func TestSinglePutAndMultipartReachReady(t *testing.T) {
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{PartSize: minPartSize})
 	files := map[string][]byte{
-		"video/small.mp4":       randomBytes(t, 300<<10),     // one PUT
-		"image/cover/big.png":   randomBytes(t, 5<<20+12345), // six parts, the last short
-		"video/exact-parts.mov": randomBytes(t, 2<<20),       // two full parts
-		"other/empty.bin":       {},                          // nothing to send but the asset
+		"video/small.mp4":       randomBytes(t, 50<<10),          // one PUT
+		"image/big.png":         randomBytes(t, 5*minPartSize+7), // six parts, the last short
+		"video/exact-parts.mov": randomBytes(t, 2*minPartSize),   // two full parts
+		"other/empty.bin":       {},                              // nothing to send but the asset
 	}
 	recs := map[string]cache.Record{}
 	for p, data := range files {
-		typ, biz := "video", "general"
-		switch {
-		case strings.HasPrefix(p, "image"):
-			typ, biz = "image", "cover"
-		case strings.HasPrefix(p, "other"):
-			typ = "other"
-		}
-		recs[p] = r.add(t, p, typ, biz, data)
-	}
-	assets := map[string]emulator.Asset{}
-	for p := range files {
-		rec := r.waitFor(t, recs[p].ID, cache.Ready)
-		if rec.MediaID == "" || rec.FileURL == "" {
-			t.Errorf("%s: ready without MediaId or FileURL: %+v", p, rec)
-		}
-		recs[p] = rec
-	}
-	for _, a := range r.emu.Assets() {
-		assets[a.MediaId] = a
-	}
-	if len(assets) != len(files) {
-		t.Fatalf("emulator holds %d assets, want %d", len(assets), len(files))
+		recs[p] = r.add(p, data)
 	}
 	for p, data := range files {
-		a := assets[recs[p].MediaID]
-		sum := md5.Sum(data)
-		if a.MD5 != hex.EncodeToString(sum[:]) || a.Size != int64(len(data)) || a.Status != "Normal" {
-			t.Errorf("%s: asset %+v, want MD5 %x size %d Normal", p, a, sum, len(data))
+		rec := r.waitFor(recs[p].ID, cache.Ready)
+		got, ok := cloud.Object(rec.MediaID)
+		if !ok || !bytes.Equal(got, data) {
+			t.Errorf("%s: the object holds %d bytes, want the %d written", p, len(got), len(data))
 		}
-		if a.Type != recs[p].Type || a.BusinessType != recs[p].BusinessType {
-			t.Errorf("%s: asset type %s/%s, want %s/%s", p, a.Type, a.BusinessType, recs[p].Type, recs[p].BusinessType)
+		if rec.MediaID == "" || rec.FileURL == "" || rec.Size != int64(len(data)) {
+			t.Errorf("%s: ready as %+v", p, rec)
 		}
+	}
+	if n := cloud.Calls("oss.part"); n != 8 {
+		t.Errorf("%d parts sent, want 8", n)
+	}
+	if n := len(cloud.Assets()); n != len(files) {
+		t.Errorf("%d assets for %d files", n, len(files))
+	}
+	st, err := r.queue.Status()
+	if err != nil || len(st) != 0 {
+		t.Errorf("status of a queue with everything ready: %+v %v", st, err)
 	}
 }
 
-func TestARefusedParameterEndsFailedWithTheServersWords(t *testing.T) {
-	r := newRig(t, emulator.Options{}, uploader.Config{}, "")
-	// "cover" is an image business type: IMS refuses it for a video.
-	rec := r.add(t, "video/clip.mp4", "video", "cover", []byte("x"))
-	r.waitFor(t, rec.ID, cache.Failed)
-	got, _ := r.store.GetID(rec.ID)
-	if !strings.Contains(got.Error, "InvalidParameter") || !strings.Contains(got.Error, "BusinessType") {
-		t.Fatalf("error %q does not carry the server's code and message", got.Error)
+// TestAWorkerDoesNotWaitForReadiness: with one worker and assets that take long to prepare,
+// every file is uploaded one after another; readiness is asked in batches meanwhile.
+func TestAWorkerDoesNotWaitForReadiness(t *testing.T) {
+	cloud := fake.New()
+	cloud.ReadyAfter = time.Hour
+	r := newRig(t, cloud, Config{Workers: 1})
+	var ids []uint64
+	for i := range 5 {
+		ids = append(ids, r.add("video/f"+string(rune('a'+i))+".mp4", randomBytes(t, 1000)).ID)
+	}
+	for _, id := range ids {
+		r.waitFor(id, cache.Uploaded)
+	}
+	if cloud.Calls("ims.batchget") == 0 {
+		t.Errorf("no readiness check was made")
+	}
+	st, _ := r.queue.Status()
+	if len(st) != 5 || st[0].Status != "uploaded" || st[0].Sent != 1000 {
+		t.Errorf("status: %+v", st)
 	}
 }
 
-func TestAWrongSecretIsRefusedAndSaidSo(t *testing.T) {
-	// The emulator accepts one key pair; the mount's key is refused, and the file says why.
-	r := newRig(t, emulator.Options{}, uploader.Config{}, "not-the-emulators-secret")
-	rec := r.add(t, "video/clip.mp4", "video", "general", []byte("x"))
-	got := r.waitFor(t, rec.ID, cache.Failed)
-	if !strings.Contains(got.Error, "SignatureDoesNotMatch") {
-		t.Fatalf("error %q does not say the signature was refused", got.Error)
+// TestReadinessIsBatched: many uploaded files are asked about a batch at a time.
+func TestReadinessIsBatched(t *testing.T) {
+	cloud := fake.New()
+	cloud.ReadyAfter = time.Hour
+	r := newRig(t, cloud, Config{Workers: 8, Ready: ReadyCheck{First: 10 * time.Millisecond, Max: 20 * time.Millisecond, Batch: 20}})
+	var ids []uint64
+	for i := range 60 {
+		ids = append(ids, r.add("video/"+strings.Repeat("x", i+1)+".mp4", []byte("x")).ID)
 	}
-	if n := len(r.emu.Assets()); n != 0 {
-		t.Fatalf("a request signed with the wrong secret created %d assets", n)
+	for _, id := range ids {
+		r.waitFor(id, cache.Uploaded)
+	}
+	before := len(cloud.Batches())
+	cloud.SetReadyAfter(0)
+	for _, id := range ids {
+		r.waitFor(id, cache.Ready)
+	}
+	after := cloud.Batches()[before:]
+	if len(after) > 6 {
+		t.Errorf("%d readiness calls for 60 files in batches of 20: %v", len(after), after)
+	}
+	for _, n := range cloud.Batches() {
+		if n > 20 {
+			t.Errorf("a batch of %d assets, want at most 20", n)
+		}
+	}
+	if cloud.Calls("ims.get") != 0 {
+		t.Errorf("readiness asked asset by asset")
+	}
+}
+
+func TestPrepareFailEndsFailed(t *testing.T) {
+	cloud := fake.New()
+	cloud.ReadyAfter = time.Hour
+	r := newRig(t, cloud, Config{})
+	rec := r.add("video/a.mp4", []byte("abc"))
+	rec = r.waitFor(rec.ID, cache.Uploaded)
+	cloud.SetStatus(rec.MediaID, ims.MediaPrepareFail)
+	rec = r.waitFor(rec.ID, cache.Failed)
+	if !strings.Contains(rec.Error, "PrepareFail") {
+		t.Errorf("error %q", rec.Error)
+	}
+	// imsfs retry starts it clean: a new asset.
+	if state, err := r.queue.Retry(rec.Path); err != nil || state != cache.Queued {
+		t.Fatalf("retry: %s %v", state, err)
+	}
+	cloud.ReadyAfter = 0
+	again := r.waitFor(rec.ID, cache.Ready)
+	if again.MediaID == rec.MediaID {
+		t.Errorf("a retry after PrepareFail kept the asset that failed")
+	}
+}
+
+func TestARefusalEndsFailedWithTheServersWords(t *testing.T) {
+	cloud := fake.New()
+	cloud.Fail = failN("ims.create", 1, &ims.APIError{Action: "CreateUploadMedia", StatusCode: 400, Code: "InvalidParameter", Message: "BusinessType cover is not a video's"})
+	r := newRig(t, cloud, Config{})
+	rec := r.waitFor(r.add("video/a.mp4", []byte("x")).ID, cache.Failed)
+	if !strings.Contains(rec.Error, "InvalidParameter") || !strings.Contains(rec.Error, "BusinessType") {
+		t.Errorf("error %q", rec.Error)
+	}
+	if cloud.Calls("ims.create") != 1 {
+		t.Errorf("a refusal was tried %d times", cloud.Calls("ims.create"))
+	}
+}
+
+// TestATryThatFailsWaitsOutItsBackoffInTheSchedule: with the clock held, a failing try sets
+// Attempts and Due from the policy, and nothing is tried before Due.
+func TestATryThatFailsWaitsOutItsBackoffInTheSchedule(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	cloud := fake.New()
+	cloud.Clock = clock
+	cloud.Fail = failN("ims.create", 2, errIMS503)
+	r := newRig(t, cloud, Config{Clock: clock, Retry: Retry{First: time.Second, Max: time.Minute, Jitter: 0.0001}})
+	rec := r.add("video/a.mp4", []byte("x"))
+	rec = r.waitUntil(rec.ID, func(rec cache.Record) bool { return rec.Attempts == 1 }, "one failed try")
+	if d := rec.Due.Sub(clock.Now()); d < 999*time.Millisecond || d > 1001*time.Millisecond {
+		t.Errorf("the first retry is due in %v, want 1s", d)
+	}
+	if !strings.Contains(rec.Error, "try 1 failed") || !strings.Contains(rec.Error, "ServiceUnavailable") || rec.State != cache.Creating {
+		t.Errorf("after a failed try: %+v", rec)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := cloud.Calls("ims.create"); n != 1 {
+		t.Fatalf("%d tries before the backoff ran out", n)
+	}
+	clock.BlockUntilContext(t.Context(), 1) // the schedule's timer
+	clock.Advance(time.Second + time.Millisecond)
+	rec = r.waitUntil(rec.ID, func(rec cache.Record) bool { return rec.Attempts == 2 }, "two failed tries")
+	if d := rec.Due.Sub(clock.Now()); d < 1999*time.Millisecond || d > 2001*time.Millisecond {
+		t.Errorf("the second retry is due in %v, want 2s", d)
+	}
+	clock.BlockUntilContext(t.Context(), 1)
+	clock.Advance(2*time.Second + time.Millisecond)
+	rec = r.waitFor(rec.ID, cache.Uploaded)
+	clock.BlockUntilContext(t.Context(), 1)
+	clock.Advance(time.Second) // the first readiness check
+	r.waitFor(rec.ID, cache.Ready)
+}
+
+func TestAFailingPartIsTriedAgainOnItsOwn(t *testing.T) {
+	cloud := fake.New()
+	cloud.Fail = failN("oss.part", 2, errOSS500)
+	r := newRig(t, cloud, Config{PartSize: minPartSize})
+	rec := r.waitFor(r.add("video/a.mp4", randomBytes(t, 3*minPartSize)).ID, cache.Ready)
+	if rec.Attempts != 0 || cloud.Calls("ims.create") != 1 {
+		t.Errorf("a failing part sent the file back to the queue: %+v", rec)
+	}
+	if n := cloud.Calls("oss.part"); n != 5 {
+		t.Errorf("%d part calls, want 3 and 2 tries again", n)
+	}
+}
+
+func TestUploadCredentialsAreRenewedWhenTheyExpire(t *testing.T) {
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{PartSize: minPartSize, PartWorkers: 1})
+	cloud.Block["oss.part"] = make(chan struct{})
+	rec := r.add("video/a.mp4", randomBytes(t, 3*minPartSize))
+	r.waitFor(rec.ID, cache.Uploading)
+	for cloud.Calls("oss.part") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cloud.ExpireCredentials()
+	close(cloud.Block["oss.part"])
+	rec = r.waitFor(rec.ID, cache.Ready)
+	if n := cloud.Calls("ims.refresh"); n != 1 {
+		t.Errorf("%d refreshes, want 1", n)
+	}
+	if rec.Attempts != 0 {
+		t.Errorf("expired credentials cost a try: %+v", rec)
+	}
+}
+
+// TestCredentialsAboutToExpireAreRenewedBeforeTheNextPart: short-lived credentials are renewed
+// ahead of their end, without a refusal.
+func TestCredentialsAboutToExpireAreRenewedBeforeTheNextPart(t *testing.T) {
+	cloud := fake.New()
+	cloud.CredsTTL = 30 * time.Millisecond
+	r := newRig(t, cloud, Config{PartSize: minPartSize, PartWorkers: 1})
+	cloud.Fail = func(op string) error {
+		if op == "oss.part" {
+			time.Sleep(15 * time.Millisecond)
+		}
+		return nil
+	}
+	r.waitFor(r.add("video/a.mp4", randomBytes(t, 4*minPartSize)).ID, cache.Ready)
+	if cloud.Calls("ims.refresh") == 0 {
+		t.Errorf("no refresh of credentials that expire every 30 ms")
+	}
+}
+
+// TestAnUploadResumesAfterARestartFromItsStoredParts: parts stored before a stop are asked of
+// OSS (ListParts) and not sent again.
+func TestAnUploadResumesAfterARestartFromItsStoredParts(t *testing.T) {
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{PartSize: minPartSize, PartWorkers: 1})
+	data := randomBytes(t, 4*minPartSize)
+	stop := make(chan struct{})
+	var once sync.Once
+	cloud.Fail = func(op string) error {
+		if op == "oss.part" && cloud.Calls("oss.part") == 3 {
+			once.Do(func() { close(stop) })
+			return errors.New("cut")
+		}
+		return nil
+	}
+	rec := r.add("video/a.mp4", data)
+	<-stop
+	r.stop()
+	parts, _ := func() ([]cache.Part, error) {
+		s, err := cache.Open(r.dir, cache.Options{})
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		rec, _ = s.GetID(rec.ID)
+		return s.Parts(rec.ID, rec.Gen)
+	}()
+	if len(parts) != 2 {
+		t.Fatalf("%d parts stored before the stop, want 2", len(parts))
+	}
+	cloud.Fail = nil
+	r.start()
+	rec = r.waitFor(rec.ID, cache.Ready)
+	if got, _ := cloud.Object(rec.MediaID); !bytes.Equal(got, data) {
+		t.Errorf("the object is not what was written")
+	}
+	if n := cloud.Calls("oss.part"); n != 3+2 {
+		t.Errorf("%d part calls, want 3 before the stop and the 2 missing after", n)
+	}
+	if cloud.Calls("oss.listparts") != 1 || cloud.Calls("ims.refresh") != 1 {
+		t.Errorf("the resume did not ask OSS for its parts (%d) and for credentials (%d)", cloud.Calls("oss.listparts"), cloud.Calls("ims.refresh"))
+	}
+	if cloud.Calls("ims.create") != 1 {
+		t.Errorf("the resume made another asset")
+	}
+}
+
+// TestACompleteWhoseAnswerWasLostIsRecognised: the Complete went through but its answer was
+// cut: the next try finds the upload gone, and the object whole.
+func TestACompleteWhoseAnswerWasLostIsRecognised(t *testing.T) {
+	cloud := fake.New()
+	cloud.FailAfter = failN("oss.complete", 1, errors.New("connection reset"))
+	r := newRig(t, cloud, Config{PartSize: minPartSize})
+	data := randomBytes(t, 2*minPartSize+1)
+	rec := r.waitFor(r.add("video/a.mp4", data).ID, cache.Ready)
+	if got, _ := cloud.Object(rec.MediaID); !bytes.Equal(got, data) {
+		t.Errorf("the object is not what was written")
+	}
+	if cloud.Calls("oss.head") != 1 || cloud.Calls("oss.part") != 3 {
+		t.Errorf("head %d, parts %d: want the object checked, nothing sent again", cloud.Calls("oss.head"), cloud.Calls("oss.part"))
+	}
+}
+
+// TestAMultipartUploadThatIsGoneStartsAgain: OSS forgot the upload (expired); the parts are
+// sent again into a new one.
+func TestAMultipartUploadThatIsGoneStartsAgain(t *testing.T) {
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{PartSize: minPartSize, PartWorkers: 1})
+	cloud.Block["oss.part"] = make(chan struct{})
+	rec := r.add("video/a.mp4", randomBytes(t, 3*minPartSize))
+	rec = r.waitFor(rec.ID, cache.Uploading)
+	for {
+		if rec, _ = r.store.GetID(rec.ID); rec.Upload.MultipartID != "" {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cloud.Drop(rec.Upload.MultipartID)
+	close(cloud.Block["oss.part"])
+	rec = r.waitFor(rec.ID, cache.Ready)
+	if cloud.Calls("oss.initiate") != 2 {
+		t.Errorf("%d multipart uploads started, want 2", cloud.Calls("oss.initiate"))
+	}
+}
+
+// TestAFileOfMorePartsThanOSSTakesGetsBiggerParts: the part size grows so that the parts fit
+// OSS's limit.
+func TestAFileOfMorePartsThanOSSTakesGetsBiggerParts(t *testing.T) {
+	cloud := fake.New()
+	cloud.MaxParts = 4
+	r := newRig(t, cloud, Config{PartSize: minPartSize, MaxParts: 4})
+	data := randomBytes(t, 10*minPartSize)
+	rec := r.waitFor(r.add("video/a.mp4", data).ID, cache.Ready)
+	if got, _ := cloud.Object(rec.MediaID); !bytes.Equal(got, data) {
+		t.Errorf("the object is not what was written")
+	}
+	if n := cloud.Calls("oss.part"); n > 4 {
+		t.Errorf("%d parts, OSS takes 4", n)
+	}
+	if got := (&Config{PartSize: 8 << 20, MaxParts: 10000}).partSize(100 << 30); got*10000 < 100<<30 || got > 11<<20 {
+		t.Errorf("part size for 100 GiB: %d", got)
+	}
+}
+
+// TestALostCreationAnswerIsFoundAndTakenUp: CreateUploadMedia made the asset but its answer
+// was cut; the next try finds it by its tag and uses it.
+func TestALostCreationAnswerIsFoundAndTakenUp(t *testing.T) {
+	cloud := fake.New()
+	cloud.FailAfter = failN("ims.create", 1, errors.New("connection reset"))
+	r := newRig(t, cloud, Config{})
+	rec := r.waitFor(r.add("video/a.mp4", []byte("abc")).ID, cache.Ready)
+	if n := len(cloud.Assets()); n != 1 {
+		t.Errorf("%d assets for one file", n)
+	}
+	if rec.MediaID != cloud.Assets()[0].MediaID || rec.FileURL == "" {
+		t.Errorf("the record does not hold the asset found: %+v", rec)
+	}
+	if cloud.Calls("ims.list") != 1 || cloud.Calls("ims.refresh") != 1 {
+		t.Errorf("list %d refresh %d", cloud.Calls("ims.list"), cloud.Calls("ims.refresh"))
+	}
+}
+
+// TestALostCreationAnswerAmongManyAssetsIsFoundInFewCalls: 20,000 other assets, made over the
+// last day and a few dozen in the same minute, of this type and others: the search is bounded,
+// filtered and stops at the first match.
+func TestALostCreationAnswerAmongManyAssetsIsFoundInFewCalls(t *testing.T) {
+	cloud := fake.New()
+	now := time.Now()
+	for i := range 20000 {
+		typ, created := "image", now.Add(-time.Duration(i)*4*time.Second)
+		if i%10 == 0 {
+			typ = "video"
+		}
+		if i < 60 {
+			created = now.Add(-time.Duration(i) * 100 * time.Millisecond)
+		}
+		cloud.Add(fake.Asset{Type: typ, BusinessType: "general", Title: "other", Status: ims.MediaNormal, Created: created})
+	}
+	cloud.FailAfter = failN("ims.create", 1, errors.New("connection reset"))
+	r := newRig(t, cloud, Config{})
+	r.waitFor(r.add("video/a.mp4", []byte("abc")).ID, cache.Ready)
+	if n := cloud.Calls("ims.list"); n > 10 {
+		t.Errorf("%d listing calls, want at most 10", n)
+	}
+	if n := len(cloud.Assets()); n != 20001 {
+		t.Errorf("%d assets, want 20,001", n)
+	}
+}
+
+// TestALostCreationAnswerNotFoundMakesAnotherAsset: when the asset cannot be found within the
+// calls allowed, a new one is made: the file is uploaded whatever the listing says.
+func TestALostCreationAnswerNotFoundMakesAnotherAsset(t *testing.T) {
+	cloud := fake.New()
+	cloud.FailAfter = failN("ims.create", 1, errors.New("connection reset"))
+	r := newRig(t, cloud, Config{})
+	// The first asset is lost from the listing: IMS never lists it.
+	cloud.Hide = true
+	rec := r.waitFor(r.add("video/a.mp4", []byte("abc")).ID, cache.Ready)
+	if n := len(cloud.Assets()); n != 2 || rec.MediaID != cloud.Assets()[1].MediaID {
+		t.Errorf("%d assets; the file holds %s", n, rec.MediaID)
+	}
+}
+
+func TestARenamedFinishedFileKeepsItsAssetAndIsRetitled(t *testing.T) {
+	for _, state := range []cache.State{cache.Uploaded, cache.Ready} {
+		t.Run(string(state), func(t *testing.T) {
+			cloud := fake.New()
+			if state == cache.Uploaded {
+				cloud.ReadyAfter = time.Hour
+			}
+			r := newRig(t, cloud, Config{})
+			rec := r.waitFor(r.add("video/a.mp4", []byte("abc")).ID, state)
+			if _, err := r.queue.Rename("video/a.mp4", "video/b.mp4", func(rec cache.Record) cache.Event {
+				return cache.Event{Kind: cache.Renamed, Type: "video", BusinessType: "opening"}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			got := r.waitUntil(rec.ID, func(r cache.Record) bool { return !r.MetaPending }, "retitled")
+			if got.MediaID != rec.MediaID || got.State != state {
+				t.Errorf("after the rename: %+v", got)
+			}
+			a := cloud.Assets()[0]
+			if a.Title != "b" || a.BusinessType != "opening" || len(cloud.Assets()) != 1 {
+				t.Errorf("asset after the rename: %+v", a)
+			}
+		})
+	}
+}
+
+// TestDisposals: a voided upload is aborted and its asset deleted; an overwritten asset goes,
+// under --on-overwrite delete, once the new bytes are ready; one deleted under keep stays.
+func TestDisposals(t *testing.T) {
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{PartSize: minPartSize, PartWorkers: 1, OnOverwrite: Delete})
+	// A voided upload, mid-multipart.
+	cloud.Block["oss.part"] = make(chan struct{})
+	a := r.add("video/a.mp4", randomBytes(t, 3*minPartSize))
+	r.waitUntil(a.ID, func(rec cache.Record) bool { return rec.Upload != nil && rec.Upload.MultipartID != "" }, "multipart started")
+	a, _ = r.store.GetID(a.ID)
+	if _, err := r.queue.Apply(a.ID, cache.Event{Kind: cache.Unlinked}); err != nil {
+		t.Fatal(err)
+	}
+	close(cloud.Block["oss.part"])
+	r.waitUntilAsset(a.MediaID, func(as fake.Asset) bool { return as.Deleted }, "deleted")
+	if cloud.Uploads() != 0 {
+		t.Errorf("the multipart upload of a voided asset was not aborted")
+	}
+	// An overwrite: the old asset goes once the new bytes are ready.
+	b := r.waitFor(r.add("video/b.mp4", []byte("one")).ID, cache.Ready)
+	cloud.ReadyAfter = 100 * time.Millisecond
+	if _, err := r.queue.Apply(b.ID, cache.Event{Kind: cache.Wrote}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(r.store.SpoolPath(b.ID), []byte("two"), 0o600)
+	if _, err := r.queue.Apply(b.ID, cache.Event{Kind: cache.Closed, Size: 3}); err != nil {
+		t.Fatal(err)
+	}
+	nb := r.waitFor(b.ID, cache.Uploaded)
+	if as := r.asset(b.MediaID); as.Deleted {
+		t.Errorf("the old asset went before the new one was ready")
+	}
+	r.waitFor(b.ID, cache.Ready)
+	r.waitUntilAsset(b.MediaID, func(as fake.Asset) bool { return as.Deleted }, "deleted")
+	if as := r.asset(nb.MediaID); as.Deleted {
+		t.Errorf("the new asset was deleted")
+	}
+	// A delete under the default keep: the asset stays.
+	c := r.waitFor(r.add("video/c.mp4", []byte("c")).ID, cache.Ready)
+	if _, err := r.queue.Apply(c.ID, cache.Event{Kind: cache.Unlinked}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if ds, _ := r.store.Disposals(); len(ds) != 0 || r.asset(c.MediaID).Deleted {
+		t.Errorf("after a delete under keep: disposals %+v, asset %+v", ds, r.asset(c.MediaID))
+	}
+}
+
+// TestADisposalThatKeepsFailingIsNeverForgotten: it is tried again past any count, shown by
+// Status, and carried out once the cloud takes it.
+func TestADisposalThatKeepsFailingIsNeverForgotten(t *testing.T) {
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{OnDelete: Delete, Retry: Retry{First: time.Millisecond, Max: 2 * time.Millisecond}})
+	rec := r.waitFor(r.add("video/a.mp4", []byte("abc")).ID, cache.Ready)
+	var mu sync.Mutex
+	refuse := true
+	cloud.Fail = func(op string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if op == "ims.delete" && refuse {
+			return &ims.APIError{Action: "DeleteMediaInfos", StatusCode: 403, Code: "Forbidden.RAM", Message: "not allowed"}
+		}
+		return nil
+	}
+	if _, err := r.queue.Apply(rec.ID, cache.Event{Kind: cache.Unlinked}); err != nil {
+		t.Fatal(err)
+	}
+	for cloud.Calls("ims.delete") < 25 {
+		time.Sleep(time.Millisecond)
+	}
+	st, _ := r.queue.Status()
+	if len(st) != 1 || st[0].Status != "deleting" || st[0].MediaID != rec.MediaID || !strings.Contains(st[0].Error, "Forbidden.RAM") {
+		t.Errorf("status while the deletion fails: %+v", st)
+	}
+	mu.Lock()
+	refuse = false
+	mu.Unlock()
+	r.waitUntilAsset(rec.MediaID, func(as fake.Asset) bool { return as.Deleted }, "deleted")
+}
+
+func TestRetry(t *testing.T) {
+	cloud := fake.New()
+	cloud.Fail = failN("ims.create", 1, &ims.APIError{Action: "CreateUploadMedia", StatusCode: 403, Code: "Forbidden.RAM"})
+	r := newRig(t, cloud, Config{})
+	rec := r.waitFor(r.add("video/a.mp4", []byte("abc")).ID, cache.Failed)
+	if state, err := r.queue.Retry(rec.Path); err != nil || state != cache.Queued {
+		t.Fatalf("retry of a failed file: %s %v", state, err)
+	}
+	r.waitFor(rec.ID, cache.Ready)
+	if _, err := r.queue.Retry(rec.Path); !errors.Is(err, cache.ErrNothingToRetry) {
+		t.Errorf("retry of a ready file: %v", err)
+	}
+	if _, err := r.queue.Retry("video/none.mp4"); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("retry of no file: %v", err)
+	}
+}
+
+// TestFailedUploadsAreTriedAgainWhenTheConfigurationChanges: a mount with another key tries
+// what failed under the last one.
+func TestFailedUploadsAreTriedAgainWhenTheConfigurationChanges(t *testing.T) {
+	cloud := fake.New()
+	cloud.Fail = failN("ims.create", 1, &ims.APIError{Action: "CreateUploadMedia", StatusCode: 400, Code: "SignatureDoesNotMatch"})
+	r := newRig(t, cloud, Config{ConfigID: "key-1"})
+	rec := r.waitFor(r.add("video/a.mp4", []byte("abc")).ID, cache.Failed)
+	r.stop()
+	r.start()
+	time.Sleep(20 * time.Millisecond)
+	if got, _ := r.store.GetID(rec.ID); got.State != cache.Failed {
+		t.Fatalf("the same configuration retried a failed upload: %s", got.State)
+	}
+	r.stop()
+	r.cfg.ConfigID = "key-2"
+	r.start()
+	r.waitFor(rec.ID, cache.Ready)
+}
+
+// TestCloseDrainsWhatIsSettling: files waiting out their settle delay start at Close; one
+// waiting out a backoff is left for the next mount, and so is one Close's deadline cuts.
+func TestCloseDrainsWhatIsSettling(t *testing.T) {
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{Retry: Retry{First: time.Hour}})
+	settling, err := r.store.Create("video/a.mp4", func(rec *cache.Record) { rec.Type, rec.BusinessType = "video", "general" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(r.store.SpoolPath(settling.ID), []byte("abc"), 0o600)
+	if _, err := r.queue.Apply(settling.ID, cache.Event{Kind: cache.Closed, Size: 3, Due: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	cloud.Fail = failN("ims.create", 1, errIMS503)
+	backoff := r.add("video/b.mp4", []byte("b"))
+	r.waitUntil(backoff.ID, func(rec cache.Record) bool { return rec.Attempts == 1 }, "a failed try")
+	cloud.Fail = nil
+	ctx, cancel := contextWithTimeout(10 * time.Second)
+	defer cancel()
+	if left := r.queue.Close(ctx); left != 1 {
+		t.Errorf("%d unfinished after the drain, want 1 (the backoff)", left)
+	}
+	if got, _ := r.store.GetID(settling.ID); !got.State.Finished() {
+		t.Errorf("the settling file was not uploaded by the drain: %s", got.State)
+	}
+	if got, _ := r.store.GetID(backoff.ID); got.State != cache.Creating {
+		t.Errorf("the file in backoff: %s", got.State)
+	}
+	r.store.Close()
+	r.queue = nil
+	r.start()
+	r.waitFor(backoff.ID, cache.Creating) // its backoff still holds: an hour
+}
+
+// TestAFileChangedDuringItsUploadIsUploadedAgain: a new write session cancels the run under
+// way; the asset made for the old bytes is disposed of.
+func TestAFileChangedDuringItsUploadIsUploadedAgain(t *testing.T) {
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{})
+	cloud.Block["oss.put"] = make(chan struct{})
+	rec := r.add("video/a.mp4", []byte("old"))
+	r.waitFor(rec.ID, cache.Uploading)
+	for cloud.Calls("oss.put") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	old, _ := r.store.GetID(rec.ID)
+	if _, err := r.queue.Apply(rec.ID, cache.Event{Kind: cache.Wrote}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(r.store.SpoolPath(rec.ID), []byte("new!"), 0o600)
+	if _, err := r.queue.Apply(rec.ID, cache.Event{Kind: cache.Closed, Size: 4}); err != nil {
+		t.Fatal(err)
+	}
+	close(cloud.Block["oss.put"])
+	got := r.waitFor(rec.ID, cache.Ready)
+	if data, _ := cloud.Object(got.MediaID); string(data) != "new!" || got.MediaID == old.MediaID {
+		t.Errorf("the new bytes: %q in %s (old asset %s)", data, got.MediaID, old.MediaID)
+	}
+	r.waitUntilAsset(old.MediaID, func(as fake.Asset) bool { return as.Deleted }, "deleted")
+}
+
+// contextDone returns a context that is already done: a Close that does not wait.
+func contextDone() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx, cancel
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
+
+func (r *rig) asset(mediaID string) fake.Asset {
+	for _, a := range r.cloud.Assets() {
+		if a.MediaID == mediaID {
+			return a
+		}
+	}
+	r.t.Fatalf("no asset %s", mediaID)
+	return fake.Asset{}
+}
+
+func (r *rig) waitUntilAsset(mediaID string, ok func(fake.Asset) bool, what string) {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok(r.asset(mediaID)) {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("asset %s not %s: %+v", mediaID, what, r.asset(mediaID))
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -16,8 +16,8 @@ func newEmulatorCommand() *cli.Command {
 		Name:  "emulator",
 		Usage: "run the local stand-in for IMS and OSS in the foreground",
 		Description: "Serves, on one address:\n" +
-			"  IMS   POST / — CreateUploadMedia, RefreshUploadMedia, GetMediaInfo, UpdateMediaInfo,\n" +
-			"        DeleteMediaInfos, ListMediaBasicInfos; signed ACS3-HMAC-SHA256 or legacy HMAC-SHA1\n" +
+			"  IMS   POST / — CreateUploadMedia, RefreshUploadMedia, GetMediaInfo, BatchGetMediaInfos,\n" +
+			"        UpdateMediaInfo, DeleteMediaInfos, ListMediaBasicInfos; signed ACS3-HMAC-SHA256 or legacy HMAC-SHA1\n" +
 			"        with the key pair below, or with a temporary key from POST /_emulator/sts.\n" +
 			"  OSS   /BUCKET/KEY path-style — Put, Get (Range), Head, Delete, multipart (Initiate,\n" +
 			"        UploadPart, Complete, Abort, ListParts, ListMultipartUploads); V1 or V4 signed,\n" +
@@ -40,6 +40,7 @@ func newEmulatorCommand() *cli.Command {
 			&cli.StringFlag{Name: "region", Value: "cn-shanghai", Usage: "region named in upload credentials and checked in OSS V4 signatures"},
 			&cli.DurationFlag{Name: "sts-ttl", Value: 3000e9, Usage: "how long upload credentials stay valid (IMS documents 3000 s)"},
 			&cli.DurationFlag{Name: "ready-delay", Usage: "time from a complete object to the asset's Normal status"},
+			&cli.IntFlag{Name: "max-parts", Value: 10000, Usage: "parts one multipart upload may have (OSS: 10,000; lower it to test large files small)"},
 			&cli.StringFlag{Name: "faults", Usage: "fault `SPEC` to inject (syntax below)"},
 			&cli.Uint64Flag{Name: "fault-seed", Usage: "`SEED` for the fault draws, for repeatable runs"},
 			&cli.BoolFlag{Name: "debug", Usage: "log every refused request and injected fault"},
@@ -56,6 +57,7 @@ func newEmulatorCommand() *cli.Command {
 				Region:          c.String("region"),
 				STSTTL:          c.Duration("sts-ttl"),
 				ReadyDelay:      c.Duration("ready-delay"),
+				MaxParts:        c.Int("max-parts"),
 				Faults:          c.String("faults"),
 				FaultSeed:       c.Uint64("fault-seed"),
 				Log:             log,

@@ -22,6 +22,8 @@ import (
 	"github.com/imsfs/imsfs/fs"
 	"github.com/imsfs/imsfs/test/emulator"
 	"github.com/imsfs/imsfs/uploader"
+	"github.com/imsfs/imsfs/uploader/ims"
+	"github.com/imsfs/imsfs/uploader/transfer"
 )
 
 // mountOptions are the mount command's flags.
@@ -37,6 +39,8 @@ type mountOptions struct {
 	onOverwrite  string
 	onDelete     string
 	cacheMax     string
+	partSize     string
+	maxParts     int
 	sidecars     bool
 	debug        bool
 	debugFUSE    bool
@@ -54,6 +58,8 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.StringFlag{Name: "temp-names", Value: uploader.DefaultTempNames, Destination: &o.tempNames, Usage: "comma-separated `PATTERNS` (shell globs on the file name) of temporary files: kept in the mount, never uploaded (skipped) until renamed; \"\" uploads every name"},
 		&cli.BoolFlag{Name: "sidecars", Value: true, Destination: &o.sidecars, Usage: "show NAME.ims.json beside each file, with what its extended attributes say (--sidecars=false hides them)"},
 		&cli.StringFlag{Name: "cache-max-size", Destination: &o.cacheMax, Usage: "bound the cache (e.g. 20GiB): ready files no one has open are evicted, least recently used first, and read back from their objects (default: no bound)"},
+		&cli.StringFlag{Name: "part-size", Value: "8MiB", Destination: &o.partSize, Usage: "multipart part `SIZE` (at least 100KiB); a file up to this size goes in one PUT; a file of more than 10,000 parts gets bigger ones"},
+		&cli.IntFlag{Name: "max-parts", Value: 10000, Destination: &o.maxParts, Hidden: true, Usage: "parts OSS takes in one upload (tests lower it, with the emulator's --max-parts)"},
 		&cli.StringFlag{Name: "on-overwrite", Value: "keep", Destination: &o.onOverwrite, Usage: "`keep|delete` the asset of a file that gets new bytes, once the new bytes are an asset"},
 		&cli.StringFlag{Name: "on-delete", Value: "keep", Destination: &o.onDelete, Usage: "`keep|delete` the asset of a file that is deleted"},
 		&cli.BoolFlag{Name: "debug", Destination: &o.debug, Usage: "log each upload step"},
@@ -79,7 +85,24 @@ func newMountCommand() *cli.Command {
 	}
 }
 
+// checkMountpoint says what is wrong with a mountpoint before anything is started for it.
+func checkMountpoint(mountpoint string) error {
+	st, err := os.Stat(mountpoint)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("mountpoint %s does not exist; make it with: mkdir -p %s", mountpoint, mountpoint)
+	case err != nil:
+		return fmt.Errorf("mountpoint %s: %w", mountpoint, err)
+	case !st.IsDir():
+		return fmt.Errorf("mountpoint %s is not a directory", mountpoint)
+	}
+	return nil
+}
+
 func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
+	if err := checkMountpoint(mountpoint); err != nil {
+		return err
+	}
 	log := newLogger(o.debug)
 	names, err := uploader.NewAdmitter(o.tempNames)
 	if err != nil {
@@ -99,6 +122,10 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 			return fmt.Errorf("--cache-max-size %q: %w", o.cacheMax, err)
 		}
 	}
+	partSize, err := humanize.ParseBytes(o.partSize)
+	if err != nil || partSize < 100<<10 {
+		return fmt.Errorf("--part-size %q: want a size of at least 100KiB, e.g. 8MiB", o.partSize)
+	}
 	if o.cacheDir == "" {
 		base, err := os.UserCacheDir()
 		if err != nil {
@@ -106,7 +133,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		}
 		o.cacheDir = filepath.Join(base, "imsfs")
 	}
-	store, err := cache.Open(o.cacheDir)
+	store, err := cache.Open(o.cacheDir, cache.Options{Names: names})
 	if errors.Is(err, cache.ErrLocked) {
 		return fmt.Errorf("%w: %s (is another imsfs mount using it? give each mount its own --cache-dir)", cache.ErrLocked, o.cacheDir)
 	}
@@ -141,32 +168,33 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		fmt.Fprintf(os.Stderr, "imsfs: embedded emulator at %s (assets: curl %s/_emulator/media)\n", endpoint, endpoint)
 	} else {
 		if endpoint == "" {
-			endpoint = uploader.DefaultEndpoint(o.region)
+			endpoint = ims.DefaultEndpoint(o.region)
 		}
 		cred, err = credentials.NewCredential(nil)
 		if err != nil {
 			return fmt.Errorf("credentials: %w", err)
 		}
 	}
-	ims, err := uploader.NewIMS(endpoint, o.region, cred)
+	client, err := ims.New(endpoint, o.region, cred)
 	if err != nil {
 		return err
 	}
-	queue := uploader.New(uploader.Config{Store: store, IMS: ims, Log: log, Workers: o.workers, Names: names,
-		OnOverwrite: onOverwrite, OnDelete: onDelete, ConfigID: configID(endpoint, o.region, cred)})
+	queue := uploader.New(uploader.Config{Store: store, IMS: client, Objects: transfer.New(2 * time.Minute), Log: log,
+		Workers: o.workers, PartSize: int64(partSize), MaxParts: o.maxParts, Names: names, OnOverwrite: onOverwrite, OnDelete: onDelete, ConfigID: configID(endpoint, o.region, cred)})
 	sock := filepath.Join(o.cacheDir, controlSocket)
-	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Names: names, Log: log,
-		Objects: uploader.NewFetcher(ims), CacheMaxSize: int64(cacheMax), ControlSocket: sock, Sidecars: o.sidecars})
-	// Recovery comes first: Start treats a file still "writing" as one whose writer is gone,
-	// which is true only before the mount serves anyone.
-	if err := queue.Start(); err != nil {
+	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Log: log,
+		Objects: uploader.NewFetcher(client), CacheMaxSize: int64(cacheMax), ControlSocket: sock, Sidecars: o.sidecars})
+	// Recovery comes first: it takes a file still "writing" as one whose writer is gone, which
+	// is true only before the mount serves anyone. Uploads start once the mount is up: a
+	// mount that fails leaves the backlog as it was.
+	if err := queue.Recover(); err != nil {
 		return err
 	}
 	server, err := fsys.Mount(mountpoint, fs.MountOptions{Debug: o.debugFUSE})
 	if err != nil {
-		queue.Close(ctx)
-		return err
+		return fmt.Errorf("%w (is %s already a mount, or is FUSE unavailable? see /dev/fuse and fusermount3)", err, mountpoint)
 	}
+	queue.Run()
 	controlCtx, stopControl := context.WithCancel(ctx)
 	defer stopControl()
 	if err := serveControl(controlCtx, sock, queue, log); err != nil {

@@ -40,7 +40,7 @@ func serveControl(ctx context.Context, sock string, queue *uploader.Queue, log *
 		case errors.Is(err, cache.ErrNotFound):
 			w.WriteHeader(http.StatusNotFound)
 			err = fmt.Errorf("no such file in the mount")
-		case errors.Is(err, uploader.ErrNothingToRetry):
+		case errors.Is(err, cache.ErrNothingToRetry):
 			w.WriteHeader(http.StatusConflict)
 		case err != nil:
 			w.WriteHeader(http.StatusInternalServerError)

@@ -31,6 +31,7 @@ var imsActions = map[string]imsAction{
 	"CreateUploadMedia":   {"ims.create", (*Server).createUploadMedia},
 	"RefreshUploadMedia":  {"ims.refresh", (*Server).refreshUploadMedia},
 	"GetMediaInfo":        {"ims.get", (*Server).getMediaInfo},
+	"BatchGetMediaInfos":  {"ims.batchget", (*Server).batchGetMediaInfos},
 	"UpdateMediaInfo":     {"ims.update", (*Server).updateMediaInfo},
 	"DeleteMediaInfos":    {"ims.delete", (*Server).deleteMediaInfos},
 	"ListMediaBasicInfos": {"ims.list", (*Server).listMediaBasicInfos},

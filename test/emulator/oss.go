@@ -35,7 +35,7 @@ func errOSS(status int, code, format string, args ...any) *ossError {
 const (
 	minPart    = 100 << 10 // smallest part but the last
 	maxPart    = 5 << 30   // largest part, and largest single PUT
-	maxPartNum = 10000
+	maxPartNum = 10000     // the most parts in one upload, unless Options.MaxParts lowers it
 )
 
 func (s *Server) writeOSSError(w http.ResponseWriter, r *http.Request, reqID string, e *ossError) {
@@ -336,8 +336,8 @@ func (s *Server) upload(id, bucket, key string) (*multipart, *ossError) {
 
 func (s *Server) uploadPart(w http.ResponseWriter, r *http.Request, reqID, bucket, key, id, number string) *ossError {
 	n, err := strconv.Atoi(number)
-	if err != nil || n < 1 || n > maxPartNum {
-		return errOSS(400, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive.")
+	if err != nil || n < 1 || n > s.opts.MaxParts {
+		return errOSS(400, "InvalidArgument", "Part number must be an integer between 1 and %d, inclusive.", s.opts.MaxParts)
 	}
 	if e := s.checkLength(r); e != nil {
 		return e

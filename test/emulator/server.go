@@ -27,6 +27,7 @@ type Options struct {
 	Region          string        // [cn-shanghai]
 	STSTTL          time.Duration // how long upload credentials are valid [3000s, as IMS documents]
 	ReadyDelay      time.Duration // from a complete object to the asset's Normal status [0]
+	MaxParts        int           // parts one multipart upload may have [10,000, as OSS]; tests lower it
 	Faults          string        // fault spec, see FaultSyntax [none]
 	FaultSeed       uint64        // seed for the fault draws [0]
 	Log             *slog.Logger  // request errors are logged here [discarded]
@@ -71,6 +72,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Region == "" {
 		opts.Region = "cn-shanghai"
+	}
+	if opts.MaxParts <= 0 || opts.MaxParts > maxPartNum {
+		opts.MaxParts = maxPartNum
 	}
 	if opts.STSTTL <= 0 {
 		opts.STSTTL = 3000 * time.Second

@@ -1,4 +1,4 @@
-package uploader
+package ims
 
 import (
 	"encoding/base64"
@@ -27,14 +27,15 @@ func TestDecodeTicket(t *testing.T) {
 		{"endpoint without scheme", b64(`{"Endpoint":"oss-cn-shanghai.aliyuncs.com","Bucket":"b","FileName":"k"}`), auth, "",
 			"https://oss-cn-shanghai.aliyuncs.com", time.Date(2026, 11, 27, 0, 50, 0, 0, time.UTC)},
 		{"unpadded base64", strings.TrimRight(addr, "="), auth, "", "https://oss-cn-shanghai.aliyuncs.com", time.Date(2026, 11, 27, 0, 50, 0, 0, time.UTC)},
-		{"not base64", "%%%", auth, "UploadAddress: not base64", "", time.Time{}},
-		{"not JSON", b64("nope"), auth, "UploadAddress: not JSON", "", time.Time{}},
+		{"not base64", "%%%", auth, "UploadAddress of m1: not base64", "", time.Time{}},
+		{"not JSON", b64("nope"), auth, "UploadAddress of m1: not JSON", "", time.Time{}},
 		{"no bucket", b64(`{"Endpoint":"e","FileName":"k"}`), auth, "lacks Endpoint, Bucket or FileName", "", time.Time{}},
 		{"no key", addr, b64(`{"SecurityToken":"t"}`), "lacks AccessKeyId", "", time.Time{}},
+		{"no secret quoted", addr, b64(`{"AccessKeyId":"STS.NT1","AccessKeySecret":"sec",`), "UploadAuth of m1: not JSON", "", time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			up, err := DecodeTicket(tt.addr, tt.auth, now)
+			up, auth, err := (&Ticket{MediaID: "m1", UploadAddress: tt.addr, UploadAuth: tt.auth}).Decode(now)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)
@@ -44,11 +45,11 @@ func TestDecodeTicket(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if up.Endpoint != tt.endpoint || up.Bucket == "" || up.Key == "" || up.AccessKeyID != "STS.NT1" || up.AccessKeySecret != "sec" {
+			if up.Endpoint != tt.endpoint || up.Bucket == "" || up.Key == "" || auth.AccessKeyID != "STS.NT1" || auth.AccessKeySecret != "sec" {
 				t.Fatalf("decoded %+v", up)
 			}
-			if !up.Expires.Equal(tt.expires) {
-				t.Fatalf("expires %v, want %v", up.Expires, tt.expires)
+			if !auth.Expires.Equal(tt.expires) {
+				t.Fatalf("expires %v, want %v", auth.Expires, tt.expires)
 			}
 		})
 	}

@@ -1,4 +1,7 @@
-package uploader
+// Package ims calls the Intelligent Media Services (ICE 2020-11-09) RPC API through the generic
+// darabonba-openapi client, which signs each request as every Alibaba Cloud Go SDK does. It
+// knows the actions imsfs uses and their wire formats, nothing of files or queues.
+package ims
 
 import (
 	"context"
@@ -7,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,12 +24,11 @@ import (
 // apiVersion is the ICE (Intelligent Media Services) API version every action here belongs to.
 const apiVersion = "2020-11-09"
 
-// IMS calls the Intelligent Media Services RPC API through the generic darabonba-openapi client,
-// which signs each request (ACS3-HMAC-SHA256) as every Alibaba Cloud Go SDK does.
+// Client calls the IMS RPC API, signing with ACS3-HMAC-SHA256.
 //
 // An openapi.Client is not safe for concurrent use (each call writes its fields), so every call
 // gets its own from cfg; they share one HTTP client and so its connections.
-type IMS struct {
+type Client struct {
 	cfg      openapi.Config // read only: copied for each call
 	protocol string
 }
@@ -43,9 +46,9 @@ func DefaultEndpoint(region string) string {
 	return "https://ice." + region + ".aliyuncs.com"
 }
 
-// NewIMS returns a client for the IMS API at endpoint (scheme included, e.g.
+// New returns a client for the IMS API at endpoint (scheme included, e.g.
 // "http://127.0.0.1:9000" or "https://ice.cn-shanghai.aliyuncs.com"), signing with cred.
-func NewIMS(endpoint, region string, cred credentials.Credential) (*IMS, error) {
+func New(endpoint, region string, cred credentials.Credential) (*Client, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("IMS endpoint %q: want http://HOST[:PORT] or https://HOST[:PORT]", endpoint)
@@ -63,7 +66,7 @@ func NewIMS(endpoint, region string, cred credentials.Credential) (*IMS, error) 
 	if _, err := openapi.NewClient(cfg); err != nil {
 		return nil, fmt.Errorf("IMS client: %w", err)
 	}
-	return &IMS{cfg: *cfg, protocol: u.Scheme}, nil
+	return &Client{cfg: *cfg, protocol: u.Scheme}, nil
 }
 
 // APIError is an error answer from IMS: its code and message as the service gave them.
@@ -87,7 +90,7 @@ func (e *APIError) Temporary() bool {
 
 // call runs one RPC action with its parameters in the query, as the ICE SDK sends them, and
 // decodes the JSON body into out.
-func (c *IMS) call(ctx context.Context, action string, query map[string]string, out any) error {
+func (c *Client) call(ctx context.Context, action string, query map[string]string, out any) error {
 	params := &openapi.Params{
 		Action:      dara.String(action),
 		Version:     dara.String(apiVersion),
@@ -119,7 +122,8 @@ func (c *IMS) call(ctx context.Context, action string, query map[string]string, 
 		return fmt.Errorf("%s: encode response: %w", action, err)
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("%s: decode response %s: %w", action, body, err)
+		// Not the body itself: answers hold upload credentials and signed URLs.
+		return fmt.Errorf("%s: the answer is not what the API reference describes: %w", action, err)
 	}
 	return nil
 }
@@ -170,9 +174,9 @@ type MediaMetaData struct {
 	BusinessType string `json:"BusinessType"`
 }
 
-// UploadTicket is what CreateUploadMedia and RefreshUploadMedia answer: where to upload and with
-// which credentials.
-type UploadTicket struct {
+// Ticket is what CreateUploadMedia and RefreshUploadMedia answer: where to upload and with
+// which credentials (see Decode).
+type Ticket struct {
 	RequestID     string `json:"RequestId"`
 	MediaID       string `json:"MediaId"`
 	MediaURL      string `json:"MediaURL"`
@@ -182,7 +186,7 @@ type UploadTicket struct {
 }
 
 // CreateUploadMedia registers a new asset and returns where and how to upload its bytes.
-func (c *IMS) CreateUploadMedia(ctx context.Context, req CreateUploadMediaRequest) (*UploadTicket, error) {
+func (c *Client) CreateUploadMedia(ctx context.Context, req CreateUploadMediaRequest) (*Ticket, error) {
 	fi, err := json.Marshal(req.FileInfo)
 	if err != nil {
 		return nil, err
@@ -199,7 +203,7 @@ func (c *IMS) CreateUploadMedia(ctx context.Context, req CreateUploadMediaReques
 		}
 		q["UserData"] = string(ud)
 	}
-	var out UploadTicket
+	var out Ticket
 	if err := c.call(ctx, "CreateUploadMedia", q, &out); err != nil {
 		return nil, err
 	}
@@ -210,8 +214,8 @@ func (c *IMS) CreateUploadMedia(ctx context.Context, req CreateUploadMediaReques
 }
 
 // RefreshUploadMedia returns fresh upload credentials for an asset whose credentials expired.
-func (c *IMS) RefreshUploadMedia(ctx context.Context, mediaID string) (*UploadTicket, error) {
-	var out UploadTicket
+func (c *Client) RefreshUploadMedia(ctx context.Context, mediaID string) (*Ticket, error) {
+	var out Ticket
 	if err := c.call(ctx, "RefreshUploadMedia", map[string]string{"MediaId": mediaID}, &out); err != nil {
 		return nil, err
 	}
@@ -221,25 +225,43 @@ func (c *IMS) RefreshUploadMedia(ctx context.Context, mediaID string) (*UploadTi
 	return &out, nil
 }
 
-// MediaInfo is the part of GetMediaInfo's answer imsfs reads.
+// MediaInfo is the part of GetMediaInfo's and BatchGetMediaInfos' answers imsfs reads.
 type MediaInfo struct {
-	MediaID        string `json:"MediaId"`
-	MediaBasicInfo struct {
-		MediaID      string `json:"MediaId"`
-		InputURL     string `json:"InputURL"`
-		MediaType    string `json:"MediaType"`
-		BusinessType string `json:"BusinessType"`
-		Title        string `json:"Title"`
-		Status       string `json:"Status"`
-	} `json:"MediaBasicInfo"`
-	FileInfoList []struct {
-		FileBasicInfo struct {
-			FileName   string `json:"FileName"`
-			FileStatus string `json:"FileStatus"`
-			FileSize   string `json:"FileSize"`
-			FileURL    string `json:"FileUrl"`
-		} `json:"FileBasicInfo"`
-	} `json:"FileInfoList"`
+	MediaID        string         `json:"MediaId"`
+	MediaBasicInfo MediaBasicInfo `json:"MediaBasicInfo"`
+	FileInfoList   []MediaFile    `json:"FileInfoList"`
+}
+
+// MediaFile is one file of an asset (its source file, once uploaded).
+type MediaFile struct {
+	FileBasicInfo struct {
+		FileName   string `json:"FileName"`
+		FileStatus string `json:"FileStatus"`
+		FileSize   string `json:"FileSize"`
+		FileURL    string `json:"FileUrl"` // signed, valid for the AuthTimeout asked
+	} `json:"FileBasicInfo"`
+}
+
+// MediaBasicInfo is an asset's description, as every media action gives it.
+type MediaBasicInfo struct {
+	MediaID      string `json:"MediaId"`
+	InputURL     string `json:"InputURL"`
+	MediaType    string `json:"MediaType"`
+	BusinessType string `json:"BusinessType"`
+	Title        string `json:"Title"`
+	Status       string `json:"Status"`
+	UserData     string `json:"UserData"`
+	CreateTime   string `json:"CreateTime"`
+}
+
+// FileURL returns the signed URL of the asset's source file, or "".
+func (m *MediaInfo) FileURL() string {
+	for _, f := range m.FileInfoList {
+		if f.FileBasicInfo.FileURL != "" {
+			return f.FileBasicInfo.FileURL
+		}
+	}
+	return ""
 }
 
 // Asset statuses of MediaBasicInfo.Status.
@@ -250,29 +272,59 @@ const (
 	MediaNormal      = "Normal"
 )
 
-// GetMediaInfo returns an asset's information and status.
-func (c *IMS) GetMediaInfo(ctx context.Context, mediaID string) (*MediaInfo, error) {
+// TimeFormat is how the API writes times: UTC, to the second.
+const TimeFormat = "2006-01-02T15:04:05Z"
+
+// GetMediaInfo returns an asset's information and status; its FileUrl is signed for
+// authTimeout (0: the service's default).
+func (c *Client) GetMediaInfo(ctx context.Context, mediaID string, authTimeout time.Duration) (*MediaInfo, error) {
 	var out struct {
-		RequestID string    `json:"RequestId"`
 		MediaInfo MediaInfo `json:"MediaInfo"`
 	}
-	if err := c.call(ctx, "GetMediaInfo", map[string]string{"MediaId": mediaID}, &out); err != nil {
+	q := map[string]string{"MediaId": mediaID}
+	if authTimeout > 0 {
+		q["AuthTimeout"] = strconv.Itoa(int(authTimeout / time.Second))
+	}
+	if err := c.call(ctx, "GetMediaInfo", q, &out); err != nil {
 		return nil, err
 	}
 	return &out.MediaInfo, nil
 }
 
-// UpdateMediaInfo sets an asset's Title and, when not empty, its BusinessType.
-func (c *IMS) UpdateMediaInfo(ctx context.Context, mediaID, title, businessType string) error {
+// BatchGetMediaInfos returns the information and status of several assets in one call; with
+// files, their source files too. An asset IMS does not know is left out of the answer.
+func (c *Client) BatchGetMediaInfos(ctx context.Context, mediaIDs []string, files bool) ([]MediaInfo, error) {
+	var out struct {
+		MediaInfos []MediaInfo `json:"MediaInfos"`
+	}
+	q := map[string]string{"MediaIds": strings.Join(mediaIDs, ",")}
+	if files {
+		q["AdditionType"] = "FileInfo"
+	}
+	if err := c.call(ctx, "BatchGetMediaInfos", q, &out); err != nil {
+		return nil, err
+	}
+	return out.MediaInfos, nil
+}
+
+// Update is UpdateMediaInfo's parameters; an empty one is left as it is.
+type Update struct {
+	MediaID      string
+	Title        string
+	BusinessType string
+}
+
+// UpdateMediaInfo changes an asset's Title and BusinessType.
+func (c *Client) UpdateMediaInfo(ctx context.Context, u Update) error {
 	var out struct {
 		MediaID string `json:"MediaId"`
 	}
-	return c.call(ctx, "UpdateMediaInfo", map[string]string{"MediaId": mediaID, "Title": title, "BusinessType": businessType}, &out)
+	return c.call(ctx, "UpdateMediaInfo", map[string]string{"MediaId": u.MediaID, "Title": u.Title, "BusinessType": u.BusinessType}, &out)
 }
 
 // DeleteMediaInfos deletes assets and their stored files. An id IMS does not know is not an
 // error: it is gone either way.
-func (c *IMS) DeleteMediaInfos(ctx context.Context, mediaIDs ...string) error {
+func (c *Client) DeleteMediaInfos(ctx context.Context, mediaIDs ...string) error {
 	var out struct {
 		ForbiddenList []string `json:"ForbiddenList"`
 	}
@@ -281,49 +333,61 @@ func (c *IMS) DeleteMediaInfos(ctx context.Context, mediaIDs ...string) error {
 		return err
 	}
 	if len(out.ForbiddenList) > 0 {
-		return fmt.Errorf("DeleteMediaInfos: not allowed to delete %s", strings.Join(out.ForbiddenList, ","))
+		return &APIError{Action: "DeleteMediaInfos", StatusCode: 403, Code: "Forbidden",
+			Message: "not allowed to delete " + strings.Join(out.ForbiddenList, ",")}
 	}
 	return nil
 }
 
-// MediaSummary is one asset as ListMediaBasicInfos lists it, as far as imsfs reads it.
-type MediaSummary struct {
-	MediaID    string
-	Status     string
-	UserData   string
-	CreateTime time.Time
+// ListRequest is a page of ListMediaBasicInfos: its filters (all optional) and where to go on.
+type ListRequest struct {
+	StartTime, EndTime time.Time // created after StartTime, up to EndTime
+	MediaType          string
+	BusinessType       string
+	Status             string
+	SortBy             string // "asc" or "desc" by creation time
+	MaxResults         int    // at most 100
+	NextToken          string
 }
 
-// ListMediaSince lists the assets created after since, oldest first, following NextToken.
-func (c *IMS) ListMediaSince(ctx context.Context, since time.Time) ([]MediaSummary, error) {
-	var out []MediaSummary
-	token := ""
-	for page := 0; page < 1000; page++ {
-		q := map[string]string{"StartTime": since.UTC().Format("2006-01-02T15:04:05Z"), "SortBy": "asc", "MaxResults": "100", "NextToken": token}
-		var res struct {
-			MediaInfos []struct {
-				MediaID        string `json:"MediaId"`
-				MediaBasicInfo struct {
-					Status     string `json:"Status"`
-					UserData   string `json:"UserData"`
-					CreateTime string `json:"CreateTime"`
-				} `json:"MediaBasicInfo"`
-			} `json:"MediaInfos"`
-			NextToken string `json:"NextToken"`
-		}
-		if err := c.call(ctx, "ListMediaBasicInfos", q, &res); err != nil {
-			return nil, err
-		}
-		for _, m := range res.MediaInfos {
-			t, _ := time.Parse("2006-01-02T15:04:05Z", m.MediaBasicInfo.CreateTime)
-			out = append(out, MediaSummary{MediaID: m.MediaID, Status: m.MediaBasicInfo.Status, UserData: m.MediaBasicInfo.UserData, CreateTime: t})
-		}
-		if res.NextToken == "" {
-			return out, nil
-		}
-		token = res.NextToken
+// ListPage is one page of assets and the token of the next ("" at the end).
+type ListPage struct {
+	Media     []MediaBasicInfo
+	NextToken string
+}
+
+// ListMediaBasicInfos returns one page of the assets that match r.
+func (c *Client) ListMediaBasicInfos(ctx context.Context, r ListRequest) (*ListPage, error) {
+	q := map[string]string{"MediaType": r.MediaType, "BusinessType": r.BusinessType, "Status": r.Status,
+		"SortBy": r.SortBy, "NextToken": r.NextToken}
+	if !r.StartTime.IsZero() {
+		q["StartTime"] = r.StartTime.UTC().Format(TimeFormat)
 	}
-	return out, fmt.Errorf("ListMediaBasicInfos: paging does not end")
+	if !r.EndTime.IsZero() {
+		q["EndTime"] = r.EndTime.UTC().Format(TimeFormat)
+	}
+	if r.MaxResults > 0 {
+		q["MaxResults"] = strconv.Itoa(r.MaxResults)
+	}
+	var res struct {
+		MediaInfos []struct {
+			MediaID        string         `json:"MediaId"`
+			MediaBasicInfo MediaBasicInfo `json:"MediaBasicInfo"`
+		} `json:"MediaInfos"`
+		NextToken string `json:"NextToken"`
+	}
+	if err := c.call(ctx, "ListMediaBasicInfos", q, &res); err != nil {
+		return nil, err
+	}
+	page := &ListPage{NextToken: res.NextToken}
+	for _, m := range res.MediaInfos {
+		b := m.MediaBasicInfo
+		if b.MediaID == "" {
+			b.MediaID = m.MediaID
+		}
+		page.Media = append(page.Media, b)
+	}
+	return page, nil
 }
 
 // serialCredential lets one credential serve concurrent calls: credentials-go's default chain

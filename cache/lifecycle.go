@@ -1,0 +1,395 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// EventKind names something that happened to a file or to its upload. The file system and the
+// uploader report events; the table below decides what each does to the record, and Store.Apply
+// commits that together with the disposal it leaves. Nothing else changes a record's state.
+type EventKind int
+
+const (
+	// Wrote: a write session starts (the first write, truncate or fallocate since the file was
+	// last closed, or an open with O_TRUNC). The bytes change, so any upload of them is void.
+	Wrote EventKind = iota + 1
+	// Closed: the last writer closed the file (Size, Mode, Mtime, Damage), or, at mount, a
+	// file whose writer is gone. It is queued after the settle delay (Due).
+	Closed
+	// Renamed: the file moved; Type and BusinessType are its new folder's.
+	Renamed
+	// Unlinked: the file was deleted.
+	Unlinked
+	// Replaced: another file (By) was renamed over it.
+	Replaced
+	// Dispatched: a worker takes the file up; CreateUploadMedia is about to be called.
+	Dispatched
+	// AssetCreated: CreateUploadMedia (or a lost answer, found again) gave Asset.
+	AssetCreated
+	// MultipartStarted: a multipart upload (Multipart, PartSize) began, or ("") was found gone.
+	MultipartStarted
+	// PartStored: OSS holds Part of the multipart upload Multipart.
+	PartStored
+	// ObjectCompleted: the object holds every byte (Size).
+	ObjectCompleted
+	// AssetReady: IMS reports the asset Normal; URL is its address, for a record that has none.
+	AssetReady
+	// UploadFailed: a refusal that trying again cannot mend (Reason).
+	UploadFailed
+	// TryFailed: a try failed for a reason that may pass (Reason); the next is at Due.
+	TryFailed
+	// RetryAsked: `imsfs retry`, or a mount with other settings: try again now (Due).
+	RetryAsked
+	// MetaUpdated: UpdateMediaInfo carried a rename to the asset (or refused it: Reason).
+	MetaUpdated
+	// Evicted: the spool was dropped to bound the cache; reads come from the object.
+	Evicted
+	// Restored: the bytes of an evicted file are back in its spool.
+	Restored
+)
+
+var eventNames = [...]string{"", "wrote", "closed", "renamed", "unlinked", "replaced", "dispatched",
+	"asset-created", "multipart-started", "part-stored", "object-completed", "asset-ready",
+	"upload-failed", "try-failed", "retry-asked", "meta-updated", "evicted", "restored"}
+
+func (k EventKind) String() string {
+	if k > 0 && int(k) < len(eventNames) {
+		return eventNames[k]
+	}
+	return fmt.Sprintf("event(%d)", int(k))
+}
+
+// EventKinds returns every kind of event, for documentation and tests.
+func EventKinds() []EventKind {
+	out := make([]EventKind, 0, len(eventNames)-1)
+	for k := Wrote; int(k) < len(eventNames); k++ {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Event is one thing that happened; the fields a kind does not name are ignored.
+type Event struct {
+	Kind EventKind
+	// Gen is the generation an uploader event is about: one for older bytes is refused with
+	// ErrSuperseded [0: whatever the record holds].
+	Gen uint64
+	Now time.Time // when it happened [time.Now()]
+	Due time.Time // Closed, Renamed, RetryAsked, TryFailed: when the queue is to take the file up
+
+	Size   int64     // Closed, ObjectCompleted
+	Mode   uint32    // Closed
+	Mtime  time.Time // Closed
+	Damage string    // Closed: why the session's bytes are not what the writer meant (a failed write)
+
+	Type, BusinessType string // Renamed
+	By                 uint64 // Replaced
+
+	Asset     *Asset // AssetCreated
+	Multipart string // MultipartStarted, PartStored
+	PartSize  int64  // MultipartStarted
+	Part      Part   // PartStored
+	URL       string // AssetReady
+	Reason    string // UploadFailed, TryFailed, MetaUpdated
+	Attempts  int    // TryFailed
+}
+
+// Asset is what CreateUploadMedia answers for a record: the asset and where its bytes go.
+type Asset struct {
+	MediaID, MediaURL, FileURL string
+	Upload                     Upload
+}
+
+// Effects is what a change asks of the queue once it is committed.
+type Effects struct {
+	Cancel   bool      // withdraw the upload that waits or runs: it is for old bytes, an old place, or a file that is gone
+	Schedule bool      // hand the record to the queue at Due
+	Due      time.Time //
+	Settled  bool      // the record is ready, skipped or gone: an overwritten asset's disposal waiting on it may go
+	Removed  bool      // the record is gone
+	Disposal uint64    // the disposal the change committed (its Seq), if any
+
+	part *Part // PartStored: the part to commit (the record itself is not rewritten)
+}
+
+var (
+	// ErrBadTransition means an event that has no meaning in the record's state.
+	ErrBadTransition = errors.New("event not allowed in this state")
+	// ErrSuperseded means an uploader event is about bytes the file no longer holds.
+	ErrSuperseded = errors.New("the file changed since")
+	// ErrNothingToRetry means a file has no upload to try again.
+	ErrNothingToRetry = errors.New("nothing to retry")
+	// ErrNotEvictable means the file's bytes are not only in the cloud now.
+	ErrNotEvictable = errors.New("not evictable now")
+)
+
+// Names says which files may become assets: the uploader's rules on names (temporary names,
+// no extension).
+type Names interface {
+	// Skip returns why the file at path is not uploaded, or "" when it is.
+	Skip(path string) string
+}
+
+type allNames struct{}
+
+func (allNames) Skip(string) string { return "" }
+
+// step is one cell of the table: it changes r (and says what follows in fx), or refuses.
+type step func(r *Record, ev *Event, fx *Effects, names Names) error
+
+// every is every state.
+var every = States()
+
+// table is the upload life-cycle: for each event, the states it applies in and what it does
+// there. A pair the table does not list is refused with ErrBadTransition. The disposal a change
+// leaves (an asset that no file's bytes stand for any more) is derived from the change by
+// disposalOf and committed with it.
+var table = map[EventKind]map[State]step{
+	Wrote:            on(every, startSession),
+	Closed:           on(every, endSession),
+	Renamed:          on(every, follow),
+	Unlinked:         on(every, remove),
+	Replaced:         on(every, remove),
+	Dispatched:       on([]State{Queued}, dispatch),
+	AssetCreated:     on([]State{Creating}, created),
+	MultipartStarted: on([]State{Uploading}, multipartStarted),
+	PartStored:       on([]State{Uploading}, partStored),
+	ObjectCompleted:  on([]State{Uploading}, completed),
+	AssetReady:       on([]State{Uploaded}, ready),
+	UploadFailed:     on([]State{Creating, Uploading, Uploaded}, fail),
+	TryFailed:        on([]State{Queued, Creating, Uploading, Uploaded, Ready}, tryFailed),
+	RetryAsked:       on(every, retry),
+	MetaUpdated:      on([]State{Uploaded, Ready}, metaUpdated),
+	Evicted:          on([]State{Ready}, evict),
+	Restored:         on(every, restore),
+}
+
+func on(states []State, s step) map[State]step {
+	m := make(map[State]step, len(states))
+	for _, st := range states {
+		m[st] = s
+	}
+	return m
+}
+
+// transition applies ev to r by the table.
+func transition(r *Record, ev *Event, names Names) (Effects, error) {
+	var fx Effects
+	if ev.Gen != 0 && ev.Gen != r.Gen {
+		return fx, fmt.Errorf("%s for generation %d, the file is at %d: %w", ev.Kind, ev.Gen, r.Gen, ErrSuperseded)
+	}
+	s, ok := table[ev.Kind][r.State]
+	if !ok {
+		return fx, fmt.Errorf("%s in state %s: %w", ev.Kind, r.State, ErrBadTransition)
+	}
+	if ev.Now.IsZero() {
+		ev.Now = time.Now()
+	}
+	if names == nil {
+		names = allNames{}
+	}
+	return fx, s(r, ev, &fx, names)
+}
+
+// admit queues a record whose content is complete, or skips it when its name cannot become an
+// asset (it does, once renamed to one that can).
+func admit(r *Record, due time.Time, fx *Effects, names Names) {
+	r.Attempts, r.Error = 0, ""
+	if why := names.Skip(r.Path); why != "" {
+		r.State, r.Error, r.Due = Skipped, why, time.Time{}
+		fx.Settled = true
+		return
+	}
+	r.State, r.Due = Queued, due
+	fx.Schedule, fx.Due = true, due
+}
+
+// void starts a new generation: the upload made or under way describes older bytes.
+func void(r *Record, fx *Effects) {
+	r.newGeneration()
+	fx.Cancel = true
+}
+
+func startSession(r *Record, ev *Event, fx *Effects, _ Names) error {
+	if r.Evicted {
+		return fmt.Errorf("%s: the bytes of an evicted file must be restored before they change: %w", r.Path, ErrBadTransition)
+	}
+	void(r, fx)
+	r.State = Writing
+	return nil
+}
+
+func endSession(r *Record, ev *Event, fx *Effects, names Names) error {
+	if r.State != Writing {
+		return nil // no session to end: the upload goes on
+	}
+	r.Size, r.Mode, r.Mtime = ev.Size, ev.Mode, ev.Mtime
+	if ev.Damage != "" {
+		r.State, r.Damaged, r.Attempts = Failed, true, 0
+		r.Error = "not uploaded: a write failed (" + ev.Damage + "); write the file again to upload it"
+		return nil
+	}
+	admit(r, ev.Due, fx, names)
+	return nil
+}
+
+// follow makes a moved file's asset follow its new name and folder (the name gives the Title,
+// the folder the Type and BusinessType). An unfinished upload starts again under the new name.
+// A finished one keeps its asset, retitled, unless it moved to another Type (a new asset), or
+// to a name that is not uploaded (an editor's backup), which changes nothing. A file being
+// written is queued by its last close.
+func follow(r *Record, ev *Event, fx *Effects, names Names) error {
+	switch {
+	case r.State == Writing:
+	case r.State.Finished():
+		if names.Skip(r.Path) != "" {
+			return nil // the asset keeps its Type with its name
+		}
+		if r.Type == ev.Type {
+			r.BusinessType, r.MetaPending = ev.BusinessType, true
+			fx.Schedule, fx.Due = true, ev.Now
+			return nil
+		}
+		void(r, fx)
+		r.Type, r.BusinessType = ev.Type, ev.BusinessType
+		admit(r, ev.Due, fx, names)
+		return nil
+	case r.State == Failed && r.Damaged:
+	case r.State == Queued || r.State == Skipped:
+		fx.Cancel = true // re-armed: the settle delay starts again
+		r.Type, r.BusinessType = ev.Type, ev.BusinessType
+		admit(r, ev.Due, fx, names)
+		return nil
+	default: // creating, uploading, failed
+		void(r, fx)
+		r.Type, r.BusinessType = ev.Type, ev.BusinessType
+		admit(r, ev.Due, fx, names)
+		return nil
+	}
+	r.Type, r.BusinessType = ev.Type, ev.BusinessType
+	return nil
+}
+
+func remove(r *Record, ev *Event, fx *Effects, _ Names) error {
+	fx.Cancel, fx.Removed, fx.Settled = true, true, true
+	return nil
+}
+
+func dispatch(r *Record, ev *Event, fx *Effects, _ Names) error {
+	r.State = Creating
+	if r.Asked.IsZero() {
+		// The intent is committed before the call: if its answer is lost, the next try looks.
+		r.Asked = ev.Now.UTC()
+	}
+	return nil
+}
+
+func created(r *Record, ev *Event, fx *Effects, _ Names) error {
+	if ev.Asset == nil || ev.Asset.MediaID == "" {
+		return fmt.Errorf("%s: %s without an asset: %w", r.Path, ev.Kind, ErrBadTransition)
+	}
+	up := ev.Asset.Upload
+	up.MultipartID, up.PartSize = "", 0
+	r.State, r.Error = Uploading, ""
+	r.MediaID, r.MediaURL, r.FileURL, r.Upload = ev.Asset.MediaID, ev.Asset.MediaURL, ev.Asset.FileURL, &up
+	return nil
+}
+
+func multipartStarted(r *Record, ev *Event, fx *Effects, _ Names) error {
+	if r.Upload == nil {
+		return fmt.Errorf("%s: no upload address: %w", r.Path, ErrBadTransition)
+	}
+	r.Upload.MultipartID, r.Upload.PartSize = ev.Multipart, ev.PartSize
+	return nil
+}
+
+func partStored(r *Record, ev *Event, fx *Effects, _ Names) error {
+	if r.Upload == nil || r.Upload.MultipartID == "" || r.Upload.MultipartID != ev.Multipart {
+		return fmt.Errorf("%s: part %d of multipart upload %q, the record has %v: %w", r.Path, ev.Part.Number, ev.Multipart, r.Upload, ErrSuperseded)
+	}
+	p := ev.Part
+	fx.part = &p
+	return nil
+}
+
+func completed(r *Record, ev *Event, fx *Effects, _ Names) error {
+	r.State, r.Size, r.Error, r.Attempts, r.Due = Uploaded, ev.Size, "", 0, time.Time{}
+	// Readiness is checked on a schedule from now on.
+	fx.Schedule, fx.Due = true, ev.Now
+	return nil
+}
+
+func ready(r *Record, ev *Event, fx *Effects, _ Names) error {
+	r.State, r.Error, r.Attempts, r.Due = Ready, "", 0, time.Time{}
+	// An asset taken up after a lost answer has no URLs yet: its address.
+	if r.FileURL == "" {
+		r.FileURL = ev.URL
+	}
+	if r.MediaURL == "" {
+		r.MediaURL = ev.URL
+	}
+	fx.Settled = true
+	if r.MetaPending {
+		fx.Schedule, fx.Due = true, ev.Now
+	}
+	return nil
+}
+
+func fail(r *Record, ev *Event, fx *Effects, _ Names) error {
+	r.State, r.Error, r.Due = Failed, ev.Reason, time.Time{}
+	return nil
+}
+
+func tryFailed(r *Record, ev *Event, fx *Effects, _ Names) error {
+	if r.State == Ready && !r.MetaPending {
+		return fmt.Errorf("%s: nothing was being tried: %w", r.Path, ErrBadTransition)
+	}
+	r.Attempts, r.Due, r.Error = ev.Attempts, ev.Due, ev.Reason
+	fx.Schedule, fx.Due = true, ev.Due
+	return nil
+}
+
+func retry(r *Record, ev *Event, fx *Effects, names Names) error {
+	switch {
+	case r.State == Failed && r.Damaged:
+		return fmt.Errorf("%w: a write to it failed, so its bytes are not what was meant; write it again", ErrNothingToRetry)
+	case r.State == Failed:
+		if r.MediaID != "" || r.Upload != nil {
+			void(r, fx) // where it failed may be the asset itself (PrepareFail): start clean
+		}
+		admit(r, ev.Due, fx, names)
+	case r.State == Writing:
+		return fmt.Errorf("%w: it is being written; it is uploaded when its last writer closes it", ErrNothingToRetry)
+	case r.State == Skipped:
+		return fmt.Errorf("%w: %s", ErrNothingToRetry, r.Error)
+	case r.State == Ready && !r.MetaPending:
+		return fmt.Errorf("%w: it is ready", ErrNothingToRetry)
+	default:
+		r.Due, r.Attempts = ev.Due, 0
+		fx.Schedule, fx.Due = true, ev.Due
+	}
+	return nil
+}
+
+func metaUpdated(r *Record, ev *Event, fx *Effects, _ Names) error {
+	if !r.MetaPending {
+		return nil
+	}
+	r.MetaPending, r.Error, r.Attempts, r.Due = false, ev.Reason, 0, time.Time{}
+	return nil
+}
+
+func evict(r *Record, ev *Event, fx *Effects, _ Names) error {
+	if r.Evicted || r.MetaPending || r.MediaID == "" {
+		return ErrNotEvictable
+	}
+	r.Evicted = true
+	return nil
+}
+
+func restore(r *Record, ev *Event, fx *Effects, _ Names) error {
+	r.Evicted = false
+	return nil
+}

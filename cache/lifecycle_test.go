@@ -1,0 +1,249 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testNames skips temporary names (ending in "~") and names without an extension.
+type testNames struct{}
+
+func (testNames) Skip(p string) string {
+	switch {
+	case strings.HasSuffix(p, "~"):
+		return "not uploaded: a temporary name"
+	case !strings.Contains(p[strings.LastIndex(p, "/")+1:], "."):
+		return "not uploaded: no extension"
+	}
+	return ""
+}
+
+var (
+	t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	t1 = t0.Add(2 * time.Second)
+	t2 = t0.Add(time.Minute)
+)
+
+// recordIn returns a record as it stands in state s on the usual path there: a failed one
+// failed mid-upload (it has an asset), the finished ones have theirs.
+func recordIn(s State) Record {
+	r := Record{ID: 7, Path: "video/a.mp4", State: s, Gen: 3, Type: "video", BusinessType: "general"}
+	switch s {
+	case Creating:
+		r.Asked = t0
+	case Uploading, Uploaded, Ready, Failed:
+		r.Asked = t0
+		r.MediaID, r.MediaURL, r.FileURL = "m1", "http://media", "http://file"
+		r.Upload = &Upload{Endpoint: "http://oss", Bucket: "b", Key: "k", MultipartID: "U", PartSize: 1 << 20}
+	}
+	if s == Failed {
+		r.Error = "refused"
+	}
+	return r
+}
+
+// events holds one event of each kind, as the file system and the uploader send them.
+var events = map[EventKind]Event{
+	Wrote:            {Kind: Wrote},
+	Closed:           {Kind: Closed, Size: 5, Mode: 0o644, Mtime: t0, Due: t1},
+	Renamed:          {Kind: Renamed, Type: "video", BusinessType: "opening", Due: t1},
+	Unlinked:         {Kind: Unlinked},
+	Replaced:         {Kind: Replaced, By: 99},
+	Dispatched:       {Kind: Dispatched},
+	AssetCreated:     {Kind: AssetCreated, Asset: &Asset{MediaID: "m2", Upload: Upload{Endpoint: "http://oss", Bucket: "b", Key: "k2"}}},
+	MultipartStarted: {Kind: MultipartStarted, Multipart: "U2", PartSize: 8 << 20},
+	PartStored:       {Kind: PartStored, Multipart: "U", Part: Part{Number: 1, ETag: "e", Size: 1 << 20}},
+	ObjectCompleted:  {Kind: ObjectCompleted, Size: 5},
+	AssetReady:       {Kind: AssetReady, URL: "http://addr"},
+	UploadFailed:     {Kind: UploadFailed, Reason: "PrepareFail"},
+	TryFailed:        {Kind: TryFailed, Reason: "503", Due: t2, Attempts: 3},
+	RetryAsked:       {Kind: RetryAsked, Due: t0},
+	MetaUpdated:      {Kind: MetaUpdated},
+	Evicted:          {Kind: Evicted},
+	Restored:         {Kind: Restored},
+}
+
+// outcome describes what an event did, in the notation of the matrix below: the state it left
+// (or "gone"), then C cancel, S schedule, T settled, and the disposal it leaves (Dv voided,
+// Do overwritten, Dd deleted); or a refusal: "!" not allowed here, "!s" superseded,
+// "!n" nothing to retry, "!e" not evictable.
+func outcome(r Record, ev Event) string {
+	before := r
+	before.Upload = cloneUpload(r.Upload)
+	fx, err := transition(&r, &ev, testNames{})
+	switch {
+	case errors.Is(err, ErrSuperseded):
+		return "!s"
+	case errors.Is(err, ErrNothingToRetry):
+		return "!n"
+	case errors.Is(err, ErrNotEvictable):
+		return "!e"
+	case errors.Is(err, ErrBadTransition):
+		return "!"
+	case err != nil:
+		return "error " + err.Error()
+	}
+	var b strings.Builder
+	var d *Disposal
+	if fx.Removed {
+		b.WriteString("gone")
+		d = disposalOf(&before, nil, ev.By)
+	} else {
+		b.WriteString(string(r.State))
+		d = disposalOf(&before, &r, 0)
+	}
+	for _, f := range []struct {
+		on bool
+		s  string
+	}{{fx.Cancel, "C"}, {fx.Schedule, "S"}, {fx.Settled, "T"}} {
+		if f.on {
+			b.WriteString(" " + f.s)
+		}
+	}
+	if d != nil {
+		b.WriteString(" D" + string(d.Why[0]))
+	}
+	return b.String()
+}
+
+// TestLifecycleMatrix applies every event in every state and compares what happens with the
+// life-cycle as the README states it.
+func TestLifecycleMatrix(t *testing.T) {
+	// Columns: writing, queued, creating, uploading, uploaded, ready, failed, skipped.
+	want := map[EventKind][8]string{
+		Wrote:            {"writing C", "writing C", "writing C", "writing C Dv", "writing C Do", "writing C Do", "writing C Dv", "writing C"},
+		Closed:           {"queued S", "queued", "creating", "uploading", "uploaded", "ready", "failed", "skipped"},
+		Renamed:          {"writing", "queued C S", "queued C S", "queued C S Dv", "uploaded S", "ready S", "queued C S Dv", "queued C S"},
+		Unlinked:         {"gone C T", "gone C T", "gone C T", "gone C T Dv", "gone C T Dd", "gone C T Dd", "gone C T Dv", "gone C T"},
+		Replaced:         {"gone C T", "gone C T", "gone C T", "gone C T Dv", "gone C T Do", "gone C T Do", "gone C T Dv", "gone C T"},
+		Dispatched:       {"!", "creating", "!", "!", "!", "!", "!", "!"},
+		AssetCreated:     {"!", "!", "uploading", "!", "!", "!", "!", "!"},
+		MultipartStarted: {"!", "!", "!", "uploading", "!", "!", "!", "!"},
+		PartStored:       {"!", "!", "!", "uploading", "!", "!", "!", "!"},
+		ObjectCompleted:  {"!", "!", "!", "uploaded S", "!", "!", "!", "!"},
+		AssetReady:       {"!", "!", "!", "!", "ready T", "!", "!", "!"},
+		UploadFailed:     {"!", "!", "failed", "failed", "failed", "!", "!", "!"},
+		TryFailed:        {"!", "queued S", "creating S", "uploading S", "uploaded S", "!", "!", "!"},
+		RetryAsked:       {"!n", "queued S", "creating S", "uploading S", "uploaded S", "!n", "queued C S Dv", "!n"},
+		MetaUpdated:      {"!", "!", "!", "!", "uploaded", "ready", "!", "!"},
+		Evicted:          {"!", "!", "!", "!", "!", "ready", "!", "!"},
+		Restored:         {"writing", "queued", "creating", "uploading", "uploaded", "ready", "failed", "skipped"},
+	}
+	if len(want) != len(EventKinds()) {
+		t.Fatalf("the matrix has %d rows, there are %d kinds of event", len(want), len(EventKinds()))
+	}
+	for _, k := range EventKinds() {
+		row, ok := want[k]
+		if !ok {
+			t.Errorf("no row for %s", k)
+			continue
+		}
+		for i, s := range States() {
+			if got := outcome(recordIn(s), events[k]); got != row[i] {
+				t.Errorf("%s in %s: got %q, want %q", k, s, got, row[i])
+			}
+		}
+	}
+}
+
+// TestLifecycleVariants covers the cells whose outcome depends on more than the state: the
+// name, the folder, a failed write, a pending retitle, the generation.
+func TestLifecycleVariants(t *testing.T) {
+	with := func(s State, fn func(*Record)) Record {
+		r := recordIn(s)
+		fn(&r)
+		return r
+	}
+	other := Event{Kind: Renamed, Type: "image", BusinessType: "default", Due: t1}
+	tests := []struct {
+		name string
+		rec  Record
+		ev   Event
+		want string
+	}{
+		{"a failed write ends the session failed", recordIn(Writing), Event{Kind: Closed, Damage: "no space left on device"}, "failed"},
+		{"a temporary name is skipped at close", with(Writing, func(r *Record) { r.Path = "video/a.mp4~" }), events[Closed], "skipped T"},
+		{"no extension is skipped at close", with(Writing, func(r *Record) { r.Path = "video/a" }), events[Closed], "skipped T"},
+		{"a ready file moved to another Type is a new asset", with(Ready, func(r *Record) {}), other, "queued C S Do"},
+		{"an uploaded file moved to another Type is a new asset", recordIn(Uploaded), other, "queued C S Do"},
+		{"a ready file renamed to a temporary name keeps its asset", with(Ready, func(r *Record) { r.Path = "video/a.mp4~" }), other, "ready"},
+		{"an uploaded file renamed to a temporary name keeps its asset", with(Uploaded, func(r *Record) { r.Path = "video/a.mp4~" }), events[Renamed], "uploaded"},
+		{"a queued file renamed to a temporary name is skipped", with(Queued, func(r *Record) { r.Path = "video/a.mp4~" }), events[Renamed], "skipped C T"},
+		{"a damaged file stays failed when renamed", with(Failed, func(r *Record) { r.Damaged = true }), events[Renamed], "failed"},
+		{"a damaged file cannot be retried", with(Failed, func(r *Record) { r.Damaged = true }), events[RetryAsked], "!n"},
+		{"a failed file without an asset is queued again", with(Failed, func(r *Record) { r.MediaID, r.Upload = "", nil }), events[RetryAsked], "queued S"},
+		{"a pending retitle can be retried", with(Ready, func(r *Record) { r.MetaPending = true }), events[RetryAsked], "ready S"},
+		{"a pending retitle can fail a try", with(Ready, func(r *Record) { r.MetaPending = true }), events[TryFailed], "ready S"},
+		{"a ready file with a pending retitle is scheduled for it", with(Uploaded, func(r *Record) { r.MetaPending = true }), events[AssetReady], "ready S T"},
+		{"a pending retitle is not evicted", with(Ready, func(r *Record) { r.MetaPending = true }), events[Evicted], "!e"},
+		{"an evicted file is not evicted again", with(Ready, func(r *Record) { r.Evicted = true }), events[Evicted], "!e"},
+		{"an evicted file is restored before it is written", with(Ready, func(r *Record) { r.Evicted = true }), events[Wrote], "!"},
+		{"an asset for older bytes is refused", recordIn(Creating), Event{Kind: AssetCreated, Gen: 2, Asset: events[AssetCreated].Asset}, "!s"},
+		{"a part of another multipart upload is refused", recordIn(Uploading), Event{Kind: PartStored, Multipart: "U0", Part: Part{Number: 1}}, "!s"},
+		{"an asset without a MediaId is refused", recordIn(Creating), Event{Kind: AssetCreated, Asset: &Asset{}}, "!"},
+	}
+	for _, tc := range tests {
+		if got := outcome(tc.rec, tc.ev); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestLifecycleFields checks what the main events write into the record.
+func TestLifecycleFields(t *testing.T) {
+	apply := func(r Record, ev Event) (Record, Effects) {
+		t.Helper()
+		fx, err := transition(&r, &ev, testNames{})
+		if err != nil {
+			t.Fatalf("%s in %s: %v", ev.Kind, r.State, err)
+		}
+		return r, fx
+	}
+	r, fx := apply(recordIn(Writing), events[Closed])
+	if r.Size != 5 || r.Mode != 0o644 || !r.Mtime.Equal(t0) || !r.Due.Equal(t1) || !fx.Due.Equal(t1) {
+		t.Errorf("closed: %+v %+v", r, fx)
+	}
+	r, _ = apply(recordIn(Queued), Event{Kind: Dispatched, Now: t2})
+	if !r.Asked.Equal(t2) {
+		t.Errorf("dispatched: Asked %v, want %v", r.Asked, t2)
+	}
+	r, _ = apply(recordIn(Creating), events[AssetCreated])
+	if r.MediaID != "m2" || r.Upload == nil || r.Upload.Key != "k2" || r.Upload.MultipartID != "" {
+		t.Errorf("asset created: %+v", r)
+	}
+	r, _ = apply(recordIn(Uploading), events[MultipartStarted])
+	if r.Upload.MultipartID != "U2" || r.Upload.PartSize != 8<<20 {
+		t.Errorf("multipart started: %+v", r.Upload)
+	}
+	r, _ = apply(changed(recordIn(Uploaded), func(r *Record) { r.FileURL, r.MediaURL = "", "" }), events[AssetReady])
+	if r.FileURL != "http://addr" || r.MediaURL != "http://addr" {
+		t.Errorf("ready: the address of an asset taken up after a lost answer: %+v", r)
+	}
+	r, _ = apply(recordIn(Uploading), events[TryFailed])
+	if r.Attempts != 3 || !r.Due.Equal(t2) || r.Error != "503" {
+		t.Errorf("try failed: %+v", r)
+	}
+	r, _ = apply(changed(recordIn(Ready), func(r *Record) { r.MetaPending = true }), Event{Kind: MetaUpdated, Reason: "title refused"})
+	if r.MetaPending || r.Error != "title refused" {
+		t.Errorf("meta updated: %+v", r)
+	}
+	r, _ = apply(recordIn(Ready), events[Renamed])
+	if !r.MetaPending || r.BusinessType != "opening" || r.MediaID != "m1" {
+		t.Errorf("a rename keeps the asset and retitles it: %+v", r)
+	}
+	r, _ = apply(recordIn(Uploading), events[Wrote])
+	if r.Gen != 4 || r.MediaID != "" || r.Upload != nil || !r.Asked.IsZero() {
+		t.Errorf("a new write session voids the upload: %+v", r)
+	}
+	if fmt.Sprint(Wrote) != "wrote" || fmt.Sprint(EventKind(99)) != "event(99)" {
+		t.Errorf("event names: %v %v", Wrote, EventKind(99))
+	}
+}
+
+func changed(r Record, fn func(*Record)) Record {
+	fn(&r)
+	return r
+}

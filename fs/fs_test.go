@@ -1,0 +1,365 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/posixtest"
+	"golang.org/x/sys/unix"
+
+	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader"
+	"github.com/imsfs/imsfs/uploader/fake"
+)
+
+// requireFUSE skips a test that needs FUSE where it cannot work, except in CI, where a FUSE test
+// that cannot run is a failure.
+func requireFUSE(t *testing.T) {
+	t.Helper()
+	why := ""
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		why = "/dev/fuse is missing"
+	} else if os.Geteuid() != 0 {
+		if _, err := exec.LookPath("fusermount3"); err != nil {
+			why = "not root and no fusermount3 (apt-get install fuse3)"
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("FUSE test cannot run in CI: %s", why)
+	}
+	t.Skipf("FUSE not available: %s", why)
+}
+
+// mounted is a file system mounted in this process over a real store and a queue on the fake
+// cloud.
+type mounted struct {
+	dir   string
+	fsys  *FS
+	store *cache.Store
+	queue *uploader.Queue
+	cloud *fake.Cloud
+}
+
+type testOptions struct {
+	sidecars bool
+	objects  Objects
+	maxCache int64
+	sync     func(name string) error // in place of fsync
+}
+
+// testMount mounts a file system in a new directory and unmounts it when the test ends.
+func testMount(t *testing.T, o testOptions) *mounted {
+	t.Helper()
+	requireFUSE(t)
+	log := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		log = slog.Default()
+	}
+	names, _ := uploader.NewAdmitter(uploader.DefaultTempNames)
+	store, err := cache.Open(t.TempDir(), cache.Options{Names: names})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloud := fake.New()
+	q := uploader.New(uploader.Config{Store: store, IMS: cloud, Objects: cloud, Names: names, Log: log,
+		Retry: uploader.Retry{First: 5 * time.Millisecond, Max: 50 * time.Millisecond},
+		Ready: uploader.ReadyCheck{First: time.Millisecond, Max: 10 * time.Millisecond}})
+	if err := q.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	f := New(Options{Store: store, Uploads: q, Log: log, Sidecars: o.sidecars, Objects: o.objects, CacheMaxSize: o.maxCache})
+	if o.sync != nil {
+		f.sync = o.sync
+	}
+	dir := t.TempDir()
+	server, err := f.Mount(dir, MountOptions{Debug: testing.Verbose()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Run()
+	t.Cleanup(func() {
+		if err := server.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+		f.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		q.Close(ctx)
+		store.Close()
+	})
+	return &mounted{dir: dir, fsys: f, store: store, queue: q, cloud: cloud}
+}
+
+// refusedByDesign are the tests of go-fuse's POSIX suite that imsfs fails on purpose, and why.
+// Each refusal is checked on its own below (TestRefusalsByDesign).
+var refusedByDesign = map[string]string{
+	"Link":              "hard links: each file is one asset (EPERM)",
+	"LinkUnlinkRename":  "hard links: each file is one asset (EPERM)",
+	"SymlinkReadlink":   "symbolic links cannot become assets (EPERM)",
+	"SetattrSymlink":    "symbolic links cannot become assets (EPERM)",
+	"OpenSymlinkRace":   "symbolic links cannot become assets (EPERM)",
+	"XAttr":             "only the user.ims.* attributes exist; others are not kept (ENOTSUP)",
+	"XAttrLarge":        "only the user.ims.* attributes exist; others are not kept (ENOTSUP)",
+	"FallocateKeepSize": "fallocate modes other than plain preallocation (EOPNOTSUPP)",
+	// Not a refusal: POSIX record locks are kept by the kernel, per process, as on a local disk,
+	// where two descriptors of one process never conflict; the test expects locks per open
+	// file, as go-fuse's loopback forwards them to its backing files.
+	"FcntlFlockLocksFile": "record locks are the kernel's, per process, as on a local disk",
+}
+
+// TestPOSIXSuite runs go-fuse's own POSIX suite (posixtest) against a mapped folder of a mount
+// in this process: the root takes no files, so "other/" stands for the mount.
+func TestPOSIXSuite(t *testing.T) {
+	m := testMount(t, testOptions{})
+	tests := posixtest.All
+	for name, fn := range tests {
+		t.Run(name, func(t *testing.T) {
+			if why, ok := refusedByDesign[name]; ok {
+				t.Logf("refused by design: %s", why)
+				return
+			}
+			dir := filepath.Join(m.dir, "other", name)
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			fn(t, dir)
+		})
+	}
+	for name := range refusedByDesign {
+		if _, ok := tests[name]; !ok {
+			t.Errorf("%s is listed as refused but posixtest has no such test", name)
+		}
+	}
+}
+
+// TestRefusalsByDesign checks each refusal the POSIX suite meets, with its errno.
+func TestRefusalsByDesign(t *testing.T) {
+	m := testMount(t, testOptions{})
+	f := filepath.Join(m.dir, "other", "a.bin")
+	if err := os.WriteFile(f, []byte("abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(f, f+".2"); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("link: %v, want EPERM", err)
+	}
+	if err := os.Symlink("a.bin", filepath.Join(m.dir, "other", "l")); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("symlink: %v, want EPERM", err)
+	}
+	if err := unix.Setxattr(f, "user.test", []byte("v"), 0); !errors.Is(err, syscall.ENOTSUP) {
+		t.Errorf("setxattr: %v, want ENOTSUP", err)
+	}
+	fd, err := os.OpenFile(f, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	if err := unix.Fallocate(int(fd.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, 10); !errors.Is(err, syscall.EOPNOTSUPP) {
+		t.Errorf("fallocate KEEP_SIZE: %v, want EOPNOTSUPP", err)
+	}
+	if err := unix.Fallocate(int(fd.Fd()), 0, 0, 10); err != nil {
+		t.Errorf("plain fallocate: %v", err)
+	}
+}
+
+// TestFtruncateOfAnUnlinkedOpenFile: ftruncate works through the handle on a file that was
+// unlinked, or replaced by a rename, while it was open.
+func TestFtruncateOfAnUnlinkedOpenFile(t *testing.T) {
+	m := testMount(t, testOptions{})
+	for _, how := range []string{"unlinked", "replaced"} {
+		t.Run(how, func(t *testing.T) {
+			p := filepath.Join(m.dir, "other", how+".bin")
+			fd, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fd.Close()
+			if _, err := fd.Write([]byte("0123456789")); err != nil {
+				t.Fatal(err)
+			}
+			if how == "unlinked" {
+				err = os.Remove(p)
+			} else {
+				other := filepath.Join(m.dir, "other", "new.bin")
+				os.WriteFile(other, []byte("x"), 0o644)
+				err = os.Rename(other, p)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := fd.Truncate(4); err != nil {
+				t.Fatalf("ftruncate of a file %s while open: %v", how, err)
+			}
+			buf := make([]byte, 20)
+			n, _ := fd.ReadAt(buf, 0)
+			if string(buf[:n]) != "0123" {
+				t.Errorf("after ftruncate: %q", buf[:n])
+			}
+		})
+	}
+}
+
+// blockingObjects serves an evicted file's bytes only when released: a slow download.
+type blockingObjects struct {
+	data    []byte
+	started chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingObjects) ReadAt(ctx context.Context, mediaID string, p []byte, off int64) (int, error) {
+	if off >= int64(len(b.data)) {
+		return 0, io.EOF
+	}
+	return copy(p, b.data[off:]), nil
+}
+
+func (b *blockingObjects) Fetch(ctx context.Context, mediaID string, w io.Writer) (int64, error) {
+	b.once.Do(func() { close(b.started) })
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	n, err := w.Write(b.data)
+	return int64(n), err
+}
+
+// TestStatAnswersWhileAFileIsRestored: the download of an evicted file (to write it) holds no
+// lock that stat needs: stat answers while the download still runs.
+func TestStatAnswersWhileAFileIsRestored(t *testing.T) {
+	data := bytes.Repeat([]byte("imsfs"), 1<<16)
+	objs := &blockingObjects{data: data, started: make(chan struct{}), release: make(chan struct{})}
+	m := testMount(t, testOptions{objects: objs})
+	p := filepath.Join(m.dir, "video", "clip.mp4")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := waitState(t, m, "video/clip.mp4", cache.Ready)
+	n := m.fsys.lookupFile("video/clip.mp4")
+	n.evict("video/clip.mp4")
+	if got, _ := m.store.GetID(rec.ID); !got.Evicted {
+		t.Fatalf("not evicted: %+v", got)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		if err == nil {
+			f.Close()
+		}
+		opened <- err
+	}()
+	<-objs.started
+	start := time.Now()
+	st, err := os.Stat(p)
+	took := time.Since(start)
+	if err != nil || st.Size() != int64(len(data)) {
+		t.Fatalf("stat during the restore: %v %v", st, err)
+	}
+	select {
+	case err := <-opened:
+		t.Fatalf("the open ended (%v) before the download was released: the test shows nothing", err)
+	default:
+	}
+	recordFigure(t, fmt.Sprintf("stat of a file being restored from its object: %v", took.Round(time.Microsecond)))
+	close(objs.release)
+	if err := <-opened; err != nil {
+		t.Fatalf("open after the restore: %v", err)
+	}
+	got, err := os.ReadFile(p)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("the file after its restore: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestACloseThatCannotBeRecordedFailsTheClose: when the store refuses the last close, close(2)
+// says so, rather than a Release whose result the kernel drops.
+func TestACloseThatCannotBeRecordedFailsTheClose(t *testing.T) {
+	m := testMount(t, testOptions{})
+	p := filepath.Join(m.dir, "video", "clip.mp4")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	m.store.Close() // every commit fails from now on
+	if err := f.Close(); err == nil {
+		t.Fatalf("close succeeded although its record could not be written")
+	}
+}
+
+// TestTheNameOfANewSpoolFileIsMadeDurable: a file's bytes are fsynced at every close, and the
+// spool folder once the file is new, so that after a power loss the spool file is there by its
+// name (an fsync of the file alone does not make its directory entry durable).
+func TestTheNameOfANewSpoolFileIsMadeDurable(t *testing.T) {
+	var mu sync.Mutex
+	var synced []string
+	m := testMount(t, testOptions{sync: func(name string) error {
+		mu.Lock()
+		synced = append(synced, name)
+		mu.Unlock()
+		return syncFile(name)
+	}})
+	p := filepath.Join(m.dir, "video", "clip.mp4")
+	if err := os.WriteFile(p, []byte("abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := append([]string(nil), synced...)
+	mu.Unlock()
+	if len(got) != 1 || got[0] != m.store.SpoolDir() {
+		t.Errorf("synced %v at the close of a new file, want the spool folder %s", got, m.store.SpoolDir())
+	}
+	// A second session of the same file needs no folder sync: its name is durable already.
+	if err := os.WriteFile(p, []byte("abcd"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(synced) != 1 {
+		t.Errorf("synced %v, want the folder once", synced)
+	}
+}
+
+// waitState waits until the file at p is in state want.
+func waitState(t *testing.T, m *mounted, p string, want cache.State) cache.Record {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rec, err := m.store.Get(p)
+		if err == nil && rec.State == want {
+			return rec
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %+v %v, want %s", p, rec, err, want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// recordFigure notes a measurement where `make test` prints it (IMSFS_FIGURES), and in the log.
+func recordFigure(t *testing.T, line string) {
+	t.Log(line)
+	if path := os.Getenv("IMSFS_FIGURES"); path != "" {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			fmt.Fprintf(f, "%s: %s\n", t.Name(), line)
+			f.Close()
+		}
+	}
+}

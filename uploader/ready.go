@@ -1,0 +1,128 @@
+package uploader
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader/ims"
+)
+
+// checker asks IMS, in batches, about the assets of uploaded files until each is Normal
+// (ready) or PrepareFail (failed). It holds no worker: a file waits for IMS's processing in the
+// checks schedule, however long that takes.
+func (q *Queue) checker() {
+	defer q.wg.Done()
+	for {
+		// Checks due within a second go together: one call asks about many assets.
+		ids := q.checks.TakeDue(q.ctx, q.cfg.Ready.Batch, time.Second)
+		if ids == nil {
+			return
+		}
+		q.check(ids)
+	}
+}
+
+// check asks about the assets of records ids in one call and reports what IMS says.
+func (q *Queue) check(ids []uint64) {
+	recs := make(map[string]cache.Record, len(ids))
+	var mediaIDs []string
+	for _, id := range ids {
+		rec, err := q.cfg.Store.GetID(id)
+		if err != nil || rec.State != cache.Uploaded {
+			continue // gone, or changed since: nothing to check
+		}
+		recs[rec.MediaID] = rec
+		mediaIDs = append(mediaIDs, rec.MediaID)
+	}
+	if len(mediaIDs) == 0 {
+		return
+	}
+	infos, err := q.cfg.IMS.BatchGetMediaInfos(q.ctx, mediaIDs, false)
+	if err != nil {
+		if q.ctx.Err() != nil {
+			return
+		}
+		q.cfg.Log.Warn("readiness check failed; asking again later", "assets", len(mediaIDs), "err", err)
+		for _, r := range recs {
+			q.checkLater(r, !temporary(err))
+		}
+		return
+	}
+	seen := make(map[string]bool, len(infos))
+	for _, info := range infos {
+		r, ok := recs[info.MediaID]
+		if !ok {
+			continue
+		}
+		seen[info.MediaID] = true
+		var ev *cache.Event
+		switch status := info.MediaBasicInfo.Status; status {
+		case ims.MediaNormal:
+			ev = &cache.Event{Kind: cache.AssetReady, URL: info.MediaBasicInfo.InputURL}
+		case ims.MediaPrepareFail:
+			ev = &cache.Event{Kind: cache.UploadFailed, Reason: fmt.Sprintf("IMS reports asset %s as %s: it could not process the file", r.MediaID, status)}
+		case ims.MediaInit, ims.MediaPreparing:
+			q.checkLater(r, false)
+		default:
+			q.once(r.ID, "IMS reports an asset status imsfs does not know; waiting for Normal or PrepareFail", "path", r.Path, "media_id", r.MediaID, "status", status)
+			q.checkLater(r, false)
+		}
+		if ev == nil {
+			continue
+		}
+		ev.Gen, ev.Now = r.Gen, q.cfg.Clock.Now()
+		rec, err := q.Apply(r.ID, *ev)
+		switch {
+		case err == nil && rec.State == cache.Ready:
+			q.cfg.Log.Info("asset ready", "path", rec.Path, "media_id", rec.MediaID)
+		case err == nil:
+			q.cfg.Log.Error("upload failed", "path", rec.Path, "media_id", rec.MediaID, "err", rec.Error)
+		case errors.Is(err, cache.ErrSuperseded), errors.Is(err, cache.ErrNotFound), errors.Is(err, cache.ErrBadTransition):
+			// The file changed since it was asked about: its new content has its own way.
+		default:
+			q.cfg.Log.Error("record readiness", "path", r.Path, "err", err)
+			q.checkLater(r, false)
+			continue
+		}
+		q.mu.Lock()
+		delete(q.interval, r.ID)
+		delete(q.told, r.ID)
+		q.mu.Unlock()
+	}
+	for mediaID, r := range recs {
+		if !seen[mediaID] {
+			q.once(r.ID, "IMS does not list the asset of an uploaded file yet; asking again later", "path", r.Path, "media_id", mediaID)
+			q.checkLater(r, false)
+		}
+	}
+}
+
+// checkLater schedules the next check of r, each wait twice the last up to Ready.Max (at once
+// the longest, after a refusal that will not pass by itself).
+func (q *Queue) checkLater(r cache.Record, longest bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.draining {
+		return
+	}
+	d := min(max(q.interval[r.ID]*2, q.cfg.Ready.First), q.cfg.Ready.Max)
+	if longest {
+		d = q.cfg.Ready.Max
+	}
+	q.interval[r.ID] = d
+	q.checks.Add(r.ID, q.cfg.Clock.Now().Add(d))
+}
+
+// once logs msg the first time a warning is given of record id's readiness in this mount: a
+// wait that may last minutes is said once, not at every check.
+func (q *Queue) once(id uint64, msg string, args ...any) {
+	q.mu.Lock()
+	told := q.told[id]
+	q.told[id] = true
+	q.mu.Unlock()
+	if !told {
+		q.cfg.Log.Warn(msg, args...)
+	}
+}

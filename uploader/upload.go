@@ -1,0 +1,393 @@
+package uploader
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader/ims"
+	"github.com/imsfs/imsfs/uploader/transfer"
+)
+
+// refreshAhead is how long before they expire upload credentials are renewed, at the most: for
+// short-lived credentials, a third of their life.
+const refreshAhead = time.Minute
+
+// liveCreds are the upload credentials of one record's generation, in memory only. Every OSS
+// request signs with them as they are at that moment, so a refresh swaps them under requests in
+// flight and an upload of hours outlives credentials of seconds.
+type liveCreds struct {
+	gen uint64 // read only
+
+	mu      sync.Mutex
+	creds   transfer.Credentials // protected by mu
+	expires time.Time            // protected by mu
+	life    time.Duration        // protected by mu: from when they were received to when they expire
+}
+
+func (c *liveCreds) get() transfer.Credentials {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.creds
+}
+
+func (c *liveCreds) set(a ims.Auth, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.creds = transfer.Credentials{AccessKeyID: a.AccessKeyID, AccessKeySecret: a.AccessKeySecret, SecurityToken: a.SecurityToken}
+	c.expires, c.life = a.Expires, a.Expires.Sub(now)
+}
+
+// stale reports whether the credentials are to be renewed before the next request.
+func (c *liveCreds) stale(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.creds.AccessKeyID == "" {
+		return true
+	}
+	if c.expires.IsZero() {
+		return false
+	}
+	return c.expires.Sub(now) < min(refreshAhead, c.life/3)
+}
+
+// expire marks the credentials stale: OSS said they are no longer valid.
+func (c *liveCreds) expire() {
+	c.mu.Lock()
+	c.expires, c.life = time.Unix(1, 0), 0
+	c.mu.Unlock()
+}
+
+// keepCreds remembers the upload credentials of record id's generation gen.
+func (q *Queue) keepCreds(id, gen uint64, a ims.Auth, now time.Time) {
+	c := &liveCreds{gen: gen}
+	c.set(a, now)
+	q.mu.Lock()
+	q.creds[id] = c
+	q.mu.Unlock()
+}
+
+// credsOf returns the credentials of record id's generation gen; none in memory (after a
+// restart) are asked for on first use.
+func (q *Queue) credsOf(id, gen uint64) *liveCreds {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c := q.creds[id]
+	if c == nil || c.gen != gen {
+		c = &liveCreds{gen: gen}
+		q.creds[id] = c
+	}
+	return c
+}
+
+// uploadRun is the state of one upload step: the credentials it signs with, and one refresh at
+// a time however many parts find them stale.
+type uploadRun struct {
+	j         *job
+	creds     *liveCreds
+	target    transfer.Target
+	refreshMu sync.Mutex
+	refreshes int // protected by refreshMu: refreshes this step made
+}
+
+func (u *uploadRun) sign() transfer.Credentials { return u.creds.get() }
+
+// fresh renews the credentials when they are stale or were refused; parts in flight wait for
+// one refresh rather than each making its own.
+func (u *uploadRun) fresh(ctx context.Context) error {
+	u.refreshMu.Lock()
+	defer u.refreshMu.Unlock()
+	now := u.j.q.cfg.Clock.Now()
+	if !u.creds.stale(now) {
+		return nil
+	}
+	if u.refreshes >= u.j.q.cfg.Retry.Refreshes {
+		return fmt.Errorf("upload credentials of %s: %d refreshes in one try did not give credentials OSS takes", u.j.rec.MediaID, u.refreshes)
+	}
+	u.refreshes++
+	mediaID := u.j.record().MediaID
+	t, err := u.j.q.cfg.IMS.RefreshUploadMedia(ctx, mediaID)
+	if err != nil {
+		return err
+	}
+	_, auth, err := t.Decode(now)
+	if err != nil {
+		return err
+	}
+	u.creds.set(auth, now)
+	u.j.log.Info("upload credentials refreshed", "media_id", mediaID, "expires", auth.Expires)
+	return nil
+}
+
+// call runs an OSS request with fresh credentials, renewing them and trying again when OSS
+// says they expired.
+func (u *uploadRun) call(ctx context.Context, fn func() error) error {
+	for {
+		if err := u.fresh(ctx); err != nil {
+			return err
+		}
+		err := fn()
+		if !transfer.Expired(err) {
+			return err
+		}
+		u.j.log.Info("upload credentials expired", "err", err)
+		u.creds.expire()
+	}
+}
+
+// upload sends the spooled bytes to the object in the record's upload address, resuming a
+// multipart upload from its stored parts, and reports the object complete.
+func (j *job) upload(ctx context.Context) error {
+	rec := j.record()
+	if rec.Upload == nil {
+		return &permanentError{fmt.Errorf("%s: record is uploading but holds no upload address", rec.Path)}
+	}
+	f, err := os.Open(j.q.cfg.Store.SpoolPath(rec.ID))
+	if err != nil {
+		return &permanentError{fmt.Errorf("%s: open spool: %w", rec.Path, err)}
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: stat spool: %w", rec.Path, err)
+	}
+	size := st.Size()
+	p := &progress{}
+	p.total.Store(size)
+	j.q.progress.Store(rec.ID, p)
+	up := rec.Upload
+	u := &uploadRun{j: j, creds: j.q.credsOf(rec.ID, j.gen),
+		target: transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}}
+	if size <= j.q.cfg.PartSize && up.MultipartID == "" {
+		err = u.call(ctx, func() error {
+			p.sent.Store(0)
+			return j.q.cfg.Objects.Put(ctx, u.target, u.sign, io.NewSectionReader(f, 0, size), size, func(n int64) { p.sent.Add(n) })
+		})
+	} else {
+		err = u.multipart(ctx, f, size, p)
+	}
+	if err != nil {
+		return err
+	}
+	return j.apply(cache.Event{Kind: cache.ObjectCompleted, Size: size})
+}
+
+// resumeParts returns the stored parts that OSS still holds, as ListParts says (a crash may
+// have stored a part OSS never kept, or lost one it did): only those are not sent again.
+func (u *uploadRun) resumeParts(ctx context.Context, uploadID string, stored []cache.Part) ([]cache.Part, error) {
+	if len(stored) == 0 {
+		return nil, nil
+	}
+	var held []transfer.Part
+	err := u.call(ctx, func() (err error) {
+		held, err = u.j.q.cfg.Objects.ListParts(ctx, u.target, u.sign, uploadID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	byNumber := map[int]transfer.Part{}
+	for _, h := range held {
+		byNumber[h.Number] = h
+	}
+	var keep []cache.Part
+	for _, part := range stored {
+		if h, ok := byNumber[part.Number]; ok && sameETag(h.ETag, part.ETag) && h.Size == part.Size {
+			keep = append(keep, part)
+		}
+	}
+	if len(keep) != len(stored) {
+		u.j.log.Warn("OSS does not hold every stored part; sending the rest again", "stored", len(stored), "held", len(keep))
+	}
+	return keep, nil
+}
+
+func sameETag(a, b string) bool { return strings.EqualFold(strings.Trim(a, `"`), strings.Trim(b, `"`)) }
+
+func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *progress) error {
+	j := u.j
+	rec := j.record()
+	if rec.Upload.MultipartID == "" {
+		var id string
+		err := u.call(ctx, func() (err error) {
+			id, err = j.q.cfg.Objects.Initiate(ctx, u.target, u.sign)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if err := j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: id, PartSize: j.q.cfg.partSize(size)}); err != nil {
+			return err
+		}
+		rec = j.record()
+	}
+	uploadID, partSize := rec.Upload.MultipartID, rec.Upload.PartSize
+	count := int((size + partSize - 1) / partSize)
+	partLen := func(n int) int64 { return min(partSize, size-int64(n-1)*partSize) }
+
+	stored, err := j.q.cfg.Store.Parts(rec.ID, j.gen)
+	if err != nil {
+		return err
+	}
+	stored, err = u.resumeParts(ctx, uploadID, stored)
+	if transfer.Gone(err) {
+		return u.gone(ctx, size, count)
+	}
+	if err != nil {
+		return err
+	}
+	done := make(map[int]cache.Part, count)
+	var sent int64
+	for _, part := range stored {
+		if part.Number >= 1 && part.Number <= count && part.Size == partLen(part.Number) {
+			done[part.Number] = part
+			sent += part.Size
+		}
+	}
+	p.sent.Store(sent)
+
+	var (
+		mu       sync.Mutex // guards firstErr and done while parts finish
+		firstErr error
+		wg       sync.WaitGroup
+		slots    = make(chan struct{}, j.q.cfg.PartWorkers)
+	)
+	var todo []int
+	for n := 1; n <= count; n++ {
+		if _, ok := done[n]; !ok {
+			todo = append(todo, n)
+		}
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, n := range todo {
+		if pctx.Err() != nil {
+			break
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-pctx.Done():
+			continue
+		}
+		wg.Add(1)
+		go func(n int) {
+			defer wg.Done()
+			defer func() { <-slots }()
+			part, err := u.part(pctx, f, uploadID, n, partSize, partLen(n), p)
+			if err == nil {
+				// Committed at once, so that a restart resumes after this part.
+				err = j.apply(cache.Event{Kind: cache.PartStored, Multipart: uploadID, Part: part})
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				done[n] = part
+			} else if firstErr == nil {
+				firstErr = err
+				cancel()
+			}
+		}(n)
+	}
+	wg.Wait()
+	if transfer.Gone(firstErr) {
+		return u.gone(ctx, size, count)
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	parts := make([]transfer.Part, 0, count)
+	for _, part := range done {
+		parts = append(parts, transfer.Part{Number: part.Number, ETag: part.ETag, Size: part.Size})
+	}
+	sort.Slice(parts, func(a, b int) bool { return parts[a].Number < parts[b].Number })
+	err = u.call(ctx, func() error { return j.q.cfg.Objects.Complete(ctx, u.target, u.sign, uploadID, parts) })
+	if transfer.Gone(err) {
+		return u.gone(ctx, size, count)
+	}
+	return err
+}
+
+// part sends part n, trying it again on its own a few times when it fails for a reason that may
+// pass, so that one bad request does not send the whole file back to the queue.
+func (u *uploadRun) part(ctx context.Context, f *os.File, uploadID string, n int, partSize, length int64, p *progress) (cache.Part, error) {
+	var etag string
+	var err error
+	for try := 1; ; try++ {
+		var sent int64
+		err = u.call(ctx, func() (err error) {
+			p.sent.Add(-sent) // what a failed try sent is sent again
+			sent = 0
+			etag, err = u.j.q.cfg.Objects.UploadPart(ctx, u.target, u.sign, uploadID, n,
+				io.NewSectionReader(f, int64(n-1)*partSize, length), length, func(k int64) { sent += k; p.sent.Add(k) })
+			return err
+		})
+		if err == nil {
+			return cache.Part{Number: n, ETag: etag, Size: length}, nil
+		}
+		p.sent.Add(-sent)
+		if ctx.Err() != nil || try >= u.j.q.cfg.Retry.PartTries || !temporary(err) || transfer.Gone(err) {
+			return cache.Part{}, err
+		}
+		select {
+		case <-u.j.q.cfg.Clock.After(u.j.q.cfg.Retry.partDelay(try)):
+		case <-ctx.Done():
+			return cache.Part{}, ctx.Err()
+		}
+	}
+}
+
+// gone handles a multipart upload OSS no longer knows. If the object already holds what it was
+// to make (its Complete went through, and the answer was lost to a crash or a cut connection),
+// the upload is done. Otherwise it starts again from the first part, on the next try.
+func (u *uploadRun) gone(ctx context.Context, size int64, count int) error {
+	j := u.j
+	rec := j.record()
+	parts, err := j.q.cfg.Store.Parts(rec.ID, j.gen)
+	if err != nil {
+		return err
+	}
+	if len(parts) == count {
+		var osize int64
+		var etag string
+		err := u.call(ctx, func() (err error) {
+			osize, etag, err = j.q.cfg.Objects.Head(ctx, u.target, u.sign)
+			return err
+		})
+		if err == nil && osize == size && sameETag(etag, multipartETag(parts)) {
+			j.log.Info("the multipart upload was completed before; the object is whole", "key", u.target.Key)
+			return nil
+		}
+	}
+	j.log.Warn("the multipart upload is gone from OSS; starting it again", "key", u.target.Key)
+	if err := j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: ""}); err != nil {
+		return err
+	}
+	// Not the OSS error itself: that one (404) would read as a permanent failure.
+	return errors.New("the multipart upload of " + u.target.Key + " is gone from OSS; it starts again")
+}
+
+// multipartETag is the ETag OSS gives an object made of these parts: the MD5 of their MD5s,
+// a dash, and their count.
+func multipartETag(parts []cache.Part) string {
+	sorted := append([]cache.Part(nil), parts...)
+	sort.Slice(sorted, func(a, b int) bool { return sorted[a].Number < sorted[b].Number })
+	h := md5.New()
+	for _, p := range sorted {
+		raw, _ := hex.DecodeString(strings.Trim(p.ETag, `"`))
+		h.Write(raw)
+	}
+	return strings.ToUpper(hex.EncodeToString(h.Sum(nil))) + "-" + strconv.Itoa(len(sorted))
+}

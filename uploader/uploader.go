@@ -1,0 +1,138 @@
+// Package uploader turns closed files into IMS assets: it calls CreateUploadMedia, sends the
+// bytes to OSS with the credentials it gets back, and checks in batches until the asset is
+// Normal. It never sets a state: each step it takes is an event that the life-cycle table in
+// the cache package turns into the record's next state, committed before it is acted on.
+//
+// The network sits behind two small interfaces, IMS (package ims) and Objects (package
+// transfer), so that the queue, its retries, resume and disposal run against fakes in tests.
+//
+// NB lock order: Queue.mu and a schedule's mu are never held while calling the store, IMS or
+// OSS; Queue.mu may be held while calling a schedule.
+package uploader
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader/ims"
+	"github.com/imsfs/imsfs/uploader/transfer"
+)
+
+// IMS is what the uploader asks of the IMS API: *ims.Client, or a fake.
+type IMS interface {
+	CreateUploadMedia(ctx context.Context, req ims.CreateUploadMediaRequest) (*ims.Ticket, error)
+	RefreshUploadMedia(ctx context.Context, mediaID string) (*ims.Ticket, error)
+	GetMediaInfo(ctx context.Context, mediaID string, authTimeout time.Duration) (*ims.MediaInfo, error)
+	BatchGetMediaInfos(ctx context.Context, mediaIDs []string, files bool) ([]ims.MediaInfo, error)
+	UpdateMediaInfo(ctx context.Context, u ims.Update) error
+	DeleteMediaInfos(ctx context.Context, mediaIDs ...string) error
+	ListMediaBasicInfos(ctx context.Context, r ims.ListRequest) (*ims.ListPage, error)
+}
+
+// Objects is the object transfer: *transfer.Client, or a fake.
+type Objects interface {
+	Put(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, r io.Reader, size int64, p transfer.Progress) error
+	Initiate(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc) (string, error)
+	UploadPart(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string, n int, r io.Reader, size int64, p transfer.Progress) (string, error)
+	ListParts(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string) ([]transfer.Part, error)
+	Complete(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string, parts []transfer.Part) error
+	Abort(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string) error
+	Head(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc) (int64, string, error)
+}
+
+// Config holds what a Queue needs. Zero values take the defaults in brackets.
+type Config struct {
+	Store       *cache.Store
+	IMS         IMS
+	Objects     Objects
+	Log         *slog.Logger
+	Clock       clockwork.Clock // [the real one]
+	Workers     int             // files uploaded at once [4]
+	PartSize    int64           // multipart part size; a file up to this size goes in one PUT [8 MiB]
+	MaxParts    int             // the most parts OSS takes in one object; bigger files get bigger parts [10,000]
+	PartWorkers int             // parts of one file sent at once [4]
+	AppID       string          // CreateUploadMedia AppId [IMS's default]
+	Retry       Retry           // how failing calls are tried again [DefaultRetry]
+	Ready       ReadyCheck      // how often readiness is asked [DefaultReadyCheck]
+	Names       *Admitter       // which names become assets [DefaultTempNames]
+	OnOverwrite Policy          // what becomes of the asset of an overwritten file [keep]
+	OnDelete    Policy          // what becomes of the asset of a deleted file [keep]
+	// ConfigID names the settings uploads depend on (endpoint, region, key): when it differs
+	// from the last mount's, failed uploads are tried again at Recover [never].
+	ConfigID string
+}
+
+const (
+	defaultPartSize = 8 << 20
+	minPartSize     = 100 << 10 // OSS refuses smaller parts (but the last)
+	defaultMaxParts = 10000     // OSS's limit
+	// createTimeout bounds a CreateUploadMedia call, which is not cancelled with its run.
+	createTimeout = time.Minute
+)
+
+// ReadyCheck is how the assets of uploaded files are watched until IMS has prepared them.
+type ReadyCheck struct {
+	First time.Duration // from the end of the upload to the first check [500ms]
+	Max   time.Duration // the longest wait between checks of one asset [30s]
+	Batch int           // assets asked about in one BatchGetMediaInfos [20]
+}
+
+// DefaultReadyCheck is the ReadyCheck of a zero Config.
+var DefaultReadyCheck = ReadyCheck{First: 500 * time.Millisecond, Max: 30 * time.Second, Batch: 20}
+
+func (c *Config) defaults() {
+	if c.Clock == nil {
+		c.Clock = clockwork.NewRealClock()
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.PartSize <= 0 {
+		c.PartSize = defaultPartSize
+	}
+	c.PartSize = max(c.PartSize, minPartSize)
+	if c.MaxParts <= 0 {
+		c.MaxParts = defaultMaxParts
+	}
+	if c.PartWorkers <= 0 {
+		c.PartWorkers = 4
+	}
+	c.Retry = c.Retry.withDefaults()
+	if c.Ready.First <= 0 {
+		c.Ready.First = DefaultReadyCheck.First
+	}
+	if c.Ready.Max <= 0 {
+		c.Ready.Max = DefaultReadyCheck.Max
+	}
+	if c.Ready.Batch <= 0 {
+		c.Ready.Batch = DefaultReadyCheck.Batch
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Names == nil {
+		c.Names, _ = NewAdmitter(DefaultTempNames)
+	}
+	if c.OnOverwrite == "" {
+		c.OnOverwrite = Keep
+	}
+	if c.OnDelete == "" {
+		c.OnDelete = Keep
+	}
+}
+
+// partSize is the part size for a file of size bytes: the configured one, or larger when the
+// file would otherwise need more parts than OSS takes.
+func (c *Config) partSize(size int64) int64 {
+	need := (size + int64(c.MaxParts) - 1) / int64(c.MaxParts)
+	if need <= c.PartSize {
+		return c.PartSize
+	}
+	const align = 1 << 20
+	return (need + align - 1) / align * align
+}
