@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -19,30 +17,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/test/testutil"
 	"github.com/imsfs/imsfs/uploader"
 	"github.com/imsfs/imsfs/uploader/fake"
 )
-
-// requireFUSE skips a test that needs FUSE where it cannot work, except in CI, where a FUSE test
-// that cannot run is a failure.
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	why := ""
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		why = "/dev/fuse is missing"
-	} else if os.Geteuid() != 0 {
-		if _, err := exec.LookPath("fusermount3"); err != nil {
-			why = "not root and no fusermount3 (apt-get install fuse3)"
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("FUSE test cannot run in CI: %s", why)
-	}
-	t.Skipf("FUSE not available: %s", why)
-}
 
 // mounted is a file system mounted in this process over a real store and a queue on the fake
 // cloud.
@@ -64,7 +42,7 @@ type testOptions struct {
 // testMount mounts a file system in a new directory and unmounts it when the test ends.
 func testMount(t *testing.T, o testOptions) *mounted {
 	t.Helper()
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.Default()
@@ -274,7 +252,7 @@ func TestStatAnswersWhileAFileIsRestored(t *testing.T) {
 		t.Fatalf("the open ended (%v) before the download was released: the test shows nothing", err)
 	default:
 	}
-	recordFigure(t, fmt.Sprintf("stat of a file being restored from its object: %v", took.Round(time.Microsecond)))
+	testutil.Figure(t, "stat of a file being restored from its object: %v", took.Round(time.Microsecond))
 	close(objs.release)
 	if err := <-opened; err != nil {
 		t.Fatalf("open after the restore: %v", err)
@@ -352,14 +330,3 @@ func waitState(t *testing.T, m *mounted, p string, want cache.State) cache.Recor
 	}
 }
 
-// recordFigure notes a measurement where `make test` prints it (IMSFS_FIGURES), and in the log.
-func recordFigure(t *testing.T, line string) {
-	t.Log(line)
-	if path := os.Getenv("IMSFS_FIGURES"); path != "" {
-		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err == nil {
-			fmt.Fprintf(f, "%s: %s\n", t.Name(), line)
-			f.Close()
-		}
-	}
-}

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/imsfs/imsfs/test/testutil"
 )
 
 // imsfsBin is the binary under test, built once by TestMain.
@@ -55,26 +57,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requireFUSE skips a test that needs FUSE where it cannot work, except in CI, where a FUSE test
-// that cannot run is a failure.
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	why := ""
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		why = "/dev/fuse is missing"
-	} else if os.Geteuid() != 0 {
-		if _, err := exec.LookPath("fusermount3"); err != nil {
-			why = "not root and no fusermount3 (apt-get install fuse3)"
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("FUSE test cannot run in CI: %s", why)
-	}
-	t.Skipf("FUSE not available: %s", why)
-}
+func requireFUSE(t *testing.T) { testutil.RequireFUSE(t) }
 
 // proc is a background imsfs process whose output goes to a log file.
 type proc struct {
@@ -388,17 +371,8 @@ func sameFile(t *testing.T, a, b string) {
 
 func isErrno(err error, want syscall.Errno) bool { return errors.Is(err, want) }
 
-// figure logs a measured figure, and appends it to the file IMSFS_FIGURES names, which
-// `make test` prints at the end: go test shows no log of a passing test.
+// figure logs a measured figure where `make test` prints it.
 func figure(t *testing.T, format string, args ...any) {
 	t.Helper()
-	line := fmt.Sprintf(format, args...)
-	t.Log(line)
-	if path := os.Getenv("IMSFS_FIGURES"); path != "" {
-		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err == nil {
-			fmt.Fprintf(f, "%s: %s\n", t.Name(), line)
-			f.Close()
-		}
-	}
+	testutil.Figure(t, format, args...)
 }

@@ -1,0 +1,46 @@
+// Package testutil holds what the tests of several packages share: the rule that a FUSE test
+// never skips in CI, and the figures `make test` prints.
+package testutil
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// RequireFUSE skips a test that needs FUSE where it cannot work, except in CI (CI set), where a
+// FUSE test that cannot run is a failure.
+func RequireFUSE(t testing.TB) {
+	t.Helper()
+	why := ""
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		why = "/dev/fuse is missing"
+	} else if os.Geteuid() != 0 {
+		if _, err := exec.LookPath("fusermount3"); err != nil {
+			why = "not root and no fusermount3 (apt-get install fuse3)"
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("FUSE test cannot run in CI: %s", why)
+	}
+	t.Skipf("FUSE not available: %s", why)
+}
+
+// Figure logs a measured figure, and appends it to the file IMSFS_FIGURES names, which
+// `make test` prints at the end: go test shows no log of a passing test.
+func Figure(t testing.TB, format string, args ...any) {
+	t.Helper()
+	line := fmt.Sprintf(format, args...)
+	t.Log(line)
+	if path := os.Getenv("IMSFS_FIGURES"); path != "" {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			fmt.Fprintf(f, "%s: %s\n", t.Name(), line)
+			f.Close()
+		}
+	}
+}
