@@ -329,4 +329,3 @@ func waitState(t *testing.T, m *mounted, p string, want cache.State) cache.Recor
 		time.Sleep(2 * time.Millisecond)
 	}
 }
-
