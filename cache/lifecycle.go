@@ -125,19 +125,21 @@ var (
 	ErrNotEvictable = errors.New("not evictable now")
 )
 
-// Names says which files may become assets: the uploader's rules on names (temporary names,
-// no extension).
-type Names interface {
-	// Skip returns why the file at path is not uploaded, or "" when it is.
-	Skip(path string) string
+// Admission says which files may become assets: the uploader's rules on names (temporary names,
+// no extension), formats and sizes.
+type Admission interface {
+	// Refuse returns why the file r stands for (its Path, Type, BusinessType and Size) is not
+	// uploaded, and as what: Skipped for a name that is not an asset's (renamed, it may be one),
+	// Failed for what the service would refuse (too big). An empty State admits it.
+	Refuse(r *Record) (State, string)
 }
 
-type allNames struct{}
+type admitAll struct{}
 
-func (allNames) Skip(string) string { return "" }
+func (admitAll) Refuse(*Record) (State, string) { return "", "" }
 
 // step is one cell of the table: it changes r (and says what follows in fx), or refuses.
-type step func(r *Record, ev *Event, fx *Effects, names Names) error
+type step func(r *Record, ev *Event, fx *Effects, adm Admission) error
 
 // every is every state.
 var every = States()
@@ -175,7 +177,7 @@ func on(states []State, s step) map[State]step {
 }
 
 // transition applies ev to r by the table.
-func transition(r *Record, ev *Event, names Names) (Effects, error) {
+func transition(r *Record, ev *Event, adm Admission) (Effects, error) {
 	var fx Effects
 	if ev.Gen != 0 && ev.Gen != r.Gen {
 		return fx, fmt.Errorf("%s for generation %d, the file is at %d: %w", ev.Kind, ev.Gen, r.Gen, ErrSuperseded)
@@ -187,19 +189,19 @@ func transition(r *Record, ev *Event, names Names) (Effects, error) {
 	if ev.Now.IsZero() {
 		ev.Now = time.Now()
 	}
-	if names == nil {
-		names = allNames{}
+	if adm == nil {
+		adm = admitAll{}
 	}
-	return fx, s(r, ev, &fx, names)
+	return fx, s(r, ev, &fx, adm)
 }
 
 // admit queues a record whose content is complete, or skips it when its name cannot become an
-// asset (it does, once renamed to one that can).
-func admit(r *Record, due time.Time, fx *Effects, names Names) {
+// asset (it does, once renamed to one that can), or fails it when the service would refuse it.
+func admit(r *Record, due time.Time, fx *Effects, adm Admission) {
 	r.Attempts, r.Error = 0, ""
-	if why := names.Skip(r.Path); why != "" {
-		r.State, r.Error, r.Due = Skipped, why, time.Time{}
-		fx.Settled = true
+	if state, why := adm.Refuse(r); state != "" {
+		r.State, r.Error, r.Due = state, why, time.Time{}
+		fx.Settled = state == Skipped
 		return
 	}
 	r.State, r.Due = Queued, due
@@ -212,7 +214,7 @@ func void(r *Record, fx *Effects) {
 	fx.Cancel = true
 }
 
-func startSession(r *Record, ev *Event, fx *Effects, _ Names) error {
+func startSession(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	if r.Evicted {
 		return fmt.Errorf("%s: the bytes of an evicted file must be restored before they change: %w", r.Path, ErrBadTransition)
 	}
@@ -221,7 +223,7 @@ func startSession(r *Record, ev *Event, fx *Effects, _ Names) error {
 	return nil
 }
 
-func endSession(r *Record, ev *Event, fx *Effects, names Names) error {
+func endSession(r *Record, ev *Event, fx *Effects, adm Admission) error {
 	if r.State != Writing {
 		return nil // no session to end: the upload goes on
 	}
@@ -231,7 +233,7 @@ func endSession(r *Record, ev *Event, fx *Effects, names Names) error {
 		r.Error = "not uploaded: a write failed (" + ev.Damage + "); write the file again to upload it"
 		return nil
 	}
-	admit(r, ev.Due, fx, names)
+	admit(r, ev.Due, fx, adm)
 	return nil
 }
 
@@ -240,12 +242,14 @@ func endSession(r *Record, ev *Event, fx *Effects, names Names) error {
 // A finished one keeps its asset, retitled, unless it moved to another Type (a new asset), or
 // to a name that is not uploaded (an editor's backup), which changes nothing. A file being
 // written is queued by its last close.
-func follow(r *Record, ev *Event, fx *Effects, names Names) error {
+func follow(r *Record, ev *Event, fx *Effects, adm Admission) error {
 	switch {
 	case r.State == Writing:
 	case r.State.Finished():
-		if names.Skip(r.Path) != "" {
-			return nil // the asset keeps its Type with its name
+		probe := *r
+		probe.Type, probe.BusinessType = ev.Type, ev.BusinessType
+		if state, _ := adm.Refuse(&probe); state != "" {
+			return nil // a name or place that is not an asset's: the asset stays as it is
 		}
 		if r.Type == ev.Type {
 			r.BusinessType, r.MetaPending = ev.BusinessType, true
@@ -254,30 +258,30 @@ func follow(r *Record, ev *Event, fx *Effects, names Names) error {
 		}
 		void(r, fx)
 		r.Type, r.BusinessType = ev.Type, ev.BusinessType
-		admit(r, ev.Due, fx, names)
+		admit(r, ev.Due, fx, adm)
 		return nil
 	case r.State == Failed && r.Damaged:
 	case r.State == Queued || r.State == Skipped:
 		fx.Cancel = true // re-armed: the settle delay starts again
 		r.Type, r.BusinessType = ev.Type, ev.BusinessType
-		admit(r, ev.Due, fx, names)
+		admit(r, ev.Due, fx, adm)
 		return nil
 	default: // creating, uploading, failed
 		void(r, fx)
 		r.Type, r.BusinessType = ev.Type, ev.BusinessType
-		admit(r, ev.Due, fx, names)
+		admit(r, ev.Due, fx, adm)
 		return nil
 	}
 	r.Type, r.BusinessType = ev.Type, ev.BusinessType
 	return nil
 }
 
-func remove(r *Record, ev *Event, fx *Effects, _ Names) error {
+func remove(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	fx.Cancel, fx.Removed, fx.Settled = true, true, true
 	return nil
 }
 
-func dispatch(r *Record, ev *Event, fx *Effects, _ Names) error {
+func dispatch(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	r.State = Creating
 	if r.Asked.IsZero() {
 		// The intent is committed before the call: if its answer is lost, the next try looks.
@@ -286,7 +290,7 @@ func dispatch(r *Record, ev *Event, fx *Effects, _ Names) error {
 	return nil
 }
 
-func created(r *Record, ev *Event, fx *Effects, _ Names) error {
+func created(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	if ev.Asset == nil || ev.Asset.MediaID == "" {
 		return fmt.Errorf("%s: %s without an asset: %w", r.Path, ev.Kind, ErrBadTransition)
 	}
@@ -297,7 +301,7 @@ func created(r *Record, ev *Event, fx *Effects, _ Names) error {
 	return nil
 }
 
-func multipartStarted(r *Record, ev *Event, fx *Effects, _ Names) error {
+func multipartStarted(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	if r.Upload == nil {
 		return fmt.Errorf("%s: no upload address: %w", r.Path, ErrBadTransition)
 	}
@@ -305,7 +309,7 @@ func multipartStarted(r *Record, ev *Event, fx *Effects, _ Names) error {
 	return nil
 }
 
-func partStored(r *Record, ev *Event, fx *Effects, _ Names) error {
+func partStored(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	if r.Upload == nil || r.Upload.MultipartID == "" || r.Upload.MultipartID != ev.Multipart {
 		return fmt.Errorf("%s: part %d of multipart upload %q, the record has %v: %w", r.Path, ev.Part.Number, ev.Multipart, r.Upload, ErrSuperseded)
 	}
@@ -314,14 +318,14 @@ func partStored(r *Record, ev *Event, fx *Effects, _ Names) error {
 	return nil
 }
 
-func completed(r *Record, ev *Event, fx *Effects, _ Names) error {
+func completed(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	r.State, r.Size, r.Error, r.Attempts, r.Due = Uploaded, ev.Size, "", 0, time.Time{}
 	// Readiness is checked on a schedule from now on.
 	fx.Schedule, fx.Due = true, ev.Now
 	return nil
 }
 
-func ready(r *Record, ev *Event, fx *Effects, _ Names) error {
+func ready(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	r.State, r.Error, r.Attempts, r.Due = Ready, "", 0, time.Time{}
 	// An asset taken up after a lost answer has no URLs yet: its address.
 	if r.FileURL == "" {
@@ -337,12 +341,12 @@ func ready(r *Record, ev *Event, fx *Effects, _ Names) error {
 	return nil
 }
 
-func fail(r *Record, ev *Event, fx *Effects, _ Names) error {
+func fail(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	r.State, r.Error, r.Due = Failed, ev.Reason, time.Time{}
 	return nil
 }
 
-func tryFailed(r *Record, ev *Event, fx *Effects, _ Names) error {
+func tryFailed(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	if r.State == Ready && !r.MetaPending {
 		return fmt.Errorf("%s: nothing was being tried: %w", r.Path, ErrBadTransition)
 	}
@@ -351,7 +355,7 @@ func tryFailed(r *Record, ev *Event, fx *Effects, _ Names) error {
 	return nil
 }
 
-func retry(r *Record, ev *Event, fx *Effects, names Names) error {
+func retry(r *Record, ev *Event, fx *Effects, adm Admission) error {
 	switch {
 	case r.State == Failed && r.Damaged:
 		return fmt.Errorf("%w: a write to it failed, so its bytes are not what was meant; write it again", ErrNothingToRetry)
@@ -359,7 +363,7 @@ func retry(r *Record, ev *Event, fx *Effects, names Names) error {
 		if r.MediaID != "" || r.Upload != nil {
 			void(r, fx) // where it failed may be the asset itself (PrepareFail): start clean
 		}
-		admit(r, ev.Due, fx, names)
+		admit(r, ev.Due, fx, adm)
 	case r.State == Writing:
 		return fmt.Errorf("%w: it is being written; it is uploaded when its last writer closes it", ErrNothingToRetry)
 	case r.State == Skipped:
@@ -373,7 +377,7 @@ func retry(r *Record, ev *Event, fx *Effects, names Names) error {
 	return nil
 }
 
-func metaUpdated(r *Record, ev *Event, fx *Effects, _ Names) error {
+func metaUpdated(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	if !r.MetaPending {
 		return nil
 	}
@@ -381,7 +385,7 @@ func metaUpdated(r *Record, ev *Event, fx *Effects, _ Names) error {
 	return nil
 }
 
-func evict(r *Record, ev *Event, fx *Effects, _ Names) error {
+func evict(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	if r.Evicted || r.MetaPending || r.MediaID == "" {
 		return ErrNotEvictable
 	}
@@ -389,7 +393,7 @@ func evict(r *Record, ev *Event, fx *Effects, _ Names) error {
 	return nil
 }
 
-func restore(r *Record, ev *Event, fx *Effects, _ Names) error {
+func restore(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	r.Evicted = false
 	return nil
 }

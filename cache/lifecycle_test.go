@@ -8,17 +8,21 @@ import (
 	"time"
 )
 
-// testNames skips temporary names (ending in "~") and names without an extension.
-type testNames struct{}
+// testAdmission skips temporary names (ending in "~") and names without an extension, and
+// fails files over a gigabyte.
+type testAdmission struct{}
 
-func (testNames) Skip(p string) string {
+func (testAdmission) Refuse(r *Record) (State, string) {
+	p := r.Path
 	switch {
 	case strings.HasSuffix(p, "~"):
-		return "not uploaded: a temporary name"
+		return Skipped, "not uploaded: a temporary name"
 	case !strings.Contains(p[strings.LastIndex(p, "/")+1:], "."):
-		return "not uploaded: no extension"
+		return Skipped, "not uploaded: no extension"
+	case r.Size > 1<<30:
+		return Failed, "not uploaded: too big"
 	}
-	return ""
+	return "", ""
 }
 
 var (
@@ -73,7 +77,7 @@ var events = map[EventKind]Event{
 func outcome(r Record, ev Event) string {
 	before := r
 	before.Upload = cloneUpload(r.Upload)
-	fx, err := transition(&r, &ev, testNames{})
+	fx, err := transition(&r, &ev, testAdmission{})
 	switch {
 	case errors.Is(err, ErrSuperseded):
 		return "!s"
@@ -167,6 +171,7 @@ func TestLifecycleVariants(t *testing.T) {
 		{"a failed write ends the session failed", recordIn(Writing), Event{Kind: Closed, Damage: "no space left on device"}, "failed"},
 		{"a temporary name is skipped at close", with(Writing, func(r *Record) { r.Path = "video/a.mp4~" }), events[Closed], "skipped T"},
 		{"no extension is skipped at close", with(Writing, func(r *Record) { r.Path = "video/a" }), events[Closed], "skipped T"},
+		{"what the service would refuse fails at close", recordIn(Writing), Event{Kind: Closed, Size: 2 << 30}, "failed"},
 		{"a ready file moved to another Type is a new asset", with(Ready, func(r *Record) {}), other, "queued C S Do"},
 		{"an uploaded file moved to another Type is a new asset", recordIn(Uploaded), other, "queued C S Do"},
 		{"a ready file renamed to a temporary name keeps its asset", with(Ready, func(r *Record) { r.Path = "video/a.mp4~" }), other, "ready"},
@@ -196,7 +201,7 @@ func TestLifecycleVariants(t *testing.T) {
 func TestLifecycleFields(t *testing.T) {
 	apply := func(r Record, ev Event) (Record, Effects) {
 		t.Helper()
-		fx, err := transition(&r, &ev, testNames{})
+		fx, err := transition(&r, &ev, testAdmission{})
 		if err != nil {
 			t.Fatalf("%s in %s: %v", ev.Kind, r.State, err)
 		}

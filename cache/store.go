@@ -48,16 +48,16 @@ var (
 
 // Options configures a store.
 type Options struct {
-	Names Names // which names become assets [all]
+	Admission Admission // which files become assets [all]
 }
 
 // Store is the bbolt file and the spool directory of one cache directory.
 type Store struct {
-	db       *bolt.DB // read only after Open
-	dir      string   // the cache directory
-	spoolDir string   // dir/spool
-	instance string   // read only: see Instance
-	names    Names    // read only
+	db       *bolt.DB  // read only after Open
+	dir      string    // the cache directory
+	spoolDir string    // dir/spool
+	instance string    // read only: see Instance
+	adm      Admission // read only
 }
 
 // Open opens (creating if needed) the store in dir. It fails with ErrLocked if another process
@@ -75,9 +75,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: open %s: %w", dbPath, err)
 	}
-	s := &Store{db: db, dir: dir, spoolDir: spool, names: opts.Names}
-	if s.names == nil {
-		s.names = allNames{}
+	s := &Store{db: db, dir: dir, spoolDir: spool, adm: opts.Admission}
+	if s.adm == nil {
+		s.adm = admitAll{}
 	}
 	if err := db.Update(s.init); err != nil {
 		db.Close()
@@ -305,7 +305,7 @@ func (s *Store) Apply(id uint64, ev Event) (Record, Effects, error) {
 func (s *Store) applyTx(tx *bolt.Tx, before Record, ev Event, moved bool) (Record, Effects, error) {
 	after := before
 	after.Upload = cloneUpload(before.Upload)
-	fx, err := transition(&after, &ev, s.names)
+	fx, err := transition(&after, &ev, s.adm)
 	if err != nil {
 		return before, fx, err
 	}

@@ -16,7 +16,7 @@ import (
 
 func mustOpen(t testing.TB, dir string) *Store {
 	t.Helper()
-	s, err := Open(dir, Options{Names: testNames{}})
+	s, err := Open(dir, Options{Admission: testAdmission{}})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

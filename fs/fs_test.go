@@ -48,7 +48,7 @@ func testMount(t *testing.T, o testOptions) *mounted {
 		log = slog.Default()
 	}
 	names, _ := uploader.NewAdmitter(uploader.DefaultTempNames)
-	store, err := cache.Open(t.TempDir(), cache.Options{Names: names})
+	store, err := cache.Open(t.TempDir(), cache.Options{Admission: names})
 	if err != nil {
 		t.Fatal(err)
 	}

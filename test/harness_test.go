@@ -59,6 +59,19 @@ func TestMain(m *testing.M) {
 
 func requireFUSE(t *testing.T) { testutil.RequireFUSE(t) }
 
+// testEnv is the environment imsfs runs in under test: this process's, without any Alibaba
+// Cloud credentials of the machine's, and with the credential chain kept off the instance
+// metadata address (tests talk to loopback only).
+func testEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ALIBABA_CLOUD_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true")
+}
+
 // proc is a background imsfs process whose output goes to a log file.
 type proc struct {
 	cmd  *exec.Cmd
@@ -76,7 +89,7 @@ func start(t *testing.T, name string, env []string, args ...string) *proc {
 	}
 	cmd := exec.Command(imsfsBin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(testEnv(), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start imsfs %v: %v", args, err)
 	}

@@ -43,21 +43,37 @@ func TestRetryCommand(t *testing.T) {
 	}
 }
 
-// TestFailedUploadsRetryWhenTheConfigChanges: a wrong secret makes uploads fail; the next
-// mount with the right one tries them again by itself.
+// TestFailedUploadsRetryWhenTheConfigChanges: a temporary key that expires while the mount runs
+// makes its uploads fail (IMS refuses the key); the next mount, with another key, tries them
+// again by itself.
 func TestFailedUploadsRetryWhenTheConfigChanges(t *testing.T) {
 	emu := startEmulator(t)
 	cache := t.TempDir()
-	m := startMountEnv(t, emu, cache, []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=not-the-secret"})
-	p := filepath.Join(m.Dir, "video", "wrong-key.mp4")
-	os.WriteFile(p, []byte("first with a wrong key"), 0o644)
+	resp, err := http.Post(emu.URL+"/_emulator/sts?ttl=3s", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct{ AccessKeyId, AccessKeySecret, SecurityToken string }
+	err = json.NewDecoder(resp.Body).Decode(&k)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := startMountEnv(t, emu, cache, []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=" + k.AccessKeyId,
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + k.AccessKeySecret, "ALIBABA_CLOUD_SECURITY_TOKEN=" + k.SecurityToken})
+	time.Sleep(4 * time.Second) // the key expires
+	p := filepath.Join(m.Dir, "video", "expired-key.mp4")
+	os.WriteFile(p, []byte("first with a key that expired"), 0o644)
 	waitStatus(t, p, "failed", 30*time.Second)
+	if e, _ := xattr(p, "user.ims.error"); !strings.Contains(e, "InvalidSecurityToken.Expired") {
+		t.Errorf("the error does not name the refusal: %q", e)
+	}
 	run(t, "umount", m.Dir)
 	if err := m.waitExit(t, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	m2 := startMount(t, emu, cache)
-	waitStatus(t, filepath.Join(m2.Dir, "video", "wrong-key.mp4"), "ready", 30*time.Second)
+	waitStatus(t, filepath.Join(m2.Dir, "video", "expired-key.mp4"), "ready", 30*time.Second)
 	if !strings.Contains(m2.output(), "the configuration changed: trying a failed upload again") {
 		t.Error("the mount does not say why it tried the failed upload again")
 	}
@@ -71,7 +87,7 @@ func TestASecondMountOnTheSameCacheIsRefused(t *testing.T) {
 	startMount(t, emu, cache)
 	dir := t.TempDir()
 	cmd := exec.Command(imsfsBin, "mount", "--endpoint", emu.URL, "--cache-dir", cache, dir)
-	cmd.Env = append(os.Environ(), "ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-secret")
+	cmd.Env = append(testEnv(), "ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-secret")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "in use by another imsfs process") {
 		t.Fatalf("a second mount on the same cache: %v\n%s", err, out)

@@ -52,7 +52,7 @@ func newQueueRig(t *testing.T, emuOpts emulator.Options, cfg uploader.Config, cl
 		t.Fatal(err)
 	}
 	names, _ := uploader.NewAdmitter(uploader.DefaultTempNames)
-	store, err := cache.Open(t.TempDir(), cache.Options{Names: names})
+	store, err := cache.Open(t.TempDir(), cache.Options{Admission: names})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/imsfs/imsfs/cache"
 )
 
-// MaxTitle is the longest Title IMS accepts, in characters.
+// MaxTitle is the longest Title imsfs sends, in bytes: CreateUploadMedia's reference counts 128
+// characters, UpdateMediaInfo's 128 bytes; a Title both take is one of at most 128 bytes.
 const MaxTitle = 128
 
 // ErrNoExtension means a file name has no extension, which CreateUploadMedia requires (FileInfo.Ext).
@@ -18,7 +22,7 @@ var ErrNoExtension = errors.New("the name has no extension, which IMS requires")
 type Name struct {
 	Base  string // FileInfo.Name: the name without its extension
 	Ext   string // FileInfo.Ext: without the dot
-	Title string // MediaMetaData.Title: Base, made valid UTF-8 and cut to MaxTitle characters
+	Title string // MediaMetaData.Title: Base, made valid UTF-8 and cut to MaxTitle bytes, between characters
 }
 
 // ParseName splits a file name (no folder) into what CreateUploadMedia needs. The extension is
@@ -30,8 +34,9 @@ func ParseName(file string) (Name, error) {
 	}
 	n := Name{Base: file[:dot], Ext: file[dot+1:]}
 	title := strings.ToValidUTF8(n.Base, "\uFFFD")
-	if utf8.RuneCountInString(title) > MaxTitle {
-		title = string([]rune(title)[:MaxTitle])
+	for len(title) > MaxTitle {
+		_, size := utf8.DecodeLastRuneInString(title)
+		title = title[:len(title)-size]
 	}
 	n.Title = title
 	return n, nil
@@ -75,16 +80,56 @@ func (a *Admitter) TempName(name string) (string, bool) {
 	return "", false
 }
 
-// Skip returns why the file at p (a path in the mount) is not uploaded, or "" when it is: a
-// temporary name (it becomes an asset if it is renamed to a real name), or no extension. It is
-// the cache's Names: the life-cycle asks it after a last close, a rename and a retry.
-func (a *Admitter) Skip(p string) string {
-	name := path.Base(p)
+// Refuse says whether the file r stands for is uploaded: not under a temporary name (it is
+// once renamed to a real name), nor without an extension, nor in a format its folder's Type
+// does not take (skipped); not an audio or video file over the service's size limit (failed at
+// once, as the service would fail it after the upload). It is the cache's Admission: the
+// life-cycle asks it after a last close, a rename and a retry.
+func (a *Admitter) Refuse(r *cache.Record) (cache.State, string) {
+	name := path.Base(r.Path)
 	if pat, ok := a.TempName(name); ok {
-		return fmt.Sprintf("not uploaded: %q is a temporary name (pattern %q); rename it to upload it", name, pat)
+		return cache.Skipped, fmt.Sprintf("not uploaded: %q is a temporary name (pattern %q); rename it to upload it", name, pat)
 	}
-	if _, err := ParseName(name); err != nil {
-		return "not uploaded: " + err.Error()
+	n, err := ParseName(name)
+	if err != nil {
+		return cache.Skipped, "not uploaded: " + err.Error()
 	}
-	return ""
+	if what, exts := formatsOf(r.Type, r.BusinessType); exts != nil && !slices.Contains(exts, strings.ToLower(n.Ext)) {
+		return cache.Skipped, fmt.Sprintf("not uploaded: IMS does not take .%s files as %s; this folder takes %s", n.Ext, what, strings.Join(exts, ", "))
+	}
+	if (r.Type == "video" || r.Type == "audio") && r.Size > MaxMediaSize {
+		return cache.Failed, fmt.Sprintf("not uploaded: %d bytes; IMS takes %s files of at most 5 GiB (%d bytes)", r.Size, r.Type, int64(MaxMediaSize))
+	}
+	return "", ""
+}
+
+// MaxMediaSize is the largest audio or video file IMS takes: 5 GB, as the upload page says,
+// read as 5 GiB.
+const MaxMediaSize = 5 << 30
+
+// formats are the extensions IMS takes, by FileInfo.Type and, for text, BusinessType, from the
+// "Overview of media upload" page. Type other has no list: IMS names none.
+var formats = map[string][]string{
+	"video": {"mp4", "ts", "3gp", "mpg", "mpeg", "mpe", "dat", "vob", "asf", "avi", "wmv", "flv", "f4v", "rm", "rmvb",
+		"mov", "mkv", "m3u8", "dv", "gif", "m2t", "m4v", "mj2", "mjpeg", "mts", "ogg", "qt", "swf", "webm"},
+	"audio":          {"mp3", "wma", "wav", "aac", "ra", "m4a", "flac", "ape", "ac3", "amr", "caf", "acm"},
+	"image":          {"gif", "webp", "png", "jpg", "jpeg", "heic"},
+	"text/subtitles": {"srt", "vtt", "ass"},
+	"text/font":      {"ttf", "ttc", "fon"},
+	"text":           {"srt", "vtt", "ass", "ttf", "ttc", "fon"},
+}
+
+// formatsOf returns what the files of a Type and BusinessType are called ("video", "subtitles")
+// and the extensions IMS takes for them (nil: any).
+func formatsOf(typ, business string) (string, []string) {
+	if exts, ok := formats[typ+"/"+business]; ok {
+		return business, exts
+	}
+	return typ, formats[typ]
+}
+
+// Formats returns the extensions IMS takes for a Type and BusinessType (nil: any).
+func Formats(typ, business string) []string {
+	_, exts := formatsOf(typ, business)
+	return exts
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/imsfs/imsfs/cache"
 )
 
 func TestParseName(t *testing.T) {
@@ -18,7 +20,8 @@ func TestParseName(t *testing.T) {
 		{"My Holiday (final).MOV", "My Holiday (final)", "MOV", "My Holiday (final)", nil},
 		{"archive.tar.gz", "archive.tar", "gz", "archive.tar", nil},
 		{"片头.mp4", "片头", "mp4", "片头", nil},
-		{long + ".mp4", long, "mp4", strings.Repeat("長", MaxTitle), nil},
+		{long + ".mp4", long, "mp4", strings.Repeat("長", 42), nil}, // 126 bytes: a 43rd would make 129
+		{strings.Repeat("a", 200) + ".mp4", strings.Repeat("a", 200), "mp4", strings.Repeat("a", 128), nil},
 		{"bad\xffname.png", "bad\xffname", "png", "bad\uFFFDname", nil},
 		{"README", "", "", "", ErrNoExtension},
 		{".profile", "", "", "", ErrNoExtension},
@@ -33,53 +36,68 @@ func TestParseName(t *testing.T) {
 		if got.Base != tt.base || got.Ext != tt.ext || got.Title != tt.title {
 			t.Errorf("ParseName(%q) = %+v, want {%s %s %s}", tt.file, got, tt.base, tt.ext, tt.title)
 		}
-		if tt.err == nil && (!utf8.ValidString(got.Title) || utf8.RuneCountInString(got.Title) > MaxTitle) {
+		if tt.err == nil && (!utf8.ValidString(got.Title) || len(got.Title) > MaxTitle) {
 			t.Errorf("ParseName(%q): title %q is not valid for IMS", tt.file, got.Title)
 		}
 	}
 }
 
-func TestSkip(t *testing.T) {
+func TestRefuse(t *testing.T) {
 	a, err := NewAdmitter(DefaultTempNames)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
-		path string
-		why  string // "" when it is uploaded
+		path     string
+		typ, biz string
+		size     int64
+		state    cache.State
+		why      string // "" when it is uploaded
 	}{
-		{"video/clip.mp4", ""},
-		{"video/Final Cut (v2).mov", ""},
-		{"video/.hidden.mp4", ""},
-		{"video/notes", "extension"},
-		{"video/.hidden", "extension"},
-		{"text/subtitles/.clip.srt.swp", "temporary"},
-		{"text/subtitles/clip.srt~", "temporary"},
-		{"text/subtitles/4913", "temporary"},
-		{"text/subtitles/#clip.srt#", "temporary"},
-		{"text/subtitles/.#clip.srt", "temporary"},
-		{"other/.~lock.report.odt#", "temporary"},
-		{"other/~$report.docx", "temporary"},
-		{"other/lu12345abcd.tmp", "temporary"},
-		{"other/~WRL0001.tmp", "temporary"},
-		{"video/clip.mp4.crdownload", "temporary"},
-		{"video/clip.mp4.part", "temporary"},
-		{"video/.clip.mp4.Ab3xYz", "temporary"},
-		{"text/subtitles/.goutputstream-ABC123", "temporary"},
-		{"image/.DS_Store", "temporary"},
-		{"image/._poster.png", "temporary"},
-		{"image/Thumbs.db", "temporary"},
+		{"video/clip.mp4", "video", "general", 1, "", ""},
+		{"video/Final Cut (v2).MOV", "video", "general", 1, "", ""},
+		{"video/.hidden.mp4", "video", "general", 1, "", ""},
+		{"video/notes", "video", "general", 1, cache.Skipped, "extension"},
+		{"video/.hidden", "video", "general", 1, cache.Skipped, "extension"},
+		{"video/notes.txt", "video", "general", 1, cache.Skipped, "IMS does not take .txt files as video; this folder takes mp4, ts"},
+		{"image/scan.bmp", "image", "default", 1, cache.Skipped, "as image; this folder takes gif, webp, png, jpg, jpeg, heic"},
+		{"text/subtitles/clip.ttf", "text", "subtitles", 1, cache.Skipped, "as subtitles; this folder takes srt, vtt, ass"},
+		{"text/font/clip.ttf", "text", "font", 1, "", ""},
+		{"other/anything.bin", "other", "general", 1, "", ""},
+		{"audio/song.flac", "audio", "general", MaxMediaSize, "", ""},
+		{"audio/song.flac", "audio", "general", MaxMediaSize + 1, cache.Failed, "at most 5 GiB"},
+		{"image/huge.png", "image", "default", MaxMediaSize + 1, "", ""},
+		{"text/subtitles/.clip.srt.swp", "text", "subtitles", 1, cache.Skipped, "temporary"},
+		{"text/subtitles/clip.srt~", "text", "subtitles", 1, cache.Skipped, "temporary"},
+		{"text/subtitles/4913", "text", "subtitles", 1, cache.Skipped, "temporary"},
+		{"text/subtitles/#clip.srt#", "text", "subtitles", 1, cache.Skipped, "temporary"},
+		{"text/subtitles/.#clip.srt", "text", "subtitles", 1, cache.Skipped, "temporary"},
+		{"other/.~lock.report.odt#", "other", "general", 1, cache.Skipped, "temporary"},
+		{"other/~$report.docx", "other", "general", 1, cache.Skipped, "temporary"},
+		{"other/lu12345abcd.tmp", "other", "general", 1, cache.Skipped, "temporary"},
+		{"other/~WRL0001.tmp", "other", "general", 1, cache.Skipped, "temporary"},
+		{"video/clip.mp4.crdownload", "video", "general", 1, cache.Skipped, "temporary"},
+		{"video/clip.mp4.part", "video", "general", 1, cache.Skipped, "temporary"},
+		{"video/.clip.mp4.Ab3xYz", "video", "general", 1, cache.Skipped, "temporary"},
+		{"text/subtitles/.goutputstream-ABC123", "text", "subtitles", 1, cache.Skipped, "temporary"},
+		{"image/.DS_Store", "image", "default", 1, cache.Skipped, "temporary"},
+		{"image/._poster.png", "image", "default", 1, cache.Skipped, "temporary"},
+		{"image/Thumbs.db", "image", "default", 1, cache.Skipped, "temporary"},
 	} {
-		got := a.Skip(tt.path)
-		if (got == "") != (tt.why == "") || !strings.Contains(got, tt.why) {
-			t.Errorf("Skip(%s) = %q, want one saying %q", tt.path, got, tt.why)
+		r := cache.Record{Path: tt.path, Type: tt.typ, BusinessType: tt.biz, Size: tt.size}
+		state, why := a.Refuse(&r)
+		if state != tt.state || !strings.Contains(why, tt.why) || (why == "") != (tt.why == "") {
+			t.Errorf("Refuse(%s %s/%s %d) = %s %q, want %s saying %q", tt.path, tt.typ, tt.biz, tt.size, state, why, tt.state, tt.why)
 		}
 	}
 	if _, err := NewAdmitter("ok,[bad"); err == nil {
 		t.Error("a malformed pattern was accepted")
 	}
 	none, _ := NewAdmitter("")
-	if why := none.Skip("video/clip.mp4~x.mp4"); why != "" {
+	if state, why := none.Refuse(&cache.Record{Path: "other/clip.mp4~x.mp4", Type: "other"}); state != "" {
 		t.Errorf("with no temporary names a real name was skipped: %s", why)
+	}
+	if Formats("other", "general") != nil || len(Formats("image", "cover")) != 6 {
+		t.Errorf("Formats: %v %v", Formats("other", "general"), Formats("image", "cover"))
 	}
 }

@@ -52,7 +52,7 @@ func newRig(t *testing.T, cloud *fake.Cloud, cfg Config) *rig {
 func (r *rig) start() {
 	r.t.Helper()
 	names, _ := NewAdmitter(DefaultTempNames)
-	store, err := cache.Open(r.dir, cache.Options{Names: names})
+	store, err := cache.Open(r.dir, cache.Options{Admission: names})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -48,8 +49,8 @@ type mountOptions struct {
 
 func (o *mountOptions) flags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "endpoint", Destination: &o.endpoint, Usage: "IMS API `URL`, scheme included (default: https://ice.REGION.aliyuncs.com)"},
-		&cli.StringFlag{Name: "region", Value: "cn-shanghai", Destination: &o.region, Usage: "IMS region"},
+		&cli.StringFlag{Name: "endpoint", Destination: &o.endpoint, Usage: "IMS API `HOST` (ice.cn-beijing.aliyuncs.com, over HTTPS) or URL (http://127.0.0.1:9000) (default: the region's)"},
+		&cli.StringFlag{Name: "region", Value: "cn-shanghai", Destination: &o.region, Usage: "IMS region: cn-shanghai, cn-beijing or cn-shenzhen, where CreateUploadMedia is available"},
 		&cli.StringFlag{Name: "cache-dir", Destination: &o.cacheDir, Usage: "`DIR` for the store and the spooled bytes (default: $XDG_CACHE_HOME/imsfs)"},
 		&cli.DurationFlag{Name: "upload-delay", Value: 2 * time.Second, Destination: &o.uploadDelay, Usage: "settle time after the last close before a file is uploaded"},
 		&cli.DurationFlag{Name: "drain-timeout", Value: 30 * time.Second, Destination: &o.drainTimeout, Usage: "on unmount, how long running uploads may take to finish; the rest resume at the next mount"},
@@ -99,9 +100,75 @@ func checkMountpoint(mountpoint string) error {
 	return nil
 }
 
+// uploadRegions are the regions where CreateUploadMedia is available (CreateUploadMedia.md).
+var uploadRegions = []string{"cn-shanghai", "cn-beijing", "cn-shenzhen"}
+
+// resolveEndpoint returns the IMS endpoint to call: --endpoint as given (a bare host, as the
+// documentation writes endpoints, is taken over HTTPS), or the region's.
+func resolveEndpoint(endpoint, region string) (string, error) {
+	if endpoint == "" {
+		if !slices.Contains(uploadRegions, region) {
+			return "", fmt.Errorf("--region %s: CreateUploadMedia is available only in cn-shanghai, cn-beijing and cn-shenzhen; use one of them, or give an --endpoint", region)
+		}
+		return ims.DefaultEndpoint(region), nil
+	}
+	if !strings.Contains(endpoint, "://") {
+		endpoint = "https://" + endpoint
+	}
+	return endpoint, nil
+}
+
+// checkAccess makes one cheap signed call before the mount serves anyone, so that a missing or
+// refused key is said at start, once, rather than by every file. An endpoint that does not
+// answer is no reason to refuse: files wait in the queue until it does.
+func checkAccess(ctx context.Context, client *ims.Client, cred credentials.Credential, endpoint string, log *slog.Logger) error {
+	m, err := cred.GetCredential()
+	if err != nil || m == nil || m.AccessKeyId == nil || *m.AccessKeyId == "" {
+		return errors.New("no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, " +
+			"or a profile in ~/.aliyun/config.json (ALIBABA_CLOUD_PROFILE names which), or mount with --emulator to try imsfs " +
+			"without an account (the credential chain says: " + errText(err) + ")")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, err = client.ListMediaBasicInfos(cctx, ims.ListRequest{MaxResults: 1})
+	var api *ims.APIError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &api) && !api.Temporary():
+		return fmt.Errorf("IMS at %s refused the AccessKey %s: %s: %s (HTTP %d). Check the key pair (a typo, a disabled or deleted key), "+
+			"that the account has IMS in this region, and that the key's RAM policy allows the ice: actions the README lists",
+			endpoint, maskKey(*m.AccessKeyId), api.Code, api.Message, api.StatusCode)
+	}
+	log.Warn("IMS does not answer; mounting anyway: files wait in the queue until it does", "endpoint", endpoint, "err", err)
+	return nil
+}
+
+// maskKey shows enough of an AccessKeyId to tell which it is.
+func maskKey(id string) string {
+	if len(id) <= 6 {
+		return id
+	}
+	return id[:6] + "…"
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "no AccessKeyId"
+	}
+	return err.Error()
+}
+
 func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	if err := checkMountpoint(mountpoint); err != nil {
 		return err
+	}
+	endpoint := ""
+	if !o.emulator {
+		var err error
+		if endpoint, err = resolveEndpoint(o.endpoint, o.region); err != nil {
+			return err
+		}
 	}
 	log := newLogger(o.debug)
 	names, err := uploader.NewAdmitter(o.tempNames)
@@ -133,7 +200,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		}
 		o.cacheDir = filepath.Join(base, "imsfs")
 	}
-	store, err := cache.Open(o.cacheDir, cache.Options{Names: names})
+	store, err := cache.Open(o.cacheDir, cache.Options{Admission: names})
 	if errors.Is(err, cache.ErrLocked) {
 		return fmt.Errorf("%w: %s (is another imsfs mount using it? give each mount its own --cache-dir)", cache.ErrLocked, o.cacheDir)
 	}
@@ -142,7 +209,6 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	}
 	defer store.Close()
 
-	endpoint := o.endpoint
 	var cred credentials.Credential
 	if o.emulator {
 		emu, err := emulator.New(emulator.Options{DataDir: filepath.Join(o.cacheDir, "emulator"), Log: log.With("component", "emulator")})
@@ -167,9 +233,6 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		}
 		fmt.Fprintf(os.Stderr, "imsfs: embedded emulator at %s (assets: curl %s/_emulator/media)\n", endpoint, endpoint)
 	} else {
-		if endpoint == "" {
-			endpoint = ims.DefaultEndpoint(o.region)
-		}
 		cred, err = credentials.NewCredential(nil)
 		if err != nil {
 			return fmt.Errorf("credentials: %w", err)
@@ -177,6 +240,9 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	}
 	client, err := ims.New(endpoint, o.region, cred)
 	if err != nil {
+		return err
+	}
+	if err := checkAccess(ctx, client, cred, endpoint, log); err != nil {
 		return err
 	}
 	queue := uploader.New(uploader.Config{Store: store, IMS: client, Objects: transfer.New(2 * time.Minute), Log: log,

@@ -19,7 +19,9 @@ import (
 func TestCreateUploadMediaEnforcesTheReferenceRules(t *testing.T) {
 	s := startEmulator(t, emulator.Options{})
 	c := client(t, s, "", nil)
-	fi := func(typ string) string { return `{"Type":"` + typ + `","Name":"clip","Ext":"mp4"}` }
+	exts := map[string]string{"video": "mp4", "image": "png", "audio": "mp3", "text": "srt", "other": "bin"}
+	fi := func(typ string) string { return `{"Type":"` + typ + `","Name":"clip","Ext":"` + exts[typ] + `"}` }
+	fiExt := func(typ, ext string) string { return `{"Type":"` + typ + `","Name":"clip","Ext":"` + ext + `"}` }
 	md := func(biz string) string { return `{"Title":"clip","BusinessType":"` + biz + `"}` }
 	long := func(n int, r string) string { return strings.Repeat(r, n) }
 	tests := []struct {
@@ -37,7 +39,20 @@ func TestCreateUploadMediaEnforcesTheReferenceRules(t *testing.T) {
 		{"image watermark", map[string]string{"FileInfo": fi("image"), "MediaMetaData": md("watermark")}, ""},
 		{"image opening", map[string]string{"FileInfo": fi("image"), "MediaMetaData": md("opening")}, "InvalidParameter"},
 		{"text subtitles", map[string]string{"FileInfo": fi("text"), "MediaMetaData": md("subtitles")}, ""},
-		{"text font", map[string]string{"FileInfo": fi("text"), "MediaMetaData": md("font")}, ""},
+		{"text font", map[string]string{"FileInfo": fiExt("text", "ttf"), "MediaMetaData": md("font")}, ""},
+		{"a font as subtitles", map[string]string{"FileInfo": fiExt("text", "ttf"), "MediaMetaData": md("subtitles")}, "InvalidParameter"},
+		{"subtitles as a font", map[string]string{"FileInfo": fiExt("text", "srt"), "MediaMetaData": md("font")}, "InvalidParameter"},
+		{"a .txt video", map[string]string{"FileInfo": fiExt("video", "txt"), "MediaMetaData": md("general")}, "InvalidParameter"},
+		{"an upper-case .MOV video", map[string]string{"FileInfo": fiExt("video", "MOV"), "MediaMetaData": md("general")}, ""},
+		{"a .bmp image", map[string]string{"FileInfo": fiExt("image", "bmp"), "MediaMetaData": md("default")}, "InvalidParameter"},
+		{"a .heic image", map[string]string{"FileInfo": fiExt("image", "heic"), "MediaMetaData": md("default")}, ""},
+		{"a .wav audio", map[string]string{"FileInfo": fiExt("audio", "wav"), "MediaMetaData": md("general")}, ""},
+		{"an .mp4 audio", map[string]string{"FileInfo": fiExt("audio", "mp4"), "MediaMetaData": md("general")}, "InvalidParameter"},
+		{"anything as other", map[string]string{"FileInfo": fiExt("other", "xyz"), "MediaMetaData": md("general")}, ""},
+		{"a video of 5 GiB", map[string]string{"FileInfo": `{"Type":"video","Name":"a","Ext":"mp4","Size":5368709120}`, "MediaMetaData": md("general")}, ""},
+		{"a video over 5 GiB", map[string]string{"FileInfo": `{"Type":"video","Name":"a","Ext":"mp4","Size":5368709121}`, "MediaMetaData": md("general")}, "InvalidParameter"},
+		{"an audio over 5 GiB", map[string]string{"FileInfo": `{"Type":"audio","Name":"a","Ext":"mp3","Size":5368709121}`, "MediaMetaData": md("general")}, "InvalidParameter"},
+		{"an image over 5 GiB", map[string]string{"FileInfo": `{"Type":"image","Name":"a","Ext":"png","Size":5368709121}`, "MediaMetaData": md("default")}, ""},
 		{"text cover", map[string]string{"FileInfo": fi("text"), "MediaMetaData": md("cover")}, "InvalidParameter"},
 		{"audio general", map[string]string{"FileInfo": fi("audio"), "MediaMetaData": md("general")}, ""},
 		{"audio opening", map[string]string{"FileInfo": fi("audio"), "MediaMetaData": md("opening")}, "InvalidParameter"},

@@ -28,12 +28,32 @@ var businessTypes = map[string][]string{
 	"other": {"general"},
 }
 
+// mediaFormats are the extensions the service takes, by FileInfo.Type and, for text, by
+// BusinessType ("Overview of media upload"). Type other has no list.
+var mediaFormats = map[string][]string{
+	"video": {"mp4", "ts", "3gp", "mpg", "mpeg", "mpe", "dat", "vob", "asf", "avi", "wmv", "flv", "f4v", "rm", "rmvb",
+		"mov", "mkv", "m3u8", "dv", "gif", "m2t", "m4v", "mj2", "mjpeg", "mts", "ogg", "qt", "swf", "webm"},
+	"audio":          {"mp3", "wma", "wav", "aac", "ra", "m4a", "flac", "ape", "ac3", "amr", "caf", "acm"},
+	"image":          {"gif", "webp", "png", "jpg", "jpeg", "heic"},
+	"text/subtitles": {"srt", "vtt", "ass"},
+	"text/font":      {"ttf", "ttc", "fon"},
+	"text":           {"srt", "vtt", "ass", "ttf", "ttc", "fon"},
+}
+
+func formatsFor(typ, business string) []string {
+	if f, ok := mediaFormats[typ+"/"+business]; ok {
+		return f
+	}
+	return mediaFormats[typ]
+}
+
 const (
-	maxTitle       = 128
-	maxDescription = 1024
-	maxTags        = 16
-	timeFormat     = "2006-01-02T15:04:05Z"
-	defaultAppID   = "app-1000000"
+	maxTitle        = 128     // characters in CreateUploadMedia, bytes in UpdateMediaInfo
+	defaultMaxMedia = 5 << 30 // a single audio or video file ("5 GB", read as GiB)
+	maxDescription  = 1024
+	maxTags         = 16
+	timeFormat      = "2006-01-02T15:04:05Z"
+	defaultAppID    = "app-1000000"
 )
 
 func invalid(format string, args ...any) *imsError {
@@ -159,6 +179,12 @@ func (s *Server) createUploadMedia(q url.Values) (map[string]any, *imsError) {
 	}
 	if !contains(businessTypes[fi.Type], md.BusinessType) {
 		return nil, invalid("The specified parameter MediaMetaData.BusinessType %q is not valid for type %q: use %s.", md.BusinessType, fi.Type, strings.Join(businessTypes[fi.Type], ", "))
+	}
+	if f := formatsFor(fi.Type, md.BusinessType); f != nil && !contains(f, strings.ToLower(fi.Ext)) {
+		return nil, invalid("The specified parameter FileInfo.Ext %q is not a format the media library takes for %s: use %s.", fi.Ext, fi.Type, strings.Join(f, ", "))
+	}
+	if n, err := fi.Size.Int64(); err == nil && (fi.Type == "video" || fi.Type == "audio") && n > s.opts.MaxMediaSize {
+		return nil, invalid("The specified parameter FileInfo.Size %d exceeds the largest %s file the media library takes (%d bytes).", n, fi.Type, s.opts.MaxMediaSize)
 	}
 	var cate int64
 	if md.CateId != "" {
@@ -428,6 +454,10 @@ func (s *Server) updateMediaInfo(q url.Values) (map[string]any, *imsError) {
 	if e := checkText("Title", q.Get("Title"), maxTitle); e != nil {
 		return nil, e
 	}
+	// UpdateMediaInfo's reference and SDK model count the Title in bytes.
+	if n := len(q.Get("Title")); n > maxTitle {
+		return nil, invalid("The specified parameter Title is %d bytes long; at most %d are allowed.", n, maxTitle)
+	}
 	if e := checkText("Description", q.Get("Description"), maxDescription); e != nil {
 		return nil, e
 	}
@@ -680,6 +710,11 @@ func (s *Server) objectComplete(bucket, key string, size int64, md5hex string) {
 	a.Size, a.MD5, a.ModifiedTime = size, md5hex, time.Now().UTC().Truncate(time.Second)
 	a.Status = "Preparing"
 	_ = s._saveAsset(a)
+	if (a.Type == "video" || a.Type == "audio") && size > s.opts.MaxMediaSize {
+		// The object store takes it; the media library does not process it.
+		s._settle(a, "PrepareFail")
+		return
+	}
 	s._scheduleReady(a)
 }
 
@@ -801,4 +836,50 @@ func (s *Server) callback(target string, event map[string]any) {
 	s.stats.mu.Lock()
 	s.stats.callbacksFailed++
 	s.stats.mu.Unlock()
+}
+
+// handleSeed fills the library with assets other users made: POST
+// /_emulator/seed?count=N&type=T&business_type=B&spread=D makes N Normal assets (without
+// objects) of that type, created evenly over the D before now, the newest first. It is how a test
+// puts a library of 20,000 assets behind a lost creation answer without 20,000 uploads.
+func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	count, err := strconv.Atoi(q.Get("count"))
+	if err != nil || count < 1 || count > 1_000_000 {
+		http.Error(w, "count: want 1 to 1000000", http.StatusBadRequest)
+		return
+	}
+	typ, biz := q.Get("type"), q.Get("business_type")
+	if typ == "" {
+		typ = "video"
+	}
+	if biz == "" {
+		biz = "general"
+	}
+	if !contains(businessTypes[typ], biz) {
+		http.Error(w, "type and business_type: want a pair CreateUploadMedia takes", http.StatusBadRequest)
+		return
+	}
+	spread := 24 * time.Hour
+	if v := q.Get("spread"); v != "" {
+		if spread, err = time.ParseDuration(v); err != nil || spread < 0 {
+			http.Error(w, "spread: want a Go duration such as 24h", http.StatusBadRequest)
+			return
+		}
+	}
+	now := time.Now().UTC()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range count {
+		created := now.Add(-spread * time.Duration(i+1) / time.Duration(count)).Truncate(time.Second)
+		a := &Asset{MediaId: randomHex(16), Status: "Normal", Title: "seeded " + strconv.Itoa(i), Type: typ, MediaType: typ,
+			BusinessType: biz, AppId: defaultAppID, FileName: "seeded.bin", Bucket: s.opts.Bucket,
+			Key: "sv/seeded/" + randomHex(8), CreateTime: created, ModifiedTime: created}
+		s._index(a)
+		if err := s._saveAsset(a); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -28,6 +28,7 @@ type Options struct {
 	STSTTL          time.Duration // how long upload credentials are valid [3000s, as IMS documents]
 	ReadyDelay      time.Duration // from a complete object to the asset's Normal status [0]
 	MaxParts        int           // parts one multipart upload may have [10,000, as OSS]; tests lower it
+	MaxMediaSize    int64         // the largest audio or video file the media library takes [5 GiB]; tests lower it
 	Faults          string        // fault spec, see FaultSyntax [none]
 	FaultSeed       uint64        // seed for the fault draws [0]
 	Log             *slog.Logger  // request errors are logged here [discarded]
@@ -72,6 +73,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Region == "" {
 		opts.Region = "cn-shanghai"
+	}
+	if opts.MaxMediaSize <= 0 {
+		opts.MaxMediaSize = defaultMaxMedia
 	}
 	if opts.MaxParts <= 0 || opts.MaxParts > maxPartNum {
 		opts.MaxParts = maxPartNum
@@ -169,6 +173,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /_emulator/stats", s.handleStats)
 	mux.HandleFunc("/_emulator/faults", s.handleFaults)
 	mux.HandleFunc("POST /_emulator/sts", s.handleIssueSTS)
+	mux.HandleFunc("POST /_emulator/seed", s.handleSeed)
 	mux.HandleFunc("/{$}", s.handleIMS)
 	mux.HandleFunc("/{bucket}/{key...}", s.handleOSS)
 	return mux
