@@ -319,7 +319,7 @@ func partStored(r *Record, ev *Event, fx *Effects, _ Admission) error {
 }
 
 func completed(r *Record, ev *Event, fx *Effects, _ Admission) error {
-	r.State, r.Size, r.Error, r.Attempts, r.Due = Uploaded, ev.Size, "", 0, time.Time{}
+	r.State, r.Size, r.Error, r.Attempts, r.Due, r.Uploaded = Uploaded, ev.Size, "", 0, time.Time{}, ev.Now.UTC()
 	// Readiness is checked on a schedule from now on.
 	fx.Schedule, fx.Due = true, ev.Now
 	return nil

@@ -36,6 +36,9 @@ type Record struct {
 	// looked for from then on, by its tag, before another is made.
 	Asked time.Time `json:"asked,omitzero"`
 
+	// Uploaded: when the object was complete; readiness is waited for from then on.
+	Uploaded time.Time `json:"uploaded,omitzero"`
+
 	// MetaPending: the asset's Title and BusinessType are to follow the file's name and folder
 	// (a finished file was renamed); the uploader calls UpdateMediaInfo and clears it.
 	MetaPending bool `json:"meta_pending,omitempty"`
@@ -83,7 +86,7 @@ func (r *Record) newGeneration() {
 	r.Gen++
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
 	r.Due, r.Attempts, r.Error = time.Time{}, 0, ""
-	r.MetaPending, r.Asked, r.Damaged = false, time.Time{}, false
+	r.MetaPending, r.Asked, r.Damaged, r.Uploaded = false, time.Time{}, false, time.Time{}
 }
 
 // unfinished reports whether the record belongs in the index of files that are not ready:

@@ -67,6 +67,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: create %s: %w", spool, err)
 	}
+	// The spool holds what users saved, the control socket lives here: the owner's alone,
+	// whatever mode the folder had.
+	for _, d := range []string{dir, spool} {
+		if err := os.Chmod(d, 0o700); err != nil {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+	}
 	dbPath := filepath.Join(dir, "imsfs.db")
 	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: time.Second})
 	if errors.Is(err, bolt.ErrTimeout) {

@@ -202,6 +202,19 @@ func TestRenameMovesAFolderWithEverythingBelowAndReplacesTheTarget(t *testing.T)
 	}
 }
 
+func TestTheCacheDirectoryIsTheOwnersAlone(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := mustOpen(t, dir)
+	for _, d := range []string{dir, s.SpoolDir()} {
+		if st, err := os.Stat(d); err != nil || st.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v %v, want mode 0700", d, st.Mode(), err)
+		}
+	}
+}
+
 func TestASecondOpenIsRefusedNotBlocked(t *testing.T) {
 	dir := t.TempDir()
 	mustOpen(t, dir)

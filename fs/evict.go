@@ -17,10 +17,13 @@ import (
 	"github.com/imsfs/imsfs/cache"
 )
 
-// Objects reads back the bytes of files whose local copy was evicted: from their objects.
+// Objects reaches the objects of uploaded files: to read back the bytes of files whose local
+// copy was evicted, and for the signed URL user.ims.file_url shows.
 type Objects interface {
 	ReadAt(ctx context.Context, mediaID string, p []byte, off int64) (int, error)
 	Fetch(ctx context.Context, mediaID string, w io.Writer) (int64, error)
+	// URL returns a signed URL of the asset's file that opens as it is, and when it expires.
+	URL(ctx context.Context, mediaID string) (string, time.Time, error)
 }
 
 // evictEvery is how often the cache is measured against --cache-max-size.

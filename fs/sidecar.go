@@ -27,21 +27,18 @@ type sidecarNode struct {
 }
 
 // content is the sidecar's JSON: the file's attributes, without their user.ims. prefix.
-func (s *sidecarNode) content() ([]byte, syscall.Errno) {
+func (s *sidecarNode) content(ctx context.Context) ([]byte, syscall.Errno) {
 	s.file.mu.Lock()
 	gone := s.file.gone
 	s.file.mu.Unlock()
 	if gone {
 		return nil, syscall.ENOENT
 	}
-	names, vals, errno := s.file.values()
+	out, errno := s.file.values(ctx)
 	if errno != gofs.OK {
 		return nil, syscall.ENOENT
 	}
-	out := map[string]string{"path": s.file.path()}
-	for _, n := range names {
-		out[strings.TrimPrefix(n, xattrPrefix)] = vals[n]
-	}
+	out["path"] = s.file.path()
 	data, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return nil, syscall.EIO
@@ -52,7 +49,7 @@ func (s *sidecarNode) content() ([]byte, syscall.Errno) {
 var _ = (gofs.NodeGetattrer)((*sidecarNode)(nil))
 
 func (s *sidecarNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	data, errno := s.content()
+	data, errno := s.content(ctx)
 	if errno != gofs.OK {
 		return errno
 	}
@@ -83,7 +80,7 @@ func (s *sidecarNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, 
 var _ = (gofs.NodeReader)((*sidecarNode)(nil))
 
 func (s *sidecarNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	data, errno := s.content()
+	data, errno := s.content(ctx)
 	if errno != gofs.OK {
 		return nil, errno
 	}

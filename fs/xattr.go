@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 
@@ -16,23 +17,43 @@ import (
 const xattrPrefix = "user.ims."
 
 // xattrs lists the attributes a file shows, in listing order, with how each is read from the
-// record. An attribute whose value is empty is absent (ENODATA).
+// record. An attribute whose value is empty is absent (ENODATA). Only the attribute asked for is
+// read: file_url may ask IMS for a signed URL, and a status read must never wait on that.
 var xattrs = []struct {
 	name  string
-	value func(n *fileNode, r *cache.Record) string
+	value func(ctx context.Context, n *fileNode, r *cache.Record) string
+	// has says whether the attribute has a value, where reading it costs more than the record.
+	has func(r *cache.Record) bool
 }{
-	{"status", func(_ *fileNode, r *cache.Record) string { return string(r.State) }},
-	{"media_id", func(_ *fileNode, r *cache.Record) string { return r.MediaID }},
-	{"media_url", func(_ *fileNode, r *cache.Record) string { return r.MediaURL }},
-	{"file_url", func(_ *fileNode, r *cache.Record) string { return r.FileURL }},
-	{"progress", progressValue},
-	{"error", func(_ *fileNode, r *cache.Record) string { return r.Error }},
-	{"type", func(_ *fileNode, r *cache.Record) string { return r.Type }},
-	{"business_type", func(_ *fileNode, r *cache.Record) string { return r.BusinessType }},
+	{name: "status", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return string(r.State) }},
+	{name: "media_id", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.MediaID }},
+	{name: "media_url", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.MediaURL }},
+	{name: "file_url", value: signedURLValue, has: func(r *cache.Record) bool { return r.State.Finished() && r.MediaID != "" }},
+	{name: "input_url", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.FileURL }},
+	{name: "progress", value: progressValue},
+	{name: "error", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.Error }},
+	{name: "type", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.Type }},
+	{name: "business_type", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.BusinessType }},
+}
+
+// signedURLValue is a URL of the uploaded file that opens as it is (GetMediaInfo's signed
+// FileUrl, renewed before it expires); the plain address is input_url.
+func signedURLValue(ctx context.Context, n *fileNode, r *cache.Record) string {
+	if !r.State.Finished() || r.MediaID == "" || n.fsys.opts.Objects == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u, _, err := n.fsys.opts.Objects.URL(ctx, r.MediaID)
+	if err != nil {
+		n.fsys.opts.Log.Warn("no signed URL for user.ims.file_url", "path", r.Path, "media_id", r.MediaID, "err", err)
+		return ""
+	}
+	return u
 }
 
 // progressValue is "SENT/TOTAL" bytes: live while the bytes go out, whole once they are there.
-func progressValue(n *fileNode, r *cache.Record) string {
+func progressValue(_ context.Context, n *fileNode, r *cache.Record) string {
 	switch r.State {
 	case cache.Uploading:
 		if sent, total, ok := n.fsys.opts.Uploads.Progress(r.ID); ok {
@@ -45,20 +66,39 @@ func progressValue(n *fileNode, r *cache.Record) string {
 	return ""
 }
 
-// values returns the attributes that have a value now.
-func (n *fileNode) values() (names []string, vals map[string]string, errno syscall.Errno) {
+// record returns the file's record; one unlinked while open has none (nothing to say).
+func (n *fileNode) record() (cache.Record, syscall.Errno) {
 	r, err := n.fsys.opts.Store.GetID(n.id)
 	if err != nil {
-		return nil, nil, syscall.ENODATA // unlinked while open: nothing to say
+		return r, syscall.ENODATA
 	}
-	vals = map[string]string{}
+	return r, gofs.OK
+}
+
+// names returns the attributes that have a value now.
+func (n *fileNode) names(ctx context.Context, r *cache.Record) []string {
+	var out []string
 	for _, x := range xattrs {
-		if v := x.value(n, &r); v != "" {
-			names = append(names, xattrPrefix+x.name)
-			vals[xattrPrefix+x.name] = v
+		if x.has != nil && x.has(r) || x.has == nil && x.value(ctx, n, r) != "" {
+			out = append(out, xattrPrefix+x.name)
 		}
 	}
-	return names, vals, gofs.OK
+	return out
+}
+
+// values returns every attribute that has a value now, by name without its prefix: the sidecar.
+func (n *fileNode) values(ctx context.Context) (map[string]string, syscall.Errno) {
+	r, errno := n.record()
+	if errno != gofs.OK {
+		return nil, errno
+	}
+	vals := map[string]string{}
+	for _, x := range xattrs {
+		if v := x.value(ctx, n, &r); v != "" {
+			vals[x.name] = v
+		}
+	}
+	return vals, gofs.OK
 }
 
 var _ = (gofs.NodeGetxattrer)((*fileNode)(nil))
@@ -67,26 +107,30 @@ func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 	if !strings.HasPrefix(attr, xattrPrefix) {
 		return 0, syscall.ENODATA
 	}
-	_, vals, errno := n.values()
+	r, errno := n.record()
 	if errno != gofs.OK {
 		return 0, errno
 	}
-	v, ok := vals[attr]
-	if !ok {
-		return 0, syscall.ENODATA
+	for _, x := range xattrs {
+		if xattrPrefix+x.name == attr {
+			if v := x.value(ctx, n, &r); v != "" {
+				return copyOut(dest, v)
+			}
+			break
+		}
 	}
-	return copyOut(dest, v)
+	return 0, syscall.ENODATA
 }
 
 var _ = (gofs.NodeListxattrer)((*fileNode)(nil))
 
 func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	names, _, errno := n.values()
+	r, errno := n.record()
 	if errno != gofs.OK {
 		return 0, gofs.OK
 	}
 	var b strings.Builder
-	for _, name := range names {
+	for _, name := range n.names(ctx, &r) {
 		b.WriteString(name)
 		b.WriteByte(0)
 	}

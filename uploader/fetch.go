@@ -35,33 +35,44 @@ func NewFetcher(ims IMS) *Fetcher {
 	return &Fetcher{ims: ims, client: &http.Client{Timeout: 5 * time.Minute}, urls: map[string]signedURL{}}
 }
 
-// url returns a presigned URL of the asset's source file, from the cache while it is valid for
-// another minute.
-func (f *Fetcher) url(ctx context.Context, mediaID string) (string, error) {
+// URL returns a signed URL of the asset's source file that opens as it is for another quarter
+// of an hour at least (so that it still opens when used a little later), and when it expires.
+// It is cached until then.
+func (f *Fetcher) URL(ctx context.Context, mediaID string) (string, time.Time, error) {
 	f.mu.Lock()
 	u, ok := f.urls[mediaID]
 	f.mu.Unlock()
-	if ok && time.Until(u.until) > time.Minute {
-		return u.url, nil
+	if ok && time.Until(u.until) > urlLife/4 {
+		return u.url, u.until, nil
 	}
-	info, err := f.ims.GetMediaInfo(ctx, mediaID, urlLife)
+	raw, until, err := f.SignedURL(ctx, mediaID, urlLife)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
+	}
+	f.mu.Lock()
+	f.urls[mediaID] = signedURL{url: raw, until: until}
+	f.mu.Unlock()
+	return raw, until, nil
+}
+
+// SignedURL asks IMS (GetMediaInfo with AuthTimeout) for a URL of the asset's source file that
+// opens as it is for life, and returns it with when it expires.
+func (f *Fetcher) SignedURL(ctx context.Context, mediaID string, life time.Duration) (string, time.Time, error) {
+	info, err := f.ims.GetMediaInfo(ctx, mediaID, life)
+	if err != nil {
+		return "", time.Time{}, err
 	}
 	raw := info.FileURL()
 	if raw == "" {
-		return "", fmt.Errorf("asset %s lists no source file to read back", mediaID)
+		return "", time.Time{}, fmt.Errorf("asset %s lists no source file", mediaID)
 	}
-	u = signedURL{url: raw, until: time.Now().Add(urlLife)}
+	until := time.Now().Add(life)
 	if pu, err := url.Parse(raw); err == nil {
 		if exp, err := strconv.ParseInt(pu.Query().Get("Expires"), 10, 64); err == nil {
-			u.until = time.Unix(exp, 0)
+			until = time.Unix(exp, 0)
 		}
 	}
-	f.mu.Lock()
-	f.urls[mediaID] = u
-	f.mu.Unlock()
-	return raw, nil
+	return raw, until, nil
 }
 
 func (f *Fetcher) forget(mediaID string) {
@@ -74,7 +85,7 @@ func (f *Fetcher) forget(mediaID string) {
 // one it had was refused.
 func (f *Fetcher) get(ctx context.Context, mediaID, rng string) (*http.Response, error) {
 	for try := 0; ; try++ {
-		u, err := f.url(ctx, mediaID)
+		u, _, err := f.URL(ctx, mediaID)
 		if err != nil {
 			return nil, err
 		}

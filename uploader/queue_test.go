@@ -766,3 +766,38 @@ func (r *rig) waitUntilAsset(mediaID string, ok func(fake.Asset) bool, what stri
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestAnAssetNeverReadyFailsAfterTheReadyTimeout: IMS keeps an asset Preparing (or reports a
+// status imsfs does not know): the file waits, checked less and less often, then fails with
+// the reason at --ready-timeout.
+func TestAnAssetNeverReadyFailsAfterTheReadyTimeout(t *testing.T) {
+	for _, status := range []string{ims.MediaPreparing, "Transcoding"} {
+		t.Run(status, func(t *testing.T) {
+			clock := clockwork.NewFakeClock()
+			cloud := fake.New()
+			cloud.Clock, cloud.ReadyAfter = clock, 24*time.Hour
+			r := newRig(t, cloud, Config{Clock: clock, Ready: ReadyCheck{First: time.Second, Max: 10 * time.Minute, Timeout: time.Hour}})
+			rec := r.waitFor(r.add("video/a.mp4", []byte("abc")).ID, cache.Uploaded)
+			if status != ims.MediaPreparing {
+				cloud.SetStatus(rec.MediaID, status)
+			}
+			for i := 0; clock.Since(rec.Uploaded) <= time.Hour; i++ {
+				if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+					t.Fatal(err)
+				}
+				clock.Advance(10 * time.Minute)
+				time.Sleep(5 * time.Millisecond)
+				if i > 20 {
+					t.Fatal("no end")
+				}
+			}
+			rec = r.waitFor(rec.ID, cache.Failed)
+			if !strings.Contains(rec.Error, "--ready-timeout 1h0m0s") || !strings.Contains(rec.Error, status) {
+				t.Errorf("error %q", rec.Error)
+			}
+			if n := cloud.Calls("ims.batchget"); n > 20 {
+				t.Errorf("%d checks in an hour and more, with waits growing to 10 min", n)
+			}
+		})
+	}
+}

@@ -64,39 +64,57 @@ func (q *Queue) check(ids []uint64) {
 		case ims.MediaPrepareFail:
 			ev = &cache.Event{Kind: cache.UploadFailed, Reason: fmt.Sprintf("IMS reports asset %s as %s: it could not process the file", r.MediaID, status)}
 		case ims.MediaInit, ims.MediaPreparing:
-			q.checkLater(r, false)
+			ev = q.waited(r, status)
 		default:
 			q.once(r.ID, "IMS reports an asset status imsfs does not know; waiting for Normal or PrepareFail", "path", r.Path, "media_id", r.MediaID, "status", status)
-			q.checkLater(r, false)
+			ev = q.waited(r, status)
 		}
-		if ev == nil {
-			continue
+		if ev != nil {
+			q.report(r, *ev)
 		}
-		ev.Gen, ev.Now = r.Gen, q.cfg.Clock.Now()
-		rec, err := q.Apply(r.ID, *ev)
-		switch {
-		case err == nil && rec.State == cache.Ready:
-			q.cfg.Log.Info("asset ready", "path", rec.Path, "media_id", rec.MediaID)
-		case err == nil:
-			q.cfg.Log.Error("upload failed", "path", rec.Path, "media_id", rec.MediaID, "err", rec.Error)
-		case errors.Is(err, cache.ErrSuperseded), errors.Is(err, cache.ErrNotFound), errors.Is(err, cache.ErrBadTransition):
-			// The file changed since it was asked about: its new content has its own way.
-		default:
-			q.cfg.Log.Error("record readiness", "path", r.Path, "err", err)
-			q.checkLater(r, false)
-			continue
-		}
-		q.mu.Lock()
-		delete(q.interval, r.ID)
-		delete(q.told, r.ID)
-		q.mu.Unlock()
 	}
 	for mediaID, r := range recs {
 		if !seen[mediaID] {
 			q.once(r.ID, "IMS does not list the asset of an uploaded file yet; asking again later", "path", r.Path, "media_id", mediaID)
-			q.checkLater(r, false)
+			if ev := q.waited(r, "not listed"); ev != nil {
+				q.report(r, *ev)
+			}
 		}
 	}
+}
+
+// report commits what IMS said of r's asset: ready, or failed.
+func (q *Queue) report(r cache.Record, ev cache.Event) {
+	ev.Gen, ev.Now = r.Gen, q.cfg.Clock.Now()
+	rec, err := q.Apply(r.ID, ev)
+	switch {
+	case err == nil && rec.State == cache.Ready:
+		q.cfg.Log.Info("asset ready", "path", rec.Path, "media_id", rec.MediaID)
+	case err == nil:
+		q.cfg.Log.Error("upload failed", "path", rec.Path, "media_id", rec.MediaID, "err", rec.Error)
+	case errors.Is(err, cache.ErrSuperseded), errors.Is(err, cache.ErrNotFound), errors.Is(err, cache.ErrBadTransition):
+		// The file changed since it was asked about: its new content has its own way.
+	default:
+		q.cfg.Log.Error("record readiness", "path", r.Path, "err", err)
+		q.checkLater(r, false)
+		return
+	}
+	q.mu.Lock()
+	delete(q.interval, r.ID)
+	delete(q.told, r.ID)
+	q.mu.Unlock()
+}
+
+// waited schedules the next check of an asset that is not ready yet, or, past Ready.Timeout
+// since its upload, returns the event that fails it.
+func (q *Queue) waited(r cache.Record, status string) *cache.Event {
+	if !r.Uploaded.IsZero() && q.cfg.Clock.Since(r.Uploaded) > q.cfg.Ready.Timeout {
+		return &cache.Event{Kind: cache.UploadFailed, Reason: fmt.Sprintf(
+			"IMS did not report asset %s Normal within --ready-timeout %v of its upload (it says %s); imsfs retry uploads it again as a new asset",
+			r.MediaID, q.cfg.Ready.Timeout, status)}
+	}
+	q.checkLater(r, false)
+	return nil
 }
 
 // checkLater schedules the next check of r, each wait twice the last up to Ready.Max (at once

@@ -77,13 +77,14 @@ const (
 
 // ReadyCheck is how the assets of uploaded files are watched until IMS has prepared them.
 type ReadyCheck struct {
-	First time.Duration // from the end of the upload to the first check [500ms]
-	Max   time.Duration // the longest wait between checks of one asset [30s]
-	Batch int           // assets asked about in one BatchGetMediaInfos [20]
+	First   time.Duration // from the end of the upload to the first check [500ms]
+	Max     time.Duration // the longest wait between checks of one asset [30s]
+	Batch   int           // assets asked about in one BatchGetMediaInfos [20]
+	Timeout time.Duration // from the end of the upload to giving up on the asset: it fails [1h]
 }
 
 // DefaultReadyCheck is the ReadyCheck of a zero Config.
-var DefaultReadyCheck = ReadyCheck{First: 500 * time.Millisecond, Max: 30 * time.Second, Batch: 20}
+var DefaultReadyCheck = ReadyCheck{First: 500 * time.Millisecond, Max: 30 * time.Second, Batch: 20, Timeout: time.Hour}
 
 func (c *Config) defaults() {
 	if c.Clock == nil {
@@ -111,6 +112,9 @@ func (c *Config) defaults() {
 	}
 	if c.Ready.Batch <= 0 {
 		c.Ready.Batch = DefaultReadyCheck.Batch
+	}
+	if c.Ready.Timeout <= 0 {
+		c.Ready.Timeout = DefaultReadyCheck.Timeout
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

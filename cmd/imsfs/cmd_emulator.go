@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -39,7 +40,7 @@ func newEmulatorCommand() *cli.Command {
 			&cli.StringFlag{Name: "access-key-secret", Value: "emulator-secret", Usage: "the AccessKeySecret of the account"},
 			&cli.StringFlag{Name: "region", Value: "cn-shanghai", Usage: "region named in upload credentials and checked in OSS V4 signatures"},
 			&cli.DurationFlag{Name: "sts-ttl", Value: 3000e9, Usage: "how long upload credentials stay valid (IMS documents 3000 s)"},
-			&cli.DurationFlag{Name: "ready-delay", Usage: "time from a complete object to the asset's Normal status"},
+			&cli.DurationFlag{Name: "ready-delay", Value: time.Second, Usage: "time from a complete object to the asset's Normal status (IMS takes a while; 0 is never the service's)"},
 			&cli.IntFlag{Name: "max-parts", Value: 10000, Usage: "parts one multipart upload may have (OSS: 10,000; lower it to test large files small)"},
 			&cli.StringFlag{Name: "faults", Usage: "fault `SPEC` to inject (syntax below)"},
 			&cli.Uint64Flag{Name: "fault-seed", Usage: "`SEED` for the fault draws, for repeatable runs"},

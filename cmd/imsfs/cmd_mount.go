@@ -34,6 +34,7 @@ type mountOptions struct {
 	cacheDir     string
 	uploadDelay  time.Duration
 	drainTimeout time.Duration
+	readyTimeout time.Duration
 	emulator     bool
 	workers      int
 	tempNames    string
@@ -54,6 +55,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.StringFlag{Name: "cache-dir", Destination: &o.cacheDir, Usage: "`DIR` for the store and the spooled bytes (default: $XDG_CACHE_HOME/imsfs)"},
 		&cli.DurationFlag{Name: "upload-delay", Value: 2 * time.Second, Destination: &o.uploadDelay, Usage: "settle time after the last close before a file is uploaded"},
 		&cli.DurationFlag{Name: "drain-timeout", Value: 30 * time.Second, Destination: &o.drainTimeout, Usage: "on unmount, how long running uploads may take to finish; the rest resume at the next mount"},
+		&cli.DurationFlag{Name: "ready-timeout", Value: time.Hour, Destination: &o.readyTimeout, Usage: "how long after its upload IMS may take to prepare an asset; then the file is failed (imsfs retry uploads it again)"},
 		&cli.BoolFlag{Name: "emulator", Destination: &o.emulator, Usage: "start an embedded IMS/OSS emulator and use it (no credentials needed)"},
 		&cli.IntFlag{Name: "transfers", Value: 4, Destination: &o.workers, Usage: "files uploaded at once"},
 		&cli.StringFlag{Name: "temp-names", Value: uploader.DefaultTempNames, Destination: &o.tempNames, Usage: "comma-separated `PATTERNS` (shell globs on the file name) of temporary files: kept in the mount, never uploaded (skipped) until renamed; \"\" uploads every name"},
@@ -211,7 +213,8 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 
 	var cred credentials.Credential
 	if o.emulator {
-		emu, err := emulator.New(emulator.Options{DataDir: filepath.Join(o.cacheDir, "emulator"), Log: log.With("component", "emulator")})
+		// The asset takes a second to prepare, as a real one takes a while: status shows uploaded first.
+		emu, err := emulator.New(emulator.Options{DataDir: filepath.Join(o.cacheDir, "emulator"), ReadyDelay: time.Second, Log: log.With("component", "emulator")})
 		if err != nil {
 			return err
 		}
@@ -246,10 +249,11 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		return err
 	}
 	queue := uploader.New(uploader.Config{Store: store, IMS: client, Objects: transfer.New(2 * time.Minute), Log: log,
-		Workers: o.workers, PartSize: int64(partSize), MaxParts: o.maxParts, Names: names, OnOverwrite: onOverwrite, OnDelete: onDelete, ConfigID: configID(endpoint, o.region, cred)})
+		Workers: o.workers, Ready: uploader.ReadyCheck{Timeout: o.readyTimeout}, PartSize: int64(partSize), MaxParts: o.maxParts, Names: names, OnOverwrite: onOverwrite, OnDelete: onDelete, ConfigID: configID(endpoint, o.region, cred)})
 	sock := filepath.Join(o.cacheDir, controlSocket)
+	fetcher := uploader.NewFetcher(client)
 	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Log: log,
-		Objects: uploader.NewFetcher(client), CacheMaxSize: int64(cacheMax), ControlSocket: sock, Sidecars: o.sidecars})
+		Objects: fetcher, CacheMaxSize: int64(cacheMax), ControlSocket: sock, Sidecars: o.sidecars})
 	// Recovery comes first: it takes a file still "writing" as one whose writer is gone, which
 	// is true only before the mount serves anyone. Uploads start once the mount is up: a
 	// mount that fails leaves the backlog as it was.
@@ -263,7 +267,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	queue.Run()
 	controlCtx, stopControl := context.WithCancel(ctx)
 	defer stopControl()
-	if err := serveControl(controlCtx, sock, queue, log); err != nil {
+	if err := serveControl(controlCtx, sock, queue, store, fetcher, log); err != nil {
 		log.Warn("imsfs retry will not reach this mount", "err", err)
 	}
 	log.Info("mounted", "mountpoint", mountpoint, "endpoint", endpoint, "cache_dir", o.cacheDir)

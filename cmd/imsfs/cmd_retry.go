@@ -24,14 +24,53 @@ import (
 // controlSocket is the name of the running mount's control socket in its cache directory.
 const controlSocket = "control.sock"
 
-// serveControl answers `imsfs retry` on a unix socket until ctx is done.
-func serveControl(ctx context.Context, sock string, queue *uploader.Queue, log *slog.Logger) error {
+// serveControl answers `imsfs status`, `retry` and `url` on a unix socket until ctx is done. The
+// socket is its owner's only (mode 0600, and each peer's uid is checked): it hands out signed
+// URLs and retries uploads.
+func serveControl(ctx context.Context, sock string, queue *uploader.Queue, store *cache.Store, urls *uploader.Fetcher, log *slog.Logger) error {
 	os.Remove(sock) // left by a mount that was killed; the store lock says none runs now
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		return fmt.Errorf("control socket %s: %w", sock, err)
 	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("control socket %s: %w", sock, err)
+	}
+	ln = &ownerOnly{Listener: ln, uid: os.Getuid(), log: log}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /url", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		p := r.URL.Query().Get("path")
+		life, err := time.ParseDuration(r.URL.Query().Get("expires"))
+		if err != nil || life < time.Second || life > 24*time.Hour {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "--expires: want 1s to 24h (IMS signs URLs for 1 to 86400 seconds)"})
+			return
+		}
+		rec, err := store.Get(p)
+		switch {
+		case errors.Is(err, cache.ErrNotFound):
+			w.WriteHeader(http.StatusNotFound)
+			err = fmt.Errorf("no such file in the mount")
+		case err == nil && (!rec.State.Finished() || rec.MediaID == ""):
+			w.WriteHeader(http.StatusConflict)
+			err = fmt.Errorf("it is %s: a file has a URL once it is uploaded", rec.State)
+		}
+		out := map[string]string{"path": p}
+		if err == nil {
+			var until time.Time
+			out["url"], until, err = urls.SignedURL(r.Context(), rec.MediaID, life)
+			out["expires"] = until.UTC().Format(time.RFC3339)
+			if err != nil {
+				w.WriteHeader(http.StatusBadGateway)
+			}
+		}
+		if err != nil {
+			out = map[string]string{"path": p, "error": err.Error()}
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	})
 	mux.HandleFunc("POST /retry", func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Query().Get("path")
 		state, err := queue.Retry(p)
@@ -133,6 +172,43 @@ func findMount(p string) (root, sock, rel string, err error) {
 	}
 	rel, err = filepath.Rel(root, abs)
 	return root, sock, filepath.ToSlash(rel), err
+}
+
+// ownerOnly accepts connections from the mount's own user (and root) only.
+type ownerOnly struct {
+	net.Listener
+	uid int
+	log *slog.Logger
+}
+
+func (l *ownerOnly) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		uc, ok := c.(*net.UnixConn)
+		if !ok {
+			return c, nil
+		}
+		raw, err := uc.SyscallConn()
+		var cred *unix.Ucred
+		if err == nil {
+			err2 := raw.Control(func(fd uintptr) { cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+			if err2 != nil {
+				err = err2
+			}
+		}
+		if err == nil && (int(cred.Uid) == l.uid || cred.Uid == 0) {
+			return c, nil
+		}
+		peer := -1
+		if cred != nil {
+			peer = int(cred.Uid)
+		}
+		l.log.Warn("refused", "op", "control", "path", l.Addr().String(), "reason", fmt.Sprintf("uid %d is not the mount's owner (uid %d)", peer, l.uid))
+		c.Close()
+	}
 }
 
 // controlClient talks HTTP over a mount's control socket.

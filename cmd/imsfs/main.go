@@ -17,7 +17,7 @@ func main() {
 		Description: "Files saved under the mount's type folders (video/, image/cover/, …) are uploaded to the IMS\n" +
 			"media library when closed. Each file shows its upload status, MediaId and URLs as extended\n" +
 			"attributes: getfattr -d -m user.ims FILE.",
-		Commands:        []*cli.Command{newMountCommand(), newStatusCommand(), newWaitCommand(), newRetryCommand(), newEmulatorCommand()},
+		Commands:        []*cli.Command{newMountCommand(), newStatusCommand(), newWaitCommand(), newRetryCommand(), newURLCommand(), newEmulatorCommand()},
 		HideHelpCommand: true,
 	}
 	if err := app.Run(os.Args); err != nil {

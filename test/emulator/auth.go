@@ -264,8 +264,10 @@ func (s *Server) verifyOSS(r *http.Request, bucket, key string) (*stsKey, *ossEr
 	}
 	switch {
 	case strings.HasPrefix(auth, "OSS4-HMAC-SHA256 "):
+		s.count("oss.signed.v4")
 		e = s.verifyOSSV4(r, bucket, key, lookup, func() string { return secret })
 	case strings.HasPrefix(auth, "OSS "):
+		s.count("oss.signed.v1")
 		id, sig, ok := strings.Cut(strings.TrimPrefix(auth, "OSS "), ":")
 		if !ok {
 			return nil, errOSS(400, "InvalidArgument", "Authorization header is invalid.")

@@ -29,7 +29,7 @@ func (s *Server) received(n int64) {
 
 // Stats is what GET /_emulator/stats answers.
 type Stats struct {
-	Requests        map[string]int64 // by action, named as fault points: ims.create, oss.part, ...
+	Requests        map[string]int64 // by action, named as fault points: ims.create, oss.part, ...; and OSS requests by signature, oss.signed.v1 and oss.signed.v4
 	Faults          map[string]int64 // faults injected, by point
 	BytesReceived   int64            // object bytes OSS read from request bodies, parts included
 	BytesStored     int64            // sizes of the complete objects held now
