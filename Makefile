@@ -9,7 +9,7 @@ export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 # The race detector needs cgo; use it wherever a C compiler is at hand.
 RACE      ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 
-.PHONY: build run test bench lint clean
+.PHONY: build run test test-live bench lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/imsfs
@@ -36,6 +36,16 @@ test: lint
 	@rm -f $(FIGURES)
 	@IMSFS_FIGURES=$(FIGURES) $(GO) test $(RACE) -count=1 ./...; status=$$?; \
 	if [ -s $(FIGURES) ]; then echo; echo "Figures:"; sed 's/^/  /' $(FIGURES); fi; exit $$status
+
+# Against the real IMS and OSS (not part of `make test`): a small video, an image and a subtitle,
+# a rename, an overwrite and a delete, each checked through GetMediaInfo and its signed URL;
+# every asset it makes is deleted.
+test-live:
+	@if [ -z "$$ALIBABA_CLOUD_ACCESS_KEY_ID" ] || [ -z "$$ALIBABA_CLOUD_ACCESS_KEY_SECRET" ] || [ -z "$$IMSFS_LIVE_REGION" ]; then \
+	  echo "test-live: set ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET and IMSFS_LIVE_REGION (cn-shanghai, cn-beijing or cn-shenzhen) to run it against the real service"; \
+	else \
+	  test/deps.sh test && $(GO) test -tags live -count=1 -v -timeout 60m ./test/live/; \
+	fi
 
 # Throughput and latency against local disk and a direct SDK upload, as ratios; no -race.
 bench:
