@@ -16,14 +16,22 @@ build:
 
 run: build
 	@test/deps.sh run
+	@# A mount of ours that died (kill -9, a crash) answers "Transport endpoint is not connected":
+	@# clear it. A live one is another `make run`: leave it alone.
+	@if grep -qs " $(abspath $(MNT)) " /proc/self/mountinfo; then \
+	  if stat $(MNT) >/dev/null 2>&1; then \
+	    echo "imsfs: ./$(MNT) is mounted already (another make run?): stop that one (Ctrl-C in its terminal, or umount $(MNT)) first" >&2; exit 1; \
+	  fi; \
+	  echo "imsfs: clearing a dead mount on ./$(MNT)"; umount -l $(MNT) 2>/dev/null || fusermount3 -uz $(MNT); \
+	fi
 	@mkdir -p $(MNT)
-	@if mountpoint -q $(MNT); then umount $(MNT) 2>/dev/null || umount -l $(MNT); fi
 	@echo "imsfs: mounting ./$(MNT) with the embedded emulator (cache in ./$(CACHE_DIR)); Ctrl-C unmounts."
 	@echo "In another terminal, try:"
-	@echo "  cp clip.mp4 $(MNT)/video/"
-	@echo "  getfattr -n user.ims.status --only-values $(MNT)/video/clip.mp4   # queued, uploading … then ready"
-	@echo "  getfattr -d -m user.ims $(MNT)/video/clip.mp4                     # media_id, media_url, file_url, type, business_type"
-	@echo "  (no clip.mp4 at hand? head -c 3M /dev/urandom > clip.mp4)"
+	@echo "  head -c 3M /dev/urandom > clip.mp4; cp clip.mp4 $(MNT)/video/"
+	@echo "  getfattr -n user.ims.status --only-values $(MNT)/video/clip.mp4   # queued, uploading, uploaded… then ready"
+	@echo "  getfattr -d -m user.ims $(MNT)/video/clip.mp4                     # media_id, file_url, type, business_type…"
+	@echo "  curl -s \"\$$(getfattr -n user.ims.file_url --only-values $(MNT)/video/clip.mp4)\" | cmp - clip.mp4   # the file_url opens"
+	@echo "  $(BIN) status $(MNT)                                               # what is not ready yet, and what was refused"
 	@echo
 	$(BIN) mount --emulator --cache-dir $(CACHE_DIR) $(MNT)
 

@@ -21,6 +21,7 @@ type Record struct {
 	Size  int64     `json:"size"`
 	Mode  uint32    `json:"mode"`
 	Mtime time.Time `json:"mtime"`
+	Atime time.Time `json:"atime,omitzero"` // as touch -a set it [Mtime]
 
 	Type         string `json:"type,omitempty"`          // FileInfo.Type, from the folder mapping
 	BusinessType string `json:"business_type,omitempty"` // MediaMetaData.BusinessType, from the folder mapping

@@ -132,8 +132,8 @@ func migrate1(tx *bolt.Tx) error {
 		var old struct {
 			Upload *struct{ Parts []Part } `json:"upload"`
 		}
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("decode %s: %w", k, err)
+		if err := decodeRecord(k, v, &r); err != nil {
+			return err
 		}
 		if err := json.Unmarshal(v, &old); err == nil && old.Upload != nil && r.State == Uploading && r.Upload != nil && r.Upload.MultipartID != "" {
 			for _, p := range old.Upload.Parts {
@@ -247,15 +247,15 @@ func (s *Store) GetID(id uint64) (Record, error) {
 	return rec, err
 }
 
-// SetAttr records a file's permission bits and modification time (chmod, touch), which are no
-// part of its upload.
-func (s *Store) SetAttr(id uint64, mode uint32, mtime time.Time) error {
+// SetAttr records a file's permission bits and its modification and access times (chmod,
+// touch), which are no part of its upload.
+func (s *Store) SetAttr(id uint64, mode uint32, mtime, atime time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		var rec Record
 		if err := getRecordID(tx, id, &rec); err != nil {
 			return err
 		}
-		rec.Mode, rec.Mtime = mode, mtime
+		rec.Mode, rec.Mtime, rec.Atime = mode, mtime, atime
 		return putRecord(tx, &rec)
 	})
 }
@@ -406,24 +406,24 @@ func (s *Store) Rename(oldPath, newPath string, follow func(r Record) Event) (Re
 		prefix := []byte(oldPath + "/")
 		if v := dirs.Get([]byte(oldPath)); v != nil {
 			var d Dir
-			if err := json.Unmarshal(v, &d); err != nil {
-				return fmt.Errorf("rename: decode dir %s: %w", oldPath, err)
+			if err := decodeDir([]byte(oldPath), v, &d); err != nil {
+				return fmt.Errorf("rename: %w", err)
 			}
 			dirMoves = append(dirMoves, d)
 		}
 		c := dirs.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var d Dir
-			if err := json.Unmarshal(v, &d); err != nil {
-				return fmt.Errorf("rename: decode dir %s: %w", k, err)
+			if err := decodeDir(k, v, &d); err != nil {
+				return fmt.Errorf("rename: %w", err)
 			}
 			dirMoves = append(dirMoves, d)
 		}
 		c = files.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var r Record
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("rename: decode %s: %w", k, err)
+			if err := decodeRecord(k, v, &r); err != nil {
+				return fmt.Errorf("rename: %w", err)
 			}
 			moves = append(moves, r)
 		}
@@ -462,8 +462,8 @@ func (s *Store) Files() ([]Record, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFiles).ForEach(func(k, v []byte) error {
 			var r Record
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode %s: %w", k, err)
+			if err := decodeRecord(k, v, &r); err != nil {
+				return err
 			}
 			out = append(out, r)
 			return nil
@@ -527,8 +527,8 @@ func (s *Store) Dirs() ([]Dir, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDirs).ForEach(func(k, v []byte) error {
 			var d Dir
-			if err := json.Unmarshal(v, &d); err != nil {
-				return fmt.Errorf("decode dir %s: %w", k, err)
+			if err := decodeDir(k, v, &d); err != nil {
+				return err
 			}
 			out = append(out, d)
 			return nil
@@ -593,9 +593,25 @@ func getRecord(tx *bolt.Tx, path string, rec *Record) error {
 	if v == nil {
 		return fmt.Errorf("%s: %w", path, ErrNotFound)
 	}
-	if err := json.Unmarshal(v, rec); err != nil {
-		return fmt.Errorf("decode %s: %w", path, err)
+	return decodeRecord([]byte(path), v, rec)
+}
+
+// decodeDir reads the folder stored under key k; its Path is the key, as a record's is.
+func decodeDir(k, v []byte, d *Dir) error {
+	if err := json.Unmarshal(v, d); err != nil {
+		return fmt.Errorf("decode folder %q: %w", k, err)
 	}
+	d.Path = string(k)
+	return nil
+}
+
+// decodeRecord reads the record stored under key k. Its Path is the key, byte for byte: JSON
+// holds strings as UTF-8 and would change a name that is not (a file name may be any bytes).
+func decodeRecord(k, v []byte, rec *Record) error {
+	if err := json.Unmarshal(v, rec); err != nil {
+		return fmt.Errorf("decode %q: %w", k, err)
+	}
+	rec.Path = string(k)
 	return nil
 }
 

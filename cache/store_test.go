@@ -96,10 +96,10 @@ func TestRecordRoundTripSurvivesReopen(t *testing.T) {
 	if err != nil || byPath.ID != rec.ID {
 		t.Fatalf("Get by path: %+v, %v", byPath, err)
 	}
-	if err := s2.SetAttr(rec.ID, 0o600, mtime.Add(time.Hour)); err != nil {
+	if err := s2.SetAttr(rec.ID, 0o600, mtime.Add(time.Hour), mtime.Add(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s2.GetID(rec.ID); got.Mode != 0o600 || !got.Mtime.Equal(mtime.Add(time.Hour)) || got.State != Uploading {
+	if got, _ := s2.GetID(rec.ID); got.Mode != 0o600 || !got.Mtime.Equal(mtime.Add(time.Hour)) || !got.Atime.Equal(mtime.Add(2*time.Hour)) || got.State != Uploading {
 		t.Errorf("SetAttr: %+v", got)
 	}
 }
@@ -138,6 +138,32 @@ func TestAnAssetMadeForOlderBytesIsDisposedOf(t *testing.T) {
 	}
 	if d, err := s.GetDisposal(fx.Disposal); err != nil || d.MediaID != "later" {
 		t.Errorf("the disposal of an asset for a file that is gone: %+v %v", d, err)
+	}
+}
+
+// TestANameThatIsNotUTF8ComesBackByteForByte: a file name may be any bytes; JSON would change
+// them, so the path is the key's.
+func TestANameThatIsNotUTF8ComesBackByteForByte(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	bad := "video/bad\xff\xfename.mp4"
+	if err := s.PutDir(Dir{Path: "video/\xfe"}); err != nil {
+		t.Fatal(err)
+	}
+	rec := mustCreate(t, s, bad, Queued)
+	s.Close()
+	s = mustOpen(t, dir)
+	if got, err := s.GetID(rec.ID); err != nil || got.Path != bad {
+		t.Errorf("GetID: %q %v", got.Path, err)
+	}
+	if got, err := s.Get(bad); err != nil || got.ID != rec.ID {
+		t.Errorf("Get: %+v %v", got, err)
+	}
+	files, _ := s.Files()
+	unfinished, _ := s.Unfinished()
+	dirs, _ := s.Dirs()
+	if len(files) != 1 || files[0].Path != bad || len(unfinished) != 1 || unfinished[0].Path != bad || len(dirs) != 1 || dirs[0].Path != "video/\xfe" {
+		t.Errorf("files %q, unfinished %q, dirs %q", files[0].Path, unfinished[0].Path, dirs[0].Path)
 	}
 }
 

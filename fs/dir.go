@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path"
 	"sync"
@@ -87,8 +88,21 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if !ok {
 		return nil, nil, 0, d.fsys.refuse("create", p, syscall.EACCES, whyNoFiles(dir))
 	}
+	if len(name) > nameMax {
+		return nil, nil, 0, d.fsys.refuse("create", p, syscall.ENAMETOOLONG, fmt.Sprintf("the name is %d bytes; at most %d are allowed", len(name), nameMax))
+	}
 	if d.fsys.opts.Sidecars && isSidecar(name) {
-		return nil, nil, 0, d.fsys.refuse("create", p, syscall.EACCES, "names ending in "+SidecarSuffix+" are the mount's read-only sidecars")
+		// A copy of the mount (cp -r, rsync, a backup copied back) brings sidecars along: they
+		// are taken and their bytes dropped, so that the copy succeeds and makes no asset. The
+		// sidecar that shows is the mount's own.
+		d.fsys.opts.Log.Info("a sidecar was written; its bytes are dropped (sidecars are the mount's)", "path", p)
+		n := &ghostNode{fsys: d.fsys, mtime: time.Now()}
+		var a fuse.AttrOut
+		n.Getattr(ctx, nil, &a)
+		out.Attr = a.Attr
+		out.SetEntryTimeout(time.Nanosecond)
+		out.SetAttrTimeout(time.Nanosecond)
+		return d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG}), discard{}, fuse.FOPEN_DIRECT_IO, gofs.OK
 	}
 	if d.GetChild(name) != nil {
 		return nil, nil, 0, d.fsys.refuse("create", p, syscall.EEXIST, "the name is taken")
@@ -112,6 +126,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	child := d.NewPersistentInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG})
 	n.fillAttr(&out.Attr)
 	d.touch()
+	d.dropSidecar(name) // a sidecar a copy wrote before its file: the file's own shows now
 	return child, &handle{node: n, f: spool, write: true}, 0, gofs.OK
 }
 
@@ -122,6 +137,9 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	p := join(dir, name)
 	if _, ok := d.fsys.opts.Mapping.RuleFor(dir); !ok {
 		return nil, d.fsys.refuse("mkdir", p, syscall.EACCES, "folders can be made only inside a mapped folder ("+whyNoFiles(dir)+")")
+	}
+	if len(name) > nameMax {
+		return nil, d.fsys.refuse("mkdir", p, syscall.ENAMETOOLONG, fmt.Sprintf("the name is %d bytes; at most %d are allowed", len(name), nameMax))
 	}
 	if d.fsys.opts.Sidecars && isSidecar(name) {
 		return nil, d.fsys.refuse("mkdir", p, syscall.EACCES, "names ending in "+SidecarSuffix+" are the mount's read-only sidecars")
@@ -206,6 +224,20 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	}
 	if flags&gofs.RENAME_EXCHANGE != 0 {
 		return d.fsys.refuse("rename", from, syscall.EINVAL, "exchanging two names (RENAME_EXCHANGE) is not supported")
+	}
+	if len(newName) > nameMax {
+		return d.fsys.refuse("rename", from, syscall.ENAMETOOLONG, fmt.Sprintf("the name %d bytes; at most %d are allowed", len(newName), nameMax))
+	}
+	if d.fsys.opts.Sidecars && isSidecar(newName) && !isSidecar(name) {
+		if f, ok := src.Operations().(*fileNode); ok && f.looksLikeSidecar() {
+			// rsync writes a sidecar of a copy under a temporary name, then renames it: drop it.
+			if err := f.remove(); err != nil {
+				return d.fsys.fail("rename", from, err)
+			}
+			d.fsys.opts.Log.Info("a sidecar was written; its bytes are dropped (sidecars are the mount's)", "path", to)
+			d.RmChild(name)
+			return gofs.OK
+		}
 	}
 	if d.fsys.opts.Sidecars && (isSidecar(name) || isSidecar(newName)) {
 		return d.fsys.refuse("rename", from, syscall.EACCES, "sidecars ("+SidecarSuffix+") are read-only: they go with their file")
@@ -315,3 +347,6 @@ func whyNoFiles(dir string) string {
 
 // renameNoReplace is renameat2's RENAME_NOREPLACE, which go-fuse does not name.
 const renameNoReplace = 0x1
+
+// nameMax is the longest name, in bytes, as statfs says and as local file systems take.
+const nameMax = 255

@@ -198,6 +198,12 @@ func (n *fileNode) fetch(ctx context.Context, p string, empty bool, size int64) 
 		if err == nil && got != size {
 			err = fmt.Errorf("the object of %s has %d bytes, the file %d", rec.MediaID, got, size)
 		}
+		if err != nil && ctx.Err() != nil {
+			// Interrupted (a signal to the caller): the kernel restarts the call, and the
+			// restore with it.
+			tmp.Close()
+			return syscall.EINTR
+		}
 		if err != nil {
 			tmp.Close()
 			return n.fsys.refuse("restore", p, syscall.EIO, "cannot fetch the evicted file back from its object: "+err.Error())

@@ -31,6 +31,7 @@ type fileNode struct {
 	size      int64         // protected by mu
 	mode      uint32        // protected by mu: permission bits
 	mtime     time.Time     // protected by mu
+	atime     time.Time     // protected by mu: as utimensat set it; zero shows mtime
 	ctime     time.Time     // protected by mu
 	writers   int           // protected by mu: open handles that may write
 	open      int           // protected by mu: open handles, readers included
@@ -67,6 +68,9 @@ func (n *fileNode) fillAttr(a *fuse.Attr) {
 	a.Mtime, a.Mtimensec = timespec(n.mtime)
 	a.Ctime, a.Ctimensec = timespec(n.ctime)
 	a.Atime, a.Atimensec = a.Mtime, a.Mtimensec
+	if !n.atime.IsZero() {
+		a.Atime, a.Atimensec = timespec(n.atime)
+	}
 	a.Owner = fuse.Owner{Uid: n.fsys.uid, Gid: n.fsys.gid}
 }
 
@@ -102,12 +106,15 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	if t, ok := in.GetMTime(); ok {
 		n.mtime = t
 	}
-	meta := in.Valid&(fuse.FATTR_MODE|fuse.FATTR_MTIME) != 0
-	mode, mtime, gone := n.mode, n.mtime, n.gone
+	if t, ok := in.GetATime(); ok {
+		n.atime = t
+	}
+	meta := in.Valid&(fuse.FATTR_MODE|fuse.FATTR_MTIME|fuse.FATTR_ATIME) != 0
+	mode, mtime, atime, gone := n.mode, n.mtime, n.atime, n.gone
 	n.fillAttr(&out.Attr)
 	n.mu.Unlock()
 	if meta && !gone {
-		if err := n.fsys.opts.Store.SetAttr(n.id, mode, mtime); err != nil && !errors.Is(err, cache.ErrNotFound) {
+		if err := n.fsys.opts.Store.SetAttr(n.id, mode, mtime, atime); err != nil && !errors.Is(err, cache.ErrNotFound) {
 			return n.fsys.fail("setattr", p, err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -65,6 +66,7 @@ type FS struct {
 	root     *dirNode
 	stop     chan struct{} // closed by Close: the evictor stops
 	cached   atomic.Int64  // bytes of the files whose spool is here (not evicted, not gone)
+	refusals refusalLog    // the most recent refusals, for imsfs status
 	// sync makes a file or folder durable (fsync); tests watch it, since what it guards
 	// against, a power loss, cannot be staged here.
 	sync func(name string) error
@@ -161,7 +163,7 @@ func (d *dirNode) OnAdd(ctx context.Context) {
 			f.opts.Log.Error("file in the store has no folder; it stays in the store but is not shown", "path", r.Path)
 			continue
 		}
-		n := &fileNode{fsys: f, id: r.ID, size: r.Size, mode: r.Mode, mtime: r.Mtime, ctime: r.Mtime, evicted: r.Evicted}
+		n := &fileNode{fsys: f, id: r.ID, size: r.Size, mode: r.Mode, mtime: r.Mtime, atime: r.Atime, ctime: r.Mtime, evicted: r.Evicted}
 		if r.Evicted {
 			// A crash between marking it evicted and removing the spool leaves a stray copy.
 			os.Remove(f.opts.Store.SpoolPath(r.ID))
@@ -203,10 +205,62 @@ func (f *FS) lookupDir(p string) *gofs.Inode {
 	return n
 }
 
-// refuse logs why an operation was refused and returns its errno.
+// refuse logs why an operation was refused, keeps it for `imsfs status`, and returns its errno.
 func (f *FS) refuse(op, p string, errno syscall.Errno, reason string) syscall.Errno {
 	f.opts.Log.Warn("refused", "op", op, "path", p, "errno", errnoName(errno), "reason", reason)
+	f.refusals.add(Refusal{Time: time.Now(), Op: op, Path: p, Errno: errnoName(errno), Reason: reason})
 	return errno
+}
+
+// Refusal is one operation the mount refused, and why: the shell says only "Permission denied".
+type Refusal struct {
+	Time   time.Time
+	Op     string
+	Path   string
+	Errno  string
+	Reason string
+}
+
+// refusalLog keeps the most recent refusals, one per operation, path and reason.
+type refusalLog struct {
+	mu   sync.Mutex
+	list []Refusal // protected by mu: oldest first
+}
+
+const keptRefusals = 20
+
+func (l *refusalLog) add(r Refusal) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, old := range l.list {
+		if old.Op == r.Op && old.Path == r.Path && old.Reason == r.Reason {
+			l.list = append(l.list[:i], l.list[i+1:]...)
+			break
+		}
+	}
+	l.list = append(l.list, r)
+	if len(l.list) > keptRefusals {
+		l.list = l.list[len(l.list)-keptRefusals:]
+	}
+}
+
+// Refusals returns the most recent refusals, oldest first.
+func (f *FS) Refusals() []Refusal {
+	f.refusals.mu.Lock()
+	defer f.refusals.mu.Unlock()
+	return append([]Refusal(nil), f.refusals.list...)
+}
+
+// Size returns the size of the file at p as the mount has it now (a file being written has
+// bytes no record holds yet).
+func (f *FS) Size(p string) (int64, bool) {
+	n := f.lookupFile(p)
+	if n == nil {
+		return 0, false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.size, true
 }
 
 // fail logs an internal error (the store, the spool) and returns EIO, or the errno the error

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +18,75 @@ const SidecarSuffix = ".ims.json"
 
 func isSidecar(name string) bool {
 	return strings.HasSuffix(name, SidecarSuffix) && len(name) > len(SidecarSuffix)
+}
+
+// hasSidecar reports whether a file of this name shows a sidecar: not when the sidecar's name
+// would pass NAME_MAX, which tools copying the folder could not create elsewhere.
+func hasSidecar(name string) bool { return len(name)+len(SidecarSuffix) <= nameMax }
+
+// ghostNode is a sidecar name a copy wrote: it takes what is written and keeps none of it,
+// until the sidecar of a file of that name shows in its place.
+type ghostNode struct {
+	gofs.Inode
+	fsys  *FS       // read only
+	mtime time.Time // read only
+}
+
+var _ = (gofs.NodeGetattrer)((*ghostNode)(nil))
+
+func (g *ghostNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFREG | 0o444
+	out.Nlink = 1
+	out.Mtime, out.Mtimensec = timespec(g.mtime)
+	out.Ctime, out.Ctimensec = out.Mtime, out.Mtimensec
+	out.Atime, out.Atimensec = out.Mtime, out.Mtimensec
+	out.Owner = fuse.Owner{Uid: g.fsys.uid, Gid: g.fsys.gid}
+	out.SetTimeout(time.Nanosecond)
+	return gofs.OK
+}
+
+var _ = (gofs.NodeSetattrer)((*ghostNode)(nil))
+
+// Setattr takes chmod, chown and times (cp -p, rsync -a), and keeps none.
+func (g *ghostNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return g.Getattr(ctx, fh, out)
+}
+
+var _ = (gofs.NodeOpener)((*ghostNode)(nil))
+
+func (g *ghostNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	return discard{}, fuse.FOPEN_DIRECT_IO, gofs.OK
+}
+
+// discard is a handle that takes every write and reads nothing.
+type discard struct{}
+
+var _ = (gofs.FileWriter)(discard{})
+
+func (discard) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	return uint32(len(data)), gofs.OK
+}
+
+var _ = (gofs.FileReader)(discard{})
+
+func (discard) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	return fuse.ReadResultData(nil), gofs.OK
+}
+
+// looksLikeSidecar reports whether the file holds a sidecar's JSON (a copy of one): an object
+// with the path and status a sidecar shows.
+func (n *fileNode) looksLikeSidecar() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.evicted || n.size > 64<<10 {
+		return false
+	}
+	data, err := os.ReadFile(n.fsys.opts.Store.SpoolPath(n.id))
+	if err != nil {
+		return false
+	}
+	var v struct{ Path, Status string }
+	return json.Unmarshal(data, &v) == nil && v.Path != "" && v.Status != ""
 }
 
 // sidecarNode is NAME.ims.json. It exists exactly while NAME does; its content is made on each
@@ -72,7 +142,10 @@ var _ = (gofs.NodeOpener)((*sidecarNode)(nil))
 
 func (s *sidecarNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
-		return nil, 0, s.file.fsys.refuse("open", s.file.path()+SidecarSuffix, syscall.EACCES, "sidecars are read-only")
+		// A copy into the mount (cp -r, rsync, a backup copied back) writes sidecars too: the
+		// write succeeds and its bytes are dropped; the sidecar stays the mount's.
+		s.file.fsys.opts.Log.Info("a sidecar was written; its bytes are dropped (sidecars are the mount's)", "path", s.file.path()+SidecarSuffix)
+		return discard{}, fuse.FOPEN_DIRECT_IO, gofs.OK
 	}
 	return nil, fuse.FOPEN_DIRECT_IO, gofs.OK
 }
@@ -92,11 +165,10 @@ func (s *sidecarNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte,
 
 var _ = (gofs.NodeSetattrer)((*sidecarNode)(nil))
 
+// Setattr takes what a copy sets (times, mode, a truncation) and keeps none of it: the sidecar
+// is made from its file.
 func (s *sidecarNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if in.Valid&(fuse.FATTR_ATIME|fuse.FATTR_MTIME|fuse.FATTR_ATIME_NOW|fuse.FATTR_MTIME_NOW) == in.Valid {
-		return s.Getattr(ctx, fh, out) // touch, cp -p: nothing to keep, nothing to refuse
-	}
-	return s.file.fsys.refuse("setattr", s.file.path()+SidecarSuffix, syscall.EACCES, "sidecars are read-only")
+	return s.Getattr(ctx, fh, out)
 }
 
 var _ = (gofs.NodeLookuper)((*dirNode)(nil))
@@ -112,6 +184,9 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 			out.Attr = a.Attr
 		}
 		return c, gofs.OK
+	}
+	if len(name) > nameMax {
+		return nil, syscall.ENAMETOOLONG
 	}
 	if !d.fsys.opts.Sidecars || !isSidecar(name) {
 		return nil, syscall.ENOENT
@@ -140,13 +215,16 @@ var _ = (gofs.NodeReaddirer)((*dirNode)(nil))
 // Readdir lists the children, and beside each file its sidecar, just before it: rm -r removes
 // in listing order, and a sidecar listed after its file would be gone by its turn.
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	var list []fuse.DirEntry
+	// "." and "..", as every local file system lists them (ls -a).
+	list := []fuse.DirEntry{{Name: ".", Mode: syscall.S_IFDIR}, {Name: "..", Mode: syscall.S_IFDIR}}
 	for name, c := range d.Children() {
 		switch c.Operations().(type) {
 		case *sidecarNode:
 			continue // listed beside its file
+		case *ghostNode:
+			continue // the mount's own sidecar shows once its file is there
 		case *fileNode:
-			if d.fsys.opts.Sidecars {
+			if d.fsys.opts.Sidecars && hasSidecar(name) {
 				list = append(list, fuse.DirEntry{Name: name + SidecarSuffix, Mode: syscall.S_IFREG})
 			}
 			list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG})

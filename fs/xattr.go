@@ -42,7 +42,9 @@ func signedURLValue(ctx context.Context, n *fileNode, r *cache.Record) string {
 	if !r.State.Finished() || r.MediaID == "" || n.fsys.opts.Objects == nil {
 		return ""
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// Not cancelled with the request: the Go runtime's own signals interrupt a getxattr of a Go
+	// program, and a signed URL asked for is worth having (it is cached) either way.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	u, _, err := n.fsys.opts.Objects.URL(ctx, r.MediaID)
 	if err != nil {

@@ -97,7 +97,15 @@ func TestCrashRecovery(t *testing.T) {
 	emu := startEmulator(t)
 	c := &crashRun{t: t, emu: emu, cache: t.TempDir(), want: map[string][]byte{}, partial: map[string]partialFile{}}
 	n := 0
-	next := func(dir string) string { n++; return fmt.Sprintf("%s/f%02d.mp4", dir, n) }
+	ext := map[string]string{"image": "png", "audio": "mp3", "other": "bin"} // video: mp4
+	next := func(dir string) string {
+		n++
+		e := ext[dir]
+		if e == "" {
+			e = "mp4"
+		}
+		return fmt.Sprintf("%s/f%02d.%s", dir, n, e)
+	}
 
 	// 1. After the close, before CreateUploadMedia: the settle delay holds them queued.
 	c.mount("--upload-delay", "10s")

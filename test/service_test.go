@@ -299,3 +299,43 @@ func setFaults(t *testing.T, emu *emulatorProc, spec string) {
 	}
 	resp.Body.Close()
 }
+
+// TestWhatTheServiceRefusesIsNotSent: a format a folder's Type does not take is skipped, naming
+// the formats it takes; an audio or video file over 5 GiB fails at once with the limit. Neither
+// reaches IMS.
+func TestWhatTheServiceRefusesIsNotSent(t *testing.T) {
+	emu := startEmulator(t)
+	m := startMount(t, emu, "")
+	for _, f := range []struct{ path, says string }{
+		{"video/notes.txt", "IMS does not take .txt files as video; this folder takes mp4, ts"},
+		{"image/scan.bmp", "this folder takes gif, webp, png, jpg, jpeg, heic"},
+		{"text/subtitles/font.ttf", "as subtitles; this folder takes srt, vtt, ass"},
+	} {
+		p := filepath.Join(m.Dir, f.path)
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, p, "skipped", 10*time.Second)
+		if e, _ := xattr(p, "user.ims.error"); !strings.Contains(e, f.says) {
+			t.Errorf("%s: %q, want it to say %q", f.path, e, f.says)
+		}
+	}
+	huge := filepath.Join(m.Dir, "video", "huge.mp4")
+	f, err := os.Create(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(5<<30 + 1); err != nil { // sparse: nothing is written
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, huge, "failed", 10*time.Second)
+	if e, _ := xattr(huge, "user.ims.error"); !strings.Contains(e, "at most 5 GiB") {
+		t.Errorf("huge.mp4: %q", e)
+	}
+	if n := emu.stats(t).Requests["ims.create"]; n != 0 {
+		t.Errorf("%d CreateUploadMedia calls for files the service refuses", n)
+	}
+}

@@ -71,7 +71,7 @@ func TestCopiedFilesBecomeAssets(t *testing.T) {
 	}
 
 	names := listXattrs(t, filepath.Join(m.Dir, "video", "clip.mp4"))
-	wantNames := []string{"user.ims.business_type", "user.ims.file_url", "user.ims.media_id", "user.ims.media_url",
+	wantNames := []string{"user.ims.business_type", "user.ims.file_url", "user.ims.input_url", "user.ims.media_id", "user.ims.media_url",
 		"user.ims.progress", "user.ims.status", "user.ims.type"}
 	if strings.Join(names, " ") != strings.Join(wantNames, " ") {
 		t.Errorf("listxattr = %v, want %v", names, wantNames)

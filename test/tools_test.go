@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -343,6 +344,29 @@ func TestGIOSaves(t *testing.T) {
 	}
 }
 
+// groupAlive lists the processes of process group pgid that are running (not zombies).
+func groupAlive(pgid int) []string {
+	var out []string
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces, so read after the last ')'.
+		s := string(data)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 2 && f[0] != "Z" && f[2] == fmt.Sprint(pgid) {
+			out = append(out, s[:i+1])
+		}
+	}
+	return out
+}
+
 // TestLibreOfficeSaves runs LibreOffice (headless, driven through UNO as a macro would) to
 // save a Writer document into the mount, twice. As strace shows, it makes .~lock.NAME#, writes
 // luXXXX.tmp, renames it over the document while it still holds the document open O_RDWR, and
@@ -360,10 +384,28 @@ func TestLibreOfficeSaves(t *testing.T) {
 	pipe := fmt.Sprintf("imsfs-test-%d", os.Getpid())
 	office := exec.Command("soffice", "--headless", "--invisible", "--norestore", "--nologo",
 		"-env:UserInstallation=file://"+t.TempDir(), "--accept=pipe,name="+pipe+";urp;")
+	// soffice is a shell wrapper around soffice.bin: the group is killed, not only the wrapper,
+	// so that no LibreOffice outlives the test.
+	office.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := office.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { office.Process.Kill(); office.Wait() })
+	t.Cleanup(func() {
+		// TERM first: the wrapper then reaps soffice.bin itself (where PID 1 reaps nothing, a
+		// killed wrapper would leave it a zombie); KILL what is left.
+		pgid := office.Process.Pid
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		deadline := time.Now().Add(15 * time.Second)
+		for len(groupAlive(pgid)) > 0 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		office.Wait()
+		time.Sleep(200 * time.Millisecond)
+		if left := groupAlive(pgid); len(left) > 0 {
+			t.Errorf("LibreOffice is still running: %v", left)
+		}
+	})
 	script, _ := filepath.Abs("testdata/libreoffice_save.py")
 	doc := filepath.Join(m.Dir, "other", "report.odt")
 	for _, text := range []string{"first version", "second version, longer"} {

@@ -42,7 +42,7 @@ func newEmulatorCommand() *cli.Command {
 			&cli.DurationFlag{Name: "sts-ttl", Value: 3000e9, Usage: "how long upload credentials stay valid (IMS documents 3000 s)"},
 			&cli.DurationFlag{Name: "ready-delay", Value: time.Second, Usage: "time from a complete object to the asset's Normal status (IMS takes a while; 0 is never the service's)"},
 			&cli.IntFlag{Name: "max-parts", Value: 10000, Usage: "parts one multipart upload may have (OSS: 10,000; lower it to test large files small)"},
-			&cli.StringFlag{Name: "faults", Usage: "fault `SPEC` to inject (syntax below)"},
+			&cli.StringFlag{Name: "faults", Usage: "fault `SPEC` to inject (the syntax is above)"},
 			&cli.Uint64Flag{Name: "fault-seed", Usage: "`SEED` for the fault draws, for repeatable runs"},
 			&cli.BoolFlag{Name: "debug", Usage: "log every refused request and injected fault"},
 		},

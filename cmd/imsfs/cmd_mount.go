@@ -29,23 +29,24 @@ import (
 
 // mountOptions are the mount command's flags.
 type mountOptions struct {
-	endpoint     string
-	region       string
-	cacheDir     string
-	uploadDelay  time.Duration
-	drainTimeout time.Duration
-	readyTimeout time.Duration
-	emulator     bool
-	workers      int
-	tempNames    string
-	onOverwrite  string
-	onDelete     string
-	cacheMax     string
-	partSize     string
-	maxParts     int
-	sidecars     bool
-	debug        bool
-	debugFUSE    bool
+	endpoint      string
+	region        string
+	cacheDir      string
+	uploadDelay   time.Duration
+	drainTimeout  time.Duration
+	readyTimeout  time.Duration
+	emulator      bool
+	workers       int
+	tempNames     string
+	onOverwrite   string
+	onDelete      string
+	cacheMax      string
+	partSize      string
+	maxParts      int
+	sidecars      bool
+	allowNonEmpty bool
+	debug         bool
+	debugFUSE     bool
 }
 
 func (o *mountOptions) flags() []cli.Flag {
@@ -65,6 +66,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.IntFlag{Name: "max-parts", Value: 10000, Destination: &o.maxParts, Hidden: true, Usage: "parts OSS takes in one upload (tests lower it, with the emulator's --max-parts)"},
 		&cli.StringFlag{Name: "on-overwrite", Value: "keep", Destination: &o.onOverwrite, Usage: "`keep|delete` the asset of a file that gets new bytes, once the new bytes are an asset"},
 		&cli.StringFlag{Name: "on-delete", Value: "keep", Destination: &o.onDelete, Usage: "`keep|delete` the asset of a file that is deleted"},
+		&cli.BoolFlag{Name: "allow-non-empty", Destination: &o.allowNonEmpty, Usage: "mount over a folder that holds files (they are hidden while mounted)"},
 		&cli.BoolFlag{Name: "debug", Destination: &o.debug, Usage: "log each upload step"},
 		&cli.BoolFlag{Name: "debug-fuse", Destination: &o.debugFUSE, Usage: "log every FUSE request"},
 	}
@@ -81,7 +83,13 @@ func newMountCommand() *cli.Command {
 		Flags: o.flags(),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return fmt.Errorf("mount takes one MOUNTPOINT, got %d arguments", c.NArg())
+				return usagef("imsfs mount takes one MOUNTPOINT, got %d arguments (see: imsfs mount --help)", c.NArg())
+			}
+			if o.workers < 1 {
+				return usagef("imsfs mount: --transfers %d: want 1 or more", o.workers)
+			}
+			if o.uploadDelay < 0 || o.drainTimeout < 0 || o.readyTimeout < 0 {
+				return usagef("imsfs mount: --upload-delay, --drain-timeout and --ready-timeout take durations of 0 or more")
 			}
 			return runMount(c.Context, &o, c.Args().First())
 		},
@@ -89,17 +97,53 @@ func newMountCommand() *cli.Command {
 }
 
 // checkMountpoint says what is wrong with a mountpoint before anything is started for it.
-func checkMountpoint(mountpoint string) error {
+func checkMountpoint(mountpoint string, allowNonEmpty bool) error {
 	st, err := os.Stat(mountpoint)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("mountpoint %s does not exist; make it with: mkdir -p %s", mountpoint, mountpoint)
+	case errors.Is(err, syscall.ENOTCONN):
+		return fmt.Errorf("mountpoint %s is a mount whose process is gone; clear it with: umount -l %s (or fusermount3 -uz %s)", mountpoint, mountpoint, mountpoint)
 	case err != nil:
 		return fmt.Errorf("mountpoint %s: %w", mountpoint, err)
 	case !st.IsDir():
 		return fmt.Errorf("mountpoint %s is not a directory", mountpoint)
 	}
+	if isMountpoint(mountpoint) {
+		return fmt.Errorf("mountpoint %s is already a mount (another imsfs?): mounting over it would hide it; unmount it first", mountpoint)
+	}
+	if !allowNonEmpty {
+		entries, err := os.ReadDir(mountpoint)
+		if err != nil {
+			return fmt.Errorf("mountpoint %s: %w", mountpoint, err)
+		}
+		if len(entries) > 0 {
+			return fmt.Errorf("mountpoint %s is not empty (%d entries): the mount would hide them; use an empty folder, or --allow-non-empty", mountpoint, len(entries))
+		}
+	}
 	return nil
+}
+
+// isMountpoint reports whether dir is where something is mounted, from /proc/self/mountinfo.
+func isMountpoint(dir string) bool {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	unescape := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && unescape.Replace(f[4]) == abs {
+			return true
+		}
+	}
+	return false
 }
 
 // uploadRegions are the regions where CreateUploadMedia is available (CreateUploadMedia.md).
@@ -162,9 +206,17 @@ func errText(err error) string {
 }
 
 func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
-	if err := checkMountpoint(mountpoint); err != nil {
+	if err := checkMountpoint(mountpoint, o.allowNonEmpty); err != nil {
 		return err
 	}
+	// A Ctrl-C in `make run | tee log` closes the pipe before the mount has unmounted: a log
+	// line then must not kill it (SIGPIPE) with the mount still up.
+	signal.Ignore(syscall.SIGPIPE)
+	// Signals are taken from the start: one that comes while the mount comes up unmounts it
+	// once it is up, rather than killing the process with the mount half made.
+	stop := make(chan os.Signal, 2)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(stop)
 	endpoint := ""
 	if !o.emulator {
 		var err error
@@ -201,6 +253,10 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 			return fmt.Errorf("no --cache-dir given and no user cache dir: %w", err)
 		}
 		o.cacheDir = filepath.Join(base, "imsfs")
+	}
+	// Absolute: the control socket's path is shown to commands run from anywhere.
+	if o.cacheDir, err = filepath.Abs(o.cacheDir); err != nil {
+		return fmt.Errorf("--cache-dir: %w", err)
 	}
 	store, err := cache.Open(o.cacheDir, cache.Options{Admission: names})
 	if errors.Is(err, cache.ErrLocked) {
@@ -265,16 +321,14 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		return fmt.Errorf("%w (is %s already a mount, or is FUSE unavailable? see /dev/fuse and fusermount3)", err, mountpoint)
 	}
 	queue.Run()
-	controlCtx, stopControl := context.WithCancel(ctx)
-	defer stopControl()
-	if err := serveControl(controlCtx, sock, queue, store, fetcher, log); err != nil {
-		log.Warn("imsfs retry will not reach this mount", "err", err)
+	ctl := &control{queue: queue, store: store, urls: fetcher, fsys: fsys, log: log}
+	if stop, err := ctl.serve(sock); err != nil {
+		log.Warn("imsfs status, retry and url will not reach this mount", "err", err)
+	} else {
+		defer stop()
 	}
 	log.Info("mounted", "mountpoint", mountpoint, "endpoint", endpoint, "cache_dir", o.cacheDir)
 
-	stop := make(chan os.Signal, 2)
-	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(stop)
 	go unmountOnSignal(stop, server, mountpoint, log)
 	server.Wait()
 	fsys.Close()

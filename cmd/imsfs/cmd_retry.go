@@ -18,101 +18,131 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/fs"
 	"github.com/imsfs/imsfs/uploader"
 )
 
 // controlSocket is the name of the running mount's control socket in its cache directory.
 const controlSocket = "control.sock"
 
-// serveControl answers `imsfs status`, `retry` and `url` on a unix socket until ctx is done. The
-// socket is its owner's only (mode 0600, and each peer's uid is checked): it hands out signed
-// URLs and retries uploads.
-func serveControl(ctx context.Context, sock string, queue *uploader.Queue, store *cache.Store, urls *uploader.Fetcher, log *slog.Logger) error {
+// control answers `imsfs status`, `retry` and `url` on a unix socket in the cache directory.
+// The socket is its owner's only (mode 0600, and each peer's uid is checked): it hands out
+// signed URLs and retries uploads.
+type control struct {
+	queue *uploader.Queue
+	store *cache.Store
+	urls  *uploader.Fetcher
+	fsys  *fs.FS
+	log   *slog.Logger
+}
+
+// serve starts answering on sock; stop closes the socket and removes it (a clean exit leaves
+// nothing behind).
+func (c *control) serve(sock string) (stop func(), err error) {
 	os.Remove(sock) // left by a mount that was killed; the store lock says none runs now
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
-		return fmt.Errorf("control socket %s: %w", sock, err)
+		return nil, fmt.Errorf("control socket %s: %w", sock, err)
 	}
 	if err := os.Chmod(sock, 0o600); err != nil {
 		ln.Close()
-		return fmt.Errorf("control socket %s: %w", sock, err)
+		return nil, fmt.Errorf("control socket %s: %w", sock, err)
 	}
-	ln = &ownerOnly{Listener: ln, uid: os.Getuid(), log: log}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /url", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		p := r.URL.Query().Get("path")
-		life, err := time.ParseDuration(r.URL.Query().Get("expires"))
-		if err != nil || life < time.Second || life > 24*time.Hour {
-			w.WriteHeader(http.StatusBadRequest)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": "--expires: want 1s to 24h (IMS signs URLs for 1 to 86400 seconds)"})
-			return
+	mux.HandleFunc("GET /url", c.url)
+	mux.HandleFunc("POST /retry", c.retry)
+	mux.HandleFunc("GET /status", c.status)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(&ownerOnly{Listener: ln, uid: os.Getuid(), log: c.log}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error("control socket", "err", err)
 		}
-		rec, err := store.Get(p)
-		switch {
-		case errors.Is(err, cache.ErrNotFound):
-			w.WriteHeader(http.StatusNotFound)
-			err = fmt.Errorf("no such file in the mount")
-		case err == nil && (!rec.State.Finished() || rec.MediaID == ""):
-			w.WriteHeader(http.StatusConflict)
-			err = fmt.Errorf("it is %s: a file has a URL once it is uploaded", rec.State)
+	}()
+	return func() {
+		srv.Close()
+		<-done
+		os.Remove(sock)
+	}, nil
+}
+
+func (c *control) url(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	p := r.URL.Query().Get("path")
+	life, err := time.ParseDuration(r.URL.Query().Get("expires"))
+	if err != nil || life < time.Second || life > 24*time.Hour {
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "--expires: want 1s to 24h (IMS signs URLs for 1 to 86400 seconds)"})
+		return
+	}
+	rec, err := c.store.Get(p)
+	switch {
+	case errors.Is(err, cache.ErrNotFound):
+		w.WriteHeader(http.StatusNotFound)
+		err = fmt.Errorf("no such file in the mount")
+	case err == nil && (!rec.State.Finished() || rec.MediaID == ""):
+		w.WriteHeader(http.StatusConflict)
+		err = fmt.Errorf("it is %s: a file has a URL once it is uploaded", rec.State)
+	}
+	out := map[string]string{"path": p}
+	if err == nil {
+		var until time.Time
+		out["url"], until, err = c.urls.SignedURL(r.Context(), rec.MediaID, life)
+		out["expires"] = until.UTC().Format(time.RFC3339)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
 		}
-		out := map[string]string{"path": p}
-		if err == nil {
-			var until time.Time
-			out["url"], until, err = urls.SignedURL(r.Context(), rec.MediaID, life)
-			out["expires"] = until.UTC().Format(time.RFC3339)
-			if err != nil {
-				w.WriteHeader(http.StatusBadGateway)
+	}
+	if err != nil {
+		out = map[string]string{"path": p, "error": err.Error()}
+	}
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+func (c *control) retry(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Query().Get("path")
+	state, err := c.queue.Retry(p)
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case errors.Is(err, cache.ErrNotFound):
+		w.WriteHeader(http.StatusNotFound)
+		err = fmt.Errorf("no such file in the mount")
+	case errors.Is(err, cache.ErrNothingToRetry):
+		w.WriteHeader(http.StatusConflict)
+	case err != nil:
+		w.WriteHeader(http.StatusInternalServerError)
+	}
+	out := map[string]string{"path": p, "state": string(state)}
+	if err != nil {
+		out["error"] = err.Error()
+	} else {
+		c.log.Info("retry asked", "path", p, "state", state)
+	}
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// status lists the files that are not ready (a file being written with the bytes it has so
+// far), the assets whose deletion failed, and the most recent refusals.
+func (c *control) status(w http.ResponseWriter, r *http.Request) {
+	list, err := c.queue.Status()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	for i := range list {
+		if list[i].Status == string(cache.Writing) {
+			if size, ok := c.fsys.Size(list[i].Path); ok {
+				list[i].Total = size
 			}
 		}
-		if err != nil {
-			out = map[string]string{"path": p, "error": err.Error()}
-		}
-		_ = json.NewEncoder(w).Encode(out)
-	})
-	mux.HandleFunc("POST /retry", func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Query().Get("path")
-		state, err := queue.Retry(p)
-		w.Header().Set("Content-Type", "application/json")
-		switch {
-		case errors.Is(err, cache.ErrNotFound):
-			w.WriteHeader(http.StatusNotFound)
-			err = fmt.Errorf("no such file in the mount")
-		case errors.Is(err, cache.ErrNothingToRetry):
-			w.WriteHeader(http.StatusConflict)
-		case err != nil:
-			w.WriteHeader(http.StatusInternalServerError)
-		}
-		out := map[string]string{"path": p, "state": string(state)}
-		if err != nil {
-			out["error"] = err.Error()
-		} else {
-			log.Info("retry asked", "path", p, "state", state)
-		}
-		_ = json.NewEncoder(w).Encode(out)
-	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		list, err := queue.Status()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(list)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-		os.Remove(sock)
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("control socket", "err", err)
-		}
-	}()
-	return nil
+	}
+	for _, f := range c.fsys.Refusals() {
+		list = append(list, uploader.FileStatus{Path: f.Path, Status: "refused",
+			Error: fmt.Sprintf("%s %s: %s (%s)", f.Op, f.Errno, f.Reason, f.Time.Format(time.TimeOnly))})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(list)
 }
 
 func newRetryCommand() *cli.Command {
@@ -127,20 +157,20 @@ func newRetryCommand() *cli.Command {
 			"endpoint, region or key than the last one.",
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
-				return fmt.Errorf("retry takes one or more PATHs")
+				return usagef("imsfs retry takes one or more PATHs (see: imsfs retry --help)")
 			}
 			bad := 0
 			for _, p := range c.Args().Slice() {
 				state, err := retryPath(c.Context, p)
 				if err != nil {
-					fmt.Fprintf(os.Stderr, "%s: %v\n", p, err)
+					fmt.Fprintf(c.App.ErrWriter, "%s: %v\n", p, err)
 					bad++
 					continue
 				}
-				fmt.Printf("%s: %s\n", p, state)
+				fmt.Fprintf(c.App.Writer, "%s: %s\n", p, state)
 			}
 			if bad > 0 {
-				return cli.Exit("", 1)
+				return cli.Exit("", exitFailed)
 			}
 			return nil
 		},

@@ -22,9 +22,15 @@ func newURLCommand() *cli.Command {
 			"user.ims.file_url shows one too, renewed before it expires; user.ims.input_url is the\n" +
 			"plain address, which a private bucket refuses.",
 		Flags: []cli.Flag{&cli.DurationFlag{Name: "expires", Value: time.Hour, Usage: "how long the URL opens: 1s to 24h"}},
+		Before: func(c *cli.Context) error {
+			if d := c.Duration("expires"); d < time.Second || d > 24*time.Hour {
+				return usagef("imsfs url: --expires %v: want 1s to 24h", d)
+			}
+			return nil
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return fmt.Errorf("url takes one PATH")
+				return usagef("imsfs url takes one PATH (see: imsfs url --help)")
 			}
 			_, sock, rel, err := findMount(c.Args().First())
 			if err != nil {
@@ -47,7 +53,7 @@ func newURLCommand() *cli.Command {
 			if out.Error != "" {
 				return errors.New(strings.TrimSpace(out.Error))
 			}
-			fmt.Println(out.URL)
+			fmt.Fprintln(c.App.Writer, out.URL)
 			return nil
 		},
 	}

@@ -3,27 +3,118 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
 
+// Exit statuses: scripts tell them apart.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // the command ran and something failed (a file failed, a mount could not start…)
+	exitUsage   = 2 // the command line was wrong: nothing was done
+	exitTimeout = 3 // imsfs wait --timeout ran out
+)
+
 func main() {
+	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
+}
+
+// usageError is a command line that cannot run: it exits with exitUsage.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// version is the module version the binary was built from, or the VCS revision.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && (v == "" || v == "(devel)") {
+			v = "devel-" + s.Value[:min(12, len(s.Value))]
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	return v
+}
+
+// newApp is the command line: every command, and how a wrong one is answered (briefly, with
+// where to read more, and exit status 2).
+func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
-		Name:  "imsfs",
-		Usage: "a folder whose files become Alibaba Cloud IMS media assets",
+		Name:    "imsfs",
+		Usage:   "a folder whose files become Alibaba Cloud IMS media assets",
+		Version: version(),
 		Description: "Files saved under the mount's type folders (video/, image/cover/, …) are uploaded to the IMS\n" +
 			"media library when closed. Each file shows its upload status, MediaId and URLs as extended\n" +
-			"attributes: getfattr -d -m user.ims FILE.",
-		Commands:        []*cli.Command{newMountCommand(), newStatusCommand(), newWaitCommand(), newRetryCommand(), newURLCommand(), newEmulatorCommand()},
-		HideHelpCommand: true,
+			"attributes: getfattr -d -m user.ims FILE. `imsfs help COMMAND` tells more of each command.",
+		Commands:  []*cli.Command{newMountCommand(), newStatusCommand(), newWaitCommand(), newRetryCommand(), newURLCommand(), newEmulatorCommand()},
+		Writer:    stdout,
+		ErrWriter: stderr,
+		// Errors are printed and mapped to exit statuses by run, not by the library.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   onUsageError,
 	}
-	if err := app.Run(os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "imsfs:", err)
-		os.Exit(1)
+	for _, c := range app.Commands {
+		c.OnUsageError = onUsageError
 	}
+	return app
+}
+
+// onUsageError answers a wrong flag with the error and where the help is, not the whole help.
+func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
+	name := "imsfs"
+	if c.Command != nil && c.Command.Name != "" {
+		name += " " + c.Command.Name
+	}
+	return usagef("%s: %v (see: %s --help)", name, err, name)
+}
+
+// run runs the command line args and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	unknown := false
+	app.CommandNotFound = func(c *cli.Context, name string) {
+		unknown = true
+		fmt.Fprintf(stderr, "imsfs: no command %q; `imsfs help` lists them\n", name)
+	}
+	err := app.RunContext(ctx, args)
+	if unknown {
+		return exitUsage
+	}
+	var usage *usageError
+	var exit cli.ExitCoder
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &usage):
+		fmt.Fprintln(stderr, strings.TrimPrefix(err.Error(), "imsfs: "))
+		return exitUsage
+	case errors.As(err, &exit):
+		if msg := strings.TrimSpace(err.Error()); msg != "" {
+			fmt.Fprintln(stderr, "imsfs:", msg)
+		}
+		return exit.ExitCode()
+	case strings.HasPrefix(err.Error(), "flag provided but not defined") || strings.HasPrefix(err.Error(), "Required flag"):
+		fmt.Fprintf(stderr, "imsfs: %v (see: imsfs help)\n", err)
+		return exitUsage
+	}
+	fmt.Fprintln(stderr, "imsfs:", err)
+	return exitFailed
 }
 
 // newLogger returns the logger every command writes to: text lines on stderr.
