@@ -16,16 +16,17 @@ build:
 
 run: build
 	@test/deps.sh run
-	@# A mount of ours that died (kill -9, a crash) answers "Transport endpoint is not connected":
-	@# clear it. A live one is another `make run`: leave it alone.
+	@# A mount of ours that died (kill -9, a crash) answers "Transport endpoint is not connected"
+	@# (to ls: stat may answer from the kernel's cache): clear it. A live one is another
+	@# `make run`: leave it alone.
 	@if grep -qs " $(abspath $(MNT)) " /proc/self/mountinfo; then \
-	  if stat $(MNT) >/dev/null 2>&1; then \
-	    echo "imsfs: ./$(MNT) is mounted already (another make run?): stop that one (Ctrl-C in its terminal, or umount $(MNT)) first" >&2; exit 1; \
+	  if ls $(MNT) >/dev/null 2>&1; then \
+	    echo "imsfs: $(MNT) is mounted already (another make run?): stop that one (Ctrl-C in its terminal, or umount $(MNT)) first" >&2; exit 1; \
 	  fi; \
-	  echo "imsfs: clearing a dead mount on ./$(MNT)"; umount -l $(MNT) 2>/dev/null || fusermount3 -uz $(MNT); \
+	  echo "imsfs: clearing a dead mount on $(MNT)"; umount -l $(MNT) 2>/dev/null || fusermount3 -uz $(MNT); \
 	fi
 	@mkdir -p $(MNT)
-	@echo "imsfs: mounting ./$(MNT) with the embedded emulator (cache in ./$(CACHE_DIR)); Ctrl-C unmounts."
+	@echo "imsfs: mounting $(MNT) with the embedded emulator (cache in $(CACHE_DIR)); Ctrl-C unmounts."
 	@echo "In another terminal, try:"
 	@echo "  head -c 3M /dev/urandom > clip.mp4; cp clip.mp4 $(MNT)/video/"
 	@echo "  getfattr -n user.ims.status --only-values $(MNT)/video/clip.mp4   # queued, uploading, uploaded… then ready"

@@ -251,7 +251,9 @@ func startMountEnv(t *testing.T, emu *emulatorProc, cacheDir string, env []strin
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if isMounted(dir) {
+		// Up, and done mounting (go-fuse opens a file of the mount while it mounts: a kill -9
+		// then would leave the process waiting on its own mount).
+		if isMounted(dir) && strings.Contains(p.output(), "msg=mounted") {
 			if _, err := os.Stat(filepath.Join(dir, "video")); err == nil {
 				return m
 			}

@@ -110,6 +110,10 @@ func checkMountpoint(mountpoint string, allowNonEmpty bool) error {
 		return fmt.Errorf("mountpoint %s is not a directory", mountpoint)
 	}
 	if isMountpoint(mountpoint) {
+		// stat may answer from the kernel's cache; listing asks the mount itself.
+		if _, err := os.ReadDir(mountpoint); errors.Is(err, syscall.ENOTCONN) {
+			return fmt.Errorf("mountpoint %s is a mount whose process is gone; clear it with: umount -l %s (or fusermount3 -uz %s)", mountpoint, mountpoint, mountpoint)
+		}
 		return fmt.Errorf("mountpoint %s is already a mount (another imsfs?): mounting over it would hide it; unmount it first", mountpoint)
 	}
 	if !allowNonEmpty {
