@@ -49,6 +49,11 @@ var (
 // Options configures a store.
 type Options struct {
 	Admission Admission // which files become assets [all]
+	// SyncEvery is how often what was written is made durable against a power loss (see
+	// durable.go) [5s, ext4's default commit interval].
+	SyncEvery time.Duration
+	// SyncFile makes a file or folder durable [fsync]; tests watch it.
+	SyncFile func(name string) error
 }
 
 // Store is the bbolt file and the spool directory of one cache directory.
@@ -58,6 +63,9 @@ type Store struct {
 	spoolDir string    // dir/spool
 	instance string    // read only: see Instance
 	adm      Admission // read only
+	dur      durability
+	stopSync chan struct{} // closed by Close: the periodic Sync stops
+	syncDone chan struct{} // closed when it has
 }
 
 // Open opens (creating if needed) the store in dir. It fails with ErrLocked if another process
@@ -75,21 +83,36 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 	}
 	dbPath := filepath.Join(dir, "imsfs.db")
-	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: time.Second})
+	// NoSync: a commit reaches the OS at once, and Sync makes it durable, grouped (durable.go).
+	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("cache: open %s: %w", dbPath, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cache: open %s: %w", dbPath, err)
 	}
-	s := &Store{db: db, dir: dir, spoolDir: spool, adm: opts.Admission}
+	s := &Store{db: db, dir: dir, spoolDir: spool, adm: opts.Admission,
+		dur:      durability{syncFile: opts.SyncFile, spools: map[uint64]bool{}},
+		stopSync: make(chan struct{}), syncDone: make(chan struct{})}
 	if s.adm == nil {
 		s.adm = admitAll{}
+	}
+	if s.dur.syncFile == nil {
+		s.dur.syncFile = fsyncFile
 	}
 	if err := db.Update(s.init); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("cache: init %s: %w", dbPath, err)
 	}
+	if err := db.Sync(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cache: init %s: %w", dbPath, err)
+	}
+	every := opts.SyncEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	go s.syncLoop(every, s.stopSync, s.syncDone)
 	return s, nil
 }
 
@@ -192,8 +215,18 @@ func (s *Store) SetMeta(key, value string) error {
 // names a file uniquely across stores (the tag on the assets it creates).
 func (s *Store) Instance() string { return s.instance }
 
-// Close closes the bbolt file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close makes everything durable and closes the bbolt file. A second Close does nothing.
+func (s *Store) Close() error {
+	select {
+	case <-s.stopSync:
+		return nil
+	default:
+	}
+	close(s.stopSync)
+	<-s.syncDone
+	err := s.Sync()
+	return errors.Join(err, s.db.Close())
+}
 
 // Dir returns the cache directory.
 func (s *Store) Dir() string { return s.dir }

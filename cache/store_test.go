@@ -505,3 +505,48 @@ func BenchmarkPartCommit(b *testing.B) {
 		})
 	}
 }
+
+// TestSyncMakesBytesDurableBeforeTheirRecords: the spools written since the last Sync, then the
+// spool folder when a spool is new, then the store; nothing twice; a failure is tried again.
+func TestSyncMakesBytesDurableBeforeTheirRecords(t *testing.T) {
+	var synced []string
+	fail := false
+	s, err := Open(t.TempDir(), Options{SyncEvery: time.Hour, SyncFile: func(name string) error {
+		if fail {
+			return errors.New("EIO")
+		}
+		if _, err := os.Stat(name); err != nil {
+			return err
+		}
+		synced = append(synced, filepath.Base(name))
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := mustCreate(t, s, "video/a.mp4", Writing)
+	os.WriteFile(s.SpoolPath(a.ID), []byte("a"), 0o600)
+	s.Written(a.ID, true)
+	fail = true
+	if err := s.Sync(); err == nil {
+		t.Fatal("a failed fsync was not said")
+	}
+	fail = false
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Base(s.SpoolPath(a.ID)), "spool"}; !reflect.DeepEqual(synced, want) {
+		t.Errorf("synced %v, want %v (tried again after the failure)", synced, want)
+	}
+	synced = nil
+	s.Written(99, false) // unlinked since: nothing to sync, no error
+	if err := s.Sync(); err != nil || len(synced) != 0 {
+		t.Errorf("a spool that is gone: %v, synced %v", err, synced)
+	}
+	s.NewName()
+	s.Sync()
+	if !reflect.DeepEqual(synced, []string{"spool"}) {
+		t.Errorf("a new name synced %v", synced)
+	}
+}

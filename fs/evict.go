@@ -221,9 +221,7 @@ func (n *fileNode) fetch(ctx context.Context, p string, empty bool, size int64) 
 	if err := os.Rename(tmp.Name(), spool); err != nil {
 		return n.fsys.fail("restore", p, err)
 	}
-	if err := n.fsys.sync(path.Dir(spool)); err != nil {
-		return n.fsys.fail("restore", p, err)
-	}
+	n.fsys.opts.Store.NewName()
 	if _, err := n.fsys.opts.Uploads.Apply(n.id, cache.Event{Kind: cache.Restored}); err != nil && !errors.Is(err, cache.ErrNotFound) {
 		return n.fsys.fail("restore", p, err)
 	}
@@ -271,17 +269,11 @@ func (f *FS) lookupFile(p string) *fileNode {
 // readRemote serves a read of an evicted file from its object.
 func (h *handle) readRemote(ctx context.Context, dest []byte, off int64) ([]byte, syscall.Errno) {
 	n := h.node
-	n.mu.Lock()
-	size := n.size
-	n.mu.Unlock()
-	if off >= size {
-		return nil, gofs.OK
-	}
-	if max := size - off; int64(len(dest)) > max {
-		dest = dest[:max]
-	}
-	got, err := n.fsys.opts.Objects.ReadAt(ctx, h.mediaID, dest, off)
+	got, err := h.remote.ReadAt(ctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
+		if ctx.Err() != nil {
+			return nil, syscall.EINTR
+		}
 		return nil, n.fsys.refuse("read", n.path(), syscall.EIO, "cannot read the evicted file from its object: "+strings.TrimSpace(err.Error()))
 	}
 	return dest[:got], gofs.OK

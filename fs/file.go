@@ -145,11 +145,7 @@ func (n *fileNode) truncate(ctx context.Context, p string, size int64, h *handle
 	n.mtime = time.Now()
 	n.ctime = n.mtime
 	if n.writers > 0 {
-		return gofs.OK // the writers' closes make it durable and queue it
-	}
-	// No handle, so no Flush: make the truncation durable here before queueing.
-	if err := n.fsys.sync(n.fsys.opts.Store.SpoolPath(n.id)); err != nil {
-		return n.fsys.fail("truncate", p, err)
+		return gofs.OK // the writers' closes queue it
 	}
 	return n._queue(p)
 }
@@ -168,18 +164,14 @@ func (n *fileNode) _modify(p string) syscall.Errno {
 }
 
 // _queue ends a write session: the record says queued (or skipped, for a name that cannot
-// become an asset), and the uploader gets it after the settle delay. The spool's bytes are
-// durable already (Flush fsyncs them); its name is made durable here. Call with n.mu held.
+// become an asset), and the uploader gets it after the settle delay. The store makes the
+// spool's bytes durable before the record (cache/durable.go). Call with n.mu held.
 func (n *fileNode) _queue(p string) syscall.Errno {
 	if !n.modified || n.gone {
 		return gofs.OK
 	}
-	if n.newSpool {
-		if err := n.fsys.sync(n.fsys.opts.Store.SpoolDir()); err != nil {
-			return n.fsys.fail("close", p, err)
-		}
-		n.newSpool = false
-	}
+	n.fsys.opts.Store.Written(n.id, n.newSpool)
+	n.newSpool = false
 	ev := cache.Event{Kind: cache.Closed, Size: n.size, Mode: n.mode, Mtime: n.mtime, Due: time.Now().Add(n.fsys.opts.UploadDelay)}
 	if n.damaged != nil {
 		ev.Damage = n.damaged.Error()
@@ -244,7 +236,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 				return nil, 0, n.fsys.fail("open", p, err)
 			}
 			n.open++
-			return &handle{node: n, mediaID: rec.MediaID}, 0, gofs.OK
+			return &handle{node: n, remote: newRemoteReader(n.fsys.opts.Objects, rec.MediaID, n.size)}, 0, gofs.OK
 		}
 		n.mu.Unlock()
 	}
@@ -283,10 +275,10 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 // handle is one open file: a descriptor of the spool, or, for a reader of an evicted file,
 // the asset whose object it reads.
 type handle struct {
-	node    *fileNode
-	f       *os.File // nil when reading from the object
-	mediaID string   // with f nil
-	write   bool
+	node   *fileNode
+	f      *os.File      // nil when reading from the object
+	remote *remoteReader // with f nil
+	write  bool
 }
 
 var _ = (gofs.FileReader)((*handle)(nil))
@@ -363,39 +355,62 @@ func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uin
 
 var _ = (gofs.FileFlusher)((*handle)(nil))
 
-// Flush runs on every close(2) of a descriptor: the bytes written so far become durable, so that
-// nothing a writer has closed is lost, whatever happens next. At the close of the last writer
-// the file is queued here, not in Release, whose result the kernel ignores: a close that cannot
-// be recorded fails with the reason.
+// Flush runs on every close(2) of a descriptor. At the close of the last writer the file is
+// queued here, not in Release, whose result the kernel ignores: a close that cannot be recorded
+// fails with the reason. What it promises of durability is cache/durable.go's: nothing a close
+// returned for is lost to a killed mount; after a power loss no more than a local disk loses;
+// with --sync-on-close, nothing (the bytes, the name and the record are fsynced before it returns).
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	if !h.write || h.f == nil {
 		return gofs.OK
 	}
 	n := h.node
-	if err := h.f.Sync(); err != nil {
-		n.mu.Lock()
-		n.damaged = err
-		n.mu.Unlock()
-		return n.fsys.fail("close", n.path(), err)
+	strict := n.fsys.opts.SyncOnClose
+	if strict {
+		if err := h.f.Sync(); err != nil {
+			n.mu.Lock()
+			n.damaged = err
+			n.mu.Unlock()
+			return n.fsys.fail("close", n.path(), err)
+		}
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	errno := gofs.OK
 	if n.writers == 1 {
 		// This is the last writer's descriptor. (One duplicated by dup or fork may still
 		// write after this: that write starts a new session, as a reopen would.)
-		return n._queue(n.path())
+		errno = n._queue(n.path())
 	}
-	return gofs.OK
+	n.mu.Unlock()
+	if errno == gofs.OK && strict {
+		if err := n.fsys.opts.Store.Sync(); err != nil {
+			return n.fsys.fail("close", n.path(), err)
+		}
+	}
+	return errno
 }
 
 var _ = (gofs.FileFsyncer)((*handle)(nil))
 
+// Fsync makes the file durable at once, and its record with it (a record and the bytes it
+// describes go together): an application's fsync(2) is honoured fully.
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if h.f == nil {
 		return gofs.OK
 	}
+	n := h.node
 	if err := h.f.Sync(); err != nil {
-		return h.node.fsys.fail("fsync", h.node.path(), err)
+		return n.fsys.fail("fsync", n.path(), err)
+	}
+	n.mu.Lock()
+	newName := n.newSpool
+	n.newSpool = false
+	n.mu.Unlock()
+	if newName {
+		n.fsys.opts.Store.NewName()
+	}
+	if err := n.fsys.opts.Store.Sync(); err != nil {
+		return n.fsys.fail("fsync", n.path(), err)
 	}
 	return gofs.OK
 }
@@ -447,14 +462,4 @@ var _ = (gofs.FileGetattrer)((*handle)(nil))
 
 func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
 	return h.node.Getattr(ctx, nil, out)
-}
-
-// syncFile fsyncs a file or directory by name.
-func syncFile(name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }

@@ -56,7 +56,10 @@ type Options struct {
 	ControlSocket string
 	// Sidecars shows NAME.ims.json beside each file [off; the mount command turns it on].
 	Sidecars bool
-	Log      *slog.Logger
+	// SyncOnClose makes every close fsync the file, its name and its record before it returns,
+	// as a mount did before grouped commits [off: see cache/durable.go].
+	SyncOnClose bool
+	Log         *slog.Logger
 }
 
 // FS is one mounted file system.
@@ -67,9 +70,6 @@ type FS struct {
 	stop     chan struct{} // closed by Close: the evictor stops
 	cached   atomic.Int64  // bytes of the files whose spool is here (not evicted, not gone)
 	refusals refusalLog    // the most recent refusals, for imsfs status
-	// sync makes a file or folder durable (fsync); tests watch it, since what it guards
-	// against, a power loss, cannot be staged here.
-	sync func(name string) error
 }
 
 // New returns a file system over opts.Store; Mount serves it.
@@ -83,7 +83,7 @@ func New(opts Options) *FS {
 	if opts.Objects == nil {
 		opts.CacheMaxSize = 0 // evicted bytes could not be read back
 	}
-	f := &FS{opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), stop: make(chan struct{}), sync: syncFile}
+	f := &FS{opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), stop: make(chan struct{})}
 	f.root = &dirNode{fsys: f, mode: 0o755, mtime: time.Now()}
 	return f
 }

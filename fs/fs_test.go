@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -33,10 +34,12 @@ type mounted struct {
 }
 
 type testOptions struct {
-	sidecars bool
-	objects  Objects
-	maxCache int64
-	sync     func(name string) error // in place of fsync
+	sidecars    bool
+	objects     Objects
+	maxCache    int64
+	sync        func(name string) error // in place of fsync
+	syncOnClose bool
+	uploadDelay time.Duration
 }
 
 // testMount mounts a file system in a new directory and unmounts it when the test ends.
@@ -48,7 +51,7 @@ func testMount(t *testing.T, o testOptions) *mounted {
 		log = slog.Default()
 	}
 	names, _ := uploader.NewAdmitter(uploader.DefaultTempNames)
-	store, err := cache.Open(t.TempDir(), cache.Options{Admission: names})
+	store, err := cache.Open(t.TempDir(), cache.Options{Admission: names, SyncFile: o.sync, SyncEvery: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,10 +62,7 @@ func testMount(t *testing.T, o testOptions) *mounted {
 	if err := q.Recover(); err != nil {
 		t.Fatal(err)
 	}
-	f := New(Options{Store: store, Uploads: q, Log: log, Sidecars: o.sidecars, Objects: o.objects, CacheMaxSize: o.maxCache})
-	if o.sync != nil {
-		f.sync = o.sync
-	}
+	f := New(Options{Store: store, Uploads: q, Log: log, Sidecars: o.sidecars, Objects: o.objects, CacheMaxSize: o.maxCache, SyncOnClose: o.syncOnClose, UploadDelay: o.uploadDelay})
 	dir := t.TempDir()
 	server, err := f.Mount(dir, MountOptions{Debug: testing.Verbose()})
 	if err != nil {
@@ -285,36 +285,52 @@ func TestACloseThatCannotBeRecordedFailsTheClose(t *testing.T) {
 	}
 }
 
-// TestTheNameOfANewSpoolFileIsMadeDurable: a file's bytes are fsynced at every close, and the
-// spool folder once the file is new, so that after a power loss the spool file is there by its
-// name (an fsync of the file alone does not make its directory entry durable).
-func TestTheNameOfANewSpoolFileIsMadeDurable(t *testing.T) {
-	var mu sync.Mutex
-	var synced []string
-	m := testMount(t, testOptions{sync: func(name string) error {
-		mu.Lock()
-		synced = append(synced, name)
-		mu.Unlock()
-		return syncFile(name)
-	}})
-	p := filepath.Join(m.dir, "video", "clip.mp4")
-	if err := os.WriteFile(p, []byte("abc"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	got := append([]string(nil), synced...)
-	mu.Unlock()
-	if len(got) != 1 || got[0] != m.store.SpoolDir() {
-		t.Errorf("synced %v at the close of a new file, want the spool folder %s", got, m.store.SpoolDir())
-	}
-	// A second session of the same file needs no folder sync: its name is durable already.
-	if err := os.WriteFile(p, []byte("abcd"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(synced) != 1 {
-		t.Errorf("synced %v, want the folder once", synced)
+// TestWhatACloseMakesDurable: a close fsyncs nothing (a killed mount loses nothing: the bytes
+// and the record are the OS's); an application's fsync makes the file, its name and its record
+// durable at once; --sync-on-close does so at every close.
+func TestWhatACloseMakesDurable(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		t.Run(fmt.Sprint("sync-on-close=", strict), func(t *testing.T) {
+			var mu sync.Mutex
+			var synced []string
+			m := testMount(t, testOptions{syncOnClose: strict, uploadDelay: time.Hour, sync: func(name string) error {
+				mu.Lock()
+				synced = append(synced, filepath.Base(name))
+				mu.Unlock()
+				return nil
+			}})
+			took := func() []string {
+				mu.Lock()
+				defer mu.Unlock()
+				out := synced
+				synced = nil
+				return out
+			}
+			p := filepath.Join(m.dir, "video", "clip.mp4")
+			if err := os.WriteFile(p, []byte("abc"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rec := waitState(t, m, "video/clip.mp4", cache.Queued)
+			spool := filepath.Base(m.store.SpoolPath(rec.ID))
+			if got := took(); strict && (len(got) != 2 || got[0] != spool || got[1] != "spool") || !strict && len(got) != 0 {
+				t.Errorf("a close synced %v", got)
+			}
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write([]byte("d"))
+			if err := f.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			if got := took(); len(got) == 0 || got[0] != spool && !strict {
+				t.Errorf("fsync synced %v, want the spool first", got)
+			}
+			if err := m.store.Sync(); err != nil { // the periodic one
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

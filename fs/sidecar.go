@@ -240,7 +240,10 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 // tick; the notice closes that gap. It is sent once this request is answered: sent from inside
 // a request on this folder, it would deadlock.
 func (d *dirNode) dropSidecar(name string) {
-	if !d.fsys.opts.Sidecars {
+	// The kernel has an entry for the sidecar only if it was looked up, which made it a child
+	// here: without one there is nothing to drop (a notice per file created would race with
+	// the creates that follow in the same folder).
+	if !d.fsys.opts.Sidecars || d.GetChild(name+SidecarSuffix) == nil {
 		return
 	}
 	d.RmChild(name + SidecarSuffix)

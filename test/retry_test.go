@@ -144,8 +144,8 @@ func TestStatusAndWait(t *testing.T) {
 	if err := json.Unmarshal(out, &list); err != nil || len(list) != 1 || list[0].Path != "video/slow.mp4" || list[0].Total != 40<<20 {
 		t.Fatalf("imsfs status --json while uploading: %s (%v)", out, err)
 	}
-	if out, err := exec.Command(imsfsBin, "wait", "--timeout", "100ms", p).CombinedOutput(); exitCode(err) != 2 {
-		t.Fatalf("imsfs wait --timeout 100ms on an upload of seconds: %v %s, want exit 2", err, out)
+	if out, err := exec.Command(imsfsBin, "wait", "--timeout", "100ms", p).CombinedOutput(); exitCode(err) != 3 {
+		t.Fatalf("imsfs wait --timeout 100ms on an upload of seconds: %v %s, want exit 3", err, out)
 	}
 	out, err = exec.Command(imsfsBin, "wait", "--timeout", "120s", p).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ready") {

@@ -113,6 +113,11 @@ func (j *job) create(ctx context.Context, askedBefore bool) error {
 		}
 	}
 	if t == nil {
+		// The intent (Asked) must outlive a power loss as the asset will: else a restart would
+		// make a second asset and not look for the first.
+		if err := j.q.cfg.Store.Sync(); err != nil {
+			return err
+		}
 		j.log.Debug("CreateUploadMedia", "type", req.FileInfo.Type, "business_type", req.MediaMetaData.BusinessType)
 		if t, err = j.q.cfg.IMS.CreateUploadMedia(cctx, req); err != nil {
 			return err
