@@ -48,11 +48,14 @@ const (
 	Evicted
 	// Restored: the bytes of an evicted file are back in its spool.
 	Restored
+	// EarlyAsset: an asset (Asset) was made for a file still being written sequentially, so
+	// that its parts go up as they are written; the close finishes the upload.
+	EarlyAsset
 )
 
 var eventNames = [...]string{"", "wrote", "closed", "renamed", "unlinked", "replaced", "dispatched",
 	"asset-created", "multipart-started", "part-stored", "object-completed", "asset-ready",
-	"upload-failed", "try-failed", "retry-asked", "meta-updated", "evicted", "restored"}
+	"upload-failed", "try-failed", "retry-asked", "meta-updated", "evicted", "restored", "early-asset"}
 
 func (k EventKind) String() string {
 	if k > 0 && int(k) < len(eventNames) {
@@ -156,8 +159,8 @@ var table = map[EventKind]map[State]step{
 	Replaced:         on(every, remove),
 	Dispatched:       on([]State{Queued}, dispatch),
 	AssetCreated:     on([]State{Creating}, created),
-	MultipartStarted: on([]State{Uploading}, multipartStarted),
-	PartStored:       on([]State{Uploading}, partStored),
+	MultipartStarted: on([]State{Writing, Uploading}, multipartStarted),
+	PartStored:       on([]State{Writing, Uploading}, partStored),
 	ObjectCompleted:  on([]State{Uploading}, completed),
 	AssetReady:       on([]State{Uploaded}, ready),
 	UploadFailed:     on([]State{Creating, Uploading, Uploaded}, fail),
@@ -166,6 +169,7 @@ var table = map[EventKind]map[State]step{
 	MetaUpdated:      on([]State{Uploaded, Ready}, metaUpdated),
 	Evicted:          on([]State{Ready}, evict),
 	Restored:         on(every, restore),
+	EarlyAsset:       on([]State{Writing}, earlyAsset),
 }
 
 func on(states []State, s step) map[State]step {
@@ -229,11 +233,19 @@ func endSession(r *Record, ev *Event, fx *Effects, adm Admission) error {
 	}
 	r.Size, r.Mode, r.Mtime = ev.Size, ev.Mode, ev.Mtime
 	if ev.Damage != "" {
+		if r.MediaID != "" {
+			void(r, fx) // made while it was written: there is no complete file for it
+		}
 		r.State, r.Damaged, r.Attempts = Failed, true, 0
 		r.Error = "not uploaded: a write failed (" + ev.Damage + "); write the file again to upload it"
 		return nil
 	}
-	admit(r, ev.Due, fx, adm)
+	due := ev.Due
+	if r.Early {
+		// The settle delay is there not to make an asset a rename would void; this one is made.
+		due = ev.Now
+	}
+	admit(r, due, fx, adm)
 	return nil
 }
 
@@ -244,6 +256,8 @@ func endSession(r *Record, ev *Event, fx *Effects, adm Admission) error {
 // written is queued by its last close.
 func follow(r *Record, ev *Event, fx *Effects, adm Admission) error {
 	switch {
+	case r.State == Writing && r.MediaID != "":
+		void(r, fx) // the asset made while it was written has the old name and place
 	case r.State == Writing:
 	case r.State.Finished():
 		probe := *r
@@ -261,7 +275,7 @@ func follow(r *Record, ev *Event, fx *Effects, adm Admission) error {
 		admit(r, ev.Due, fx, adm)
 		return nil
 	case r.State == Failed && r.Damaged:
-	case r.State == Queued || r.State == Skipped:
+	case r.State == Queued && r.MediaID == "" || r.State == Skipped:
 		fx.Cancel = true // re-armed: the settle delay starts again
 		r.Type, r.BusinessType = ev.Type, ev.BusinessType
 		admit(r, ev.Due, fx, adm)
@@ -282,6 +296,10 @@ func remove(r *Record, ev *Event, fx *Effects, _ Admission) error {
 }
 
 func dispatch(r *Record, ev *Event, fx *Effects, _ Admission) error {
+	if r.MediaID != "" && r.Upload != nil {
+		r.State = Uploading // made while the file was written: its upload goes on
+		return nil
+	}
 	r.State = Creating
 	if r.Asked.IsZero() {
 		// The intent is committed before the call: if its answer is lost, the next try looks.
@@ -298,6 +316,19 @@ func created(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	up.MultipartID, up.PartSize = "", 0
 	r.State, r.Error = Uploading, ""
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload = ev.Asset.MediaID, ev.Asset.MediaURL, ev.Asset.FileURL, &up
+	return nil
+}
+
+func earlyAsset(r *Record, ev *Event, fx *Effects, _ Admission) error {
+	if ev.Asset == nil || ev.Asset.MediaID == "" || r.MediaID != "" {
+		return fmt.Errorf("%s: %s: %w", r.Path, ev.Kind, ErrBadTransition)
+	}
+	up := ev.Asset.Upload
+	up.MultipartID, up.PartSize = "", 0
+	r.MediaID, r.MediaURL, r.FileURL, r.Upload, r.Early = ev.Asset.MediaID, ev.Asset.MediaURL, ev.Asset.FileURL, &up, true
+	if r.Asked.IsZero() {
+		r.Asked = ev.Now.UTC()
+	}
 	return nil
 }
 

@@ -68,6 +68,7 @@ var events = map[EventKind]Event{
 	MetaUpdated:      {Kind: MetaUpdated},
 	Evicted:          {Kind: Evicted},
 	Restored:         {Kind: Restored},
+	EarlyAsset:       {Kind: EarlyAsset, Asset: &Asset{MediaID: "m3", Upload: Upload{Endpoint: "http://oss", Bucket: "b", Key: "k3"}}},
 }
 
 // outcome describes what an event did, in the notation of the matrix below: the state it left
@@ -126,7 +127,7 @@ func TestLifecycleMatrix(t *testing.T) {
 		Dispatched:       {"!", "creating", "!", "!", "!", "!", "!", "!"},
 		AssetCreated:     {"!", "!", "uploading", "!", "!", "!", "!", "!"},
 		MultipartStarted: {"!", "!", "!", "uploading", "!", "!", "!", "!"},
-		PartStored:       {"!", "!", "!", "uploading", "!", "!", "!", "!"},
+		PartStored:       {"!s", "!", "!", "uploading", "!", "!", "!", "!"},
 		ObjectCompleted:  {"!", "!", "!", "uploaded S", "!", "!", "!", "!"},
 		AssetReady:       {"!", "!", "!", "!", "ready T", "!", "!", "!"},
 		UploadFailed:     {"!", "!", "failed", "failed", "failed", "!", "!", "!"},
@@ -135,6 +136,7 @@ func TestLifecycleMatrix(t *testing.T) {
 		MetaUpdated:      {"!", "!", "!", "!", "uploaded", "ready", "!", "!"},
 		Evicted:          {"!", "!", "!", "!", "!", "ready", "!", "!"},
 		Restored:         {"writing", "queued", "creating", "uploading", "uploaded", "ready", "failed", "skipped"},
+		EarlyAsset:       {"writing", "!", "!", "!", "!", "!", "!", "!"},
 	}
 	if len(want) != len(EventKinds()) {
 		t.Fatalf("the matrix has %d rows, there are %d kinds of event", len(want), len(EventKinds()))
@@ -189,6 +191,13 @@ func TestLifecycleVariants(t *testing.T) {
 		{"an asset for older bytes is refused", recordIn(Creating), Event{Kind: AssetCreated, Gen: 2, Asset: events[AssetCreated].Asset}, "!s"},
 		{"a part of another multipart upload is refused", recordIn(Uploading), Event{Kind: PartStored, Multipart: "U0", Part: Part{Number: 1}}, "!s"},
 		{"an asset without a MediaId is refused", recordIn(Creating), Event{Kind: AssetCreated, Asset: &Asset{}}, "!"},
+		{"a file being written sends its parts", early(), events[MultipartStarted], "writing"},
+		{"a file being written stores its parts", changed(early(), func(r *Record) { r.Upload.MultipartID = "U" }), events[PartStored], "writing"},
+		{"a file being written has one early asset", early(), events[EarlyAsset], "!"},
+		{"a file being written and renamed drops its early asset", early(), events[Renamed], "writing C Dv"},
+		{"a file being written and written again drops its early asset", early(), events[Wrote], "writing C Dv"},
+		{"a file being written and deleted drops its early asset", early(), events[Unlinked], "gone C T Dv"},
+		{"a file uploaded while written goes on uploading", changed(early(), func(r *Record) { r.State = Queued }), events[Dispatched], "uploading"},
 	}
 	for _, tc := range tests {
 		if got := outcome(tc.rec, tc.ev); got != tc.want {
@@ -246,6 +255,13 @@ func TestLifecycleFields(t *testing.T) {
 	if fmt.Sprint(Wrote) != "wrote" || fmt.Sprint(EventKind(99)) != "event(99)" {
 		t.Errorf("event names: %v %v", Wrote, EventKind(99))
 	}
+}
+
+// early is a record being written whose asset was made while it is (upload while writing).
+func early() Record {
+	r := recordIn(Writing)
+	r.MediaID, r.Early, r.Upload = "m1", true, &Upload{Endpoint: "http://oss", Bucket: "b", Key: "k"}
+	return r
 }
 
 func changed(r Record, fn func(*Record)) Record {

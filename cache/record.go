@@ -48,6 +48,11 @@ type Record struct {
 	// what the writer meant to save; only a new write session can make it uploadable.
 	Damaged bool `json:"damaged,omitempty"`
 
+	// Early: the asset and the parts were made while the file was being written (upload while
+	// writing); a part may have been written again since it was sent, so each is checked
+	// against the spool before the upload completes.
+	Early bool `json:"early,omitempty"`
+
 	// Evicted: the spool was removed to bound the cache (only a Ready file's); its bytes are
 	// read back from the object, and fetched again before they change.
 	Evicted bool `json:"evicted,omitempty"`
@@ -70,6 +75,9 @@ type Part struct {
 	Number int    `json:"n"`
 	ETag   string `json:"etag"`
 	Size   int64  `json:"size"`
+	// Sum is the CRC-32C of the bytes sent, in hex, when known: parts sent while their file
+	// was written are checked by it against the spool before the upload completes.
+	Sum string `json:"sum,omitempty"`
 }
 
 // Dir is what the store keeps for a folder a user made (the fixed folders are not stored).
@@ -87,7 +95,7 @@ func (r *Record) newGeneration() {
 	r.Gen++
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
 	r.Due, r.Attempts, r.Error = time.Time{}, 0, ""
-	r.MetaPending, r.Asked, r.Damaged, r.Uploaded = false, time.Time{}, false, time.Time{}
+	r.MetaPending, r.Asked, r.Damaged, r.Uploaded, r.Early = false, time.Time{}, false, time.Time{}, false
 }
 
 // unfinished reports whether the record belongs in the index of files that are not ready:

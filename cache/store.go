@@ -385,7 +385,9 @@ func partsVoided(before, after *Record, removed bool) bool {
 	if before.Upload == nil || before.Upload.MultipartID == "" {
 		return false
 	}
-	return removed || after.Gen != before.Gen || after.State != Uploading || after.Upload == nil ||
+	// A file uploaded while written keeps its parts from writing to queued to uploading.
+	sending := after.State == Uploading || after.Early && (after.State == Writing || after.State == Queued)
+	return removed || after.Gen != before.Gen || !sending || after.Upload == nil ||
 		after.Upload.MultipartID != before.Upload.MultipartID
 }
 

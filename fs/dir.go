@@ -123,11 +123,22 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		return nil, nil, 0, d.fsys.fail("create", p, err)
 	}
 	n := &fileNode{fsys: d.fsys, id: rec.ID, mode: rec.Mode, mtime: now, ctime: now, writers: 1, open: 1, modified: true, newSpool: true}
+	h := &handle{node: n, f: spool, write: true, direct: d.fsys.directOK()}
+	if h.direct {
+		// Its times are the spool's from now on (the kernel writes it): they start there too.
+		if st, err := spool.Stat(); err == nil {
+			n.mtime, n.ctime, n.seenMtime = st.ModTime(), st.ModTime(), st.ModTime()
+		}
+		n.direct = 1
+	}
 	child := d.NewPersistentInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG})
 	n.fillAttr(&out.Attr)
+	if h.direct {
+		go n.watchDirect() // n is shared from here on
+	}
 	d.touch()
 	d.dropSidecar(name) // a sidecar a copy wrote before its file: the file's own shows now
-	return child, &handle{node: n, f: spool, write: true}, 0, gofs.OK
+	return child, h, 0, gofs.OK
 }
 
 var _ = (gofs.NodeMkdirer)((*dirNode)(nil))

@@ -24,6 +24,8 @@ type Objects interface {
 	Fetch(ctx context.Context, mediaID string, w io.Writer) (int64, error)
 	// URL returns a signed URL of the asset's file that opens as it is, and when it expires.
 	URL(ctx context.Context, mediaID string) (string, time.Time, error)
+	// CachedURL returns the signed URL URL would, if it has one at hand, without asking.
+	CachedURL(mediaID string) string
 }
 
 // evictEvery is how often the cache is measured against --cache-max-size.

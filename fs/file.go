@@ -41,7 +41,12 @@ type fileNode struct {
 	evicted   bool          // protected by mu: the spool is gone; the bytes are in the object
 	restoring chan struct{} // protected by mu: closed when a restore under way ends
 	newSpool  bool          // protected by mu: its spool file's name is not yet durable in the spool directory
-	damaged   error         // protected by mu: a write of this session failed (ENOSPC…); it must not be uploaded
+	direct    int           // protected by mu: open writers whose writes the kernel passes straight to the spool
+	seenMtime time.Time     // protected by mu: the spool's mtime when last looked at, while direct > 0
+	// seqEnd is where the session's next write goes if the file is written from its start in
+	// order (its parts then go up while it is written); -1 once a write went elsewhere.
+	seqEnd  int64 // protected by mu
+	damaged error // protected by mu: a write of this session failed (ENOSPC…); it must not be uploaded
 }
 
 func (n *fileNode) path() string { return relPath(n.EmbeddedInode()) }
@@ -79,8 +84,26 @@ var _ = (gofs.NodeGetattrer)((*fileNode)(nil))
 func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n._seeDirectWrites()
 	n.fillAttr(&out.Attr)
 	return gofs.OK
+}
+
+// _seeDirectWrites takes the size and mtime of the spool, for a file the kernel writes straight
+// to it (passthrough): no write request says what changed. Call with n.mu held.
+func (n *fileNode) _seeDirectWrites() {
+	if n.direct == 0 || n.evicted {
+		return
+	}
+	st, err := os.Stat(n.fsys.opts.Store.SpoolPath(n.id))
+	if err != nil {
+		return
+	}
+	n._setSize(st.Size())
+	// A write changes the spool's mtime; a time set since (touch, cp -p) stands until one does.
+	if m := st.ModTime(); !m.Equal(n.seenMtime) {
+		n.seenMtime, n.mtime, n.ctime = m, m, m
+	}
 }
 
 var _ = (gofs.NodeSetattrer)((*fileNode)(nil))
@@ -99,6 +122,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 		}
 	}
 	n.mu.Lock()
+	n._seeDirectWrites() // the writes so far are older than what is set now
 	if m, ok := in.GetMode(); ok {
 		n.mode = m & 0o7777
 		n.ctime = time.Now()
@@ -141,6 +165,9 @@ func (n *fileNode) truncate(ctx context.Context, p string, size int64, h *handle
 	if err != nil {
 		return n.fsys.fail("truncate", p, err)
 	}
+	if size != n.seqEnd {
+		n.seqEnd = -1
+	}
 	n._setSize(size)
 	n.mtime = time.Now()
 	n.ctime = n.mtime
@@ -159,7 +186,7 @@ func (n *fileNode) _modify(p string) syscall.Errno {
 	if _, err := n.fsys.opts.Uploads.Apply(n.id, cache.Event{Kind: cache.Wrote}); err != nil {
 		return n.fsys.fail("write", p, err)
 	}
-	n.modified, n.damaged = true, nil
+	n.modified, n.damaged, n.seqEnd = true, nil, 0
 	return gofs.OK
 }
 
@@ -269,7 +296,26 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		n.mtime = time.Now()
 	}
 	n.writers++
-	return &handle{node: n, f: f, write: true}, 0, gofs.OK
+	h := &handle{node: n, f: f, write: true}
+	// A file truncated at open is new content from its start: the kernel may write it straight
+	// to the spool. A later writer of a file that has such a writer open shares its spool.
+	if flags&syscall.O_TRUNC != 0 && n.fsys.directOK() || n.direct > 0 {
+		if errno := n._modify(p); errno != gofs.OK { // no write request will say it changes
+			f.Close()
+			n.open--
+			n.writers--
+			return nil, 0, errno
+		}
+		h.direct = true
+		n.direct++
+		if n.direct == 1 {
+			if st, err := f.Stat(); err == nil {
+				n.seenMtime = st.ModTime()
+			}
+			go n.watchDirect()
+		}
+	}
+	return h, 0, gofs.OK
 }
 
 // handle is one open file: a descriptor of the spool, or, for a reader of an evicted file,
@@ -279,6 +325,18 @@ type handle struct {
 	f      *os.File      // nil when reading from the object
 	remote *remoteReader // with f nil
 	write  bool
+	direct bool // the kernel writes through this handle straight to the spool (passthrough)
+}
+
+var _ = (gofs.FilePassthroughFder)((*handle)(nil))
+
+// PassthroughFd offers the spool to the kernel, which then reads and writes it without a
+// request to imsfs: for a writer of new content only (see Open), since imsfs sees none of it.
+func (h *handle) PassthroughFd() (int, bool) {
+	if !h.direct || h.f == nil {
+		return 0, false
+	}
+	return int(h.f.Fd()), true
 }
 
 var _ = (gofs.FileReader)((*handle)(nil))
@@ -317,9 +375,18 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	if err != nil {
 		n.damaged = err
 	}
+	grown := int64(-1)
+	if n.seqEnd == off && err == nil && !n.gone {
+		n.seqEnd, grown = off+int64(written), n.size
+	} else {
+		n.seqEnd = -1
+	}
 	n.mu.Unlock()
 	if err != nil {
 		return uint32(written), n.fsys.fail("write", n.path(), err)
+	}
+	if grown >= 0 {
+		n.fsys.opts.Uploads.Growing(n.id, grown)
 	}
 	return uint32(written), gofs.OK
 }
@@ -375,6 +442,13 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 		}
 	}
 	n.mu.Lock()
+	n._seeDirectWrites()
+	if h.direct && n.damaged == nil && n.fsys.spaceLow() {
+		// The kernel wrote this file without imsfs: a write a full disk refused went back to
+		// the writer alone. With the cache volume (nearly) full, it may have been one.
+		n.damaged = fmt.Errorf("the cache volume was full while it was written: %w", syscall.ENOSPC)
+		n.fsys.opts.Log.Warn("the cache volume is full: a file written straight to its spool may be short, so it is not uploaded", "path", n.path(), "errno", "ENOSPC")
+	}
 	errno := gofs.OK
 	if n.writers == 1 {
 		// This is the last writer's descriptor. (One duplicated by dup or fork may still
@@ -429,6 +503,10 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	n.open--
 	if !h.write {
 		return gofs.OK
+	}
+	n._seeDirectWrites()
+	if h.direct {
+		n.direct--
 	}
 	n.writers--
 	if n.writers > 0 || !n.modified {

@@ -37,6 +37,9 @@ type Uploads interface {
 	Apply(id uint64, ev cache.Event) (cache.Record, error)
 	// Rename moves a file or folder in the store; follow gives the event of each file moved.
 	Rename(from, to string, follow func(cache.Record) cache.Event) (cache.Renaming, error)
+	// Growing says that the file of record id, written from its start in order, has reached
+	// size bytes: its parts may go up before it is closed.
+	Growing(id uint64, size int64)
 	// Progress returns the bytes sent of an upload in flight.
 	Progress(id uint64) (sent, total int64, ok bool)
 }
@@ -56,6 +59,9 @@ type Options struct {
 	ControlSocket string
 	// Sidecars shows NAME.ims.json beside each file [off; the mount command turns it on].
 	Sidecars bool
+	// NoPassthrough keeps every write going through imsfs, where the kernel could pass it
+	// straight to the spool [passthrough where the kernel and privileges allow].
+	NoPassthrough bool
 	// SyncOnClose makes every close fsync the file, its name and its record before it returns,
 	// as a mount did before grouped commits [off: see cache/durable.go].
 	SyncOnClose bool
@@ -70,6 +76,9 @@ type FS struct {
 	stop     chan struct{} // closed by Close: the evictor stops
 	cached   atomic.Int64  // bytes of the files whose spool is here (not evicted, not gone)
 	refusals refusalLog    // the most recent refusals, for imsfs status
+	// passthrough: new and truncated files are written by the kernel straight to their spool,
+	// without a write request (set once the kernel has said it can).
+	passthrough atomic.Bool
 }
 
 // New returns a file system over opts.Store; Mount serves it.
@@ -116,6 +125,19 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 	server, err := gofs.Mount(dir, f.root, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	// FUSE passthrough (Linux 6.9, and the mounter must be privileged): the kernel then writes a
+	// new file's bytes straight to its spool, at local-disk speed.
+	switch {
+	case f.opts.NoPassthrough:
+		f.opts.Log.Info("FUSE passthrough is off (--passthrough=false): writes go through imsfs")
+	case server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH == 0:
+		f.opts.Log.Info("FUSE passthrough is not offered by this kernel (it needs Linux 6.9 or later): writes go through imsfs")
+	case os.Geteuid() != 0:
+		f.opts.Log.Info("FUSE passthrough needs a privileged mount (root): writes go through imsfs")
+	default:
+		f.passthrough.Store(true)
+		f.opts.Log.Info("FUSE passthrough is on: a new or truncated file is written straight to its spool")
 	}
 	if f.opts.CacheMaxSize > 0 {
 		go f.evictLoop(f.stop)

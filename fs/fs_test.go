@@ -40,6 +40,8 @@ type testOptions struct {
 	sync        func(name string) error // in place of fsync
 	syncOnClose bool
 	uploadDelay time.Duration
+	partSize    int64
+	noDirect    bool // --passthrough=false
 }
 
 // testMount mounts a file system in a new directory and unmounts it when the test ends.
@@ -56,13 +58,13 @@ func testMount(t *testing.T, o testOptions) *mounted {
 		t.Fatal(err)
 	}
 	cloud := fake.New()
-	q := uploader.New(uploader.Config{Store: store, IMS: cloud, Objects: cloud, Names: names, Log: log,
+	q := uploader.New(uploader.Config{Store: store, IMS: cloud, Objects: cloud, Names: names, Log: log, PartSize: o.partSize,
 		Retry: uploader.Retry{First: 5 * time.Millisecond, Max: 50 * time.Millisecond},
 		Ready: uploader.ReadyCheck{First: time.Millisecond, Max: 10 * time.Millisecond}})
 	if err := q.Recover(); err != nil {
 		t.Fatal(err)
 	}
-	f := New(Options{Store: store, Uploads: q, Log: log, Sidecars: o.sidecars, Objects: o.objects, CacheMaxSize: o.maxCache, SyncOnClose: o.syncOnClose, UploadDelay: o.uploadDelay})
+	f := New(Options{Store: store, Uploads: q, Log: log, Sidecars: o.sidecars, Objects: o.objects, CacheMaxSize: o.maxCache, SyncOnClose: o.syncOnClose, UploadDelay: o.uploadDelay, NoPassthrough: o.noDirect})
 	dir := t.TempDir()
 	server, err := f.Mount(dir, MountOptions{Debug: testing.Verbose()})
 	if err != nil {
@@ -208,6 +210,8 @@ func (b *blockingObjects) ReadAt(ctx context.Context, mediaID string, p []byte, 
 func (b *blockingObjects) URL(ctx context.Context, mediaID string) (string, time.Time, error) {
 	return "http://object/" + mediaID + "?Signature=s", time.Now().Add(time.Hour), nil
 }
+
+func (b *blockingObjects) CachedURL(mediaID string) string { return "http://object/" + mediaID + "?Signature=s" }
 
 func (b *blockingObjects) Fetch(ctx context.Context, mediaID string, w io.Writer) (int64, error) {
 	b.once.Do(func() { close(b.started) })

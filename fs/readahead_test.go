@@ -33,6 +33,8 @@ func (o *countingObjects) URL(ctx context.Context, mediaID string) (string, time
 	return "", time.Time{}, nil
 }
 
+func (o *countingObjects) CachedURL(mediaID string) string { return "" }
+
 // TestAnEvictedFileIsReadBackInChunksAhead: a sequential reader makes a GET per chunk, not per
 // read, and gets every byte; a reader that jumps gets the right bytes too.
 func TestAnEvictedFileIsReadBackInChunksAhead(t *testing.T) {

@@ -97,14 +97,15 @@ type sidecarNode struct {
 }
 
 // content is the sidecar's JSON: the file's attributes, without their user.ims. prefix.
-func (s *sidecarNode) content(ctx context.Context) ([]byte, syscall.Errno) {
+// With ask false, it holds what is at hand (see fileNode.values).
+func (s *sidecarNode) content(ctx context.Context, ask bool) ([]byte, syscall.Errno) {
 	s.file.mu.Lock()
 	gone := s.file.gone
 	s.file.mu.Unlock()
 	if gone {
 		return nil, syscall.ENOENT
 	}
-	out, errno := s.file.values(ctx)
+	out, errno := s.file.values(ctx, ask)
 	if errno != gofs.OK {
 		return nil, syscall.ENOENT
 	}
@@ -118,8 +119,10 @@ func (s *sidecarNode) content(ctx context.Context) ([]byte, syscall.Errno) {
 
 var _ = (gofs.NodeGetattrer)((*sidecarNode)(nil))
 
+// Getattr asks IMS for nothing (ls -l of a folder of thousands): its size is that of what is at
+// hand; an open fetches the rest (a signed URL), so that a stat after it gives the size read.
 func (s *sidecarNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	data, errno := s.content(ctx)
+	data, errno := s.content(ctx, false)
 	if errno != gofs.OK {
 		return errno
 	}
@@ -147,13 +150,16 @@ func (s *sidecarNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, 
 		s.file.fsys.opts.Log.Info("a sidecar was written; its bytes are dropped (sidecars are the mount's)", "path", s.file.path()+SidecarSuffix)
 		return discard{}, fuse.FOPEN_DIRECT_IO, gofs.OK
 	}
+	if _, errno := s.content(ctx, true); errno != gofs.OK {
+		return nil, 0, errno
+	}
 	return nil, fuse.FOPEN_DIRECT_IO, gofs.OK
 }
 
 var _ = (gofs.NodeReader)((*sidecarNode)(nil))
 
 func (s *sidecarNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	data, errno := s.content(ctx)
+	data, errno := s.content(ctx, true)
 	if errno != gofs.OK {
 		return nil, errno
 	}

@@ -42,6 +42,9 @@ func signedURLValue(ctx context.Context, n *fileNode, r *cache.Record) string {
 	if !r.State.Finished() || r.MediaID == "" || n.fsys.opts.Objects == nil {
 		return ""
 	}
+	if u := n.fsys.opts.Objects.CachedURL(r.MediaID); u != "" || ctx.Value(noAsking{}) != nil {
+		return u
+	}
 	// Not cancelled with the request: the Go runtime's own signals interrupt a getxattr of a Go
 	// program, and a signed URL asked for is worth having (it is cached) either way.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -88,8 +91,16 @@ func (n *fileNode) names(ctx context.Context, r *cache.Record) []string {
 	return out
 }
 
+// noAsking marks a context in which values are what is at hand: nothing is asked of IMS.
+type noAsking struct{}
+
 // values returns every attribute that has a value now, by name without its prefix: the sidecar.
-func (n *fileNode) values(ctx context.Context) (map[string]string, syscall.Errno) {
+// With ask false, a value that would have to be asked for (a signed URL not yet had) is left
+// out: a stat of a sidecar (ls -l of a folder of thousands) asks nothing.
+func (n *fileNode) values(ctx context.Context, ask bool) (map[string]string, syscall.Errno) {
+	if !ask {
+		ctx = context.WithValue(ctx, noAsking{}, true)
+	}
 	r, errno := n.record()
 	if errno != gofs.OK {
 		return nil, errno

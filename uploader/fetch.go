@@ -55,6 +55,17 @@ func (f *Fetcher) URL(ctx context.Context, mediaID string) (string, time.Time, e
 	return raw, until, nil
 }
 
+// CachedURL returns the signed URL of the asset that URL has at hand and would return, or "".
+func (f *Fetcher) CachedURL(mediaID string) string {
+	f.mu.Lock()
+	u, ok := f.urls[mediaID]
+	f.mu.Unlock()
+	if ok && time.Until(u.until) > urlLife/4 {
+		return u.url
+	}
+	return ""
+}
+
 // SignedURL asks IMS (GetMediaInfo with AuthTimeout) for a URL of the asset's source file that
 // opens as it is for life, and returns it with when it expires.
 func (f *Fetcher) SignedURL(ctx context.Context, mediaID string, life time.Duration) (string, time.Time, error) {

@@ -27,6 +27,7 @@ type Queue struct {
 	waiting  map[uint64][]uint64      // protected by mu: record → disposals waiting for it to settle
 	interval map[uint64]time.Duration // protected by mu: the current wait between readiness checks of a record
 	told     map[uint64]bool          // protected by mu: records whose readiness wait was logged
+	early    map[uint64]*early        // protected by mu: uploads under way while their file is written
 	draining bool                     // protected by mu: Close was called
 
 	progress sync.Map // ID → *progress, while an upload is in flight
@@ -52,7 +53,7 @@ func New(cfg Config) *Queue {
 		cfg: cfg, ctx: ctx, cancel: cancel,
 		uploads: newSchedule(cfg.Clock), checks: newSchedule(cfg.Clock), disposals: newSchedule(cfg.Clock),
 		running: map[uint64]*run{}, creds: map[uint64]*liveCreds{}, waiting: map[uint64][]uint64{},
-		interval: map[uint64]time.Duration{}, told: map[uint64]bool{},
+		interval: map[uint64]time.Duration{}, told: map[uint64]bool{}, early: map[uint64]*early{},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"sort"
@@ -149,6 +150,16 @@ func (u *uploadRun) call(ctx context.Context, fn func() error) error {
 // multipart upload from its stored parts, and reports the object complete.
 func (j *job) upload(ctx context.Context) error {
 	rec := j.record()
+	if rec.Early {
+		// Parts sent while the file was written: those in flight are stored first.
+		j.q.takeOver(ctx, rec.ID)
+		if r, err := j.q.cfg.Store.GetID(rec.ID); err == nil && r.Gen == j.gen {
+			j.mu.Lock()
+			j.rec = r
+			j.mu.Unlock()
+			rec = r
+		}
+	}
 	if rec.Upload == nil {
 		return &permanentError{fmt.Errorf("%s: record is uploading but holds no upload address", rec.Path)}
 	}
@@ -235,9 +246,24 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 	count := int((size + partSize - 1) / partSize)
 	partLen := func(n int) int64 { return min(partSize, size-int64(n-1)*partSize) }
 
+	if count > j.q.cfg.MaxParts {
+		// Parts sent while the file was written, of a size that takes too many now.
+		j.log.Info("the file outgrew its parts; the multipart upload starts over with bigger ones", "parts", count)
+		if err := j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: ""}); err != nil {
+			return err
+		}
+		return u.multipart(ctx, f, size, p)
+	}
 	stored, err := j.q.cfg.Store.Parts(rec.ID, j.gen)
 	if err != nil {
 		return err
+	}
+	if rec.Early && len(stored) > 0 {
+		before := len(stored)
+		stored = verifyParts(f, stored, partSize)
+		if len(stored) < before {
+			j.log.Info("parts written again after they were sent go again", "parts", before-len(stored))
+		}
 	}
 	stored, err = u.resumeParts(ctx, uploadID, stored)
 	if transfer.Gone(err) {
@@ -327,15 +353,16 @@ func (u *uploadRun) part(ctx context.Context, f *os.File, uploadID string, n int
 	var err error
 	for try := 1; ; try++ {
 		var sent int64
+		var sum *summer
 		err = u.call(ctx, func() (err error) {
 			p.sent.Add(-sent) // what a failed try sent is sent again
 			sent = 0
-			etag, err = u.j.q.cfg.Objects.UploadPart(ctx, u.target, u.sign, uploadID, n,
-				io.NewSectionReader(f, int64(n-1)*partSize, length), length, func(k int64) { sent += k; p.sent.Add(k) })
+			sum = &summer{r: io.NewSectionReader(f, int64(n-1)*partSize, length), h: crc32.New(castagnoli)}
+			etag, err = u.j.q.cfg.Objects.UploadPart(ctx, u.target, u.sign, uploadID, n, sum, length, func(k int64) { sent += k; p.sent.Add(k) })
 			return err
 		})
 		if err == nil {
-			return cache.Part{Number: n, ETag: etag, Size: length}, nil
+			return cache.Part{Number: n, ETag: etag, Size: length, Sum: sum.sum(length)}, nil
 		}
 		p.sent.Add(-sent)
 		if ctx.Err() != nil || try >= u.j.q.cfg.Retry.PartTries || !temporary(err) || transfer.Gone(err) {

@@ -47,6 +47,7 @@ type mountOptions struct {
 	maxParts      int
 	sidecars      bool
 	allowNonEmpty bool
+	passthrough   bool
 	syncOnClose   bool
 	pprofAddr     string
 	debug         bool
@@ -70,6 +71,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.IntFlag{Name: "max-parts", Value: 10000, Destination: &o.maxParts, Hidden: true, Usage: "parts OSS takes in one upload (tests lower it, with the emulator's --max-parts)"},
 		&cli.StringFlag{Name: "on-overwrite", Value: "keep", Destination: &o.onOverwrite, Usage: "`keep|delete` the asset of a file that gets new bytes, once the new bytes are an asset"},
 		&cli.StringFlag{Name: "on-delete", Value: "keep", Destination: &o.onDelete, Usage: "`keep|delete` the asset of a file that is deleted"},
+		&cli.BoolFlag{Name: "passthrough", Value: true, Destination: &o.passthrough, Usage: "let the kernel write new files straight to the cache (FUSE passthrough: Linux 6.9+, as root); =false sends every write through imsfs"},
 		&cli.BoolFlag{Name: "sync-on-close", Destination: &o.syncOnClose, Usage: "fsync each file, its name and its record at every close (slower); by default a close survives a killed mount, and a power loss loses at most the last 5 s, as a local disk"},
 		&cli.BoolFlag{Name: "allow-non-empty", Destination: &o.allowNonEmpty, Usage: "mount over a folder that holds files (they are hidden while mounted)"},
 		&cli.BoolFlag{Name: "debug", Destination: &o.debug, Usage: "log each upload step"},
@@ -322,7 +324,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	sock := filepath.Join(o.cacheDir, controlSocket)
 	fetcher := uploader.NewFetcher(client)
 	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Log: log,
-		Objects: fetcher, CacheMaxSize: int64(cacheMax), ControlSocket: sock, Sidecars: o.sidecars, SyncOnClose: o.syncOnClose})
+		Objects: fetcher, CacheMaxSize: int64(cacheMax), ControlSocket: sock, Sidecars: o.sidecars, SyncOnClose: o.syncOnClose, NoPassthrough: !o.passthrough})
 	// Recovery comes first: it takes a file still "writing" as one whose writer is gone, which
 	// is true only before the mount serves anyone. Uploads start once the mount is up: a
 	// mount that fails leaves the backlog as it was.

@@ -1,0 +1,84 @@
+package fs
+
+import (
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// FUSE passthrough: the kernel writes a new or truncated file straight to its spool, at the
+// speed of the local disk, with no request to imsfs. What imsfs then does not see, it looks at:
+// the spool's size and mtime (on stat and close), whether the writer goes in order (a hole in
+// the spool says it skipped ahead), and whether the cache volume filled (the writer alone got
+// the ENOSPC).
+
+const (
+	// passthroughRoom is the free space a writer is passed through with at its open: with less,
+	// imsfs sees every write, so that one a full disk refuses marks the file damaged.
+	passthroughRoom = 1 << 30
+	// spaceLowMark is the free space under which a file written straight to its spool is taken
+	// to have met a full disk.
+	spaceLowMark = 64 << 20
+	// watchEvery is how often the growth of a file written straight to its spool is looked at.
+	watchEvery = 200 * time.Millisecond
+)
+
+// directOK reports whether a writer opened now may write straight to its spool.
+func (f *FS) directOK() bool {
+	return f.passthrough.Load() && f.spaceFree() > passthroughRoom
+}
+
+// spaceLow reports whether the cache volume is nearly full.
+func (f *FS) spaceLow() bool {
+	return f.spaceFree() < spaceLowMark
+}
+
+func (f *FS) spaceFree() int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(f.opts.Store.SpoolDir(), &st); err != nil {
+		return 0
+	}
+	return int64(st.Bavail) * int64(st.Bsize)
+}
+
+// watchDirect follows a file while the kernel writes it straight to its spool: its size, for
+// stat, and its growth in order, for the upload while writing. It ends with the last such writer.
+func (n *fileNode) watchDirect() {
+	spool, err := os.Open(n.fsys.opts.Store.SpoolPath(n.id))
+	if err != nil {
+		return
+	}
+	defer spool.Close()
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	var last int64
+	for {
+		select {
+		case <-t.C:
+		case <-n.fsys.stop:
+			return
+		}
+		n.mu.Lock()
+		if n.direct == 0 || n.gone {
+			n.mu.Unlock()
+			return
+		}
+		n._seeDirectWrites()
+		size, inOrder := n.size, n.seqEnd >= 0 && n.damaged == nil
+		if inOrder && size > last {
+			// A writer in order leaves no hole before its end (SEEK_HOLE finds only the end).
+			if hole, err := unix.Seek(int(spool.Fd()), 0, unix.SEEK_HOLE); err == nil && hole < size {
+				n.seqEnd, inOrder = -1, false
+			} else {
+				n.seqEnd = size
+			}
+		}
+		n.mu.Unlock()
+		if inOrder && size > last {
+			last = size
+			n.fsys.opts.Uploads.Growing(n.id, size)
+		}
+	}
+}

@@ -1,0 +1,329 @@
+package uploader
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader/ims"
+	"github.com/imsfs/imsfs/uploader/transfer"
+)
+
+// Upload while writing: a file written from its start, in order, has its asset made and its
+// parts sent while the writer goes on, part by part as the writer goes past them; its close
+// then has only the last part and the Complete to wait for. A part may have been written again
+// after it was sent (the writer went back), so at the close every part sent early is checked
+// against the spool (its MD5, which is its ETag) and sent again if it differs.
+
+// early is the upload of one file while it is written.
+type early struct {
+	grown chan int64    // the size the writer has reached, latest first (one slot)
+	stop  chan struct{} // closed when the upload after the close takes over
+	done  chan struct{} // closed when no part is in flight any more
+	once  sync.Once
+}
+
+// Growing tells the queue that the file of record id, written from its start in order, has
+// reached size bytes. Once it holds more than two parts, they start going up.
+func (q *Queue) Growing(id uint64, size int64) {
+	if size < 2*q.cfg.PartSize {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.draining {
+		return
+	}
+	e := q.early[id]
+	if e == nil {
+		e = &early{grown: make(chan int64, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		q.early[id] = e
+		q.wg.Add(1)
+		go q.uploadEarly(id, e)
+	}
+	select {
+	case <-e.grown: // the newer size replaces one not taken yet
+	default:
+	}
+	e.grown <- size
+}
+
+// takeOver ends the upload while writing of record id, if one is under way, and waits until its
+// parts in flight are stored: the upload after the close goes on from them.
+func (q *Queue) takeOver(ctx context.Context, id uint64) {
+	q.mu.Lock()
+	e := q.early[id]
+	q.mu.Unlock()
+	if e == nil {
+		return
+	}
+	e.once.Do(func() { close(e.stop) })
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+	}
+}
+
+// uploadEarly sends the parts of record id that its writer has gone past, until the file is
+// closed (the upload after the close takes over), changed (a new generation) or gone.
+func (q *Queue) uploadEarly(id uint64, e *early) {
+	defer q.wg.Done()
+	var inflight sync.WaitGroup
+	defer func() {
+		inflight.Wait()
+		q.mu.Lock()
+		delete(q.early, id)
+		q.mu.Unlock()
+		close(e.done)
+	}()
+	ctx, cancel := context.WithCancel(q.ctx)
+	defer cancel()
+	rec, err := q.cfg.Store.GetID(id)
+	if err != nil || rec.State != cache.Writing {
+		return
+	}
+	j := &job{q: q, rec: rec, gen: rec.Gen, log: q.cfg.Log.With("path", rec.Path, "id", id)}
+	quiet := func(err error) bool {
+		return errors.Is(err, cache.ErrSuperseded) || errors.Is(err, cache.ErrNotFound) || ctx.Err() != nil
+	}
+	if err := j.earlyStart(ctx); err != nil {
+		if !quiet(err) {
+			j.log.Info("upload while writing did not start; the upload starts at the close", "err", err)
+		}
+		return
+	}
+	s := &earlySend{j: j, u: j.uploadRun(), slots: make(chan struct{}, 2*q.cfg.PartWorkers), sent: map[int]bool{}, inflight: &inflight, cancel: cancel}
+	defer func() {
+		if err := s.err(); err != nil && !quiet(err) {
+			j.log.Info("upload while writing stopped; the upload goes on at the close", "err", err)
+		}
+	}()
+	for {
+		var size int64
+		select {
+		case size = <-e.grown:
+		case <-e.stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-q.cfg.Clock.After(time.Second):
+			// No growth: a writer that pauses, or one that went away. Look at the record.
+			if r, err := q.cfg.Store.GetID(id); err != nil || r.State != cache.Writing || r.Gen != j.gen {
+				return
+			}
+			continue
+		}
+		if err := s.send(ctx, size, e.stop); err != nil || s.err() != nil {
+			s.fail(err)
+			return
+		}
+	}
+}
+
+// earlySend is the sending of the parts of one file while it is written: up to twice the
+// usual parts at once, since a link slow per request is what makes the close wait.
+type earlySend struct {
+	j        *job
+	u        *uploadRun
+	slots    chan struct{}
+	inflight *sync.WaitGroup
+	cancel   context.CancelFunc
+	p        progress
+
+	mu    sync.Mutex
+	sent  map[int]bool // protected by mu: parts sent or in flight
+	first error        // protected by mu
+}
+
+func (s *earlySend) fail(err error) {
+	if err == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.first == nil {
+		s.first = err
+		s.cancel()
+	}
+}
+
+func (s *earlySend) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first
+}
+
+// send starts the parts of [0, size) that are not sent or in flight, as slots free up.
+func (s *earlySend) send(ctx context.Context, size int64, stop <-chan struct{}) error {
+	rec := s.j.record()
+	if rec.State != cache.Writing || rec.Upload == nil || rec.Upload.MultipartID == "" {
+		return nil
+	}
+	uploadID, partSize := rec.Upload.MultipartID, rec.Upload.PartSize
+	for n := 1; int64(n)*partSize <= size; n++ {
+		s.mu.Lock()
+		skip := s.sent[n]
+		s.sent[n] = true
+		s.mu.Unlock()
+		if skip {
+			continue
+		}
+		if n > s.j.q.cfg.MaxParts {
+			return errors.New("more parts than OSS takes: the close starts over with bigger parts")
+		}
+		select {
+		case s.slots <- struct{}{}:
+		case <-stop:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.inflight.Add(1)
+		go func(n int) {
+			defer s.inflight.Done()
+			defer func() { <-s.slots }()
+			part, err := s.partOf(ctx, uploadID, n, partSize)
+			if err == nil {
+				err = s.j.apply(cache.Event{Kind: cache.PartStored, Multipart: uploadID, Part: part})
+			}
+			s.fail(err)
+		}(n)
+	}
+	return nil
+}
+
+func (s *earlySend) partOf(ctx context.Context, uploadID string, n int, partSize int64) (cache.Part, error) {
+	f, err := os.Open(s.j.q.cfg.Store.SpoolPath(s.j.rec.ID))
+	if err != nil {
+		return cache.Part{}, err
+	}
+	defer f.Close()
+	return s.u.part(ctx, f, uploadID, n, partSize, partSize, &s.p)
+}
+
+// earlyStart makes the asset of a file being written and starts its multipart upload.
+func (j *job) earlyStart(ctx context.Context) error {
+	rec := j.record()
+	name, err := ParseName(path.Base(rec.Path))
+	if err != nil {
+		return err
+	}
+	if state, _ := j.q.cfg.Names.Refuse(&rec); state != "" {
+		return fmt.Errorf("%s is not uploaded", rec.Path)
+	}
+	req := ims.CreateUploadMediaRequest{
+		AppID:         j.q.cfg.AppID,
+		FileInfo:      ims.FileInfo{Type: rec.Type, Name: name.Base, Ext: name.Ext},
+		MediaMetaData: ims.MediaMetaData{Title: name.Title, BusinessType: rec.BusinessType},
+		UserData:      map[string]any{"Extend": map[string]string{"imsfs": j.tag()}},
+	}
+	t, err := j.q.cfg.IMS.CreateUploadMedia(ctx, req)
+	if err != nil {
+		return err
+	}
+	now := j.q.cfg.Clock.Now()
+	addr, auth, err := t.Decode(now)
+	if err != nil {
+		return err
+	}
+	j.q.keepCreds(rec.ID, j.gen, auth, now)
+	if err := j.apply(cache.Event{Kind: cache.EarlyAsset, Asset: &cache.Asset{MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL,
+		Upload: cache.Upload{Endpoint: addr.Endpoint, Bucket: addr.Bucket, Key: addr.Key, Region: auth.Region}}}); err != nil {
+		if err2 := j.q.cfg.Store.AddDisposal(cache.Disposal{Path: rec.Path, Why: cache.Voided, MediaID: t.MediaID}); err2 != nil {
+			j.log.Error("record the disposal of an unused asset", "media_id", t.MediaID, "err", err2)
+		}
+		return err
+	}
+	j.log.Info("asset created while the file is written", "media_id", t.MediaID)
+	u := j.uploadRun()
+	var uploadID string
+	if err := u.call(ctx, func() (err error) { uploadID, err = j.q.cfg.Objects.Initiate(ctx, u.target, u.sign); return err }); err != nil {
+		return err
+	}
+	return j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: uploadID, PartSize: j.q.cfg.PartSize})
+}
+
+// uploadRun is the upload step's state for this run's record.
+func (j *job) uploadRun() *uploadRun {
+	rec := j.record()
+	up := rec.Upload
+	return &uploadRun{j: j, creds: j.q.credsOf(rec.ID, j.gen), target: transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}}
+}
+
+// verifyParts keeps the stored parts whose bytes are still the spool's: a part written again
+// after it was sent early is sent again. A part's CRC-32C, taken as it was sent, is compared
+// (at the speed of memory); one without it, by its MD5, which is its ETag.
+func verifyParts(f *os.File, parts []cache.Part, partSize int64) []cache.Part {
+	keep := make([]bool, len(parts))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				p := parts[i]
+				r := io.NewSectionReader(f, int64(p.Number-1)*partSize, p.Size)
+				if p.Sum != "" {
+					s := &summer{r: r, h: crc32.New(castagnoli)}
+					_, err := io.Copy(io.Discard, s)
+					keep[i] = err == nil && s.sum(p.Size) == p.Sum
+					continue
+				}
+				h := md5.New()
+				if _, err := io.Copy(h, r); err != nil {
+					continue
+				}
+				keep[i] = strings.EqualFold(hex.EncodeToString(h.Sum(nil)), strings.Trim(p.ETag, `"`))
+			}
+		}()
+	}
+	for i := range parts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var out []cache.Part
+	for i, p := range parts {
+		if keep[i] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// summer sums the bytes read through it: what a part's request took is what was sent.
+type summer struct {
+	r    io.Reader
+	h    hash.Hash32
+	read int64
+}
+
+func (s *summer) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	s.h.Write(b[:n])
+	s.read += int64(n)
+	return n, err
+}
+
+// sum is the CRC-32C in hex, or "" when the request did not read the part exactly once (a
+// client that went back over it).
+func (s *summer) sum(length int64) string {
+	if s == nil || s.read != length {
+		return ""
+	}
+	return fmt.Sprintf("%08x", s.h.Sum32())
+}
