@@ -211,7 +211,9 @@ func (b *blockingObjects) URL(ctx context.Context, mediaID string) (string, time
 	return "http://object/" + mediaID + "?Signature=s", time.Now().Add(time.Hour), nil
 }
 
-func (b *blockingObjects) CachedURL(mediaID string) string { return "http://object/" + mediaID + "?Signature=s" }
+func (b *blockingObjects) CachedURL(mediaID string) string {
+	return "http://object/" + mediaID + "?Signature=s"
+}
 
 func (b *blockingObjects) Fetch(ctx context.Context, mediaID string, w io.Writer) (int64, error) {
 	b.once.Do(func() { close(b.started) })
