@@ -32,11 +32,15 @@ type durability struct {
 	syncMu sync.Mutex // one Sync at a time; a waiting one finds the work done
 }
 
-// Written notes that the spool of record id has bytes that are not durable yet (a close
-// without fsync); newName says that the spool file itself is new to the spool folder.
-func (s *Store) Written(id uint64, newName bool) {
+// Written notes that the spool of record id, now size bytes, has bytes that are not durable yet
+// (a close without fsync); newName says that the spool file itself is new to the spool folder.
+// An empty spool has no bytes to fsync: its length is the file system's journal's, which the
+// store's own fsync commits before the record.
+func (s *Store) Written(id uint64, newName bool, size int64) {
 	s.dur.mu.Lock()
-	s.dur.spools[id] = true
+	if size > 0 {
+		s.dur.spools[id] = true
+	}
 	s.dur.newName = s.dur.newName || newName
 	s.dur.mu.Unlock()
 }

@@ -84,7 +84,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	dbPath := filepath.Join(dir, "imsfs.db")
 	// NoSync: a commit reaches the OS at once, and Sync makes it durable, grouped (durable.go).
-	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true})
+	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("cache: open %s: %w", dbPath, ErrLocked)
 	}
@@ -172,7 +172,7 @@ func migrate1(tx *bolt.Tx) error {
 		return err
 	}
 	for i := range recs {
-		if err := putRecord(tx, &recs[i]); err != nil {
+		if err := putRecord(tx, &recs[i], nil); err != nil {
 			return err
 		}
 	}
@@ -257,7 +257,7 @@ func (s *Store) Create(path string, init func(*Record)) (Record, error) {
 			init(&rec)
 		}
 		rec.ID, rec.Path, rec.State, rec.Gen = id, path, Writing, 1
-		return putRecord(tx, &rec)
+		return putRecord(tx, &rec, nil)
 	})
 	return rec, err
 }
@@ -288,8 +288,9 @@ func (s *Store) SetAttr(id uint64, mode uint32, mtime, atime time.Time) error {
 		if err := getRecordID(tx, id, &rec); err != nil {
 			return err
 		}
+		before := rec
 		rec.Mode, rec.Mtime, rec.Atime = mode, mtime, atime
-		return putRecord(tx, &rec)
+		return putRecord(tx, &rec, &before)
 	})
 }
 
@@ -361,7 +362,11 @@ func (s *Store) applyTx(tx *bolt.Tx, before Record, ev Event, moved bool) (Recor
 	} else {
 		d = disposalOf(&before, &after, 0)
 		if moved || !sameRecord(&before, &after) {
-			if err := putRecord(tx, &after); err != nil {
+			prev := &before
+			if moved {
+				prev = nil // its path changed: every index is written
+			}
+			if err := putRecord(tx, &after, prev); err != nil {
 				return before, fx, err
 			}
 		}
@@ -650,13 +655,19 @@ func decodeRecord(k, v []byte, rec *Record) error {
 	return nil
 }
 
-// putRecord writes a record and its two indexes.
-func putRecord(tx *bolt.Tx, rec *Record) error {
+// putRecord writes a record and those of its two indexes that change from before (nil: a new
+// record). An index left alone is a page less written per commit.
+func putRecord(tx *bolt.Tx, rec *Record, before *Record) error {
 	if err := putJSON(tx.Bucket(bucketFiles), rec.Path, rec); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketIDs).Put(idKey(rec.ID), []byte(rec.Path)); err != nil {
-		return err
+	if before == nil || before.Path != rec.Path {
+		if err := tx.Bucket(bucketIDs).Put(idKey(rec.ID), []byte(rec.Path)); err != nil {
+			return err
+		}
+	}
+	if before != nil && before.unfinished() == rec.unfinished() && (!rec.unfinished() || before.State == rec.State) {
+		return nil
 	}
 	if rec.unfinished() {
 		return tx.Bucket(bucketUnfinished).Put(idKey(rec.ID), []byte(rec.State))

@@ -527,7 +527,7 @@ func TestSyncMakesBytesDurableBeforeTheirRecords(t *testing.T) {
 	defer s.Close()
 	a := mustCreate(t, s, "video/a.mp4", Writing)
 	os.WriteFile(s.SpoolPath(a.ID), []byte("a"), 0o600)
-	s.Written(a.ID, true)
+	s.Written(a.ID, true, 1)
 	fail = true
 	if err := s.Sync(); err == nil {
 		t.Fatal("a failed fsync was not said")
@@ -540,7 +540,7 @@ func TestSyncMakesBytesDurableBeforeTheirRecords(t *testing.T) {
 		t.Errorf("synced %v, want %v (tried again after the failure)", synced, want)
 	}
 	synced = nil
-	s.Written(99, false) // unlinked since: nothing to sync, no error
+	s.Written(99, false, 1) // unlinked since: nothing to sync, no error
 	if err := s.Sync(); err != nil || len(synced) != 0 {
 		t.Errorf("a spool that is gone: %v, synced %v", err, synced)
 	}

@@ -197,7 +197,7 @@ func (n *fileNode) _queue(p string) syscall.Errno {
 	if !n.modified || n.gone {
 		return gofs.OK
 	}
-	n.fsys.opts.Store.Written(n.id, n.newSpool)
+	n.fsys.opts.Store.Written(n.id, n.newSpool, n.size)
 	n.newSpool = false
 	ev := cache.Event{Kind: cache.Closed, Size: n.size, Mode: n.mode, Mtime: n.mtime, Due: time.Now().Add(n.fsys.opts.UploadDelay)}
 	if n.damaged != nil {

@@ -477,7 +477,7 @@ func (s *Server) issueSTS(bucket, key string, ttl time.Duration) (akid string, k
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sts[akid] = k
-	return akid, k, s._saveSTS()
+	return akid, k, s._journalSTS(stsEntry{ID: akid, Key: k})
 }
 
 // handleIssueSTS answers POST /_emulator/sts[?ttl=DURATION]: a temporary key for the account,

@@ -565,14 +565,16 @@ func (s *Server) deleteMediaInfos(q url.Values) (map[string]any, *imsError) {
 		_ = s._deleteAsset(a)
 	}
 	// The object's upload credentials die with the asset.
+	var dropped []stsEntry
 	for id, k := range s.sts {
 		for _, a := range gone {
 			if k.Bucket == a.Bucket && k.Key == a.Key {
 				delete(s.sts, id)
+				dropped = append(dropped, stsEntry{ID: id})
 			}
 		}
 	}
-	err := s._saveSTS()
+	err := s._journalSTS(dropped...)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, errIMS(500, "InternalError", "%v", err)

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"crypto/md5"
 	"crypto/rand"
 	"encoding/hex"
@@ -104,7 +105,7 @@ func (s *Server) assetPath(id string) string {
 	return filepath.Join(s.opts.DataDir, "assets", id+".json")
 }
 func (s *Server) uploadDir(id string) string { return filepath.Join(s.opts.DataDir, "multipart", id) }
-func (s *Server) stsFile() string            { return filepath.Join(s.opts.DataDir, "sts.json") }
+func (s *Server) stsFile() string            { return filepath.Join(s.opts.DataDir, "sts.jsonl") }
 func (s *Server) objectsRoot() string        { return filepath.Join(s.opts.DataDir, "objects") }
 func objectIndex(bucket, key string) string  { return bucket + "/" + key }
 func (s *Server) metaPath(obj string) string {
@@ -164,12 +165,59 @@ func (s *Server) load() error {
 			s.uploads[m.ID] = &m
 		}
 	}
-	if err := readJSONFile(s.stsFile(), &s.sts); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := s.loadSTS(); err != nil {
 		return fmt.Errorf("emulator: %w", err)
 	}
-	if s.sts == nil {
-		s.sts = map[string]*stsKey{}
+	return nil
+}
+
+// stsEntry is one line of the journal of temporary keys: a key issued, or (Key nil) dropped.
+// A journal, not one file rewritten per key: a mount that makes thousands of assets would
+// otherwise have the emulator write all their keys again for each.
+type stsEntry struct {
+	ID  string
+	Key *stsKey `json:",omitempty"`
+}
+
+// loadSTS replays the journal (and the single file of earlier versions), then writes it again
+// with only the keys that have not been expired for an hour.
+func (s *Server) loadSTS() error {
+	s.sts = map[string]*stsKey{}
+	if err := readJSONFile(filepath.Join(s.opts.DataDir, "sts.json"), &s.sts); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
+	data, err := os.ReadFile(s.stsFile())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var e stsEntry
+		if json.Unmarshal(line, &e) != nil || e.ID == "" {
+			continue // a line cut short by a crash
+		}
+		if e.Key == nil {
+			delete(s.sts, e.ID)
+		} else {
+			s.sts[e.ID] = e.Key
+		}
+	}
+	var out bytes.Buffer
+	for id, k := range s.sts {
+		if time.Since(k.Expires) > time.Hour {
+			delete(s.sts, id)
+			continue
+		}
+		line, _ := json.Marshal(stsEntry{ID: id, Key: k})
+		out.Write(append(line, '\n'))
+	}
+	tmp := s.stsFile() + ".tmp"
+	if err := os.WriteFile(tmp, out.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.stsFile()); err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(s.opts.DataDir, "sts.json"))
 	return nil
 }
 
@@ -221,15 +269,25 @@ func (s *Server) _saveUpload(m *multipart) error {
 	return writeJSONFile(filepath.Join(s.uploadDir(m.ID), "upload.json"), m)
 }
 
-// _saveSTS writes the temporary keys, dropping those expired for an hour. Call with s.mu held.
-func (s *Server) _saveSTS() error {
-	now := time.Now()
-	for id, k := range s.sts {
-		if now.Sub(k.Expires) > time.Hour {
-			delete(s.sts, id)
+// _journalSTS adds lines to the journal of temporary keys. Call with s.mu held.
+func (s *Server) _journalSTS(entries ...stsEntry) error {
+	var b bytes.Buffer
+	for _, e := range entries {
+		line, err := json.Marshal(e)
+		if err != nil {
+			return err
 		}
+		b.Write(append(line, '\n'))
 	}
-	return writeJSONFile(s.stsFile(), s.sts)
+	f, err := os.OpenFile(s.stsFile(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b.Bytes())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func readJSONFile(path string, v any) error {
