@@ -162,13 +162,23 @@ func TestNoUploadSecretIsKeptOrShown(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	raw, err := os.ReadFile(filepath.Join(emu.Data, "sts.json"))
+	// The emulator journals the keys it hands out, one JSON line per key issued.
+	raw, err := os.ReadFile(filepath.Join(emu.Data, "sts.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var keys map[string]struct{ Secret, Token string }
-	if err := json.Unmarshal(raw, &keys); err != nil || len(keys) == 0 {
-		t.Fatalf("the emulator's keys: %v (%d)", err, len(keys))
+	keys := map[string]struct{ Secret, Token string }{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		var e struct {
+			ID  string
+			Key *struct{ Secret, Token string }
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Key != nil {
+			keys[e.ID] = *e.Key
+		}
+	}
+	if len(keys) == 0 {
+		t.Fatalf("the emulator handed out no keys (%d bytes of journal)", len(raw))
 	}
 	var shown strings.Builder
 	shown.WriteString(m.output())

@@ -26,7 +26,7 @@ import (
 //	objects/BUCKET/KEY           object bytes
 //	meta/BUCKET/KEY.json         what OSS returns about an object (ETag, CRC-64, type)
 //	multipart/UPLOADID/          an unfinished multipart upload: upload.json and one file per part
-//	sts.json                     temporary keys handed out and not yet expired
+//	sts.jsonl                    journal of temporary keys handed out (one JSON line per key issued or dropped)
 
 // Asset is a media asset as the emulator keeps it; GET /_emulator/media lists these.
 type Asset struct {
