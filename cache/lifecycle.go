@@ -160,7 +160,7 @@ var table = map[EventKind]map[State]step{
 	Dispatched:       on([]State{Queued}, dispatch),
 	AssetCreated:     on([]State{Creating}, created),
 	MultipartStarted: on([]State{Writing, Uploading}, multipartStarted),
-	PartStored:       on([]State{Writing, Uploading}, partStored),
+	PartStored:       on([]State{Writing, Queued, Uploading}, partStored),
 	ObjectCompleted:  on([]State{Uploading}, completed),
 	AssetReady:       on([]State{Uploaded}, ready),
 	UploadFailed:     on([]State{Creating, Uploading, Uploaded}, fail),

@@ -29,9 +29,15 @@ import (
 // early is the upload of one file while it is written.
 type early struct {
 	grown chan int64    // the size the writer has reached, latest first (one slot)
-	stop  chan struct{} // closed when the upload after the close takes over
+	final chan int64    // the size at the last close (one slot, sent once)
 	done  chan struct{} // closed when no part is in flight any more
 	once  sync.Once
+}
+
+// finish hands the sender the file's size at its last close: it sends the parts left,
+// the last one too, then ends.
+func (e *early) finish(size int64) {
+	e.once.Do(func() { e.final <- size })
 }
 
 // Growing tells the queue that the file of record id, written from its start in order, has
@@ -47,7 +53,7 @@ func (q *Queue) Growing(id uint64, size int64) {
 	}
 	e := q.early[id]
 	if e == nil {
-		e = &early{grown: make(chan int64, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		e = &early{grown: make(chan int64, 1), final: make(chan int64, 1), done: make(chan struct{})}
 		q.early[id] = e
 		q.wg.Add(1)
 		go q.uploadEarly(id, e)
@@ -59,16 +65,16 @@ func (q *Queue) Growing(id uint64, size int64) {
 	e.grown <- size
 }
 
-// takeOver ends the upload while writing of record id, if one is under way, and waits until its
-// parts in flight are stored: the upload after the close goes on from them.
-func (q *Queue) takeOver(ctx context.Context, id uint64) {
+// takeOver ends the upload while writing of record id, now size bytes and closed, if one is
+// under way, and waits until its parts are stored: the upload after the close goes on from them.
+func (q *Queue) takeOver(ctx context.Context, id uint64, size int64) {
 	q.mu.Lock()
 	e := q.early[id]
 	q.mu.Unlock()
 	if e == nil {
 		return
 	}
-	e.once.Do(func() { close(e.stop) })
+	e.finish(size)
 	select {
 	case <-e.done:
 	case <-ctx.Done():
@@ -80,15 +86,17 @@ func (q *Queue) takeOver(ctx context.Context, id uint64) {
 func (q *Queue) uploadEarly(id uint64, e *early) {
 	defer q.wg.Done()
 	var inflight sync.WaitGroup
+	ctx, cancel := context.WithCancel(q.ctx)
 	defer func() {
+		// The parts in flight finish before the close's upload takes over: on a link slow per
+		// request, sending one again costs more than waiting for it.
 		inflight.Wait()
+		cancel()
 		q.mu.Lock()
 		delete(q.early, id)
 		q.mu.Unlock()
 		close(e.done)
 	}()
-	ctx, cancel := context.WithCancel(q.ctx)
-	defer cancel()
 	rec, err := q.cfg.Store.GetID(id)
 	if err != nil || rec.State != cache.Writing {
 		return
@@ -113,18 +121,21 @@ func (q *Queue) uploadEarly(id uint64, e *early) {
 		var size int64
 		select {
 		case size = <-e.grown:
-		case <-e.stop:
+		case size = <-e.final:
+			// Closed: the parts left go now, without waiting for a worker of the queue.
+			s.fail(s.send(ctx, size, true))
 			return
 		case <-ctx.Done():
 			return
 		case <-q.cfg.Clock.After(time.Second):
-			// No growth: a writer that pauses, or one that went away. Look at the record.
-			if r, err := q.cfg.Store.GetID(id); err != nil || r.State != cache.Writing || r.Gen != j.gen {
+			// No growth: a writer that pauses, or one that went away. Look at the record; a
+			// closed one waits for its size at the close (finish).
+			if r, err := q.cfg.Store.GetID(id); err != nil || r.Gen != j.gen || (r.State != cache.Writing && r.State != cache.Queued) {
 				return
 			}
 			continue
 		}
-		if err := s.send(ctx, size, e.stop); err != nil || s.err() != nil {
+		if err := s.send(ctx, size, false); err != nil || s.err() != nil {
 			s.fail(err)
 			return
 		}
@@ -164,14 +175,15 @@ func (s *earlySend) err() error {
 	return s.first
 }
 
-// send starts the parts of [0, size) that are not sent or in flight, as slots free up.
-func (s *earlySend) send(ctx context.Context, size int64, stop <-chan struct{}) error {
+// send starts the whole parts of [0, size) that are not sent or in flight, as slots free up;
+// closed, the last part too, whole or not.
+func (s *earlySend) send(ctx context.Context, size int64, closed bool) error {
 	rec := s.j.record()
-	if rec.State != cache.Writing || rec.Upload == nil || rec.Upload.MultipartID == "" {
+	if rec.Upload == nil || rec.Upload.MultipartID == "" {
 		return nil
 	}
 	uploadID, partSize := rec.Upload.MultipartID, rec.Upload.PartSize
-	for n := 1; int64(n)*partSize <= size; n++ {
+	for n := 1; int64(n)*partSize <= size || (closed && int64(n-1)*partSize < size); n++ {
 		s.mu.Lock()
 		skip := s.sent[n]
 		s.sent[n] = true
@@ -184,16 +196,15 @@ func (s *earlySend) send(ctx context.Context, size int64, stop <-chan struct{}) 
 		}
 		select {
 		case s.slots <- struct{}{}:
-		case <-stop:
-			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		length := min(partSize, size-int64(n-1)*partSize)
 		s.inflight.Add(1)
 		go func(n int) {
 			defer s.inflight.Done()
 			defer func() { <-s.slots }()
-			part, err := s.partOf(ctx, uploadID, n, partSize)
+			part, err := s.partOf(ctx, uploadID, n, partSize, length)
 			if err == nil {
 				err = s.j.apply(cache.Event{Kind: cache.PartStored, Multipart: uploadID, Part: part})
 			}
@@ -203,13 +214,13 @@ func (s *earlySend) send(ctx context.Context, size int64, stop <-chan struct{}) 
 	return nil
 }
 
-func (s *earlySend) partOf(ctx context.Context, uploadID string, n int, partSize int64) (cache.Part, error) {
+func (s *earlySend) partOf(ctx context.Context, uploadID string, n int, partSize, length int64) (cache.Part, error) {
 	f, err := os.Open(s.j.q.cfg.Store.SpoolPath(s.j.rec.ID))
 	if err != nil {
 		return cache.Part{}, err
 	}
 	defer f.Close()
-	return s.u.part(ctx, f, uploadID, n, partSize, partSize, &s.p)
+	return s.u.part(ctx, f, uploadID, n, partSize, length, &s.p)
 }
 
 // earlyStart makes the asset of a file being written and starts its multipart upload.

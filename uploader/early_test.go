@@ -175,3 +175,38 @@ func TestAnAssetMadeWhileWrittenGoesWithARenameOrAFailedWrite(t *testing.T) {
 		r.waitUntilAsset(first.MediaID, func(a fake.Asset) bool { return a.Deleted }, "deleted")
 	})
 }
+
+// TestTheLastPartsOfAFileWrittenInOrderGoAtItsClose: the parts left at the close (the last
+// one, short) are sent by the upload while writing at once, while every worker of the queue is
+// busy with another file.
+func TestTheLastPartsOfAFileWrittenInOrderGoAtItsClose(t *testing.T) {
+	cloud := fake.New()
+	held := make(chan struct{})
+	cloud.Block["oss.put"] = held // the small file's single PUT holds the only worker
+	r := newRig(t, cloud, Config{PartSize: minPartSize, Workers: 1})
+	busy := r.open("video/busy.mp4")
+	busy.write(randomBytes(t, 1000))
+	r.queue.Apply(busy.rec.ID, cache.Event{Kind: cache.Closed, Size: 1000, Due: time.Now()})
+	r.waitFor(busy.rec.ID, cache.Uploading)
+
+	w := r.open("video/growing.mp4")
+	for range 3 {
+		w.write(randomBytes(t, minPartSize))
+	}
+	w.write(randomBytes(t, minPartSize/3))
+	w.waitStored(3)
+	w.close("")
+	w.waitStored(4)
+	if rec, _ := r.store.GetID(busy.rec.ID); rec.State != cache.Uploading {
+		t.Fatalf("the worker's file is %s, want still uploading", rec.State)
+	}
+	close(held)
+	got := r.waitFor(w.rec.ID, cache.Ready)
+	if data, _ := cloud.Object(got.MediaID); !bytes.Equal(data, w.data) {
+		t.Errorf("the object differs from the bytes written (%d bytes, want %d)", len(data), len(w.data))
+	}
+	if n := cloud.Calls("oss.part"); n != 4 {
+		t.Errorf("%d parts sent, want 4", n)
+	}
+	r.waitFor(busy.rec.ID, cache.Ready)
+}

@@ -196,6 +196,10 @@ func (q *Queue) do(rec cache.Record, fx cache.Effects) {
 			q.uploads.Add(id, fx.Due)
 		}
 	}
+	if e := q.early[id]; e != nil && fx.Schedule && rec.Early && rec.State == cache.Queued {
+		// The last close of a file uploaded while written: its last parts need no worker.
+		e.finish(rec.Size)
+	}
 	if fx.Disposal != 0 {
 		q.disposals.Add(fx.Disposal, time.Time{})
 	}

@@ -151,8 +151,8 @@ func (u *uploadRun) call(ctx context.Context, fn func() error) error {
 func (j *job) upload(ctx context.Context) error {
 	rec := j.record()
 	if rec.Early {
-		// Parts sent while the file was written: those in flight are stored first.
-		j.q.takeOver(ctx, rec.ID)
+		// Parts sent while the file was written: those left and in flight are stored first.
+		j.q.takeOver(ctx, rec.ID, rec.Size)
 		if r, err := j.q.cfg.Store.GetID(rec.ID); err == nil && r.Gen == j.gen {
 			j.mu.Lock()
 			j.rec = r
