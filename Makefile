@@ -58,8 +58,9 @@ test-live:
 
 # Throughput and latency against local disk and a direct SDK upload, as ratios; no -race.
 bench:
-	@test/deps.sh test
-	@IMSFS_BENCH=1 $(GO) test -count=1 -run '^TestBench$$' -v ./test/ | grep -v -E '^(=== RUN|--- PASS|PASS|ok )'
+	@test/deps.sh bench
+	@IMSFS_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBench$$' -v ./test/ > .bench.out 2>&1; status=$$?; \
+	grep -v -E '^(=== RUN|--- PASS|PASS|ok )' .bench.out; rm -f .bench.out; exit $$status
 
 lint:
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.imsfs-cache/*')); \

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Makes sure this machine has what `make run` or `make test` needs (deps.sh run|test).
+# Makes sure this machine has what `make run`, `make test` or `make bench` needs
+# (deps.sh run|test|bench).
 # As root it installs what is missing with apt-get; otherwise it names the packages and fails.
 set -euo pipefail
 
 case "${1:-test}" in
   run)  want="fusermount3:fuse3 getfattr:attr" ;;
   test) want="fusermount3:fuse3 getfattr:attr umount:mount rsync:rsync unzip:unzip ffmpeg:ffmpeg vim.basic:vim gio:libglib2.0-bin curl:curl jq:jq soffice:libreoffice-writer-nogui" ;;
-  *)    echo "usage: $0 run|test" >&2; exit 2 ;;
+  bench) want="fusermount3:fuse3 getfattr:attr umount:mount curl:curl rclone:rclone" ;;
+  *)    echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 
 command -v go >/dev/null || { echo "deps: Go is not on PATH; install Go 1.26 or later (https://go.dev/dl/)" >&2; exit 1; }
