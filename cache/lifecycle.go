@@ -85,6 +85,7 @@ type Event struct {
 	Size   int64     // Closed, ObjectCompleted
 	Mode   uint32    // Closed
 	Mtime  time.Time // Closed
+	Atime  time.Time // Closed [unchanged]
 	Damage string    // Closed: why the session's bytes are not what the writer meant (a failed write)
 
 	Type, BusinessType string // Renamed
@@ -232,6 +233,9 @@ func endSession(r *Record, ev *Event, fx *Effects, adm Admission) error {
 		return nil // no session to end: the upload goes on
 	}
 	r.Size, r.Mode, r.Mtime = ev.Size, ev.Mode, ev.Mtime
+	if !ev.Atime.IsZero() {
+		r.Atime = ev.Atime
+	}
 	if ev.Damage != "" {
 		if r.MediaID != "" {
 			void(r, fx) // made while it was written: there is no complete file for it

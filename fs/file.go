@@ -135,9 +135,12 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	}
 	meta := in.Valid&(fuse.FATTR_MODE|fuse.FATTR_MTIME|fuse.FATTR_ATIME) != 0
 	mode, mtime, atime, gone := n.mode, n.mtime, n.atime, n.gone
+	// In a write session with a writer open (touch, cp -p, tar), the last close writes the
+	// mode and times with the rest of the record: no commit of its own.
+	deferred := n.modified && n.writers > 0
 	n.fillAttr(&out.Attr)
 	n.mu.Unlock()
-	if meta && !gone {
+	if meta && !gone && !deferred {
 		if err := n.fsys.opts.Store.SetAttr(n.id, mode, mtime, atime); err != nil && !errors.Is(err, cache.ErrNotFound) {
 			return n.fsys.fail("setattr", p, err)
 		}
@@ -199,7 +202,7 @@ func (n *fileNode) _queue(p string) syscall.Errno {
 	}
 	n.fsys.opts.Store.Written(n.id, n.newSpool, n.size)
 	n.newSpool = false
-	ev := cache.Event{Kind: cache.Closed, Size: n.size, Mode: n.mode, Mtime: n.mtime, Due: time.Now().Add(n.fsys.opts.UploadDelay)}
+	ev := cache.Event{Kind: cache.Closed, Size: n.size, Mode: n.mode, Mtime: n.mtime, Atime: n.atime, Due: time.Now().Add(n.fsys.opts.UploadDelay)}
 	if n.damaged != nil {
 		ev.Damage = n.damaged.Error()
 	}

@@ -79,6 +79,9 @@ type FS struct {
 	// passthrough: new and truncated files are written by the kernel straight to their spool,
 	// without a write request (set once the kernel has said it can).
 	passthrough atomic.Bool
+	// roomSeen is when the cache volume was last seen with room for passthrough (UnixNano):
+	// a burst of new files asks statfs once, not once each.
+	roomSeen atomic.Int64
 }
 
 // New returns a file system over opts.Store; Mount serves it.

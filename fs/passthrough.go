@@ -27,7 +27,20 @@ const (
 
 // directOK reports whether a writer opened now may write straight to its spool.
 func (f *FS) directOK() bool {
-	return f.passthrough.Load() && f.spaceFree() > passthroughRoom
+	if !f.passthrough.Load() {
+		return false
+	}
+	// Room seen within the last 100 ms is room enough: the margin is 1 GiB, and a handle that
+	// fills the volume anyway is caught at its flush (spaceLow).
+	now := time.Now().UnixNano()
+	if now-f.roomSeen.Load() < int64(100*time.Millisecond) {
+		return true
+	}
+	if f.spaceFree() <= passthroughRoom {
+		return false
+	}
+	f.roomSeen.Store(now)
+	return true
 }
 
 // spaceLow reports whether the cache volume is nearly full.
@@ -46,14 +59,15 @@ func (f *FS) spaceFree() int64 {
 // watchDirect follows a file while the kernel writes it straight to its spool: its size, for
 // stat, and its growth in order, for the upload while writing. It ends with the last such writer.
 func (n *fileNode) watchDirect() {
-	spool, err := os.Open(n.fsys.opts.Store.SpoolPath(n.id))
-	if err != nil {
-		return
-	}
-	defer spool.Close()
 	t := time.NewTicker(watchEvery)
 	defer t.Stop()
 	var last int64
+	var spool *os.File // opened at the first look: most small files are closed before it
+	defer func() {
+		if spool != nil {
+			spool.Close()
+		}
+	}()
 	for {
 		select {
 		case <-t.C:
@@ -64,6 +78,13 @@ func (n *fileNode) watchDirect() {
 		if n.direct == 0 || n.gone {
 			n.mu.Unlock()
 			return
+		}
+		if spool == nil {
+			var err error
+			if spool, err = os.Open(n.fsys.opts.Store.SpoolPath(n.id)); err != nil {
+				n.mu.Unlock()
+				return
+			}
 		}
 		n._seeDirectWrites()
 		size, inOrder := n.size, n.seqEnd >= 0 && n.damaged == nil

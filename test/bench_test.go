@@ -43,6 +43,9 @@ func TestBench(t *testing.T) {
 	b.rss = watchRSS(m.proc.cmd.Process.Pid)
 	defer b.rss.stop()
 	rcl := startRclone(t)
+	// The floor FUSE itself sets on this machine: go-fuse's own loopback example over a local
+	// folder, no store, no upload.
+	loop := startLoopback(t)
 
 	// 9. getxattr user.ims.status, p99 (first, on a quiet mount).
 	b.getxattr(m)
@@ -55,7 +58,7 @@ func TestBench(t *testing.T) {
 	b.evictedRead(emu, big)
 
 	// 2. cp -r of 1,000 × 64 KiB + sync, and until all are uploaded.
-	b.smallFiles(m, rcl)
+	b.smallFiles(m, rcl, loop)
 
 	// 8 and 7. cp -r of 5,000 × 4 KiB, until all are ready; the mount's memory meanwhile.
 	b.manyFiles(m)
@@ -67,7 +70,7 @@ func TestBench(t *testing.T) {
 	b.tenGiB()
 
 	// 6. 10,000 empty files in one folder; ls -l of it.
-	b.emptyFiles(m)
+	b.emptyFiles(m, loop)
 
 	b.print()
 }
@@ -235,7 +238,7 @@ func tree(t *testing.T, dir string, n, size int) {
 	}
 }
 
-func (b *bench) smallFiles(m *mountProc, rcl string) {
+func (b *bench) smallFiles(m *mountProc, rcl, loop string) {
 	t := b.t
 	src := filepath.Join(t.TempDir(), "small")
 	tree(t, src, 1000, 64<<10)
@@ -249,6 +252,10 @@ func (b *bench) smallFiles(m *mountProc, rcl string) {
 	if rcl != "" {
 		r := timed(t, func() { shell(t, fmt.Sprintf("cp -r %q %q && sync", src, filepath.Join(rcl, "small"))) })
 		base += fmt.Sprintf("; rclone mount %s = %s", dur(r), speed(r, local))
+	}
+	if loop != "" {
+		r := timed(t, func() { shell(t, fmt.Sprintf("cp -r %q %q && sync", src, filepath.Join(loop, "small"))) })
+		base += fmt.Sprintf("; bare go-fuse loopback %s = %s", dur(r), speed(r, local))
 	}
 	b.add("2", "cp -r 1,000 × 64 KiB + sync", dur(mine), base, speed(mine, local)+" local (goal ≥ 0.5×, and faster than rclone)")
 	b.waitAllReady(dst, 1000)
@@ -381,7 +388,7 @@ func serviceDir(t *testing.T, want uint64) string {
 	return t.TempDir()
 }
 
-func (b *bench) emptyFiles(m *mountProc) {
+func (b *bench) emptyFiles(m *mountProc, loop string) {
 	t := b.t
 	names := make([]string, 10000)
 	for i := range names {
@@ -413,9 +420,45 @@ func (b *bench) emptyFiles(m *mountProc) {
 	dir := filepath.Join(m.Dir, "video", "empty")
 	local := touch(filepath.Join(b.local, "empty"))
 	mine := touch(dir)
-	b.add("6", "10,000 empty files in one folder (touch)", dur(mine), dur(local)+" (local disk)", speed(mine, local)+" local (goal ≤ 3 s)")
+	base, baseLs := dur(local)+" (local disk)", ""
+	if loop != "" {
+		l := touch(filepath.Join(loop, "empty"))
+		base += fmt.Sprintf("; bare go-fuse loopback %s", dur(l))
+		baseLs = fmt.Sprintf("; bare go-fuse loopback (10,000 entries) %s", dur(ls(filepath.Join(loop, "empty"))))
+	}
+	b.add("6", "10,000 empty files in one folder (touch)", dur(mine), base, speed(mine, local)+" local (goal ≤ 3 s)")
 	localLs, mineLs := ls(filepath.Join(b.local, "empty")), ls(dir)
-	b.add("6", "ls -l of it (with the sidecars: 20,000 entries)", dur(mineLs), dur(localLs)+" (local disk)", speed(mineLs, localLs)+" local (goal ≤ 1 s)")
+	b.add("6", "ls -l of it (with the sidecars: 20,000 entries)", dur(mineLs), dur(localLs)+" (local disk)"+baseLs, speed(mineLs, localLs)+" local (goal ≤ 1 s)")
+}
+
+// startLoopback mounts a local folder with go-fuse's loopback example, built from the module
+// cache, or returns "" when it cannot be built.
+func startLoopback(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "loopback")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/hanwen/go-fuse/v2/example/loopback").CombinedOutput(); err != nil {
+		t.Logf("no bare go-fuse loopback baseline: %v %s", err, out)
+		return ""
+	}
+	dir, orig := filepath.Join(t.TempDir(), "loopback"), t.TempDir()
+	os.Mkdir(dir, 0o755)
+	cmd := exec.Command(bin, "-q", "-directmount", dir, orig)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		exec.Command("umount", dir).Run()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for !isMounted(dir) {
+		if time.Now().After(deadline) {
+			t.Fatal("the go-fuse loopback did not come up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return dir
 }
 
 // xattrOr returns an attribute's value, or "" when it has none.
