@@ -46,19 +46,20 @@ func TestBench(t *testing.T) {
 	// The floor FUSE itself sets on this machine: go-fuse's own loopback example over a local
 	// folder, no store, no upload.
 	loop := startLoopback(t)
+	others := []other{{"rclone mount", rcl}, {"bare go-fuse loopback", loop}}
 
 	// 9. getxattr user.ims.status, p99 (first, on a quiet mount).
 	b.getxattr(m)
 
 	// 1 and 4. cp of 1 GiB + sync, then until ready.
 	big := randomFile(t, "big.mp4", 1<<30)
-	b.bigFile(emu, m, rcl, big)
+	b.bigFile(emu, m, others, big)
 
 	// 5. Sequential read of an evicted 1 GiB file, against an SDK download of its object.
 	b.evictedRead(emu, big)
 
 	// 2. cp -r of 1,000 × 64 KiB + sync, and until all are uploaded.
-	b.smallFiles(m, rcl, loop)
+	b.smallFiles(m, others)
 
 	// 8 and 7. cp -r of 5,000 × 4 KiB, until all are ready; the mount's memory meanwhile.
 	b.manyFiles(m)
@@ -162,18 +163,34 @@ func (b *bench) getxattr(m *mountProc) {
 	b.add("9", "getxattr user.ims.status, p99 of 5,000", dur(mine), dur(local)+" (local disk)", "goal < 1 ms")
 }
 
-func (b *bench) bigFile(emu *emulatorProc, m *mountProc, rcl string, big string) {
+// other is a baseline mounted beside imsfs: rclone mount, the bare go-fuse loopback.
+type other struct{ name, dir string }
+
+// copyBeside times `cp src dst && sync` (with the cp options given) into local disk, into
+// each other mount, then into the mount (dst: last, so that what follows its copy is timed
+// alone); it returns when the mount's copy started, its time, local disk's, and the
+// baselines' line.
+func (b *bench) copyBeside(cp, src, dst string, others []other) (start time.Time, mine, local time.Duration, base string) {
 	t := b.t
-	local := timed(t, func() { shell(t, fmt.Sprintf("cp %q %q && sync", big, filepath.Join(b.local, "big.mp4"))) })
-	dst := filepath.Join(m.Dir, "video", "big.mp4")
-	start := time.Now()
-	shell(t, fmt.Sprintf("cp %q %q && sync", big, dst))
-	mine := time.Since(start)
-	base := dur(local) + " (local disk)"
-	if rcl != "" {
-		r := timed(t, func() { shell(t, fmt.Sprintf("cp %q %q && sync", big, filepath.Join(rcl, "big.mp4"))) })
-		base += fmt.Sprintf("; rclone mount %s = %s", dur(r), speed(r, local))
+	name := filepath.Base(dst)
+	copyTo := func(to string) { shell(t, fmt.Sprintf("%s %q %q && sync", cp, src, to)) }
+	local = timed(t, func() { copyTo(filepath.Join(b.local, name)) })
+	base = dur(local) + " (local disk)"
+	for _, o := range others {
+		if o.dir != "" {
+			d := timed(t, func() { copyTo(filepath.Join(o.dir, name)) })
+			base += fmt.Sprintf("; %s %s = %s", o.name, dur(d), speed(d, local))
+		}
 	}
+	start = time.Now()
+	copyTo(dst)
+	return start, time.Since(start), local, base
+}
+
+func (b *bench) bigFile(emu *emulatorProc, m *mountProc, others []other, big string) {
+	t := b.t
+	dst := filepath.Join(m.Dir, "video", "big.mp4")
+	start, mine, local, base := b.copyBeside("cp", big, dst, others)
 	b.add("1", "cp 1 GiB + sync", dur(mine), base, speed(mine, local)+" local (goal ≥ 0.9×)")
 
 	waitStatus(t, dst, "ready", 10*time.Minute)
@@ -238,25 +255,13 @@ func tree(t *testing.T, dir string, n, size int) {
 	}
 }
 
-func (b *bench) smallFiles(m *mountProc, rcl, loop string) {
+func (b *bench) smallFiles(m *mountProc, others []other) {
 	t := b.t
 	src := filepath.Join(t.TempDir(), "small")
 	tree(t, src, 1000, 64<<10)
 	shell(t, "sync")
-	local := timed(t, func() { shell(t, fmt.Sprintf("cp -r %q %q && sync", src, filepath.Join(b.local, "small"))) })
 	dst := filepath.Join(m.Dir, "video", "small")
-	start := time.Now()
-	shell(t, fmt.Sprintf("cp -r %q %q && sync", src, dst))
-	mine := time.Since(start)
-	base := dur(local) + " (local disk)"
-	if rcl != "" {
-		r := timed(t, func() { shell(t, fmt.Sprintf("cp -r %q %q && sync", src, filepath.Join(rcl, "small"))) })
-		base += fmt.Sprintf("; rclone mount %s = %s", dur(r), speed(r, local))
-	}
-	if loop != "" {
-		r := timed(t, func() { shell(t, fmt.Sprintf("cp -r %q %q && sync", src, filepath.Join(loop, "small"))) })
-		base += fmt.Sprintf("; bare go-fuse loopback %s = %s", dur(r), speed(r, local))
-	}
+	start, mine, local, base := b.copyBeside("cp -r", src, dst, others)
 	b.add("2", "cp -r 1,000 × 64 KiB + sync", dur(mine), base, speed(mine, local)+" local (goal ≥ 0.5×, and faster than rclone)")
 	b.waitAllReady(dst, 1000)
 	b.add("2", "… and until all 1,000 are ready", dur(time.Since(start)), "—", "—")

@@ -89,7 +89,15 @@ func (q *Queue) report(r cache.Record, ev cache.Event) {
 	rec, err := q.Apply(r.ID, ev)
 	switch {
 	case err == nil && rec.State == cache.Ready:
-		q.cfg.Log.Info("asset ready", "path", rec.Path, "media_id", rec.MediaID)
+		// The file's outcome in one line: how big, how long its upload and its preparation took.
+		args := []any{"path", rec.Path, "media_id", rec.MediaID, "size", rec.Size}
+		if !rec.Uploaded.IsZero() {
+			if !rec.Asked.IsZero() && rec.Asked.Before(rec.Uploaded) {
+				args = append(args, "upload_took", rec.Uploaded.Sub(rec.Asked).Round(time.Millisecond))
+			}
+			args = append(args, "ready_took", ev.Now.Sub(rec.Uploaded).Round(time.Millisecond))
+		}
+		q.cfg.Log.Info("asset ready", args...)
 	case err == nil:
 		q.cfg.Log.Error("upload failed", "path", rec.Path, "media_id", rec.MediaID, "err", rec.Error)
 	case errors.Is(err, cache.ErrSuperseded), errors.Is(err, cache.ErrNotFound), errors.Is(err, cache.ErrBadTransition):

@@ -51,6 +51,8 @@ type mountOptions struct {
 	syncOnClose   bool
 	pprofAddr     string
 	debug         bool
+	logLevel      string
+	logFormat     string
 	debugFUSE     bool
 }
 
@@ -74,7 +76,9 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.BoolFlag{Name: "passthrough", Value: true, Destination: &o.passthrough, Usage: "let the kernel write new files straight to the cache (FUSE passthrough: Linux 6.9+, as root); =false sends every write through imsfs"},
 		&cli.BoolFlag{Name: "sync-on-close", Destination: &o.syncOnClose, Usage: "fsync each file, its name and its record at every close (slower); by default a close survives a killed mount, and a power loss loses at most the last 5 s, as a local disk"},
 		&cli.BoolFlag{Name: "allow-non-empty", Destination: &o.allowNonEmpty, Usage: "mount over a folder that holds files (they are hidden while mounted)"},
-		&cli.BoolFlag{Name: "debug", Destination: &o.debug, Usage: "log each upload step"},
+		&cli.BoolFlag{Name: "debug", Destination: &o.debug, Usage: "log each upload step (as --log-level debug)"},
+		&cli.StringFlag{Name: "log-level", Destination: &o.logLevel, Usage: "`LEVEL` of the lines logged: debug, info, warn or error [info]"},
+		&cli.StringFlag{Name: "log-format", Destination: &o.logFormat, Value: "text", Usage: "`FORMAT` of the log on stderr: text (key=value) or json (one object a line)"},
 		&cli.StringFlag{Name: "debug-pprof", Destination: &o.pprofAddr, Hidden: true, Usage: "serve net/http/pprof on `ADDR` (loopback), to profile the mount"},
 		&cli.BoolFlag{Name: "debug-fuse", Destination: &o.debugFUSE, Usage: "log every FUSE request"},
 	}
@@ -229,6 +233,10 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	stop := make(chan os.Signal, 2)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(stop)
+	log, err := logger(os.Stderr, o.logLevel, o.logFormat, o.debug)
+	if err != nil {
+		return err
+	}
 	endpoint := ""
 	if !o.emulator {
 		var err error
@@ -236,7 +244,6 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 			return err
 		}
 	}
-	log := newLogger(o.debug)
 	if o.pprofAddr != "" {
 		go func() { log.Warn("pprof", "err", http.ListenAndServe(o.pprofAddr, nil)) }()
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -55,6 +56,8 @@ func TestTheCommandLine(t *testing.T) {
 		{[]string{"mount", "--transfers", "-1", t.TempDir()}, 2, "", "--transfers -1: want 1 or more", ""},
 		{[]string{"mount", "--upload-delay", "-1s", t.TempDir()}, 2, "", "durations of 0 or more", ""},
 		{[]string{"mount"}, 2, "", "imsfs mount takes one MOUNTPOINT, got 0 arguments", ""},
+		{[]string{"mount", "--log-level", "loud", t.TempDir()}, 2, "", `--log-level "loud": use debug, info, warn or error`, ""},
+		{[]string{"mount", "--log-format", "xml", t.TempDir()}, 2, "", `--log-format "xml": use text or json`, ""},
 		{[]string{"retry"}, 2, "", "imsfs retry takes one or more PATHs", ""},
 		{[]string{"wait"}, 2, "", "imsfs wait takes one or more PATHs", ""},
 		{[]string{"url"}, 2, "", "imsfs url takes one PATH", ""},
@@ -104,5 +107,26 @@ func TestStatusRows(t *testing.T) {
 	}
 	if got := notReady(list); got != "3 files not ready" {
 		t.Errorf("notReady: %q", got)
+	}
+}
+
+// TestLogger: --log-format json writes one object a line; --log-level drops what is below it.
+func TestLogger(t *testing.T) {
+	var out strings.Builder
+	log, err := logger(&out, "warn", "json", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("asset ready", "path", "video/a.mp4")
+	log.Warn("upload try failed", "path", "video/b.mp4")
+	var line struct{ Level, Msg, Path string }
+	if err := json.Unmarshal([]byte(out.String()), &line); err != nil || line.Level != "WARN" || line.Path != "video/b.mp4" {
+		t.Errorf("json log at warn: %q (%v)", out.String(), err)
+	}
+	out.Reset()
+	log, _ = logger(&out, "", "text", true)
+	log.Debug("CreateUploadMedia", "type", "video")
+	if !strings.Contains(out.String(), "level=DEBUG msg=CreateUploadMedia type=video") {
+		t.Errorf("text log with --debug: %q", out.String())
 	}
 }

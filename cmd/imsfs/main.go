@@ -119,9 +119,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // newLogger returns the logger every command writes to: text lines on stderr.
 func newLogger(debug bool) *slog.Logger {
-	level := slog.LevelInfo
-	if debug {
-		level = slog.LevelDebug
+	l, _ := logger(os.Stderr, "", "text", debug)
+	return l
+}
+
+// logger is a logger on w at level ("debug", "info", "warn", "error"; "" is info, or debug
+// with debug set) in format "text" (key=value lines) or "json" (one object a line).
+func logger(w io.Writer, level, format string, debug bool) (*slog.Logger, error) {
+	var lv slog.Level
+	switch {
+	case level == "" && debug:
+		lv = slog.LevelDebug
+	case level == "":
+		lv = slog.LevelInfo
+	default:
+		if err := lv.UnmarshalText([]byte(level)); err != nil {
+			return nil, usagef("--log-level %q: use debug, info, warn or error", level)
+		}
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("--log-format %q: use text or json", format)
 }
