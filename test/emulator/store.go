@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -364,7 +365,7 @@ func storeFile(path string, r io.Reader, check func(digest) error) (digest, erro
 	}
 	defer os.Remove(tmp.Name())
 	m, c := md5.New(), crc64.New(crcTable)
-	n, err := io.Copy(io.MultiWriter(tmp, m, c), r)
+	n, err := io.CopyBuffer(parallelWriter{tmp, m, c}, r, make([]byte, 1<<20))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -378,6 +379,29 @@ func storeFile(path string, r io.Reader, check func(digest) error) (digest, erro
 		}
 	}
 	return d, os.Rename(tmp.Name(), path)
+}
+
+// parallelWriter writes to each of its writers at once: the file and the two hashes of a large
+// object (a Complete of hundreds of MiB) cost the slowest of them, not their sum, as the real
+// service's would not grow with the object as the emulator's does.
+type parallelWriter []io.Writer
+
+func (pw parallelWriter) Write(p []byte) (int, error) {
+	errs := make([]error, len(pw))
+	var wg sync.WaitGroup
+	for i, w := range pw[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i+1] = w.Write(p)
+		}()
+	}
+	_, errs[0] = pw[0].Write(p)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // writeObject stores an object's bytes and its metadata.
