@@ -529,6 +529,26 @@ func (s *Store) Unfinished() ([]Record, error) {
 	return out, err
 }
 
+// CountByState returns how many files are in each state, from the index of unfinished records
+// and the number of records: no record is read.
+func (s *Store) CountByState() (map[State]int, error) {
+	out := map[State]int{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		total := tx.Bucket(bucketFiles).Stats().KeyN
+		notReady := 0
+		err := tx.Bucket(bucketUnfinished).ForEach(func(_, v []byte) error {
+			if st := State(v); st != Ready { // a ready file waiting for a retitle is ready
+				out[st]++
+				notReady++
+			}
+			return nil
+		})
+		out[Ready] = total - notReady
+		return err
+	})
+	return out, err
+}
+
 // Parts returns the finished parts of record id's upload of generation gen, by number.
 func (s *Store) Parts(id, gen uint64) ([]Part, error) {
 	var out []Part

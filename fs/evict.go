@@ -123,6 +123,7 @@ func (n *fileNode) evict(p string) {
 	}
 	n.fsys.cached.Add(-n.size)
 	n.evicted = true
+	n.fsys.opts.Observer.Evicted(n.size)
 	n.fsys.opts.Log.Info("evicted from the cache; reads come from the object", "path", p, "bytes", n.size)
 }
 

@@ -66,7 +66,26 @@ type Options struct {
 	// as a mount did before grouped commits [off: see cache/durable.go].
 	SyncOnClose bool
 	Log         *slog.Logger
+	// Observer is told of refusals, failures and evictions, for metrics [nothing].
+	Observer Observer
 }
+
+// Observer is told what the file system refuses, fails and evicts (cmd turns it into
+// Prometheus series). Its methods must be quick: they are called on the FUSE path.
+type Observer interface {
+	Refused(op, errno string) // an operation refused by design (EACCES, EPERM, ENAMETOOLONG…)
+	Failed(op, errno string)  // an operation that failed (a full disk, a store error)
+	Evicted(bytes int64)      // a ready file's spool dropped from the cache
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Refused(string, string) {}
+func (nopObserver) Failed(string, string)  {}
+func (nopObserver) Evicted(int64)          {}
+
+// CachedBytes is how many bytes the spools of the mount's files hold (not evicted, not gone).
+func (f *FS) CachedBytes() int64 { return f.cached.Load() }
 
 // FS is one mounted file system.
 type FS struct {
@@ -91,6 +110,9 @@ func New(opts Options) *FS {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	if opts.Objects == nil {
 		opts.CacheMaxSize = 0 // evicted bytes could not be read back
@@ -234,6 +256,7 @@ func (f *FS) lookupDir(p string) *gofs.Inode {
 func (f *FS) refuse(op, p string, errno syscall.Errno, reason string) syscall.Errno {
 	f.opts.Log.Warn("refused", "op", op, "path", p, "errno", errnoName(errno), "reason", reason)
 	f.refusals.add(Refusal{Time: time.Now(), Op: op, Path: p, Errno: errnoName(errno), Reason: reason})
+	f.opts.Observer.Refused(op, errnoName(errno))
 	return errno
 }
 
@@ -294,6 +317,7 @@ func (f *FS) fail(op, p string, err error) syscall.Errno {
 	errno := syscall.EIO
 	errors.As(err, &errno)
 	f.opts.Log.Error("failed", "op", op, "path", p, "errno", errnoName(errno), "err", err)
+	f.opts.Observer.Failed(op, errnoName(errno))
 	return errno
 }
 

@@ -221,6 +221,7 @@ func (j *job) failed(err error) {
 			// A refusal of the retitle is noted by updateMeta; anything else here is ours.
 			err = j.apply(cache.Event{Kind: cache.MetaUpdated, Reason: err.Error()})
 		} else {
+			j.q.cfg.Observer.Failed(ErrorCode(err))
 			err = j.apply(cache.Event{Kind: cache.UploadFailed, Reason: err.Error()})
 		}
 		if err != nil && !errors.Is(err, cache.ErrSuperseded) && !errors.Is(err, cache.ErrNotFound) {
@@ -243,5 +244,6 @@ func (j *job) failed(err error) {
 		}
 		return
 	}
+	j.q.cfg.Observer.Retried(ErrorCode(err))
 	j.log.Warn("upload try failed, will retry", "try", attempts, "in", wait.Round(time.Millisecond), "state", rec.State, "err", err)
 }

@@ -58,11 +58,13 @@ func (q *Queue) check(ids []uint64) {
 		}
 		seen[info.MediaID] = true
 		var ev *cache.Event
+		code := "ReadyTimeout" // what a failure here is counted as
 		switch status := info.MediaBasicInfo.Status; status {
 		case ims.MediaNormal:
 			ev = &cache.Event{Kind: cache.AssetReady, URL: info.MediaBasicInfo.InputURL}
 		case ims.MediaPrepareFail:
 			ev = &cache.Event{Kind: cache.UploadFailed, Reason: fmt.Sprintf("IMS reports asset %s as %s: it could not process the file", r.MediaID, status)}
+			code = status
 		case ims.MediaInit, ims.MediaPreparing:
 			ev = q.waited(r, status)
 		default:
@@ -70,21 +72,21 @@ func (q *Queue) check(ids []uint64) {
 			ev = q.waited(r, status)
 		}
 		if ev != nil {
-			q.report(r, *ev)
+			q.report(r, *ev, code)
 		}
 	}
 	for mediaID, r := range recs {
 		if !seen[mediaID] {
 			q.once(r.ID, "IMS does not list the asset of an uploaded file yet; asking again later", "path", r.Path, "media_id", mediaID)
 			if ev := q.waited(r, "not listed"); ev != nil {
-				q.report(r, *ev)
+				q.report(r, *ev, "ReadyTimeout")
 			}
 		}
 	}
 }
 
-// report commits what IMS said of r's asset: ready, or failed.
-func (q *Queue) report(r cache.Record, ev cache.Event) {
+// report commits what IMS said of r's asset: ready, or failed (counted as code).
+func (q *Queue) report(r cache.Record, ev cache.Event, code string) {
 	ev.Gen, ev.Now = r.Gen, q.cfg.Clock.Now()
 	rec, err := q.Apply(r.ID, ev)
 	switch {
@@ -96,9 +98,11 @@ func (q *Queue) report(r cache.Record, ev cache.Event) {
 				args = append(args, "upload_took", rec.Uploaded.Sub(rec.Asked).Round(time.Millisecond))
 			}
 			args = append(args, "ready_took", ev.Now.Sub(rec.Uploaded).Round(time.Millisecond))
+			q.cfg.Observer.Ready(ev.Now.Sub(rec.Uploaded))
 		}
 		q.cfg.Log.Info("asset ready", args...)
 	case err == nil:
+		q.cfg.Observer.Failed(code)
 		q.cfg.Log.Error("upload failed", "path", rec.Path, "media_id", rec.MediaID, "err", rec.Error)
 	case errors.Is(err, cache.ErrSuperseded), errors.Is(err, cache.ErrNotFound), errors.Is(err, cache.ErrBadTransition):
 		// The file changed since it was asked about: its new content has its own way.

@@ -182,7 +182,7 @@ func (j *job) upload(ctx context.Context) error {
 	if size <= j.q.cfg.PartSize && up.MultipartID == "" {
 		err = u.call(ctx, func() error {
 			p.sent.Store(0)
-			return j.q.cfg.Objects.Put(ctx, u.target, u.sign, io.NewSectionReader(f, 0, size), size, func(n int64) { p.sent.Add(n) })
+			return j.q.cfg.Objects.Put(ctx, u.target, u.sign, io.NewSectionReader(f, 0, size), size, func(n int64) { p.sent.Add(n); j.q.cfg.Observer.Sent(n) })
 		})
 	} else {
 		err = u.multipart(ctx, f, size, p)
@@ -190,7 +190,13 @@ func (j *job) upload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return j.apply(cache.Event{Kind: cache.ObjectCompleted, Size: size})
+	if err := j.apply(cache.Event{Kind: cache.ObjectCompleted, Size: size}); err != nil {
+		return err
+	}
+	if !rec.Asked.IsZero() {
+		j.q.cfg.Observer.Uploaded(j.q.cfg.Clock.Since(rec.Asked))
+	}
+	return nil
 }
 
 // resumeParts returns the stored parts that OSS still holds, as ListParts says (a crash may
@@ -358,7 +364,7 @@ func (u *uploadRun) part(ctx context.Context, f *os.File, uploadID string, n int
 			p.sent.Add(-sent) // what a failed try sent is sent again
 			sent = 0
 			sum = &summer{r: io.NewSectionReader(f, int64(n-1)*partSize, length), h: crc32.New(castagnoli)}
-			etag, err = u.j.q.cfg.Objects.UploadPart(ctx, u.target, u.sign, uploadID, n, sum, length, func(k int64) { sent += k; p.sent.Add(k) })
+			etag, err = u.j.q.cfg.Objects.UploadPart(ctx, u.target, u.sign, uploadID, n, sum, length, func(k int64) { sent += k; p.sent.Add(k); u.j.q.cfg.Observer.Sent(k) })
 			return err
 		})
 		if err == nil {

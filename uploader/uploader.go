@@ -65,6 +65,8 @@ type Config struct {
 	// ConfigID names the settings uploads depend on (endpoint, region, key): when it differs
 	// from the last mount's, failed uploads are tried again at Recover [never].
 	ConfigID string
+	// Observer is told what the uploads do, for metrics [nothing].
+	Observer Observer
 }
 
 const (
@@ -87,6 +89,9 @@ type ReadyCheck struct {
 var DefaultReadyCheck = ReadyCheck{First: 500 * time.Millisecond, Max: 30 * time.Second, Batch: 20, Timeout: time.Hour}
 
 func (c *Config) defaults() {
+	if c.Observer == nil {
+		c.Observer = NopObserver{}
+	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()
 	}

@@ -52,6 +52,7 @@ type mountOptions struct {
 	pprofAddr     string
 	debug         bool
 	logLevel      string
+	metricsAddr   string
 	logFormat     string
 	debugFUSE     bool
 }
@@ -77,6 +78,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.BoolFlag{Name: "sync-on-close", Destination: &o.syncOnClose, Usage: "fsync each file, its name and its record at every close (slower); by default a close survives a killed mount, and a power loss loses at most the last 5 s, as a local disk"},
 		&cli.BoolFlag{Name: "allow-non-empty", Destination: &o.allowNonEmpty, Usage: "mount over a folder that holds files (they are hidden while mounted)"},
 		&cli.BoolFlag{Name: "debug", Destination: &o.debug, Usage: "log each upload step (as --log-level debug)"},
+		&cli.StringFlag{Name: "metrics-addr", Destination: &o.metricsAddr, Usage: "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464; port 0 picks one, the log says which) at /metrics [off]"},
 		&cli.StringFlag{Name: "log-level", Destination: &o.logLevel, Usage: "`LEVEL` of the lines logged: debug, info, warn or error [info]"},
 		&cli.StringFlag{Name: "log-format", Destination: &o.logFormat, Value: "text", Usage: "`FORMAT` of the log on stderr: text (key=value) or json (one object a line)"},
 		&cli.StringFlag{Name: "debug-pprof", Destination: &o.pprofAddr, Hidden: true, Usage: "serve net/http/pprof on `ADDR` (loopback), to profile the mount"},
@@ -326,12 +328,31 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	if err := checkAccess(ctx, client, cred, endpoint, log); err != nil {
 		return err
 	}
+	var (
+		upObs uploader.Observer
+		fsObs fs.Observer
+		m     *metrics
+	)
+	if o.metricsAddr != "" {
+		m = newMetrics()
+		upObs, fsObs = uploadObserver{m}, fsObserver{m}
+	}
 	queue := uploader.New(uploader.Config{Store: store, IMS: client, Objects: transfer.New(2 * time.Minute), Log: log,
-		Workers: o.workers, Ready: uploader.ReadyCheck{Timeout: o.readyTimeout}, PartSize: int64(partSize), MaxParts: o.maxParts, Names: names, OnOverwrite: onOverwrite, OnDelete: onDelete, ConfigID: configID(endpoint, o.region, cred)})
+		Workers: o.workers, Ready: uploader.ReadyCheck{Timeout: o.readyTimeout}, PartSize: int64(partSize), MaxParts: o.maxParts, Names: names, OnOverwrite: onOverwrite, OnDelete: onDelete, ConfigID: configID(endpoint, o.region, cred),
+		Observer: upObs})
 	sock := filepath.Join(o.cacheDir, controlSocket)
 	fetcher := uploader.NewFetcher(client)
 	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Log: log,
-		Objects: fetcher, CacheMaxSize: int64(cacheMax), ControlSocket: sock, Sidecars: o.sidecars, SyncOnClose: o.syncOnClose, NoPassthrough: !o.passthrough})
+		Objects: fetcher, CacheMaxSize: int64(cacheMax), ControlSocket: sock, Sidecars: o.sidecars, SyncOnClose: o.syncOnClose, NoPassthrough: !o.passthrough,
+		Observer: fsObs})
+	if m != nil {
+		m.watch(store, queue, fsys, log)
+		addr, err := m.serve(o.metricsAddr, log)
+		if err != nil {
+			return err
+		}
+		log.Info("metrics served", "url", "http://"+addr+"/metrics")
+	}
 	// Recovery comes first: it takes a file still "writing" as one whose writer is gone, which
 	// is true only before the mount serves anyone. Uploads start once the mount is up: a
 	// mount that fails leaves the backlog as it was.

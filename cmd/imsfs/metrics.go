@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/fs"
+	"github.com/imsfs/imsfs/uploader"
+)
+
+// metrics are the mount's Prometheus series (--metrics-addr). The uploader and the file system
+// report through their Observer interfaces; what is a state (files by status, queue depth,
+// cache bytes) is read at each scrape.
+type metrics struct {
+	reg        *prometheus.Registry
+	sent       prometheus.Counter
+	uploadTook prometheus.Histogram
+	readyTook  prometheus.Histogram
+	retries    *prometheus.CounterVec
+	failures   *prometheus.CounterVec
+	refusals   *prometheus.CounterVec
+	fsFailures *prometheus.CounterVec
+	evictions  prometheus.Counter
+	evicted    prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	// From 100 ms to about 4.5 h: a small file on a fast link to a large one on a slow link,
+	// and readiness that IMS may take minutes for.
+	buckets := prometheus.ExponentialBuckets(0.1, 2.5, 13)
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		sent: prometheus.NewCounter(prometheus.CounterOpts{Name: "imsfs_upload_sent_bytes_total",
+			Help: "Bytes sent to OSS (a part sent again counts again)."}),
+		uploadTook: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "imsfs_upload_duration_seconds",
+			Help: "From a file's CreateUploadMedia to its complete object.", Buckets: buckets}),
+		readyTook: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "imsfs_ready_duration_seconds",
+			Help: "From a file's complete object to its asset being Normal.", Buckets: buckets}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imsfs_upload_retries_total",
+			Help: "Upload tries that failed and were scheduled again, by error code (the service's, or Timeout, Network, Other)."}, []string{"code"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imsfs_upload_failures_total",
+			Help: "Files whose upload failed for good, by error code (PrepareFail, ReadyTimeout, the service's…)."}, []string{"code"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imsfs_fuse_refusals_total",
+			Help: "File system operations refused by design, by operation and errno."}, []string{"op", "errno"}),
+		fsFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imsfs_fuse_failures_total",
+			Help: "File system operations that failed (a full disk, a store error), by operation and errno."}, []string{"op", "errno"}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{Name: "imsfs_cache_evictions_total",
+			Help: "Ready files whose spool was dropped from the cache (--cache-max-size)."}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "imsfs_cache_evicted_bytes_total",
+			Help: "Bytes of the spools dropped from the cache."}),
+	}
+	m.reg.MustRegister(m.sent, m.uploadTook, m.readyTook, m.retries, m.failures, m.refusals, m.fsFailures, m.evictions, m.evicted,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// watch adds the series read at each scrape: files by status, the queue, the cache.
+func (m *metrics) watch(store *cache.Store, queue *uploader.Queue, fsys *fs.FS, log *slog.Logger) {
+	m.reg.MustRegister(&filesByStatus{store: store, log: log},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imsfs_queue_waiting_files", Help: "Files waiting for an upload worker (settle delay, backoff or a free worker)."},
+			func() float64 { q, _ := queue.Depth(); return float64(q) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imsfs_queue_running_files", Help: "Files an upload worker is on."},
+			func() float64 { _, r := queue.Depth(); return float64(r) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imsfs_cache_bytes", Help: "Bytes the cache holds of the mount's files."},
+			func() float64 { return float64(fsys.CachedBytes()) }))
+}
+
+// serve listens on addr and answers /metrics; it returns the address it listens on.
+func (m *metrics) serve(addr string, log *slog.Logger) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("--metrics-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return ln.Addr().String(), nil
+}
+
+// filesByStatus is imsfs_files{status}: read from the store's index at each scrape.
+type filesByStatus struct {
+	store *cache.Store
+	log   *slog.Logger
+}
+
+var filesDesc = prometheus.NewDesc("imsfs_files", "Files of the mount by status (user.ims.status).", []string{"status"}, nil)
+
+func (c *filesByStatus) Describe(ch chan<- *prometheus.Desc) { ch <- filesDesc }
+
+func (c *filesByStatus) Collect(ch chan<- prometheus.Metric) {
+	counts, err := c.store.CountByState()
+	if err != nil {
+		c.log.Error("metrics: count the files by status", "err", err)
+		return
+	}
+	for _, st := range cache.States() {
+		ch <- prometheus.MustNewConstMetric(filesDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
+	}
+}
+
+// uploadObserver is what the uploader tells the metrics.
+type uploadObserver struct{ m *metrics }
+
+func (o uploadObserver) Sent(n int64)                { o.m.sent.Add(float64(n)) }
+func (o uploadObserver) Uploaded(took time.Duration) { o.m.uploadTook.Observe(took.Seconds()) }
+func (o uploadObserver) Ready(took time.Duration)    { o.m.readyTook.Observe(took.Seconds()) }
+func (o uploadObserver) Retried(code string)         { o.m.retries.WithLabelValues(code).Inc() }
+func (o uploadObserver) Failed(code string)          { o.m.failures.WithLabelValues(code).Inc() }
+
+// fsObserver is what the file system tells the metrics.
+type fsObserver struct{ m *metrics }
+
+func (o fsObserver) Refused(op, errno string) { o.m.refusals.WithLabelValues(op, errno).Inc() }
+func (o fsObserver) Failed(op, errno string)  { o.m.fsFailures.WithLabelValues(op, errno).Inc() }
+func (o fsObserver) Evicted(bytes int64) {
+	o.m.evictions.Inc()
+	o.m.evicted.Add(float64(bytes))
+}
