@@ -41,7 +41,8 @@ func (e *early) finish(size int64) {
 }
 
 // Growing tells the queue that the file of record id, written from its start in order, has
-// reached size bytes. Once it holds more than two parts, they start going up.
+// reached size bytes. Once it holds two parts and has been written for EarlyAfter, they start
+// going up.
 func (q *Queue) Growing(id uint64, size int64) {
 	if size < 2*q.cfg.PartSize {
 		return
@@ -97,6 +98,16 @@ func (q *Queue) uploadEarly(id uint64, e *early) {
 		q.mu.Unlock()
 		close(e.done)
 	}()
+	// A writer as fast as the disk is done in a moment: its upload after the close costs no
+	// more, and one while it writes would take the CPU and the disk it writes with. The
+	// upload goes on while it writes only once it has written for EarlyAfter.
+	select {
+	case <-q.cfg.Clock.After(q.cfg.EarlyAfter):
+	case <-e.final:
+		return // closed first: uploaded after its close, as any file
+	case <-q.ctx.Done():
+		return
+	}
 	rec, err := q.cfg.Store.GetID(id)
 	if err != nil || rec.State != cache.Writing {
 		return

@@ -75,7 +75,7 @@ func (w *writer) waitStored(n int) cache.Record {
 // before the close; the close sends the last one and completes, without the settle delay.
 func TestAFileWrittenInOrderIsUploadedWhileWritten(t *testing.T) {
 	cloud := fake.New()
-	r := newRig(t, cloud, Config{PartSize: minPartSize})
+	r := newRig(t, cloud, Config{PartSize: minPartSize, EarlyAfter: time.Millisecond})
 	w := r.open("video/growing.mp4")
 	w.write(randomBytes(t, minPartSize/2))
 	time.Sleep(50 * time.Millisecond)
@@ -106,7 +106,7 @@ func TestAFileWrittenInOrderIsUploadedWhileWritten(t *testing.T) {
 // written; the part sent before holds older bytes and goes again at the close.
 func TestAPartWrittenAgainAfterItWasSentIsSentAgain(t *testing.T) {
 	cloud := fake.New()
-	r := newRig(t, cloud, Config{PartSize: minPartSize})
+	r := newRig(t, cloud, Config{PartSize: minPartSize, EarlyAfter: time.Millisecond})
 	w := r.open("video/patched.mp4")
 	for range 4 {
 		w.write(randomBytes(t, minPartSize))
@@ -129,7 +129,7 @@ func TestAPartWrittenAgainAfterItWasSentIsSentAgain(t *testing.T) {
 func TestAnAssetMadeWhileWrittenGoesWithARenameOrAFailedWrite(t *testing.T) {
 	t.Run("renamed", func(t *testing.T) {
 		cloud := fake.New()
-		r := newRig(t, cloud, Config{PartSize: minPartSize})
+		r := newRig(t, cloud, Config{PartSize: minPartSize, EarlyAfter: time.Millisecond})
 		w := r.open("video/.partial.mp4.tmp")
 		for range 3 {
 			w.write(randomBytes(t, minPartSize))
@@ -162,7 +162,7 @@ func TestAnAssetMadeWhileWrittenGoesWithARenameOrAFailedWrite(t *testing.T) {
 	})
 	t.Run("a write failed", func(t *testing.T) {
 		cloud := fake.New()
-		r := newRig(t, cloud, Config{PartSize: minPartSize})
+		r := newRig(t, cloud, Config{PartSize: minPartSize, EarlyAfter: time.Millisecond})
 		w := r.open("video/short.mp4")
 		for range 3 {
 			w.write(randomBytes(t, minPartSize))
@@ -183,7 +183,7 @@ func TestTheLastPartsOfAFileWrittenInOrderGoAtItsClose(t *testing.T) {
 	cloud := fake.New()
 	held := make(chan struct{})
 	cloud.Block["oss.put"] = held // the small file's single PUT holds the only worker
-	r := newRig(t, cloud, Config{PartSize: minPartSize, Workers: 1})
+	r := newRig(t, cloud, Config{PartSize: minPartSize, EarlyAfter: time.Millisecond, Workers: 1})
 	busy := r.open("video/busy.mp4")
 	busy.write(randomBytes(t, 1000))
 	r.queue.Apply(busy.rec.ID, cache.Event{Kind: cache.Closed, Size: 1000, Due: time.Now()})
@@ -209,4 +209,30 @@ func TestTheLastPartsOfAFileWrittenInOrderGoAtItsClose(t *testing.T) {
 		t.Errorf("%d parts sent, want 4", n)
 	}
 	r.waitFor(busy.rec.ID, cache.Ready)
+}
+
+// TestAFileWrittenQuicklyIsUploadedAfterItsClose: a writer done before EarlyAfter (cp at disk
+// speed) gets no asset while it writes; its upload runs after the close, once.
+func TestAFileWrittenQuicklyIsUploadedAfterItsClose(t *testing.T) {
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{PartSize: minPartSize, EarlyAfter: time.Hour})
+	w := r.open("video/quick.mp4")
+	for range 5 {
+		w.write(randomBytes(t, minPartSize))
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := cloud.Calls("ims.create"); n != 0 {
+		t.Fatalf("%d assets made while a quick writer wrote", n)
+	}
+	rec, err := r.queue.Apply(w.rec.ID, cache.Event{Kind: cache.Closed, Size: int64(len(w.data)), Due: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.waitFor(rec.ID, cache.Ready)
+	if data, _ := cloud.Object(got.MediaID); !bytes.Equal(data, w.data) {
+		t.Error("the object differs from the bytes written")
+	}
+	if c, p := cloud.Calls("ims.create"), cloud.Calls("oss.part"); c != 1 || p != 5 {
+		t.Errorf("%d assets made and %d parts sent, want 1 and 5", c, p)
+	}
 }

@@ -56,6 +56,7 @@ type Config struct {
 	PartSize    int64           // multipart part size; a file up to this size goes in one PUT [8 MiB]
 	MaxParts    int             // the most parts OSS takes in one object; bigger files get bigger parts [10,000]
 	PartWorkers int             // parts of one file sent at once [4]
+	EarlyAfter  time.Duration   // how long a file is written in order before its parts go while it is written [2 s]
 	AppID       string          // CreateUploadMedia AppId [IMS's default]
 	Retry       Retry           // how failing calls are tried again [DefaultRetry]
 	Ready       ReadyCheck      // how often readiness is asked [DefaultReadyCheck]
@@ -89,6 +90,9 @@ type ReadyCheck struct {
 var DefaultReadyCheck = ReadyCheck{First: 500 * time.Millisecond, Max: 30 * time.Second, Batch: 20, Timeout: time.Hour}
 
 func (c *Config) defaults() {
+	if c.EarlyAfter == 0 {
+		c.EarlyAfter = 2 * time.Second
+	}
 	if c.Observer == nil {
 		c.Observer = NopObserver{}
 	}
