@@ -61,6 +61,8 @@ func TestTheCommandLine(t *testing.T) {
 		{[]string{"retry"}, 2, "", "imsfs retry takes one or more PATHs", ""},
 		{[]string{"wait"}, 2, "", "imsfs wait takes one or more PATHs", ""},
 		{[]string{"url"}, 2, "", "imsfs url takes one PATH", ""},
+		{[]string{"doctor", "now"}, 2, "", "imsfs doctor takes no arguments", ""},
+		{[]string{"help", "doctor"}, 0, "ok, or FIX with what to do", "", ""},
 		{[]string{"url", "--expires", "48h", "x"}, 2, "", "--expires 48h0m0s: want 1s to 24h", ""},
 		{[]string{"wait", os.TempDir()}, 1, "", "not in an imsfs mount", "no data available"},
 		{[]string{"retry", os.TempDir()}, 1, "", "not in an imsfs mount", ""},

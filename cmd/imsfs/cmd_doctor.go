@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aliyun/credentials-go/credentials"
+	"github.com/dustin/go-humanize"
+	"github.com/urfave/cli/v2"
+
+	"github.com/imsfs/imsfs/uploader/ims"
+)
+
+func newDoctorCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "doctor",
+		Usage: "check what a mount needs: FUSE, credentials, the endpoint and the key, the clock, the cache directory",
+		Description: "Each line is ok, or FIX with what to do. It exits 0 when every line is ok, 1 otherwise.\n" +
+			"It makes one signed call to IMS (ListMediaBasicInfos, one result), as a mount does at start.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "endpoint", Usage: "IMS API `HOST` or URL, as for mount (default: the region's)"},
+			&cli.StringFlag{Name: "region", Value: "cn-shanghai", Usage: "IMS region, as for mount"},
+			&cli.StringFlag{Name: "cache-dir", Usage: "`DIR` the mount would use (default: $XDG_CACHE_HOME/imsfs)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 0 {
+				return usagef("imsfs doctor takes no arguments (see: imsfs doctor --help)")
+			}
+			d := &doctor{w: c.App.Writer}
+			d.fuse()
+			d.cacheDir(c.String("cache-dir"))
+			d.service(c.Context, c.String("endpoint"), c.String("region"))
+			if d.problems > 0 {
+				return fmt.Errorf("doctor: %d of %d checks want a fix", d.problems, d.checks)
+			}
+			return nil
+		},
+	}
+}
+
+// doctor prints one line per check.
+type doctor struct {
+	w                io.Writer
+	checks, problems int
+}
+
+func (d *doctor) ok(format string, args ...any) {
+	d.checks++
+	fmt.Fprintf(d.w, "ok   %s\n", fmt.Sprintf(format, args...))
+}
+
+func (d *doctor) fix(format string, args ...any) {
+	d.checks++
+	d.problems++
+	fmt.Fprintf(d.w, "FIX  %s\n", fmt.Sprintf(format, args...))
+}
+
+// fuse checks /dev/fuse, the mount helper, and FUSE passthrough.
+func (d *doctor) fuse() {
+	if f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0); err != nil {
+		d.fix("/dev/fuse: %v; load the module (modprobe fuse) or, in a container, pass the device (--device /dev/fuse)", err)
+	} else {
+		f.Close()
+		d.ok("/dev/fuse opens")
+	}
+	root := os.Geteuid() == 0
+	_, helperErr := exec.LookPath("fusermount3")
+	switch {
+	case root && helperErr != nil:
+		d.ok("mount: as root the kernel mount needs no helper (fusermount3 is not installed; unmount with umount)")
+	case root:
+		d.ok("mount: as root the kernel mount needs no helper; fusermount3 is there too")
+	case helperErr != nil:
+		d.fix("fusermount3 is not installed: a mount by a user other than root needs it (apt-get install fuse3)")
+	default:
+		d.ok("fusermount3 is installed: mounts as this user go through it")
+	}
+	var u syscall.Utsname
+	_ = syscall.Uname(&u)
+	release := utsString(u.Release[:])
+	switch {
+	case !kernelAtLeast(release, 6, 9):
+		d.ok("passthrough: Linux %s has none (6.9 and later): writes go through imsfs, slower for large files", release)
+	case !root:
+		d.ok("passthrough: Linux %s has it, but only a mount as root may use it: writes go through imsfs", release)
+	default:
+		d.ok("passthrough: Linux %s, as root: new files are written straight to the cache", release)
+	}
+}
+
+// cacheDir checks the cache directory, or the folder it would be made in.
+func (d *doctor) cacheDir(dir string) {
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			d.fix("cache dir: no --cache-dir and no user cache dir (%v); give --cache-dir", err)
+			return
+		}
+		dir = filepath.Join(base, "imsfs")
+	}
+	dir, _ = filepath.Abs(dir)
+	where, made := dir, true
+	st, err := os.Stat(dir)
+	for errors.Is(err, os.ErrNotExist) && where != "/" {
+		where, made = filepath.Dir(where), false
+		st, err = os.Stat(where)
+	}
+	if err != nil {
+		d.fix("cache dir %s: %v", dir, err)
+		return
+	}
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(where, &fs); err != nil {
+		d.fix("cache dir %s: statfs: %v", dir, err)
+		return
+	}
+	free := fs.Bavail * uint64(fs.Bsize)
+	kind, local := fsName(int64(fs.Type))
+	what := fmt.Sprintf("%s free on %s", humanize.IBytes(free), kind)
+	switch {
+	case !local:
+		d.fix("cache dir %s: on %s: it holds every saved file until it is uploaded; put it on a local disk", dir, kind)
+	case free < 1<<30:
+		d.fix("cache dir %s: %s: under 1 GiB; saving fails with ENOSPC when it is full; free space or choose another --cache-dir", dir, what)
+	case !made:
+		d.ok("cache dir %s: not made yet (the mount makes it, mode 0700); %s", dir, what)
+	case st.Mode().Perm() != 0o700:
+		d.ok("cache dir %s: mode %#o, the mount sets 0700; %s", dir, st.Mode().Perm(), what)
+	default:
+		d.ok("cache dir %s: mode 0700, %s", dir, what)
+	}
+}
+
+// service checks the region and endpoint, the credentials, one signed call, and the clock.
+func (d *doctor) service(ctx context.Context, endpoint, region string) {
+	endpoint, err := resolveEndpoint(endpoint, region)
+	if err != nil {
+		d.fix("%v", err)
+		return
+	}
+	d.ok("endpoint %s (region %s)", endpoint, region)
+	cred, err := credentials.NewCredential(nil)
+	var m *credentials.CredentialModel
+	if err == nil {
+		m, err = cred.GetCredential()
+	}
+	if err != nil || m == nil || m.AccessKeyId == nil || *m.AccessKeyId == "" {
+		d.fix("credentials: none found: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or a profile in ~/.aliyun/config.json "+
+			"(ALIBABA_CLOUD_PROFILE names which), or an instance RAM role; or mount with --emulator to try imsfs without an account (the chain says: %s)", errText(err))
+		return
+	}
+	d.ok("credentials from %s (AccessKeyId %s)", deref(m.ProviderName), maskKey(*m.AccessKeyId))
+
+	client, err := ims.New(endpoint, region, cred)
+	if err != nil {
+		d.fix("%v", err)
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = client.ListMediaBasicInfos(cctx, ims.ListRequest{MaxResults: 1})
+	took := time.Since(start).Round(time.Millisecond)
+	var api *ims.APIError
+	switch {
+	case err == nil:
+		d.ok("IMS answered a signed call (ListMediaBasicInfos) in %v: the key is accepted", took)
+	case errors.As(err, &api) && !api.Temporary():
+		d.fix("IMS refused the key %s: %s: %s (HTTP %d); check the key pair, that the account has IMS in %s, and that the key's RAM policy allows the ice: actions the README lists",
+			maskKey(*m.AccessKeyId), api.Code, api.Message, api.StatusCode, region)
+	default:
+		d.fix("IMS at %s does not answer (%v): check the network, a proxy (HTTPS_PROXY), the endpoint", endpoint, err)
+		return
+	}
+	d.clock(cctx, endpoint)
+}
+
+// clock compares this machine's clock with the Date the endpoint answers with: signatures are
+// refused past 15 minutes of skew.
+func (d *doctor) clock(ctx context.Context, endpoint string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, endpoint, nil)
+	if err != nil {
+		d.fix("clock: %v", err)
+		return
+	}
+	before := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		d.fix("clock: %v", err)
+		return
+	}
+	resp.Body.Close()
+	server, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		d.ok("clock: the endpoint sends no Date to compare with")
+		return
+	}
+	skew := before.Add(time.Since(before) / 2).Sub(server)
+	if skew < 0 {
+		skew = -skew
+	}
+	if skew > 5*time.Minute {
+		d.fix("clock: %v off the server's; signed calls are refused past 15 minutes: set the time (timedatectl set-ntp true)", skew.Round(time.Second))
+		return
+	}
+	d.ok("clock: within %v of the server's", max(skew.Round(time.Second), time.Second))
+}
+
+func deref(s *string) string {
+	if s == nil || *s == "" {
+		return "?"
+	}
+	return *s
+}
+
+func utsString(b []int8) string {
+	var s strings.Builder
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s.WriteByte(byte(c))
+	}
+	return s.String()
+}
+
+// kernelAtLeast reports whether release ("6.18.44-…") is major.minor or later.
+func kernelAtLeast(release string, major, minor int) bool {
+	parts := strings.SplitN(release, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, _ := strconv.Atoi(parts[0])
+	mi, _ := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	return ma > major || ma == major && mi >= minor
+}
+
+// fsName names a file system by its statfs magic, and says whether it is a local disk.
+func fsName(magic int64) (string, bool) {
+	switch magic {
+	case 0xEF53:
+		return "ext4", true
+	case 0x58465342:
+		return "xfs", true
+	case 0x9123683E:
+		return "btrfs", true
+	case 0x2FC12FC1:
+		return "zfs", true
+	case 0x01021994:
+		return "tmpfs (memory: lost at a reboot)", true
+	case 0x794C7630:
+		return "overlayfs", true
+	case 0x6969:
+		return "NFS", false
+	case 0xFF534D42, 0xFE534D42:
+		return "SMB", false
+	case 0x65735546:
+		return "FUSE", false
+	}
+	return fmt.Sprintf("a file system of type %#x", magic), true
+}
