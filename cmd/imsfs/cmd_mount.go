@@ -371,6 +371,9 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		defer stop()
 	}
 	log.Info("mounted", "mountpoint", mountpoint, "endpoint", endpoint, "cache_dir", o.cacheDir)
+	if err := notify("READY=1\nSTATUS=mounted on " + mountpoint); err != nil {
+		log.Warn("systemd was not told the mount is ready", "err", err)
+	}
 
 	go unmountOnSignal(stop, server, mountpoint, log)
 	server.Wait()
@@ -393,6 +396,7 @@ type unmounter interface{ Unmount() error }
 func unmountOnSignal(stop <-chan os.Signal, server unmounter, mountpoint string, log *slog.Logger) {
 	s := <-stop
 	log.Info("unmounting", "signal", s.String())
+	_ = notify("STOPPING=1")
 	for {
 		err := server.Unmount()
 		if err == nil {
