@@ -125,6 +125,10 @@ func New(opts Options) *FS {
 // MountOptions are the FUSE options a mount is made with.
 type MountOptions struct {
 	Debug bool // log every FUSE request
+	// AllowOther lets other users than the mounting one in (a folder shared over SMB or NFS by
+	// a server running as another user). A user other than root needs user_allow_other in
+	// /etc/fuse.conf for it.
+	AllowOther bool
 }
 
 // Mount mounts the file system on dir and serves it in the background; the caller waits on the
@@ -140,12 +144,18 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 			// As root the kernel mount needs no helper; otherwise go-fuse falls back to fusermount3.
 			DirectMount: true,
 			Debug:       mo.Debug,
+			AllowOther:  mo.AllowOther,
 			Logger:      slog.NewLogLogger(f.opts.Log.Handler(), slog.LevelInfo),
 		},
 		EntryTimeout: &timeout,
 		AttrTimeout:  &timeout,
 		UID:          f.uid,
 		GID:          f.gid,
+	}
+	if mo.AllowOther {
+		// The kernel then checks each user's access against the mode bits: without it, every
+		// user could write every file.
+		opts.MountOptions.Options = append(opts.MountOptions.Options, "default_permissions")
 	}
 	server, err := gofs.Mount(dir, f.root, opts)
 	if err != nil {

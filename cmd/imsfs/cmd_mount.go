@@ -47,6 +47,7 @@ type mountOptions struct {
 	maxParts      int
 	sidecars      bool
 	allowNonEmpty bool
+	allowOther    bool
 	passthrough   bool
 	syncOnClose   bool
 	pprofAddr     string
@@ -76,6 +77,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.StringFlag{Name: "on-delete", Value: "keep", Destination: &o.onDelete, Usage: "`keep|delete` the asset of a file that is deleted"},
 		&cli.BoolFlag{Name: "passthrough", Value: true, Destination: &o.passthrough, Usage: "let the kernel write new files straight to the cache (FUSE passthrough: Linux 6.9+, as root); =false sends every write through imsfs"},
 		&cli.BoolFlag{Name: "sync-on-close", Destination: &o.syncOnClose, Usage: "fsync each file, its name and its record at every close (slower); by default a close survives a killed mount, and a power loss loses at most the last 5 s, as a local disk"},
+		&cli.BoolFlag{Name: "allow-other", Destination: &o.allowOther, Usage: "let users other than the mounting one in (a folder re-exported over SMB or NFS); see the README's security note"},
 		&cli.BoolFlag{Name: "allow-non-empty", Destination: &o.allowNonEmpty, Usage: "mount over a folder that holds files (they are hidden while mounted)"},
 		&cli.BoolFlag{Name: "debug", Destination: &o.debug, Usage: "log each upload step (as --log-level debug)"},
 		&cli.StringFlag{Name: "metrics-addr", Destination: &o.metricsAddr, Usage: "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464; port 0 picks one, the log says which) at /metrics [off]"},
@@ -359,7 +361,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	if err := queue.Recover(); err != nil {
 		return err
 	}
-	server, err := fsys.Mount(mountpoint, fs.MountOptions{Debug: o.debugFUSE})
+	server, err := fsys.Mount(mountpoint, fs.MountOptions{Debug: o.debugFUSE, AllowOther: o.allowOther})
 	if err != nil {
 		return fmt.Errorf("%w (is %s already a mount, or is FUSE unavailable? see /dev/fuse and fusermount3)", err, mountpoint)
 	}
