@@ -36,7 +36,7 @@ func TestDoctorSaysWhatToFix(t *testing.T) {
 		{"the emulator's key", []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-secret"}, 0,
 			[]string{"ok   /dev/fuse opens", "ok   credentials from default/env (AccessKeyId emulat…)", "ok   IMS answered a signed call", "ok   clock: within", "not made yet (the mount makes it, mode 0700)"}},
 		{"a wrong secret", []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=wrong"}, 1,
-			[]string{"FIX  IMS refused the key emulat…: SignatureDoesNotMatch", "doctor: 1 of 8 checks want a fix"}},
+			[]string{"FIX  IMS refused the AccessKey emulat…: SignatureDoesNotMatch", "doctor: 1 of 8 checks want a fix"}},
 		{"no credentials", nil, 1,
 			[]string{"FIX  credentials: none found: set ALIBABA_CLOUD_ACCESS_KEY_ID", "--emulator"}},
 	} {

@@ -155,8 +155,7 @@ func (d *doctor) service(ctx context.Context, endpoint, region string) {
 		m, err = cred.GetCredential()
 	}
 	if err != nil || m == nil || m.AccessKeyId == nil || *m.AccessKeyId == "" {
-		d.fix("credentials: none found: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or a profile in ~/.aliyun/config.json "+
-			"(ALIBABA_CLOUD_PROFILE names which), or an instance RAM role; or mount with --emulator to try imsfs without an account (the chain says: %s)", errText(err))
+		d.fix("credentials: none found: %s", credentialsHelp(err))
 		return
 	}
 	d.ok("credentials from %s (AccessKeyId %s)", deref(m.ProviderName), maskKey(*m.AccessKeyId))
@@ -176,8 +175,7 @@ func (d *doctor) service(ctx context.Context, endpoint, region string) {
 	case err == nil:
 		d.ok("IMS answered a signed call (ListMediaBasicInfos) in %v: the key is accepted", took)
 	case errors.As(err, &api) && !api.Temporary():
-		d.fix("IMS refused the key %s: %s: %s (HTTP %d); check the key pair, that the account has IMS in %s, and that the key's RAM policy allows the ice: actions the README lists",
-			maskKey(*m.AccessKeyId), api.Code, api.Message, api.StatusCode, region)
+		d.fix("IMS %s", keyRefused(*m.AccessKeyId, api))
 	default:
 		d.fix("IMS at %s does not answer (%v): check the network, a proxy (HTTPS_PROXY), the endpoint", endpoint, err)
 		return

@@ -190,9 +190,7 @@ func resolveEndpoint(endpoint, region string) (string, error) {
 func checkAccess(ctx context.Context, client *ims.Client, cred credentials.Credential, endpoint string, log *slog.Logger) error {
 	m, err := cred.GetCredential()
 	if err != nil || m == nil || m.AccessKeyId == nil || *m.AccessKeyId == "" {
-		return errors.New("no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, " +
-			"or a profile in ~/.aliyun/config.json (ALIBABA_CLOUD_PROFILE names which), or mount with --emulator to try imsfs " +
-			"without an account (the credential chain says: " + errText(err) + ")")
+		return errors.New("no Alibaba Cloud credentials: " + credentialsHelp(err))
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -202,12 +200,24 @@ func checkAccess(ctx context.Context, client *ims.Client, cred credentials.Crede
 	case err == nil:
 		return nil
 	case errors.As(err, &api) && !api.Temporary():
-		return fmt.Errorf("IMS at %s refused the AccessKey %s: %s: %s (HTTP %d). Check the key pair (a typo, a disabled or deleted key), "+
-			"that the account has IMS in this region, and that the key's RAM policy allows the ice: actions the README lists",
-			endpoint, maskKey(*m.AccessKeyId), api.Code, api.Message, api.StatusCode)
+		return fmt.Errorf("IMS at %s %s", endpoint, keyRefused(*m.AccessKeyId, api))
 	}
 	log.Warn("IMS does not answer; mounting anyway: files wait in the queue until it does", "endpoint", endpoint, "err", err)
 	return nil
+}
+
+// credentialsHelp says where credentials are looked for, after what the chain said (err).
+func credentialsHelp(err error) string {
+	return "set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or a profile in ~/.aliyun/config.json " +
+		"(ALIBABA_CLOUD_PROFILE names which), or mount with --emulator to try imsfs without an account " +
+		"(the credential chain says: " + errText(err) + ")"
+}
+
+// keyRefused says that IMS refused the key, with its answer and what to check.
+func keyRefused(keyID string, api *ims.APIError) string {
+	return fmt.Sprintf("refused the AccessKey %s: %s: %s (HTTP %d). Check the key pair (a typo, a disabled or deleted key), "+
+		"that the account has IMS in this region, and that the key's RAM policy allows the ice: actions the README lists",
+		maskKey(keyID), api.Code, api.Message, api.StatusCode)
 }
 
 // maskKey shows enough of an AccessKeyId to tell which it is.
