@@ -2,6 +2,8 @@ package fs
 
 import (
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -102,4 +104,28 @@ func (n *fileNode) watchDirect() {
 			n.fsys.opts.Uploads.Growing(n.id, size)
 		}
 	}
+}
+
+// KernelOffersPassthrough returns the kernel's release, and whether it is one with FUSE
+// passthrough (Linux 6.9 and later); a mount needs root besides to use it.
+func KernelOffersPassthrough() (release string, ok bool) {
+	var u syscall.Utsname
+	if syscall.Uname(&u) != nil {
+		return "", false
+	}
+	var b strings.Builder
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b.WriteByte(byte(c))
+	}
+	release = b.String()
+	parts := strings.SplitN(release, ".", 3)
+	if len(parts) < 2 {
+		return release, false
+	}
+	major, _ := strconv.Atoi(parts[0])
+	minor, _ := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	return release, major > 6 || major == 6 && minor >= 9
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/imsfs/imsfs/test/testutil"
 )
 
 // TestAllowOtherLetsOtherUsersReadAsTheModesSay: without --allow-other another user (nobody)
@@ -14,7 +16,7 @@ import (
 // nobody reads a 0644 file and cannot write into a folder of 0755.
 func TestAllowOtherLetsOtherUsersReadAsTheModesSay(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to act as another user")
+		testutil.SkipOutsideCI(t, "acting as another user needs root")
 	}
 	emu := startEmulator(t)
 	asNobody := func(name string, args ...string) error {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imsfs/imsfs/test/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -103,7 +104,7 @@ func TestCtrlCUnmountsWhateverTheOutputIsPipedInto(t *testing.T) {
 func TestMakeRunClearsADeadMountAndLeavesALiveOne(t *testing.T) {
 	requireFUSE(t)
 	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("no make")
+		testutil.SkipOutsideCI(t, "make is not installed")
 	}
 	emu := startEmulator(t)
 	dead := startMount(t, emu, "")

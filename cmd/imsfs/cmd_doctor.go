@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
+	"github.com/imsfs/imsfs/fs"
 	"github.com/imsfs/imsfs/uploader/ims"
 )
 
@@ -85,11 +84,9 @@ func (d *doctor) fuse() {
 	default:
 		d.ok("fusermount3 is installed: mounts as this user go through it")
 	}
-	var u syscall.Utsname
-	_ = syscall.Uname(&u)
-	release := utsString(u.Release[:])
+	release, offered := fs.KernelOffersPassthrough()
 	switch {
-	case !kernelAtLeast(release, 6, 9):
+	case !offered:
 		d.ok("passthrough: Linux %s has none (6.9 and later): writes go through imsfs, slower for large files", release)
 	case !root:
 		d.ok("passthrough: Linux %s has it, but only a mount as root may use it: writes go through imsfs", release)
@@ -219,28 +216,6 @@ func deref(s *string) string {
 		return "?"
 	}
 	return *s
-}
-
-func utsString(b []int8) string {
-	var s strings.Builder
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		s.WriteByte(byte(c))
-	}
-	return s.String()
-}
-
-// kernelAtLeast reports whether release ("6.18.44-…") is major.minor or later.
-func kernelAtLeast(release string, major, minor int) bool {
-	parts := strings.SplitN(release, ".", 3)
-	if len(parts) < 2 {
-		return false
-	}
-	ma, _ := strconv.Atoi(parts[0])
-	mi, _ := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
-	return ma > major || ma == major && mi >= minor
 }
 
 // fsName names a file system by its statfs magic, and says whether it is a local disk.

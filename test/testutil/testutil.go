@@ -24,10 +24,17 @@ func RequireFUSE(t testing.TB) {
 	if why == "" {
 		return
 	}
+	SkipOutsideCI(t, "FUSE not available: "+why)
+}
+
+// SkipOutsideCI skips a test that cannot run here, for the reason why; in CI (CI set), where
+// everything a test needs is installed, it fails it instead.
+func SkipOutsideCI(t testing.TB, why string) {
+	t.Helper()
 	if os.Getenv("CI") != "" {
-		t.Fatalf("FUSE test cannot run in CI: %s", why)
+		t.Fatalf("cannot run in CI: %s", why)
 	}
-	t.Skipf("FUSE not available: %s", why)
+	t.Skip(why)
 }
 
 // Figure logs a measured figure, and appends it to the file IMSFS_FIGURES names, which
