@@ -28,8 +28,10 @@ type durability struct {
 	mu      sync.Mutex
 	spools  map[uint64]bool // protected by mu: spools written since the last Sync
 	newName bool            // protected by mu: a spool file was made or renamed into the folder
+	started uint64          // protected by mu: runs of Sync begun, numbered from 1
+	done    uint64          // protected by mu: the latest run that succeeded
 
-	syncMu sync.Mutex // one Sync at a time; a waiting one finds the work done
+	syncMu sync.Mutex // one run at a time
 }
 
 // Written notes that the spool of record id, now size bytes, has bytes that are not durable yet
@@ -53,11 +55,21 @@ func (s *Store) NewName() {
 }
 
 // Sync makes durable the spools written since the last Sync, the spool folder, then the
-// records (see above).
+// records (see above). A caller that waited while another run went on returns as soon as a run
+// that began after its call has succeeded: that run covered what it wrote.
 func (s *Store) Sync() error {
+	s.dur.mu.Lock()
+	covered := s.dur.started + 1 // the first run to begin from now on
+	s.dur.mu.Unlock()
 	s.dur.syncMu.Lock()
 	defer s.dur.syncMu.Unlock()
 	s.dur.mu.Lock()
+	if s.dur.done >= covered {
+		s.dur.mu.Unlock()
+		return nil
+	}
+	s.dur.started++
+	run := s.dur.started
 	spools, newName := s.dur.spools, s.dur.newName
 	s.dur.spools, s.dur.newName = map[uint64]bool{}, false
 	s.dur.mu.Unlock()
@@ -86,6 +98,9 @@ func (s *Store) Sync() error {
 		s.dur.mu.Unlock()
 		return err
 	}
+	s.dur.mu.Lock()
+	s.dur.done = run
+	s.dur.mu.Unlock()
 	return nil
 }
 

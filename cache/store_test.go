@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -548,5 +550,51 @@ func TestSyncMakesBytesDurableBeforeTheirRecords(t *testing.T) {
 	s.Sync()
 	if !reflect.DeepEqual(synced, []string{"spool"}) {
 		t.Errorf("a new name synced %v", synced)
+	}
+}
+
+// TestConcurrentSyncsShareARun: callers that come while a Sync runs are served by the one run
+// that begins after them, not by a run each (each worker syncs before CreateUploadMedia).
+func TestConcurrentSyncsShareARun(t *testing.T) {
+	slow := make(chan struct{})
+	var calls atomic.Int64
+	s, err := Open(t.TempDir(), Options{SyncEvery: time.Hour, SyncFile: func(string) error {
+		if calls.Add(1) == 1 {
+			<-slow // the first run is held until every caller has come
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Written(1, false, 1)
+	first := make(chan error)
+	go func() { first <- s.Sync() }()
+	for calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		s.Written(uint64(i+2), false, 1) // written while the first run goes on
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Sync(); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // all eight wait for the first run
+	close(slow)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if runs := s.dur.started; runs != 2 {
+		t.Errorf("%d runs for 9 concurrent Syncs, want 2 (the first, and one for all that came during it)", runs)
+	}
+	if n := calls.Load(); n != 9 {
+		t.Errorf("%d spools synced, want 9", n)
 	}
 }
