@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"time"
 
 	"github.com/imsfs/imsfs/cache"
 	"github.com/imsfs/imsfs/uploader/transfer"
@@ -56,12 +57,17 @@ func (q *Queue) dispose(ctx context.Context, d cache.Disposal) {
 	log := q.cfg.Log.With("path", d.Path, "media_id", d.MediaID, "why", d.Why)
 	act, wait := q.decide(d)
 	if wait {
-		// Woken when that record settles; and looked at again after a while in any case, in
-		// case it settled between the look above and this.
+		// Woken when that record settles, and looked at again after a while in any case. The
+		// order matters: the late look is set first (a wake after it must not be pushed back),
+		// then the wake is asked for, then the record is looked at again, since it may have
+		// settled (and found nobody to wake) between the first look and the asking.
+		q.disposals.Add(d.Seq, q.cfg.Clock.Now().Add(q.cfg.Retry.Max))
 		q.mu.Lock()
 		q.waiting[d.After] = append(q.waiting[d.After], d.Seq)
 		q.mu.Unlock()
-		q.disposals.Add(d.Seq, q.cfg.Clock.Now().Add(q.cfg.Retry.Max))
+		if _, still := q.decide(d); !still {
+			q.disposals.Add(d.Seq, time.Time{})
+		}
 		return
 	}
 	var err error
