@@ -25,6 +25,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/imsfs/imsfs/cache"
 )
@@ -76,13 +77,17 @@ type Observer interface {
 	Refused(op, errno string) // an operation refused by design (EACCES, EPERM, ENAMETOOLONG…)
 	Failed(op, errno string)  // an operation that failed (a full disk, a store error)
 	Evicted(bytes int64)      // a ready file's spool dropped from the cache
+	// Operation: the kernel asked op (lookup, getattr, write…), answered with errno ("" when it
+	// succeeded).
+	Operation(op, errno string)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) Refused(string, string) {}
-func (nopObserver) Failed(string, string)  {}
-func (nopObserver) Evicted(int64)          {}
+func (nopObserver) Refused(string, string)   {}
+func (nopObserver) Failed(string, string)    {}
+func (nopObserver) Evicted(int64)            {}
+func (nopObserver) Operation(string, string) {}
 
 // CachedBytes is how many bytes the spools of the mount's files hold (not evicted, not gone).
 func (f *FS) CachedBytes() int64 { return f.cached.Load() }
@@ -157,8 +162,17 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 		// user could write every file.
 		opts.MountOptions.Options = append(opts.MountOptions.Options, "default_permissions")
 	}
-	server, err := gofs.Mount(dir, f.root, opts)
+	// gofs.Mount, with every request counted on its way through.
+	raw := gofs.NewNodeFS(f.root, opts)
+	if _, nop := f.opts.Observer.(nopObserver); !nop {
+		raw = &countingFS{RawFileSystem: raw, obs: f.opts.Observer}
+	}
+	server, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	// FUSE passthrough (Linux 6.9, and the mounter must be privileged): the kernel then writes a
@@ -332,31 +346,10 @@ func (f *FS) fail(op, p string, err error) syscall.Errno {
 }
 
 func errnoName(e syscall.Errno) string {
-	switch e {
-	case syscall.EACCES:
-		return "EACCES"
-	case syscall.EPERM:
-		return "EPERM"
-	case syscall.EEXIST:
-		return "EEXIST"
-	case syscall.ENOENT:
-		return "ENOENT"
-	case syscall.ENOTEMPTY:
-		return "ENOTEMPTY"
-	case syscall.EISDIR:
-		return "EISDIR"
-	case syscall.ENOTDIR:
-		return "ENOTDIR"
-	case syscall.ENOSPC:
-		return "ENOSPC"
-	case syscall.EIO:
-		return "EIO"
-	case syscall.ENOTSUP:
-		return "ENOTSUP"
-	case syscall.EINVAL:
-		return "EINVAL"
+	if name := unix.ErrnoName(e); name != "" {
+		return name
 	}
-	return e.Error()
+	return fmt.Sprintf("errno %d", int(e))
 }
 
 // relPath returns a node's path relative to the mount root ("" for the root).

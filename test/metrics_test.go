@@ -44,7 +44,8 @@ func scrape(t *testing.T, url string) map[string]float64 {
 }
 
 // TestMetricsCountWhatTheMountDoes: a scrape of --metrics-addr after two uploads, one of them
-// tried again after a refused PUT, and a refused mkdir, counts each of them.
+// tried again after a refused PUT, and a refused mkdir, counts each of them, and the requests
+// the kernel made by operation and answer.
 func TestMetricsCountWhatTheMountDoes(t *testing.T) {
 	emu := startEmulator(t)
 	m := startMount(t, emu, "", "--metrics-addr", "127.0.0.1:0", "--upload-delay", "0s")
@@ -79,14 +80,16 @@ func TestMetricsCountWhatTheMountDoes(t *testing.T) {
 
 	got := scrape(t, url)
 	for series, want := range map[string]float64{
-		`imsfs_files{status="ready"}`:                           2,
-		`imsfs_files{status="queued"}`:                          0,
-		`imsfs_upload_duration_seconds_count`:                   2,
-		`imsfs_ready_duration_seconds_count`:                    2,
-		`imsfs_upload_retries_total{code="ServiceUnavailable"}`: 1,
-		`imsfs_fuse_refusals_total{errno="EACCES",op="mkdir"}`:  1,
-		`imsfs_queue_waiting_files`:                             0,
-		`imsfs_queue_running_files`:                             0,
+		`imsfs_files{status="ready"}`:                            2,
+		`imsfs_files{status="queued"}`:                           0,
+		`imsfs_upload_duration_seconds_count`:                    2,
+		`imsfs_ready_duration_seconds_count`:                     2,
+		`imsfs_upload_retries_total{code="ServiceUnavailable"}`:  1,
+		`imsfs_fuse_refusals_total{errno="EACCES",op="mkdir"}`:   1,
+		`imsfs_fuse_operations_total{errno="EACCES",op="mkdir"}`: 1,
+		`imsfs_fuse_operations_total{errno="",op="create"}`:      2,
+		`imsfs_queue_waiting_files`:                              0,
+		`imsfs_queue_running_files`:                              0,
 	} {
 		if v, ok := got[series]; !ok || v != want {
 			t.Errorf("%s = %v (listed: %v), want %v", series, v, ok, want)
@@ -94,6 +97,10 @@ func TestMetricsCountWhatTheMountDoes(t *testing.T) {
 	}
 	if v := got["imsfs_upload_sent_bytes_total"]; v < 500<<10 {
 		t.Errorf("imsfs_upload_sent_bytes_total = %v, want at least the 500 KiB of the two files", v)
+	}
+	// A write goes through imsfs only without passthrough; each file was looked up at least.
+	if v := got[`imsfs_fuse_operations_total{errno="",op="lookup"}`]; v < 2 {
+		t.Errorf("successful lookups counted: %v, want at least 2", v)
 	}
 	if v := got["imsfs_cache_bytes"]; v != 500<<10 {
 		t.Errorf("imsfs_cache_bytes = %v, want %d", v, 500<<10)

@@ -29,6 +29,7 @@ type metrics struct {
 	failures   *prometheus.CounterVec
 	refusals   *prometheus.CounterVec
 	fsFailures *prometheus.CounterVec
+	fsOps      *prometheus.CounterVec
 	evictions  prometheus.Counter
 	evicted    prometheus.Counter
 }
@@ -53,12 +54,14 @@ func newMetrics() *metrics {
 			Help: "File system operations refused by design, by operation and errno."}, []string{"op", "errno"}),
 		fsFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imsfs_fuse_failures_total",
 			Help: "File system operations that failed (a full disk, a store error), by operation and errno."}, []string{"op", "errno"}),
+		fsOps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imsfs_fuse_operations_total",
+			Help: "Requests the kernel made of the mount, by operation and the errno answered (\"\" when it succeeded; ENOENT of a lookup or ENODATA of a getxattr is how tools ask, not a fault)."}, []string{"op", "errno"}),
 		evictions: prometheus.NewCounter(prometheus.CounterOpts{Name: "imsfs_cache_evictions_total",
 			Help: "Ready files whose spool was dropped from the cache (--cache-max-size)."}),
 		evicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "imsfs_cache_evicted_bytes_total",
 			Help: "Bytes of the spools dropped from the cache."}),
 	}
-	m.reg.MustRegister(m.sent, m.uploadTook, m.readyTook, m.retries, m.failures, m.refusals, m.fsFailures, m.evictions, m.evicted,
+	m.reg.MustRegister(m.sent, m.uploadTook, m.readyTook, m.retries, m.failures, m.refusals, m.fsFailures, m.fsOps, m.evictions, m.evicted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -126,6 +129,9 @@ type fsObserver struct{ m *metrics }
 
 func (o fsObserver) Refused(op, errno string) { o.m.refusals.WithLabelValues(op, errno).Inc() }
 func (o fsObserver) Failed(op, errno string)  { o.m.fsFailures.WithLabelValues(op, errno).Inc() }
+func (o fsObserver) Operation(op, errno string) {
+	o.m.fsOps.WithLabelValues(op, errno).Inc()
+}
 func (o fsObserver) Evicted(bytes int64) {
 	o.m.evictions.Inc()
 	o.m.evicted.Add(float64(bytes))
