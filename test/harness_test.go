@@ -52,7 +52,25 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build imsfs:", err)
 		os.Exit(2)
 	}
+	if err := audit.open(filepath.Join(dir, "outputs.log")); err != nil {
+		fmt.Fprintln(os.Stderr, "secret audit:", err)
+		os.Exit(2)
+	}
 	code := m.Run()
+	found, summary, err := audit.check()
+	switch {
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "secret audit:", err)
+		code = 2
+	case len(found) > 0:
+		fmt.Fprintf(os.Stderr, "FAIL: secret audit: %s\n", summary)
+		for _, f := range found {
+			fmt.Fprintln(os.Stderr, "  "+f)
+		}
+		code = 1
+	default:
+		testutil.FigureLine("secret audit", summary+": none shown")
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -108,6 +126,9 @@ func start(t *testing.T, name string, env []string, args ...string) *proc {
 			}
 		}
 		data, _ := os.ReadFile(logPath)
+		if name != "emulator" {
+			audit.addLog(t.Name(), name, data)
+		}
 		if bytes.Contains(data, []byte("WARNING: DATA RACE")) {
 			t.Errorf("the race detector reported a data race in imsfs %s", name)
 		}
@@ -162,6 +183,7 @@ func startEmulator(t *testing.T, args ...string) *emulatorProc {
 func startEmulatorOn(t *testing.T, data, listen string, args ...string) *emulatorProc {
 	t.Helper()
 	p := start(t, "emulator", nil, append([]string{"emulator", "--listen", listen, "--data", data}, args...)...)
+	t.Cleanup(func() { audit.addKeys(data) }) // before the emulator stops, after the mounts do
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := emulatorURL.FindStringSubmatch(p.output()); m != nil {

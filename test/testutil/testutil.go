@@ -43,10 +43,15 @@ func Figure(t testing.TB, format string, args ...any) {
 	t.Helper()
 	line := fmt.Sprintf(format, args...)
 	t.Log(line)
+	FigureLine(t.Name(), line)
+}
+
+// FigureLine adds line, from who, to the figures printed after the run (IMSFS_FIGURES).
+func FigureLine(who, line string) {
 	if path := os.Getenv("IMSFS_FIGURES"); path != "" {
 		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err == nil {
-			fmt.Fprintf(f, "%s: %s\n", t.Name(), line)
+			fmt.Fprintf(f, "%s: %s\n", who, line)
 			f.Close()
 		}
 	}
