@@ -51,11 +51,13 @@ const (
 	// EarlyAsset: an asset (Asset) was made for a file still being written sequentially, so
 	// that its parts go up as they are written; the close finishes the upload.
 	EarlyAsset
+	// MetaSet: the user set (or, with an empty Value, removed) the Meta field Field.
+	MetaSet
 )
 
 var eventNames = [...]string{"", "wrote", "closed", "renamed", "unlinked", "replaced", "dispatched",
 	"asset-created", "multipart-started", "part-stored", "object-completed", "asset-ready",
-	"upload-failed", "try-failed", "retry-asked", "meta-updated", "evicted", "restored", "early-asset"}
+	"upload-failed", "try-failed", "retry-asked", "meta-updated", "evicted", "restored", "early-asset", "meta-set"}
 
 func (k EventKind) String() string {
 	if k > 0 && int(k) < len(eventNames) {
@@ -98,12 +100,16 @@ type Event struct {
 	URL       string // AssetReady
 	Reason    string // UploadFailed, TryFailed, MetaUpdated
 	Attempts  int    // TryFailed
+
+	Field, Value string // MetaSet
+	MetaSeq      uint64 // MetaUpdated: the change carried (Record.MetaSeq when it was sent) [0: the last]
 }
 
 // Asset is what CreateUploadMedia answers for a record: the asset and where its bytes go.
 type Asset struct {
 	MediaID, MediaURL, FileURL string
 	Upload                     Upload
+	Meta                       Meta // what the asset was made with: if the file's changed since, the asset follows
 }
 
 // Effects is what a change asks of the queue once it is committed.
@@ -171,6 +177,7 @@ var table = map[EventKind]map[State]step{
 	Evicted:          on([]State{Ready}, evict),
 	Restored:         on(every, restore),
 	EarlyAsset:       on([]State{Writing}, earlyAsset),
+	MetaSet:          on(every, metaSet),
 }
 
 func on(states []State, s step) map[State]step {
@@ -270,7 +277,8 @@ func follow(r *Record, ev *Event, fx *Effects, adm Admission) error {
 			return nil // a name or place that is not an asset's: the asset stays as it is
 		}
 		if r.Type == ev.Type {
-			r.BusinessType, r.MetaPending = ev.BusinessType, true
+			r.BusinessType = ev.BusinessType
+			r.metaChanged()
 			fx.Schedule, fx.Due = true, ev.Now
 			return nil
 		}
@@ -320,7 +328,15 @@ func created(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	up.MultipartID, up.PartSize = "", 0
 	r.State, r.Error = Uploading, ""
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload = ev.Asset.MediaID, ev.Asset.MediaURL, ev.Asset.FileURL, &up
+	followMeta(r, ev.Asset)
 	return nil
+}
+
+// followMeta: fields set on the file while its asset was being made were not in the request.
+func followMeta(r *Record, a *Asset) {
+	if a.Meta != r.Meta {
+		r.metaChanged()
+	}
 }
 
 func earlyAsset(r *Record, ev *Event, fx *Effects, _ Admission) error {
@@ -330,6 +346,7 @@ func earlyAsset(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	up := ev.Asset.Upload
 	up.MultipartID, up.PartSize = "", 0
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload, r.Early = ev.Asset.MediaID, ev.Asset.MediaURL, ev.Asset.FileURL, &up, true
+	followMeta(r, ev.Asset)
 	if r.Asked.IsZero() {
 		r.Asked = ev.Now.UTC()
 	}
@@ -416,7 +433,41 @@ func metaUpdated(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	if !r.MetaPending {
 		return nil
 	}
-	r.MetaPending, r.Error, r.Attempts, r.Due = false, ev.Reason, 0, time.Time{}
+	r.Error, r.Attempts, r.Due = ev.Reason, 0, time.Time{}
+	if ev.Reason == "" {
+		r.MetaDone = ev.Now.UTC()
+	}
+	if ev.MetaSeq != 0 && ev.MetaSeq != r.MetaSeq {
+		// Changed again while the update was on its way: that change is sent next.
+		fx.Schedule, fx.Due = true, ev.Now
+		return nil
+	}
+	r.MetaPending = false
+	if r.State == Uploaded {
+		// Its readiness is waited for from now: it was not while the update was pending.
+		fx.Schedule, fx.Due = true, ev.Now
+	}
+	return nil
+}
+
+// metaSet keeps what the user set for the asset. Before the asset is made, it goes with
+// CreateUploadMedia; once it is, the asset follows by UpdateMediaInfo once its bytes are up.
+func metaSet(r *Record, ev *Event, fx *Effects, _ Admission) error {
+	f := r.Meta.field(ev.Field)
+	if f == nil {
+		return fmt.Errorf("%s: no asset field %q: %w", r.Path, ev.Field, ErrBadTransition)
+	}
+	if *f == ev.Value {
+		return nil
+	}
+	*f = ev.Value
+	if r.MediaID == "" {
+		return nil // a creation on its way sees the change when it answers (created)
+	}
+	r.metaChanged()
+	if r.State.Finished() {
+		fx.Schedule, fx.Due = true, ev.Now
+	}
 	return nil
 }
 

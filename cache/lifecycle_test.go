@@ -69,6 +69,7 @@ var events = map[EventKind]Event{
 	Evicted:          {Kind: Evicted},
 	Restored:         {Kind: Restored},
 	EarlyAsset:       {Kind: EarlyAsset, Asset: &Asset{MediaID: "m3", Upload: Upload{Endpoint: "http://oss", Bucket: "b", Key: "k3"}}},
+	MetaSet:          {Kind: MetaSet, Field: "title", Value: "A title"},
 }
 
 // outcome describes what an event did, in the notation of the matrix below: the state it left
@@ -137,6 +138,7 @@ func TestLifecycleMatrix(t *testing.T) {
 		Evicted:          {"!", "!", "!", "!", "!", "ready", "!", "!"},
 		Restored:         {"writing", "queued", "creating", "uploading", "uploaded", "ready", "failed", "skipped"},
 		EarlyAsset:       {"writing", "!", "!", "!", "!", "!", "!", "!"},
+		MetaSet:          {"writing", "queued", "creating", "uploading", "uploaded S", "ready S", "failed", "skipped"},
 	}
 	if len(want) != len(EventKinds()) {
 		t.Fatalf("the matrix has %d rows, there are %d kinds of event", len(want), len(EventKinds()))
@@ -252,6 +254,46 @@ func TestLifecycleFields(t *testing.T) {
 	r, _ = apply(recordIn(Uploading), events[Wrote])
 	if r.Gen != 4 || r.MediaID != "" || r.Upload != nil || !r.Asked.IsZero() {
 		t.Errorf("a new write session voids the upload: %+v", r)
+	}
+	// Metadata set before the asset is asked for goes with its creation; after, by an update.
+	r, _ = apply(recordIn(Queued), events[MetaSet])
+	if r.Meta.Title != "A title" || r.MetaPending {
+		t.Errorf("metadata set before the asset: %+v", r)
+	}
+	r, _ = apply(recordIn(Creating), events[MetaSet])
+	if r.MetaPending {
+		t.Errorf("metadata set while the asset is asked for: %+v", r)
+	}
+	r, _ = apply(r, events[AssetCreated])
+	if !r.MetaPending || r.MetaSeq != 1 {
+		t.Errorf("an asset made without what was set while it was asked for: %+v", r)
+	}
+	for _, s := range []State{Uploading, Ready} {
+		r, _ = apply(recordIn(s), events[MetaSet])
+		if r.Meta.Title != "A title" || !r.MetaPending || r.MetaSeq != 1 {
+			t.Errorf("metadata set in %s: %+v", s, r)
+		}
+	}
+	seq := r.MetaSeq
+	r, _ = apply(r, Event{Kind: MetaSet, Field: "tags", Value: "a,b"})
+	r, fx = apply(r, Event{Kind: MetaUpdated, MetaSeq: seq, Now: t1})
+	if !r.MetaPending || !fx.Schedule || !r.MetaDone.Equal(t1) {
+		t.Errorf("an update that carried an older change leaves the newer one pending: %+v %+v", r, fx)
+	}
+	r, _ = apply(r, Event{Kind: MetaUpdated, MetaSeq: r.MetaSeq, Now: t2})
+	if r.MetaPending || !r.MetaDone.Equal(t2) || r.Meta.Tags != "a,b" {
+		t.Errorf("an update that carried the last change: %+v", r)
+	}
+	_, fx = apply(changed(recordIn(Uploaded), func(r *Record) { r.MetaPending = true }), Event{Kind: MetaUpdated})
+	if !fx.Schedule {
+		t.Errorf("an uploaded file whose update is done is not handed back for its readiness")
+	}
+	r, _ = apply(r, events[Wrote])
+	if r.Meta.Title != "A title" || r.MetaPending || !r.MetaDone.IsZero() {
+		t.Errorf("new bytes keep the metadata for the next asset: %+v", r)
+	}
+	if _, err := transition(&r, &Event{Kind: MetaSet, Field: "colour", Value: "x"}, nil); !errors.Is(err, ErrBadTransition) {
+		t.Errorf("an unknown field: %v", err)
 	}
 	if fmt.Sprint(Wrote) != "wrote" || fmt.Sprint(EventKind(99)) != "event(99)" {
 		t.Errorf("event names: %v %v", Wrote, EventKind(99))

@@ -40,9 +40,17 @@ type Record struct {
 	// Uploaded: when the object was complete; readiness is waited for from then on.
 	Uploaded time.Time `json:"uploaded,omitzero"`
 
-	// MetaPending: the asset's Title and BusinessType are to follow the file's name and folder
-	// (a finished file was renamed); the uploader calls UpdateMediaInfo and clears it.
-	MetaPending bool `json:"meta_pending,omitempty"`
+	// Meta is what the user set for the asset (user.ims.title, description, tags, cate_id).
+	// It is the file's, not an upload's: a new generation keeps it.
+	Meta Meta `json:"meta,omitzero"`
+
+	// MetaPending: the asset is to follow the file's name, folder or Meta (a finished file was
+	// renamed, or Meta set once the asset was made); the uploader calls UpdateMediaInfo and
+	// clears it, if nothing changed since (MetaSeq).
+	MetaPending bool   `json:"meta_pending,omitempty"`
+	MetaSeq     uint64 `json:"meta_seq,omitempty"` // counts the changes the asset is to follow
+	// MetaDone: when UpdateMediaInfo last carried a change to the asset.
+	MetaDone time.Time `json:"meta_done,omitzero"`
 
 	// Damaged: a write of the last session failed (a full cache disk), so the spool is not
 	// what the writer meant to save; only a new write session can make it uploadable.
@@ -56,6 +64,40 @@ type Record struct {
 	// Evicted: the spool was removed to bound the cache (only a Ready file's); its bytes are
 	// read back from the object, and fetched again before they change.
 	Evicted bool `json:"evicted,omitempty"`
+}
+
+// Meta is what a file's extended attributes set for its asset; an empty field is the default
+// (the Title from the file's name; no Description, Tags or CateId).
+type Meta struct {
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description,omitempty"`
+	Tags        string `json:"tags,omitempty"`    // comma separated
+	CateID      string `json:"cate_id,omitempty"` // an integer
+}
+
+// MetaFields names the fields of Meta as their attributes do (user.ims.NAME).
+var MetaFields = []string{"title", "description", "tags", "cate_id"}
+
+// Field returns the field named name (one of MetaFields).
+func (m *Meta) Field(name string) string {
+	if p := m.field(name); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (m *Meta) field(name string) *string {
+	switch name {
+	case "title":
+		return &m.Title
+	case "description":
+		return &m.Description
+	case "tags":
+		return &m.Tags
+	case "cate_id":
+		return &m.CateID
+	}
+	return nil
 }
 
 // Upload is where a record's bytes go: the object CreateUploadMedia named, and the multipart
@@ -96,6 +138,13 @@ func (r *Record) newGeneration() {
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
 	r.Due, r.Attempts, r.Error = time.Time{}, 0, ""
 	r.MetaPending, r.Asked, r.Damaged, r.Uploaded, r.Early = false, time.Time{}, false, time.Time{}, false
+	r.MetaDone = time.Time{}
+}
+
+// metaChanged asks for the asset to follow a change of the file's name, place or Meta.
+func (r *Record) metaChanged() {
+	r.MetaPending = true
+	r.MetaSeq++
 }
 
 // unfinished reports whether the record belongs in the index of files that are not ready:

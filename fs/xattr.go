@@ -2,14 +2,18 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader"
 )
 
 // xattrPrefix starts every attribute imsfs shows. The names below are a contract that scripts
@@ -34,7 +38,30 @@ var xattrs = []struct {
 	{name: "error", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.Error }},
 	{name: "type", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.Type }},
 	{name: "business_type", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.BusinessType }},
+	// The asset's fields the user may set (setMeta); the title is the name's until one is set.
+	{name: "title", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return uploader.Title(r) }},
+	{name: "description", value: metaValue("description")},
+	{name: "tags", value: metaValue("tags")},
+	{name: "cate_id", value: metaValue("cate_id")},
+	// update: "pending" while the asset is to follow a change (a rename, a field set after its
+	// creation), "done" once UpdateMediaInfo carried the last one.
+	{name: "update", value: func(_ context.Context, _ *fileNode, r *cache.Record) string {
+		switch {
+		case r.MetaPending:
+			return "pending"
+		case !r.MetaDone.IsZero():
+			return "done"
+		}
+		return ""
+	}},
 }
+
+func metaValue(field string) func(context.Context, *fileNode, *cache.Record) string {
+	return func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.Meta.Field(field) }
+}
+
+// isMetaField reports whether name (without the prefix) is an asset field the user may set.
+func isMetaField(name string) bool { return slices.Contains(cache.MetaFields, name) }
 
 // signedURLValue is a URL of the uploaded file that opens as it is (GetMediaInfo's signed
 // FileUrl, renewed before it expires); the plain address is input_url.
@@ -152,22 +179,67 @@ func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.
 
 var _ = (gofs.NodeSetxattrer)((*fileNode)(nil))
 
-// Setxattr refuses: the status attributes are read-only, and other attributes are not kept
-// (cp -a and rsync -X take ENOTSUP as "not supported here" and go on).
+// Setxattr sets one of the asset's fields (user.ims.title, description, tags, cate_id); the
+// status attributes are read-only, and other attributes are not kept (cp -a and rsync -X take
+// ENOTSUP as "not supported here" and go on).
 func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if strings.HasPrefix(attr, xattrPrefix) {
-		return n.fsys.refuse("setxattr", n.path(), syscall.EPERM, attr+" is read-only")
+	if name, ok := strings.CutPrefix(attr, xattrPrefix); ok {
+		if isMetaField(name) {
+			return n.setMeta("setxattr", name, string(data), flags)
+		}
+		return n.fsys.refuse("setxattr", n.path(), syscall.EPERM, attr+" is read-only (user.ims.title, description, tags and cate_id can be set)")
 	}
 	return n.fsys.refuse("setxattr", n.path(), syscall.ENOTSUP, attr+" is not kept: only the user.ims.* attributes exist here")
 }
 
 var _ = (gofs.NodeRemovexattrer)((*fileNode)(nil))
 
+// Removexattr of an asset's field gives it back its default (the title from the name, no
+// description, tags or category).
 func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if strings.HasPrefix(attr, xattrPrefix) {
+	if name, ok := strings.CutPrefix(attr, xattrPrefix); ok {
+		if isMetaField(name) {
+			return n.setMeta("removexattr", name, "", unix.XATTR_REPLACE)
+		}
 		return n.fsys.refuse("removexattr", n.path(), syscall.EPERM, attr+" is read-only")
 	}
 	return syscall.ENODATA
+}
+
+// setMeta sets (or with "" removes) the asset field of the file: checked as IMS would check
+// it, it goes with CreateUploadMedia if the asset is not asked for yet, or else by
+// UpdateMediaInfo once the bytes are up.
+func (n *fileNode) setMeta(op, field, value string, flags uint32) syscall.Errno {
+	p := n.path()
+	r, err := n.fsys.opts.Store.GetID(n.id)
+	if err != nil {
+		return n.fsys.refuse(op, p, syscall.ENOENT, "the file is deleted: its asset's fields cannot be set")
+	}
+	attr := xattrPrefix + field
+	switch cur := r.Meta.Field(field); {
+	case flags&unix.XATTR_CREATE != 0 && cur != "":
+		return n.fsys.refuse(op, p, syscall.EEXIST, attr+" is set already (XATTR_CREATE)")
+	case flags&unix.XATTR_REPLACE != 0 && cur == "":
+		return syscall.ENODATA // nothing set: the default stands
+	}
+	value, err = uploader.CheckMeta(field, value)
+	if err != nil {
+		errno := syscall.EINVAL
+		if errors.Is(err, uploader.ErrMetaTooLong) {
+			errno = syscall.E2BIG
+		}
+		return n.fsys.refuse(op, p, errno, attr+": "+err.Error())
+	}
+	rec, err := n.fsys.opts.Uploads.Apply(n.id, cache.Event{Kind: cache.MetaSet, Field: field, Value: value})
+	if err != nil {
+		return n.fsys.fail(op, p, err)
+	}
+	how := "with the upload"
+	if rec.MetaPending {
+		how = "by an update of the asset"
+	}
+	n.fsys.opts.Log.Info("asset field set", "path", p, "field", field, "value", value, "sent", how)
+	return gofs.OK
 }
 
 // copyOut answers a getxattr/listxattr: the size alone for an empty buffer, ERANGE for a small one.

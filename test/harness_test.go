@@ -201,7 +201,8 @@ func startEmulatorOn(t *testing.T, data, listen string, args ...string) *emulato
 // asset is what GET /_emulator/media says of an asset.
 type asset struct {
 	MediaId, Status, Title, Type, BusinessType, MD5 string
-	Size                                            int64
+	Description, Tags                               string
+	CateId, Size                                    int64
 }
 
 func (e *emulatorProc) assets(t *testing.T) []asset {

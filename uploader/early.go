@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/uploader/ims"
 	"github.com/imsfs/imsfs/uploader/transfer"
 )
 
@@ -244,13 +243,7 @@ func (j *job) earlyStart(ctx context.Context) error {
 	if state, _ := j.q.cfg.Names.Refuse(&rec); state != "" {
 		return fmt.Errorf("%s is not uploaded", rec.Path)
 	}
-	req := ims.CreateUploadMediaRequest{
-		AppID:         j.q.cfg.AppID,
-		FileInfo:      ims.FileInfo{Type: rec.Type, Name: name.Base, Ext: name.Ext},
-		MediaMetaData: ims.MediaMetaData{Title: name.Title, BusinessType: rec.BusinessType},
-		UserData:      map[string]any{"Extend": map[string]string{"imsfs": j.tag()}},
-	}
-	t, err := j.q.cfg.IMS.CreateUploadMedia(ctx, req)
+	t, err := j.q.cfg.IMS.CreateUploadMedia(ctx, j.createRequest(&rec, name, 0))
 	if err != nil {
 		return err
 	}
@@ -260,7 +253,7 @@ func (j *job) earlyStart(ctx context.Context) error {
 		return err
 	}
 	j.q.keepCreds(rec.ID, j.gen, auth, now)
-	if err := j.apply(cache.Event{Kind: cache.EarlyAsset, Asset: &cache.Asset{MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL,
+	if err := j.apply(cache.Event{Kind: cache.EarlyAsset, Asset: &cache.Asset{MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL, Meta: rec.Meta,
 		Upload: cache.Upload{Endpoint: addr.Endpoint, Bucket: addr.Bucket, Key: addr.Key, Region: auth.Region}}}); err != nil {
 		if err2 := j.q.cfg.Store.AddDisposal(cache.Disposal{Path: rec.Path, Why: cache.Voided, MediaID: t.MediaID}); err2 != nil {
 			j.log.Error("record the disposal of an unused asset", "media_id", t.MediaID, "err", err2)

@@ -94,13 +94,7 @@ func (j *job) create(ctx context.Context, askedBefore bool) error {
 		return &permanentError{fmt.Errorf("%s: spool: %w", rec.Path, err)}
 	}
 	tag := j.tag()
-	req := ims.CreateUploadMediaRequest{
-		AppID:         j.q.cfg.AppID,
-		FileInfo:      ims.FileInfo{Type: rec.Type, Name: name.Base, Ext: name.Ext, Size: st.Size()},
-		MediaMetaData: ims.MediaMetaData{Title: name.Title, BusinessType: rec.BusinessType},
-		// The tag lets an asset whose creation answer was lost be recognised as this file's.
-		UserData: map[string]any{"Extend": map[string]string{"imsfs": tag}},
-	}
+	req := j.createRequest(&rec, name, st.Size())
 	// CreateUploadMedia is not idempotent: a call cut short by a change to the file may still
 	// have made an asset, which nobody would know of. So it is let finish; the store disposes
 	// of an asset that arrives for older bytes.
@@ -131,9 +125,22 @@ func (j *job) create(ctx context.Context, askedBefore bool) error {
 	j.log.Info("asset created", "media_id", t.MediaID)
 	j.q.keepCreds(rec.ID, j.gen, auth, now)
 	return j.apply(cache.Event{Kind: cache.AssetCreated, Asset: &cache.Asset{
-		MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL,
+		MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL, Meta: rec.Meta,
 		Upload: cache.Upload{Endpoint: addr.Endpoint, Bucket: addr.Bucket, Key: addr.Key, Region: auth.Region},
 	}})
+}
+
+// createRequest is the CreateUploadMedia call for rec's bytes (size, if known): its name and
+// folder, what was set on it (Meta), and this content's tag in UserData, by which an asset
+// whose creation answer was lost is recognised as this file's.
+func (j *job) createRequest(rec *cache.Record, name Name, size int64) ims.CreateUploadMediaRequest {
+	return ims.CreateUploadMediaRequest{
+		AppID:    j.q.cfg.AppID,
+		FileInfo: ims.FileInfo{Type: rec.Type, Name: name.Base, Ext: name.Ext, Size: size},
+		MediaMetaData: ims.MediaMetaData{Title: Title(rec), BusinessType: rec.BusinessType,
+			Description: rec.Meta.Description, Tags: rec.Meta.Tags, CateID: cateID(rec.Meta.CateID)},
+		UserData: map[string]any{"Extend": map[string]string{"imsfs": j.tag()}},
+	}
 }
 
 // tag names this file's content across stores: it goes in the UserData of the asset made for it.
@@ -190,25 +197,32 @@ func (j *job) findAsked(ctx context.Context, tag string) (*ims.Ticket, error) {
 	return nil, nil
 }
 
-// updateMeta makes an asset's Title and BusinessType follow its file's new name and folder.
-// Its bytes are uploaded whatever happens here, so a refusal is noted, not a failure.
+// updateMeta makes an asset follow its file: the Title and BusinessType of its new name and
+// folder, and what was set on it (Meta). Its bytes are uploaded whatever happens here, so a
+// refusal is noted, not a failure. A field removed from the file is not sent: UpdateMediaInfo
+// has no documented way to empty one, so the asset keeps what it had (the README says so).
 func (j *job) updateMeta(ctx context.Context) error {
 	rec := j.record()
-	name, err := ParseName(path.Base(rec.Path))
-	if err == nil {
-		err = j.q.cfg.IMS.UpdateMediaInfo(ctx, ims.Update{MediaID: rec.MediaID, Title: name.Title, BusinessType: rec.BusinessType})
+	title := Title(&rec)
+	var err error
+	if title == "" {
+		err = &permanentError{fmt.Errorf("%s: %w", rec.Path, ErrNoExtension)}
+	} else {
+		err = j.q.cfg.IMS.UpdateMediaInfo(ctx, ims.Update{MediaID: rec.MediaID, Title: title, BusinessType: rec.BusinessType,
+			Description: rec.Meta.Description, Tags: rec.Meta.Tags, CateID: rec.Meta.CateID})
 	}
 	if err != nil && temporary(err) {
 		return err
 	}
 	note := ""
 	if err != nil {
-		note = "title not updated after the rename: " + err.Error()
-		j.log.Warn("asset title not updated", "media_id", rec.MediaID, "err", err)
+		note = "asset not updated (title, folder or metadata): " + err.Error()
+		j.log.Warn("asset not updated", "media_id", rec.MediaID, "err", err)
 	} else {
-		j.log.Info("asset title updated", "media_id", rec.MediaID, "title", name.Title)
+		j.log.Info("asset updated", "media_id", rec.MediaID, "title", title, "business_type", rec.BusinessType,
+			"description", rec.Meta.Description != "", "tags", rec.Meta.Tags, "cate_id", rec.Meta.CateID)
 	}
-	return j.apply(cache.Event{Kind: cache.MetaUpdated, Reason: note})
+	return j.apply(cache.Event{Kind: cache.MetaUpdated, Reason: note, MetaSeq: rec.MetaSeq})
 }
 
 // failed reports a failed run: a permanent failure ends in Failed with the reason; any other
@@ -219,7 +233,7 @@ func (j *job) failed(err error) {
 		j.log.Error("upload failed", "state", rec.State, "err", err)
 		if rec.State.Finished() {
 			// A refusal of the retitle is noted by updateMeta; anything else here is ours.
-			err = j.apply(cache.Event{Kind: cache.MetaUpdated, Reason: err.Error()})
+			err = j.apply(cache.Event{Kind: cache.MetaUpdated, Reason: err.Error(), MetaSeq: rec.MetaSeq})
 		} else {
 			j.q.cfg.Observer.Failed(ErrorCode(err))
 			err = j.apply(cache.Event{Kind: cache.UploadFailed, Reason: err.Error()})

@@ -801,3 +801,50 @@ func TestAnAssetNeverReadyFailsAfterTheReadyTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestSetFieldsGoWithTheCreationOrByAnUpdate: fields set on a file before its asset is asked
+// for go with CreateUploadMedia; set while it is made, or once it is ready, they follow by
+// UpdateMediaInfo, and the record says when that is done.
+func TestSetFieldsGoWithTheCreationOrByAnUpdate(t *testing.T) {
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{})
+	set := func(id uint64, field, value string) {
+		t.Helper()
+		if _, err := r.queue.Apply(id, cache.Event{Kind: cache.MetaSet, Field: field, Value: value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Before: set on a file still being written.
+	rec, err := r.store.Create("video/a.mp4", func(rec *cache.Record) { rec.Type, rec.BusinessType = "video", "opening" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(r.store.SpoolPath(rec.ID), []byte("abc"), 0o600)
+	set(rec.ID, "title", "Opening night")
+	set(rec.ID, "tags", "premiere,2026")
+	if _, err := r.queue.Apply(rec.ID, cache.Event{Kind: cache.Closed, Size: 3}); err != nil {
+		t.Fatal(err)
+	}
+	a := r.waitFor(rec.ID, cache.Ready)
+	if as := r.asset(a.MediaID); as.Title != "Opening night" || as.Tags != "premiere,2026" || cloud.Calls("ims.update") != 0 {
+		t.Errorf("fields set before the upload: asset %+v, %d updates", as, cloud.Calls("ims.update"))
+	}
+
+	// While the asset is being made.
+	cloud.Block["ims.create"] = make(chan struct{})
+	b := r.add("video/b.mp4", []byte("def"))
+	r.waitFor(b.ID, cache.Creating)
+	set(b.ID, "description", "Made while the asset was asked for")
+	close(cloud.Block["ims.create"])
+	b = r.waitUntil(b.ID, func(rec cache.Record) bool { return rec.State == cache.Ready && !rec.MetaPending }, "ready and updated")
+	if as := r.asset(b.MediaID); as.Description != "Made while the asset was asked for" || as.Title != "b" || b.MetaDone.IsZero() {
+		t.Errorf("a field set while the asset was made: asset %+v, record %+v", as, b)
+	}
+
+	// After: the ready asset follows.
+	set(a.ID, "cate_id", "42")
+	a = r.waitUntil(a.ID, func(rec cache.Record) bool { return !rec.MetaPending }, "updated")
+	if as := r.asset(a.MediaID); as.CateID != "42" || as.Title != "Opening night" || a.MetaDone.IsZero() || a.State != cache.Ready {
+		t.Errorf("a field set once ready: asset %+v, record %+v", as, a)
+	}
+}

@@ -58,6 +58,7 @@ type Cloud struct {
 // Asset is one asset as the fake IMS keeps it.
 type Asset struct {
 	MediaID, Type, BusinessType, Title, UserData string
+	Description, Tags, CateID                    string
 	Bucket, Key                                  string
 	Status                                       string // Init, Preparing, Normal, PrepareFail
 	Created                                      time.Time
@@ -238,7 +239,8 @@ func (c *Cloud) CreateUploadMedia(ctx context.Context, req ims.CreateUploadMedia
 	c.mu.Lock()
 	c.seq++
 	a := &Asset{MediaID: fmt.Sprintf("media-%d", c.seq), Type: req.FileInfo.Type, BusinessType: req.MediaMetaData.BusinessType,
-		Title: req.MediaMetaData.Title, UserData: string(ud), Bucket: "fake", Key: fmt.Sprintf("sv/%d.%s", c.seq, req.FileInfo.Ext),
+		Title: req.MediaMetaData.Title, UserData: string(ud),
+		Description: req.MediaMetaData.Description, Tags: req.MediaMetaData.Tags, CateID: cateString(req.MediaMetaData.CateID), Bucket: "fake", Key: fmt.Sprintf("sv/%d.%s", c.seq, req.FileInfo.Ext),
 		Status: ims.MediaInit, Created: c.now(), hidden: c.Hide}
 	c.assets[a.MediaID] = a
 	c.order = append(c.order, a.MediaID)
@@ -313,7 +315,7 @@ func (c *Cloud) BatchGetMediaInfos(ctx context.Context, mediaIDs []string, _ boo
 	return out, nil
 }
 
-// UpdateMediaInfo sets an asset's Title and BusinessType.
+// UpdateMediaInfo sets an asset's Title, BusinessType, Description, tags and category.
 func (c *Cloud) UpdateMediaInfo(ctx context.Context, u ims.Update) error {
 	if err := c.enter(ctx, "ims.update"); err != nil {
 		return err
@@ -330,7 +332,22 @@ func (c *Cloud) UpdateMediaInfo(ctx context.Context, u ims.Update) error {
 	if u.BusinessType != "" {
 		a.BusinessType = u.BusinessType
 	}
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{{&a.Description, u.Description}, {&a.Tags, u.Tags}, {&a.CateID, u.CateID}} {
+		if f.v != "" {
+			*f.dst = f.v // an empty field is not sent: the asset keeps what it has
+		}
+	}
 	return nil
+}
+
+func cateString(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // DeleteMediaInfos marks assets deleted; unknown ones are ignored, as IMS does.

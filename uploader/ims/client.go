@@ -312,14 +312,23 @@ type Update struct {
 	MediaID      string
 	Title        string
 	BusinessType string
+	Description  string // [unchanged]
+	Tags         string // comma separated; they replace the asset's tags [unchanged]
+	CateID       string // an integer [unchanged]
 }
 
-// UpdateMediaInfo changes an asset's Title and BusinessType.
+// UpdateMediaInfo changes an asset's Title and BusinessType, and the Description, tags and
+// category given. An empty field is not sent: the asset keeps what it has.
 func (c *Client) UpdateMediaInfo(ctx context.Context, u Update) error {
 	var out struct {
 		MediaID string `json:"MediaId"`
 	}
-	return c.call(ctx, "UpdateMediaInfo", map[string]string{"MediaId": u.MediaID, "Title": u.Title, "BusinessType": u.BusinessType}, &out)
+	q := map[string]string{"MediaId": u.MediaID, "Title": u.Title, "BusinessType": u.BusinessType,
+		"Description": u.Description, "MediaTags": u.Tags, "CateId": u.CateID}
+	if u.Tags != "" {
+		q["AppendTags"] = "false"
+	}
+	return c.call(ctx, "UpdateMediaInfo", q, &out)
 }
 
 // DeleteMediaInfos deletes assets and their stored files. An id IMS does not know is not an

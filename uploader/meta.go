@@ -1,0 +1,87 @@
+package uploader
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/imsfs/imsfs/cache"
+)
+
+// The limits of the asset fields a file's attributes set, as the references give them
+// (CreateUploadMedia's MediaMetaData, UpdateMediaInfo).
+const (
+	MaxDescription = 1024 // characters
+	MaxTags        = 16
+)
+
+var (
+	// ErrMetaTooLong: a value over its field's limit (E2BIG for the writer).
+	ErrMetaTooLong = errors.New("too long")
+	// ErrMetaInvalid: a value its field cannot take (EINVAL for the writer).
+	ErrMetaInvalid = errors.New("not valid")
+)
+
+// CheckMeta checks value for the asset field (one of cache.MetaFields) as IMS would, and
+// returns it as it is sent: tags without the spaces around them. An empty value is the
+// field's default and always passes.
+func CheckMeta(field, value string) (string, error) {
+	if value == "" {
+		return "", nil
+	}
+	if !utf8.ValidString(value) {
+		return "", fmt.Errorf("%s: %w: IMS takes UTF-8 text only", field, ErrMetaInvalid)
+	}
+	switch field {
+	case "title":
+		if strings.TrimSpace(value) == "" {
+			return "", fmt.Errorf("title: %w: it is blank", ErrMetaInvalid)
+		}
+		if len(value) > MaxTitle {
+			return "", fmt.Errorf("title: %w: %d bytes, IMS takes at most %d (UpdateMediaInfo counts bytes)", ErrMetaTooLong, len(value), MaxTitle)
+		}
+	case "description":
+		if n := utf8.RuneCountInString(value); n > MaxDescription {
+			return "", fmt.Errorf("description: %w: %d characters, IMS takes at most %d", ErrMetaTooLong, n, MaxDescription)
+		}
+	case "tags":
+		tags := strings.Split(value, ",")
+		if len(tags) > MaxTags {
+			return "", fmt.Errorf("tags: %w: %d tags, IMS takes at most %d", ErrMetaTooLong, len(tags), MaxTags)
+		}
+		for i, t := range tags {
+			if tags[i] = strings.TrimSpace(t); tags[i] == "" {
+				return "", fmt.Errorf("tags: %w: an empty tag in %q (tags are separated by commas)", ErrMetaInvalid, value)
+			}
+		}
+		return strings.Join(tags, ","), nil
+	case "cate_id":
+		if n, err := strconv.ParseInt(value, 10, 64); err != nil || n <= 0 {
+			return "", fmt.Errorf("cate_id: %w: %q is not a category id (a positive integer)", ErrMetaInvalid, value)
+		}
+	default:
+		return "", fmt.Errorf("%s: %w: not an asset field (%s are)", field, ErrMetaInvalid, strings.Join(cache.MetaFields, ", "))
+	}
+	return value, nil
+}
+
+// Title is the Title the asset of r takes: the one set on the file, or its name's.
+func Title(r *cache.Record) string {
+	if r.Meta.Title != "" {
+		return r.Meta.Title
+	}
+	name, err := ParseName(path.Base(r.Path))
+	if err != nil {
+		return ""
+	}
+	return name.Title
+}
+
+// cateID reads a checked CateId (0: none).
+func cateID(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
