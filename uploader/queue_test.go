@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,6 +351,38 @@ func TestUploadCredentialsAreRenewedWhenTheyExpire(t *testing.T) {
 		t.Errorf("expired credentials cost a try: %+v", rec)
 	}
 }
+
+// TestARefreshThatFailsForAWhileIsTriedAgainInPlace: RefreshUploadMedia failing twice with a
+// 503 is tried again within the upload step (here a single PUT whose credentials expired), as
+// a part is: the file is not sent back to the queue's backoff for it.
+func TestARefreshThatFailsForAWhileIsTriedAgainInPlace(t *testing.T) {
+	cloud := fake.New()
+	cloud.Fail = failN("ims.refresh", 2, errIMS503) // only once the credentials expire
+	obs := &retryCounter{}
+	r := newRig(t, cloud, Config{Observer: obs})
+	cloud.Block["oss.put"] = make(chan struct{})
+	rec := r.add("video/a.mp4", []byte("abc"))
+	for cloud.Calls("oss.put") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cloud.ExpireCredentials()
+	close(cloud.Block["oss.put"])
+	r.waitFor(rec.ID, cache.Ready)
+	if n := cloud.Calls("ims.refresh"); n != 3 {
+		t.Errorf("%d refresh calls, want 3 (2 refused)", n)
+	}
+	if n := obs.retried.Load(); n != 0 || cloud.Calls("oss.put") != 2 {
+		t.Errorf("the refused refreshes cost %d tries of the file, and %d PUTs (want the refused one and one more)", n, cloud.Calls("oss.put"))
+	}
+}
+
+// retryCounter counts the tries of files that failed and were scheduled again.
+type retryCounter struct {
+	NopObserver
+	retried atomic.Int32
+}
+
+func (c *retryCounter) Retried(string) { c.retried.Add(1) }
 
 // TestCredentialsAboutToExpireAreRenewedBeforeTheNextPart: short-lived credentials are renewed
 // ahead of their end, without a refusal.

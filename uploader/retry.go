@@ -20,8 +20,8 @@ type Retry struct {
 	First     time.Duration // the wait after the first failed try [1s]; it doubles from there
 	Max       time.Duration // the longest wait [5m]
 	Jitter    float64       // each wait is ± this fraction, so that files failing together do not retry together [0.2]
-	PartTries int           // tries of one part within one upload step, before the file goes back to the queue [4]
-	PartFirst time.Duration // the wait after a part's first failed try [200ms]
+	PartTries int           // tries of one part, or one credential refresh, within one upload step, before the file goes back to the queue [4]
+	PartFirst time.Duration // the wait after a part's (or refresh's) first failed try [200ms]
 	Refreshes int           // credential refreshes in one step that makes no progress [5]
 }
 

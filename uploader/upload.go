@@ -117,7 +117,22 @@ func (u *uploadRun) fresh(ctx context.Context) error {
 	}
 	u.refreshes++
 	mediaID := u.j.record().MediaID
-	t, err := u.j.q.cfg.IMS.RefreshUploadMedia(ctx, mediaID)
+	// A refresh that fails for a while is tried again here, as a part is: the parts sent so far
+	// stand, and the file does not go back to the queue's backoff for one lost answer.
+	retry := u.j.q.cfg.Retry
+	var t *ims.Ticket
+	var err error
+	for try := 1; ; try++ {
+		t, err = u.j.q.cfg.IMS.RefreshUploadMedia(ctx, mediaID)
+		if err == nil || !temporary(err) || try >= retry.PartTries {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-u.j.q.cfg.Clock.After(retry.partDelay(try)):
+		}
+	}
 	if err != nil {
 		return err
 	}
