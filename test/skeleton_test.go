@@ -72,7 +72,7 @@ func TestCopiedFilesBecomeAssets(t *testing.T) {
 
 	names := listXattrs(t, filepath.Join(m.Dir, "video", "clip.mp4"))
 	wantNames := []string{"user.ims.business_type", "user.ims.file_url", "user.ims.input_url", "user.ims.media_id", "user.ims.media_url",
-		"user.ims.progress", "user.ims.status", "user.ims.type"}
+		"user.ims.progress", "user.ims.status", "user.ims.title", "user.ims.type"}
 	if strings.Join(names, " ") != strings.Join(wantNames, " ") {
 		t.Errorf("listxattr = %v, want %v", names, wantNames)
 	}
@@ -187,8 +187,18 @@ func TestUnmountUploadsWhatWasWaiting(t *testing.T) {
 	if err := m.waitExit(t, 60*time.Second); err != nil {
 		t.Fatalf("after SIGTERM: %v", err)
 	}
+	// The bytes are all there when the process has exited; IMS then prepares the asset (the
+	// emulator takes its --ready-delay), which no mount needs to wait for.
 	assets := emu.assets(t)
-	if len(assets) != 1 || assets[0].MD5 != md5File(t, src) || assets[0].Status != "Normal" {
-		t.Fatalf("after unmount the emulator holds %+v, want the one file, Normal, with its MD5", assets)
+	if len(assets) != 1 || assets[0].MD5 != md5File(t, src) || assets[0].Size != 2<<20 {
+		t.Fatalf("after unmount the emulator holds %+v, want the one file, complete, with its MD5", assets)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for assets[0].Status != "Normal" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the asset uploaded at unmount is %s, not Normal", assets[0].Status)
+		}
+		time.Sleep(50 * time.Millisecond)
+		assets = emu.assets(t)
 	}
 }
