@@ -4,6 +4,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/imsfs/imsfs/uploader"
 )
 
 // Rule is what a mapped folder means for the files saved in it: the FileInfo.Type and the
@@ -11,6 +13,9 @@ import (
 type Rule struct {
 	Type         string
 	BusinessType string
+	// Asset is what the folder adds to its files' CreateUploadMedia (AppId, CateId, a workflow…:
+	// the configuration file's folders).
+	Asset uploader.AssetSettings
 }
 
 // Mapping is the folder layout of a mount: which folders exist from the start (fixed: they cannot
@@ -24,18 +29,23 @@ type Mapping struct {
 // DefaultMapping is the layout DESIGN.md gives: one folder per IMS media type, and below it the
 // business types the reference allows for that type.
 func DefaultMapping() *Mapping {
-	return NewMapping(map[string]Rule{
-		"video":              {"video", "general"},
-		"video/opening":      {"video", "opening"},
-		"video/ending":       {"video", "ending"},
-		"image":              {"image", "default"},
-		"image/cover":        {"image", "cover"},
-		"audio":              {"audio", "general"},
-		"text/subtitles":     {"text", "subtitles"},
-		"text/font":          {"text", "font"},
-		"material/watermark": {"image", "watermark"},
-		"other":              {"other", "general"},
-	})
+	return NewMapping(DefaultRules())
+}
+
+// DefaultRules are the rules of DefaultMapping, for a configuration to add to.
+func DefaultRules() map[string]Rule {
+	return map[string]Rule{
+		"video":              {Type: "video", BusinessType: "general"},
+		"video/opening":      {Type: "video", BusinessType: "opening"},
+		"video/ending":       {Type: "video", BusinessType: "ending"},
+		"image":              {Type: "image", BusinessType: "default"},
+		"image/cover":        {Type: "image", BusinessType: "cover"},
+		"audio":              {Type: "audio", BusinessType: "general"},
+		"text/subtitles":     {Type: "text", BusinessType: "subtitles"},
+		"text/font":          {Type: "text", BusinessType: "font"},
+		"material/watermark": {Type: "image", BusinessType: "watermark"},
+		"other":              {Type: "other", BusinessType: "general"},
+	}
 }
 
 // NewMapping builds a mapping from folder paths (slash-separated, relative to the mount root).
@@ -69,6 +79,16 @@ func (m *Mapping) Fixed() []string {
 
 // IsFixed reports whether dir is the root or a fixed folder.
 func (m *Mapping) IsFixed(dir string) bool { return dir == "" || m.fixed[dir] }
+
+// Settings returns what the folder of the file at p adds to its asset.
+func (m *Mapping) Settings(p string) uploader.AssetSettings {
+	dir := path.Dir(p)
+	if dir == "." {
+		dir = ""
+	}
+	r, _ := m.RuleFor(dir)
+	return r.Asset
+}
 
 // RuleFor returns the rule for files in folder dir: that of dir itself or of the nearest mapped
 // folder above it. ok is false where files may not be saved (the root, an unmapped fixed folder).

@@ -202,6 +202,7 @@ func startEmulatorOn(t *testing.T, data, listen string, args ...string) *emulato
 type asset struct {
 	MediaId, Status, Title, Type, BusinessType, MD5 string
 	Description, Tags                               string
+	AppId, EntityId, UserData, Workflow, Storage    string
 	CateId, Size                                    int64
 }
 

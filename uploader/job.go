@@ -1,6 +1,7 @@
 package uploader
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -134,13 +135,25 @@ func (j *job) create(ctx context.Context, askedBefore bool) error {
 // folder, what was set on it (Meta), and this content's tag in UserData, by which an asset
 // whose creation answer was lost is recognised as this file's.
 func (j *job) createRequest(rec *cache.Record, name Name, size int64) ims.CreateUploadMediaRequest {
-	return ims.CreateUploadMediaRequest{
-		AppID:    j.q.cfg.AppID,
-		FileInfo: ims.FileInfo{Type: rec.Type, Name: name.Base, Ext: name.Ext, Size: size},
-		MediaMetaData: ims.MediaMetaData{Title: Title(rec), BusinessType: rec.BusinessType,
-			Description: rec.Meta.Description, Tags: rec.Meta.Tags, CateID: cateID(rec.Meta.CateID)},
-		UserData: map[string]any{"Extend": map[string]string{"imsfs": j.tag()}},
+	set := j.q.cfg.Settings(rec.Path)
+	md := ims.MediaMetaData{Title: Title(rec), BusinessType: rec.BusinessType,
+		Description: rec.Meta.Description, Tags: cmp.Or(rec.Meta.Tags, set.Tags), CateID: cmp.Or(cateID(rec.Meta.CateID), set.CateID)}
+	ud := map[string]any{"Extend": map[string]string{"imsfs": j.tag()}}
+	if set.CallbackURL != "" {
+		ud["MessageCallback"] = map[string]string{"CallbackURL": set.CallbackURL}
 	}
+	req := ims.CreateUploadMediaRequest{
+		AppID:    cmp.Or(set.AppID, j.q.cfg.AppID),
+		EntityID: set.EntityID,
+		FileInfo: ims.FileInfo{Type: rec.Type, Name: name.Base, Ext: name.Ext, Size: size}, MediaMetaData: md, UserData: ud,
+	}
+	if set.Workflow != "" && (rec.Type == "video" || rec.Type == "audio") {
+		req.PostProcess = &ims.PostProcessConfig{ProcessType: "Workflow", ProcessID: set.Workflow}
+	}
+	if set.StorageLocation != "" {
+		req.UploadTarget = &ims.UploadTargetConfig{StorageType: "oss", StorageLocation: set.StorageLocation}
+	}
+	return req
 }
 
 // tag names this file's content across stores: it goes in the UserData of the asset made for it.

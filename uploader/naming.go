@@ -103,6 +103,16 @@ func (a *Admitter) Refuse(r *cache.Record) (cache.State, string) {
 	return "", ""
 }
 
+// BusinessTypes lists, for each FileInfo.Type, the BusinessTypes IMS takes: the reference's
+// pairs (watermark for images: the reference's "material" is not a Type), and general.
+var BusinessTypes = map[string][]string{
+	"video": {"general", "opening", "ending"},
+	"image": {"default", "cover", "watermark", "general"},
+	"audio": {"general"},
+	"text":  {"subtitles", "font", "general"},
+	"other": {"general"},
+}
+
 // MaxMediaSize is the largest audio or video file IMS takes: 5 GB, as the upload page says,
 // read as 5 GiB.
 const MaxMediaSize = 5 << 30

@@ -68,6 +68,21 @@ type Config struct {
 	ConfigID string
 	// Observer is told what the uploads do, for metrics [nothing].
 	Observer Observer
+	// Settings gives what the folder of the file at path adds to its CreateUploadMedia (the
+	// configuration file's folders) [nothing].
+	Settings func(path string) AssetSettings
+}
+
+// AssetSettings is what a folder's files get in their CreateUploadMedia besides their name
+// and type; an empty field is IMS's default.
+type AssetSettings struct {
+	AppID           string // AppId [Config.AppID]
+	EntityID        string // EntityId
+	CateID          int64  // MediaMetaData.CateId, unless the file sets one (user.ims.cate_id)
+	Tags            string // MediaMetaData.Tags, comma separated, unless the file sets some
+	Workflow        string // PostProcessConfig: the workflow run once the asset is uploaded (video, audio)
+	StorageLocation string // UploadTargetConfig: the media service storage address the bytes go to
+	CallbackURL     string // UserData.MessageCallback: where IMS posts the asset's events
 }
 
 const (
@@ -95,6 +110,9 @@ func (c *Config) defaults() {
 	}
 	if c.Observer == nil {
 		c.Observer = NopObserver{}
+	}
+	if c.Settings == nil {
+		c.Settings = func(string) AssetSettings { return AssetSettings{} }
 	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()

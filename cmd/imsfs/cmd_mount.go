@@ -56,11 +56,18 @@ type mountOptions struct {
 	metricsAddr   string
 	logFormat     string
 	debugFUSE     bool
+	appID         string
+	configFile    string
+
+	config  *config     // the configuration file read, if any
+	mapping *fs.Mapping // the folder layout: the default one and the file's folders
 }
 
 func (o *mountOptions) flags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "endpoint", Destination: &o.endpoint, Usage: "IMS API `HOST` (ice.cn-beijing.aliyuncs.com, over HTTPS) or URL (http://127.0.0.1:9000) (default: the region's)"},
+		&cli.StringFlag{Name: "config", Destination: &o.configFile, Usage: "read settings and folders from the YAML `FILE` (imsfs config example prints one); flags win over it (default: ~/.config/imsfs/config.yaml if there is one)"},
+		&cli.StringFlag{Name: "app-id", Destination: &o.appID, Usage: "the AppId of the assets (default: IMS's, app-1000000)"},
 		&cli.StringFlag{Name: "region", Value: "cn-shanghai", Destination: &o.region, Usage: "IMS region: cn-shanghai, cn-beijing or cn-shenzhen, where CreateUploadMedia is available"},
 		&cli.StringFlag{Name: "cache-dir", Destination: &o.cacheDir, Usage: "`DIR` for the store and the spooled bytes (default: $XDG_CACHE_HOME/imsfs)"},
 		&cli.DurationFlag{Name: "upload-delay", Value: 2 * time.Second, Destination: &o.uploadDelay, Usage: "settle time after the last close before a file is uploaded"},
@@ -101,6 +108,9 @@ func newMountCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usagef("imsfs mount takes one MOUNTPOINT, got %d arguments (see: imsfs mount --help)", c.NArg())
 			}
+			if err := o.readConfig(c); err != nil {
+				return err
+			}
 			if o.workers < 1 {
 				return usagef("imsfs mount: --transfers %d: want 1 or more", o.workers)
 			}
@@ -110,6 +120,28 @@ func newMountCommand() *cli.Command {
 			return runMount(c.Context, &o, c.Args().First())
 		},
 	}
+}
+
+// readConfig reads the configuration file (--config, or the default one if it exists) into
+// the flags the command line did not set, and the folder layout.
+func (o *mountOptions) readConfig(c *cli.Context) error {
+	o.mapping = fs.DefaultMapping()
+	p := o.configFile
+	if p == "" {
+		p = defaultConfigPath()
+		if _, err := os.Stat(p); p == "" || errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+	}
+	cfg, err := loadConfig(p)
+	if err != nil {
+		return usagef("imsfs mount: %v", err)
+	}
+	if o.mapping, err = cfg.apply(c); err != nil {
+		return usagef("imsfs mount: %v", err)
+	}
+	o.config = cfg
+	return nil
 }
 
 // checkMountpoint says what is wrong with a mountpoint before anything is started for it.
@@ -251,6 +283,12 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	if err != nil {
 		return err
 	}
+	if o.mapping == nil {
+		o.mapping = fs.DefaultMapping()
+	}
+	if o.config != nil {
+		log.Info("configuration read", "file", o.config.Path, "settings", len(o.config.Settings), "folders", len(o.config.Folders))
+	}
 	endpoint := ""
 	if !o.emulator {
 		var err error
@@ -351,12 +389,12 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	}
 	queue := uploader.New(uploader.Config{Store: store, IMS: client, Objects: transfer.New(2 * time.Minute), Log: log,
 		Workers: o.workers, Ready: uploader.ReadyCheck{Timeout: o.readyTimeout}, PartSize: int64(partSize), MaxParts: o.maxParts, Names: names, OnOverwrite: onOverwrite, OnDelete: onDelete, ConfigID: configID(endpoint, o.region, cred),
-		Observer: upObs})
+		Observer: upObs, AppID: o.appID, Settings: o.mapping.Settings})
 	sock := filepath.Join(o.cacheDir, controlSocket)
 	fetcher := uploader.NewFetcher(client)
 	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Log: log,
 		Objects: fetcher, CacheMaxSize: int64(cacheMax), ControlSocket: sock, Sidecars: o.sidecars, SyncOnClose: o.syncOnClose, NoPassthrough: !o.passthrough,
-		Observer: fsObs})
+		Observer: fsObs, Mapping: o.mapping})
 	if m != nil {
 		m.watch(store, queue, fsys, log)
 		addr, err := m.serve(o.metricsAddr, log)

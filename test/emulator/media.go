@@ -207,13 +207,17 @@ func (s *Server) createUploadMedia(q url.Values) (map[string]any, *imsError) {
 	if appID == "" {
 		appID = defaultAppID
 	}
+	var pp struct{ ProcessID string }
+	var ut struct{ StorageLocation string }
+	_ = json.Unmarshal([]byte(q.Get("PostProcessConfig")), &pp) // checked above
+	_ = json.Unmarshal([]byte(q.Get("UploadTargetConfig")), &ut)
 
 	now := time.Now().UTC().Truncate(time.Second)
 	a := &Asset{
 		MediaId: randomHex(16), Status: "Init",
 		Title: md.Title, Description: md.Description, Tags: md.Tags, CateId: cate, CoverURL: md.CoverURL,
 		Type: fi.Type, MediaType: fi.Type, BusinessType: md.BusinessType, AppId: appID, EntityId: q.Get("EntityId"),
-		FileName: fi.Name + "." + fi.Ext, UserData: q.Get("UserData"),
+		FileName: fi.Name + "." + fi.Ext, UserData: q.Get("UserData"), Workflow: pp.ProcessID, Storage: ut.StorageLocation,
 		Bucket: s.opts.Bucket, Key: "sv/" + randomHex(4) + "-" + randomHex(5) + "/" + randomHex(8) + "." + strings.ToLower(fi.Ext),
 		CreateTime: now, ModifiedTime: now,
 	}

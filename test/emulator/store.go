@@ -47,6 +47,8 @@ type Asset struct {
 	EntityId     string `json:",omitempty"`
 	FileName     string // FileInfo.Name + "." + Ext
 	UserData     string `json:",omitempty"`
+	Workflow     string `json:",omitempty"` // PostProcessConfig.ProcessID: the workflow to run once uploaded
+	Storage      string `json:",omitempty"` // UploadTargetConfig.StorageLocation (the emulator keeps every object in its one bucket)
 	Bucket       string
 	Key          string
 	Size         int64  // of the stored object; 0 until it is complete

@@ -155,6 +155,20 @@ type CreateUploadMediaRequest struct {
 	FileInfo      FileInfo
 	MediaMetaData MediaMetaData
 	UserData      map[string]any
+	PostProcess   *PostProcessConfig  // PostProcessConfig (video and audio only) [none]
+	UploadTarget  *UploadTargetConfig // UploadTargetConfig [IMS's default storage]
+}
+
+// PostProcessConfig is CreateUploadMedia's PostProcessConfig: a workflow run after the upload.
+type PostProcessConfig struct {
+	ProcessType string `json:"ProcessType"` // Workflow
+	ProcessID   string `json:"ProcessID"`
+}
+
+// UploadTargetConfig is CreateUploadMedia's UploadTargetConfig: where the bytes are stored.
+type UploadTargetConfig struct {
+	StorageType     string `json:"StorageType"` // oss
+	StorageLocation string `json:"StorageLocation"`
 }
 
 // FileInfo is CreateUploadMedia's FileInfo parameter.
@@ -196,12 +210,22 @@ func (c *Client) CreateUploadMedia(ctx context.Context, req CreateUploadMediaReq
 		return nil, err
 	}
 	q := map[string]string{"AppId": req.AppID, "EntityId": req.EntityID, "FileInfo": string(fi), "MediaMetaData": string(md)}
+	params := map[string]any{}
 	if req.UserData != nil {
-		ud, err := json.Marshal(req.UserData)
+		params["UserData"] = req.UserData
+	}
+	if req.PostProcess != nil {
+		params["PostProcessConfig"] = req.PostProcess
+	}
+	if req.UploadTarget != nil {
+		params["UploadTargetConfig"] = req.UploadTarget
+	}
+	for name, v := range params {
+		b, err := json.Marshal(v)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("CreateUploadMedia: %s: %w", name, err)
 		}
-		q["UserData"] = string(ud)
+		q[name] = string(b)
 	}
 	var out Ticket
 	if err := c.call(ctx, "CreateUploadMedia", q, &out); err != nil {
