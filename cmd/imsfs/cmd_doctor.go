@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -155,7 +157,7 @@ func (d *doctor) service(ctx context.Context, endpoint, region string) {
 		d.fix("credentials: none found: %s", credentialsHelp(err))
 		return
 	}
-	d.ok("credentials from %s (AccessKeyId %s)", deref(m.ProviderName), maskKey(*m.AccessKeyId))
+	d.ok("credentials from %s (AccessKeyId %s): %s", deref(m.ProviderName), maskKey(*m.AccessKeyId), credentialKind(deref(m.ProviderName), m.SecurityToken != nil && *m.SecurityToken != ""))
 
 	client, err := ims.New(endpoint, region, cred)
 	if err != nil {
@@ -241,4 +243,65 @@ func fsName(magic int64) (string, bool) {
 		return "FUSE", false
 	}
 	return fmt.Sprintf("a file system of type %#x", magic), true
+}
+
+// credentialKind says in words where the credential chain found credentials, from the name of
+// the provider that gave them (credentials-go's "default/env", "cli_profile/static_ak"…).
+func credentialKind(provider string, temporary bool) string {
+	key := "a long-term AccessKey"
+	if temporary {
+		key = "a temporary STS key"
+	}
+	parts := strings.Split(provider, "/")
+	if len(parts) > 0 && parts[0] == "default" {
+		parts = parts[1:]
+	}
+	if len(parts) == 0 {
+		return key
+	}
+	switch parts[0] {
+	case "env":
+		return key + " from the environment (ALIBABA_CLOUD_ACCESS_KEY_ID, _SECRET" + map[bool]string{true: ", _SECURITY_TOKEN)", false: ")"}[temporary]
+	case "cli_profile":
+		where := "the Alibaba Cloud CLI's profile " + cliProfileName() + " in ~/.aliyun/config.json"
+		if len(parts) > 1 {
+			switch parts[1] {
+			case "ram_role_arn":
+				return "a RAM role assumed (STS AssumeRole) with " + where
+			case "ecs_ram_role":
+				return "the ECS instance role named by " + where
+			case "oidc_role_arn":
+				return "an OIDC role (RRSA) named by " + where
+			}
+		}
+		return key + " from " + where
+	case "profile":
+		return key + " from ~/.alibabacloud/credentials (ALIBABA_CLOUD_CREDENTIALS_FILE)"
+	case "ecs_ram_role":
+		return "the ECS instance's RAM role, from the instance metadata service"
+	case "oidc_role_arn":
+		return "an OIDC role (RRSA: ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE)"
+	case "credential_uri", "credentials_uri":
+		return key + " from ALIBABA_CLOUD_CREDENTIALS_URI"
+	case "ram_role_arn":
+		return "a RAM role assumed (STS AssumeRole)"
+	}
+	return key
+}
+
+// cliProfileName is the profile of ~/.aliyun/config.json the chain reads: ALIBABA_CLOUD_PROFILE,
+// or the file's current one.
+func cliProfileName() string {
+	if p := os.Getenv("ALIBABA_CLOUD_PROFILE"); p != "" {
+		return p
+	}
+	home, _ := os.UserHomeDir()
+	data, err := os.ReadFile(filepath.Join(home, ".aliyun", "config.json"))
+	var cfg struct {
+		Current string `json:"current"`
+	}
+	if err != nil || json.Unmarshal(data, &cfg) != nil || cfg.Current == "" {
+		return "default"
+	}
+	return cfg.Current
 }

@@ -378,6 +378,10 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	if err := checkAccess(ctx, client, cred, endpoint, log); err != nil {
 		return err
 	}
+	if m, err := cred.GetCredential(); err == nil && m != nil && m.AccessKeyId != nil {
+		log.Info("credentials", "from", deref(m.ProviderName), "kind", credentialKind(deref(m.ProviderName), m.SecurityToken != nil && *m.SecurityToken != ""),
+			"access_key_id", maskKey(*m.AccessKeyId))
+	}
 	var (
 		upObs uploader.Observer
 		fsObs fs.Observer
