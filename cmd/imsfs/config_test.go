@@ -75,3 +75,23 @@ func TestConfigFoldersInherit(t *testing.T) {
 		}
 	}
 }
+
+// TestHelperOptionsBecomeFlags: mount(8)'s options become imsfs mount's flags; its own and
+// systemd's are left out; what is neither is refused.
+func TestHelperOptionsBecomeFlags(t *testing.T) {
+	args, env, log, mnt, err := helperArgs([]string{"imsfs", "/mnt/ims", "-o", "rw,noauto,_netdev,x-systemd.automount,allow_other,cache_dir=/var/cache/imsfs,upload-delay=5s,profile=ingest,log=/var/log/imsfs.log", "-n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(args, " "); got != "--allow-other --cache-dir=/var/cache/imsfs --upload-delay=5s /mnt/ims" {
+		t.Errorf("flags: %s", got)
+	}
+	if strings.Join(env, " ") != "ALIBABA_CLOUD_PROFILE=ingest" || log != "/var/log/imsfs.log" || mnt != "/mnt/ims" {
+		t.Errorf("env %v, log %q, mountpoint %q", env, log, mnt)
+	}
+	for _, bad := range [][]string{{"imsfs", "/mnt", "-o", "colour=red"}, {"imsfs", "/mnt", "-o", "ro"}, {"/mnt"}, {"imsfs", "/mnt", "-x"}} {
+		if _, _, _, _, err := helperArgs(bad); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}

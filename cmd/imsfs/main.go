@@ -24,6 +24,15 @@ const (
 )
 
 func main() {
+	if isHelper(os.Args[0]) {
+		// Called as /sbin/mount.fuse.imsfs by mount(8), for fstab (see helper.go).
+		os.Exit(runHelper(os.Args[1:], os.Stderr))
+	}
+	if calledByMountFuse(os.Args) {
+		// Called as "imsfs SOURCE MOUNTPOINT -o OPTIONS" by mount.fuse3, for a fuse.imsfs line
+		// of fstab when there is no /sbin/mount.fuse.imsfs.
+		os.Exit(runHelper(os.Args[1:], os.Stderr))
+	}
 	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
 }
 
