@@ -6,7 +6,7 @@ set -euo pipefail
 
 case "${1:-test}" in
   run)  want="fusermount3:fuse3 getfattr:attr" ;;
-  test) want="fusermount3:fuse3 getfattr:attr umount:mount rsync:rsync unzip:unzip ffmpeg:ffmpeg vim.basic:vim gio:libglib2.0-bin curl:curl jq:jq soffice:libreoffice-writer-nogui" ;;
+  test) want="fusermount3:fuse3 getfattr:attr umount:mount rsync:rsync unzip:unzip ffmpeg:ffmpeg vim.basic:vim gio:libglib2.0-bin curl:curl jq:jq soffice:libreoffice-writer-nogui dbus-daemon:dbus-daemon" ;;
   bench) want="fusermount3:fuse3 getfattr:attr umount:mount curl:curl rclone:rclone" ;;
   *)    echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac

@@ -249,7 +249,10 @@ func (j *job) failed(err error) {
 			err = j.apply(cache.Event{Kind: cache.MetaUpdated, Reason: err.Error(), MetaSeq: rec.MetaSeq})
 		} else {
 			j.q.cfg.Observer.Failed(ErrorCode(err))
-			err = j.apply(cache.Event{Kind: cache.UploadFailed, Reason: err.Error()})
+			reason := err.Error()
+			if err = j.apply(cache.Event{Kind: cache.UploadFailed, Reason: reason}); err == nil {
+				j.q.cfg.Observer.Outcome(rec.Path, false, reason)
+			}
 		}
 		if err != nil && !errors.Is(err, cache.ErrSuperseded) && !errors.Is(err, cache.ErrNotFound) {
 			j.log.Error("record the failure", "err", err)

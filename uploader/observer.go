@@ -18,16 +18,58 @@ type Observer interface {
 	Ready(took time.Duration)    // an asset is ready, took from its upload
 	Retried(code string)         // a try failed and another is scheduled; code as ErrorCode
 	Failed(code string)          // a file failed for good
+	// Outcome: the file at path came to its end: ready, or failed for reason.
+	Outcome(path string, ready bool, reason string)
 }
 
 // NopObserver observes nothing.
 type NopObserver struct{}
 
-func (NopObserver) Sent(int64)             {}
-func (NopObserver) Uploaded(time.Duration) {}
-func (NopObserver) Ready(time.Duration)    {}
-func (NopObserver) Retried(string)         {}
-func (NopObserver) Failed(string)          {}
+func (NopObserver) Sent(int64)                   {}
+func (NopObserver) Uploaded(time.Duration)       {}
+func (NopObserver) Ready(time.Duration)          {}
+func (NopObserver) Retried(string)               {}
+func (NopObserver) Failed(string)                {}
+func (NopObserver) Outcome(string, bool, string) {}
+
+// Observers tells each of its observers.
+type Observers []Observer
+
+func (o Observers) Sent(n int64) {
+	for _, x := range o {
+		x.Sent(n)
+	}
+}
+
+func (o Observers) Uploaded(took time.Duration) {
+	for _, x := range o {
+		x.Uploaded(took)
+	}
+}
+
+func (o Observers) Ready(took time.Duration) {
+	for _, x := range o {
+		x.Ready(took)
+	}
+}
+
+func (o Observers) Retried(code string) {
+	for _, x := range o {
+		x.Retried(code)
+	}
+}
+
+func (o Observers) Failed(code string) {
+	for _, x := range o {
+		x.Failed(code)
+	}
+}
+
+func (o Observers) Outcome(path string, ready bool, reason string) {
+	for _, x := range o {
+		x.Outcome(path, ready, reason)
+	}
+}
 
 // ErrorCode names the kind of a failure in few words, for a metric's label: the service's own
 // code (IMS or OSS) when it answered, else Timeout, Network, Canceled or Other.

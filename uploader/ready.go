@@ -101,8 +101,10 @@ func (q *Queue) report(r cache.Record, ev cache.Event, code string) {
 			q.cfg.Observer.Ready(ev.Now.Sub(rec.Uploaded))
 		}
 		q.cfg.Log.Info("asset ready", args...)
+		q.cfg.Observer.Outcome(rec.Path, true, "")
 	case err == nil:
 		q.cfg.Observer.Failed(code)
+		q.cfg.Observer.Outcome(rec.Path, false, rec.Error)
 		q.cfg.Log.Error("upload failed", "path", rec.Path, "media_id", rec.MediaID, "err", rec.Error)
 	case errors.Is(err, cache.ErrSuperseded), errors.Is(err, cache.ErrNotFound), errors.Is(err, cache.ErrBadTransition):
 		// The file changed since it was asked about: its new content has its own way.

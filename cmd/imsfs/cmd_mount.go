@@ -58,6 +58,7 @@ type mountOptions struct {
 	debugFUSE     bool
 	appID         string
 	configFile    string
+	notify        bool
 
 	config  *config     // the configuration file read, if any
 	mapping *fs.Mapping // the folder layout: the default one and the file's folders
@@ -86,6 +87,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.BoolFlag{Name: "sync-on-close", Destination: &o.syncOnClose, Usage: "fsync each file, its name and its record at every close (slower); by default a close survives a killed mount, and a power loss loses at most the last 5 s, as a local disk"},
 		&cli.BoolFlag{Name: "allow-other", Destination: &o.allowOther, Usage: "let users other than the mounting one in (a folder re-exported over SMB or NFS); see the README's security note"},
 		&cli.BoolFlag{Name: "allow-non-empty", Destination: &o.allowNonEmpty, Usage: "mount over a folder that holds files (they are hidden while mounted)"},
+		&cli.BoolFlag{Name: "notify", Destination: &o.notify, Usage: "desktop notifications (session D-Bus): one for each file that fails, one for each batch of files that become ready"},
 		&cli.BoolFlag{Name: "debug", Destination: &o.debug, Usage: "log each upload step (as --log-level debug)"},
 		&cli.StringFlag{Name: "metrics-addr", Destination: &o.metricsAddr, Usage: "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464; port 0 picks one, the log says which) at /metrics [off]"},
 		&cli.StringFlag{Name: "log-level", Destination: &o.logLevel, Usage: "`LEVEL` of the lines logged: debug, info, warn or error [info]"},
@@ -387,9 +389,21 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		fsObs fs.Observer
 		m     *metrics
 	)
+	var observers uploader.Observers
 	if o.metricsAddr != "" {
 		m = newMetrics()
-		upObs, fsObs = uploadObserver{m}, fsObserver{m}
+		observers, fsObs = append(observers, uploadObserver{m}), fsObserver{m}
+	}
+	if o.notify {
+		if d, err := newDesktop(log); err != nil {
+			log.Warn("no desktop notifications", "err", err)
+		} else {
+			defer d.Close()
+			observers = append(observers, d)
+		}
+	}
+	if len(observers) > 0 {
+		upObs = observers
 	}
 	queue := uploader.New(uploader.Config{Store: store, IMS: client, Objects: transfer.New(2 * time.Minute), Log: log,
 		Workers: o.workers, Ready: uploader.ReadyCheck{Timeout: o.readyTimeout}, PartSize: int64(partSize), MaxParts: o.maxParts, Names: names, OnOverwrite: onOverwrite, OnDelete: onDelete, ConfigID: configID(endpoint, o.region, cred),

@@ -49,6 +49,7 @@ var configKeys = map[string]func(v string) error{
 	"allow-other":     checkBool,
 	"allow-non-empty": checkBool,
 	"metrics-addr":    func(string) error { return nil },
+	"notify":          checkBool,
 	"log-level":       func(v string) error { return oneOf(v, "debug", "info", "warn", "error") },
 	"log-format":      func(v string) error { return oneOf(v, "text", "json") },
 }

@@ -118,11 +118,12 @@ func (c *filesByStatus) Collect(ch chan<- prometheus.Metric) {
 // uploadObserver is what the uploader tells the metrics.
 type uploadObserver struct{ m *metrics }
 
-func (o uploadObserver) Sent(n int64)                { o.m.sent.Add(float64(n)) }
-func (o uploadObserver) Uploaded(took time.Duration) { o.m.uploadTook.Observe(took.Seconds()) }
-func (o uploadObserver) Ready(took time.Duration)    { o.m.readyTook.Observe(took.Seconds()) }
-func (o uploadObserver) Retried(code string)         { o.m.retries.WithLabelValues(code).Inc() }
-func (o uploadObserver) Failed(code string)          { o.m.failures.WithLabelValues(code).Inc() }
+func (o uploadObserver) Sent(n int64)                 { o.m.sent.Add(float64(n)) }
+func (o uploadObserver) Uploaded(took time.Duration)  { o.m.uploadTook.Observe(took.Seconds()) }
+func (o uploadObserver) Ready(took time.Duration)     { o.m.readyTook.Observe(took.Seconds()) }
+func (o uploadObserver) Retried(code string)          { o.m.retries.WithLabelValues(code).Inc() }
+func (o uploadObserver) Failed(code string)           { o.m.failures.WithLabelValues(code).Inc() }
+func (o uploadObserver) Outcome(string, bool, string) {}
 
 // fsObserver is what the file system tells the metrics.
 type fsObserver struct{ m *metrics }
