@@ -403,6 +403,7 @@ func tryFailed(r *Record, ev *Event, fx *Effects, _ Admission) error {
 		return fmt.Errorf("%s: nothing was being tried: %w", r.Path, ErrBadTransition)
 	}
 	r.Attempts, r.Due, r.Error = ev.Attempts, ev.Due, ev.Reason
+	r.Retries++
 	fx.Schedule, fx.Due = true, ev.Due
 	return nil
 }

@@ -15,7 +15,8 @@ type Record struct {
 	State    State     `json:"state"`
 	Gen      uint64    `json:"gen"`                // bumped whenever the content may change; an upload of an older Gen is void
 	Due      time.Time `json:"due,omitzero"`       // a Queued record is not started before this (settle delay, backoff)
-	Attempts int       `json:"attempts,omitempty"` // failed tries of the current Gen
+	Attempts int       `json:"attempts,omitempty"` // failed tries of the current Gen since it last got somewhere (the backoff's)
+	Retries  int       `json:"retries,omitempty"`  // failed tries of the current Gen in all, for the outcome's log line
 	Error    string    `json:"error,omitempty"`    // last error, for user.ims.error
 
 	Size  int64     `json:"size"`
@@ -136,7 +137,7 @@ type Dir struct {
 func (r *Record) newGeneration() {
 	r.Gen++
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
-	r.Due, r.Attempts, r.Error = time.Time{}, 0, ""
+	r.Due, r.Attempts, r.Retries, r.Error = time.Time{}, 0, 0, ""
 	r.MetaPending, r.Asked, r.Damaged, r.Uploaded, r.Early = false, time.Time{}, false, time.Time{}, false
 	r.MetaDone = time.Time{}
 }

@@ -277,7 +277,7 @@ func startMountEnv(t *testing.T, emu *emulatorProc, cacheDir string, env []strin
 	for time.Now().Before(deadline) {
 		// Up, and done mounting (go-fuse opens a file of the mount while it mounts: a kill -9
 		// then would leave the process waiting on its own mount).
-		if isMounted(dir) && strings.Contains(p.output(), "msg=mounted") {
+		if out := p.output(); isMounted(dir) && (strings.Contains(out, "msg=mounted") || strings.Contains(out, `"msg":"mounted"`)) {
 			if _, err := os.Stat(filepath.Join(dir, "video")); err == nil {
 				return m
 			}

@@ -243,11 +243,14 @@ func (j *job) updateMeta(ctx context.Context) error {
 func (j *job) failed(err error) {
 	rec := j.record()
 	if !temporary(err) {
-		j.log.Error("upload failed", "state", rec.State, "err", err)
 		if rec.State.Finished() {
-			// A refusal of the retitle is noted by updateMeta; anything else here is ours.
+			// A refusal of the update is noted by updateMeta; anything else here is ours. The
+			// bytes are up: the file stays as it is.
+			j.log.Error("asset not updated", "state", rec.State, "media_id", rec.MediaID, "err", err)
 			err = j.apply(cache.Event{Kind: cache.MetaUpdated, Reason: err.Error(), MetaSeq: rec.MetaSeq})
 		} else {
+			// The file's outcome in one line.
+			j.log.Error("upload failed", "state", rec.State, "media_id", rec.MediaID, "size", rec.Size, "tries", rec.Retries+1, "err", err)
 			j.q.cfg.Observer.Failed(ErrorCode(err))
 			reason := err.Error()
 			if err = j.apply(cache.Event{Kind: cache.UploadFailed, Reason: reason}); err == nil {

@@ -92,7 +92,7 @@ func (q *Queue) report(r cache.Record, ev cache.Event, code string) {
 	switch {
 	case err == nil && rec.State == cache.Ready:
 		// The file's outcome in one line: how big, how long its upload and its preparation took.
-		args := []any{"path", rec.Path, "media_id", rec.MediaID, "size", rec.Size}
+		args := []any{"path", rec.Path, "media_id", rec.MediaID, "size", rec.Size, "tries", rec.Retries + 1}
 		if !rec.Uploaded.IsZero() {
 			if !rec.Asked.IsZero() && rec.Asked.Before(rec.Uploaded) {
 				args = append(args, "upload_took", rec.Uploaded.Sub(rec.Asked).Round(time.Millisecond))
@@ -105,7 +105,7 @@ func (q *Queue) report(r cache.Record, ev cache.Event, code string) {
 	case err == nil:
 		q.cfg.Observer.Failed(code)
 		q.cfg.Observer.Outcome(rec.Path, false, rec.Error)
-		q.cfg.Log.Error("upload failed", "path", rec.Path, "media_id", rec.MediaID, "err", rec.Error)
+		q.cfg.Log.Error("upload failed", "path", rec.Path, "media_id", rec.MediaID, "size", rec.Size, "tries", rec.Retries+1, "err", rec.Error)
 	case errors.Is(err, cache.ErrSuperseded), errors.Is(err, cache.ErrNotFound), errors.Is(err, cache.ErrBadTransition):
 		// The file changed since it was asked about: its new content has its own way.
 	default:
