@@ -31,10 +31,10 @@ func stsKey(t *testing.T, emu *emulatorProc) (id, secret, token string, expires 
 // TestEveryKindOfCredentialsMounts: the credential chain's sources that can run on this machine
 // each mount and upload, and imsfs doctor names the one used: the environment (a key, and a
 // temporary key with its token), the Alibaba Cloud CLI's ~/.aliyun/config.json (its current
-// profile, and one ALIBABA_CLOUD_PROFILE names, an AccessKey and an StsToken one, and an
-// External one that runs a command), and ALIBABA_CLOUD_CREDENTIALS_URI. (A RAM role to assume
-// calls STS over HTTPS at sts.aliyuncs.com, and an instance role the ECS metadata address:
-// neither is reachable from here; the README shows both.)
+// profile, and one ALIBABA_CLOUD_PROFILE names, an AccessKey and an StsToken one, an External
+// one that runs a command, and a RAM role to assume, whose STS AssumeRole call reaches the
+// emulator through stsProxy), and ALIBABA_CLOUD_CREDENTIALS_URI. (An ECS instance role is read
+// from the instance metadata address, which tests never reach; the README shows it.)
 func TestEveryKindOfCredentialsMounts(t *testing.T) {
 	emu := startEmulator(t)
 	id, secret, token, expires := stsKey(t, emu)
@@ -48,7 +48,11 @@ func TestEveryKindOfCredentialsMounts(t *testing.T) {
 	cliConfig := fmt.Sprintf(`{"current": "work", "profiles": [
   {"name": "work", "mode": "AK", "access_key_id": "emulator", "access_key_secret": %q, "region_id": "cn-shanghai"},
   {"name": "temp", "mode": "StsToken", "access_key_id": %q, "access_key_secret": %q, "sts_token": %q, "region_id": "cn-shanghai"},
-  {"name": "tool", "mode": "External", "process_command": %q, "region_id": "cn-shanghai"}]}`, accountSecret, id, secret, token, external)
+  {"name": "tool", "mode": "External", "process_command": %q, "region_id": "cn-shanghai"},
+  {"name": "role", "mode": "RamRoleArn", "access_key_id": "emulator", "access_key_secret": %q,
+   "ram_role_arn": "acs:ram::1234567890123456:role/ims-ingest", "ram_session_name": "imsfs-test", "expired_seconds": 3600, "region_id": "cn-shanghai"}]}`,
+		accountSecret, id, secret, token, external, accountSecret)
+	proxyEnv, assumed := stsProxy(t, emu.URL)
 
 	for _, c := range []struct {
 		name  string
@@ -65,6 +69,7 @@ func TestEveryKindOfCredentialsMounts(t *testing.T) {
 		{"CLI profile by name", []string{"ALIBABA_CLOUD_PROFILE=temp"}, true, "a temporary STS key from the Alibaba Cloud CLI's profile temp", true},
 		{"CLI profile running a command", []string{"ALIBABA_CLOUD_PROFILE=tool"}, true, "a temporary STS key from the Alibaba Cloud CLI's profile tool", false},
 		{"credentials URI", []string{"ALIBABA_CLOUD_CREDENTIALS_URI=" + uri.URL}, false, "a temporary STS key from ALIBABA_CLOUD_CREDENTIALS_URI", true},
+		{"RAM role", append([]string{"ALIBABA_CLOUD_PROFILE=role"}, proxyEnv...), true, "a RAM role assumed (STS AssumeRole) with the Alibaba Cloud CLI's profile role", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			home := t.TempDir()
@@ -90,5 +95,8 @@ func TestEveryKindOfCredentialsMounts(t *testing.T) {
 			}
 			waitStatus(t, p, "ready", 60*time.Second)
 		})
+	}
+	if assumed.Load() == 0 {
+		t.Error("no AssumeRole call went to STS: the RAM role was not what the mount used")
 	}
 }

@@ -153,6 +153,12 @@ func (s *Server) verifyRPC(r *http.Request) *imsError {
 			q[k] = vs
 		}
 	}
+	return s.verifyRPCParams(r.Method, q, "2020-11-09")
+}
+
+// verifyRPCParams checks an RPC signature over the parameters q (query and form) of a request
+// of method, for the API version version (IMS's, or STS's for AssumeRole).
+func (s *Server) verifyRPCParams(method string, q url.Values, version string) *imsError {
 	for _, p := range []string{"AccessKeyId", "SignatureMethod", "SignatureVersion", "SignatureNonce", "Timestamp", "Action", "Version"} {
 		if q.Get(p) == "" {
 			return errIMS(400, "MissingParameter", "The input parameter %s that is mandatory for processing this request is not supplied.", p)
@@ -179,13 +185,13 @@ func (s *Server) verifyRPC(r *http.Request) *imsError {
 		}
 	}
 	encoded := strings.NewReplacer("+", "%20", "*", "%2A", "%7E", "~").Replace(signed.Encode())
-	stringToSign := r.Method + "&%2F&" + url.QueryEscape(encoded)
+	stringToSign := method + "&%2F&" + url.QueryEscape(encoded)
 	mac := hmac.New(sha1.New, []byte(secret+"&"))
 	mac.Write([]byte(stringToSign))
 	if !hmac.Equal([]byte(base64.StdEncoding.EncodeToString(mac.Sum(nil))), []byte(q.Get("Signature"))) {
 		return errIMS(400, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation. server string to sign is:%s", stringToSign)
 	}
-	if v := q.Get("Version"); v != "2020-11-09" {
+	if v := q.Get("Version"); v != version {
 		return errIMS(400, "InvalidVersion", "Specified parameter Version is not valid: %q.", v)
 	}
 	if e := checkIMSKey(k, q.Get("SecurityToken")); e != nil {

@@ -85,6 +85,10 @@ func (s *Server) handleIMS(w http.ResponseWriter, r *http.Request) {
 		s.writeIMSError(w, r, reqID, action, errIMS(400, "InvalidParameter", "cannot read the request body: %v", err))
 		return
 	}
+	if action == "AssumeRole" && r.URL.Query().Get("Version") == "2015-04-01" {
+		s.assumeRole(w, r, reqID, body) // STS, which credentials-go calls for a RAM role
+		return
+	}
 	signedAction, e := s.verifyIMS(r, body)
 	if e != nil {
 		s.writeIMSError(w, r, reqID, action, e)
