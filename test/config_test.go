@@ -12,8 +12,9 @@ import (
 // TestAConfigFileMakesFoldersAndFlagsWin: a configuration file adds a folder with its type,
 // business type and what its assets get (category, tags, AppId, EntityId, a workflow, a storage
 // location, a message callback), adds tags to a default folder, and sets policies; a flag on
-// the command line wins over the file; a file with a mistake stops the mount before it starts,
-// with the file, the line and the reason.
+// the command line wins over the file; without --config the file in the user's configuration
+// directory is read; a file with a mistake stops the mount before it starts, with the file, the
+// line and the reason.
 func TestAConfigFileMakesFoldersAndFlagsWin(t *testing.T) {
 	emu := startEmulator(t)
 	conf := filepath.Join(t.TempDir(), "imsfs.yaml")
@@ -70,6 +71,15 @@ folders:
 			t.Fatal("on-delete: delete from the file was not followed")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Without --config, the user's configuration directory has the file.
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, "imsfs"), 0o700)
+	os.WriteFile(filepath.Join(home, "imsfs", "config.yaml"), []byte("folders:\n  audio/podcast:\n    tags: [podcast]\n"), 0o600)
+	m2 := startMountEnv(t, emu, "", []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + accountSecret, "XDG_CONFIG_HOME=" + home})
+	if st, err := os.Stat(filepath.Join(m2.Dir, "audio", "podcast")); err != nil || !st.IsDir() {
+		t.Errorf("the default configuration file's folder audio/podcast: %v", err)
 	}
 
 	// A mistake stops the mount before it mounts: exit status 2, the file, the line, the reason.

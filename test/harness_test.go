@@ -52,6 +52,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build imsfs:", err)
 		os.Exit(2)
 	}
+	configHome = filepath.Join(dir, "config")
 	if err := audit.open(filepath.Join(dir, "outputs.log")); err != nil {
 		fmt.Fprintln(os.Stderr, "secret audit:", err)
 		os.Exit(2)
@@ -83,12 +84,16 @@ func requireFUSE(t *testing.T) { testutil.RequireFUSE(t) }
 func testEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ALIBABA_CLOUD_") {
+		if !strings.HasPrefix(kv, "ALIBABA_CLOUD_") && !strings.HasPrefix(kv, "XDG_CONFIG_HOME=") && !strings.HasPrefix(kv, "DBUS_SESSION_BUS_ADDRESS=") {
 			env = append(env, kv)
 		}
 	}
-	return append(env, "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true")
+	// A configuration file of the machine's (~/.config/imsfs/config.yaml) is not the test's.
+	return append(env, "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true", "XDG_CONFIG_HOME="+configHome)
 }
+
+// configHome is an empty configuration directory for every imsfs a test runs (set by TestMain).
+var configHome string
 
 // proc is a background imsfs process whose output goes to a log file.
 type proc struct {
