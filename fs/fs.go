@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,10 +189,32 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 		f.passthrough.Store(true)
 		f.opts.Log.Info("FUSE passthrough is on: a new or truncated file is written straight to its spool")
 	}
+	f.raiseReadAhead(dir)
 	if f.opts.CacheMaxSize > 0 {
 		go f.evictLoop(f.stop)
 	}
 	return server, nil
+}
+
+// readAheadKB is the kernel's read-ahead for the mount. FUSE starts at 128 KiB, so that a
+// sequential read of a large file (one read back from its object, above all) is cut into
+// 128 KiB requests, one round trip each; 4 MiB lets the kernel ask for up to max_read (1 MiB)
+// at a time, several at once, as imsfs's own read-ahead of objects fetches ahead anyway.
+const readAheadKB = 4096
+
+// raiseReadAhead sets the read-ahead of the mount's backing device (/sys/class/bdi/MAJ:MIN),
+// which only root may; elsewhere the kernel's default stays, and reads are only slower.
+func (f *FS) raiseReadAhead(dir string) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(p, []byte(strconv.Itoa(readAheadKB)), 0o644); err != nil {
+		f.opts.Log.Debug("the kernel's read-ahead stays at its default", "path", p, "err", err)
+		return
+	}
+	f.opts.Log.Debug("kernel read-ahead raised", "path", p, "kb", readAheadKB)
 }
 
 // Close stops the work the file system does in the background (eviction); call it once the

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,6 +37,20 @@ func TestBench(t *testing.T) {
 		t.Skip("set IMSFS_BENCH=1 (make bench) to measure")
 	}
 	b := &bench{t: t, local: t.TempDir()}
+	// IMSFS_BENCH_ONLY=5,3 measures those goals alone, while working on them; make bench
+	// measures them all.
+	only := os.Getenv("IMSFS_BENCH_ONLY")
+	want := func(goals ...string) bool {
+		if only == "" {
+			return true
+		}
+		for _, g := range goals {
+			if slices.Contains(strings.Split(only, ","), g) {
+				return true
+			}
+		}
+		return false
+	}
 	// The service's disk is not this machine's: its objects go to memory when there is room, so
 	// that a sync after a cp flushes what the writer wrote, not also what the emulator stored.
 	emu := startEmulatorOn(t, serviceDir(t, 6<<30), "127.0.0.1:0")
@@ -45,37 +60,57 @@ func TestBench(t *testing.T) {
 	m := startMount(t, emu, "", "--upload-delay", "2s")
 	b.rss = watchRSS(m.proc.cmd.Process.Pid)
 	defer b.rss.stop()
-	rcl := startRclone(t)
-	// The floor FUSE itself sets on this machine: go-fuse's own loopback example over a local
-	// folder, no store, no upload.
-	loop := startLoopback(t)
-	others := []other{{"rclone mount", rcl}, {"bare go-fuse loopback", loop}}
+	var others []other
+	var loop string
+	if want("1", "2", "6") {
+		rcl := startRclone(t)
+		// The floor FUSE itself sets on this machine: go-fuse's own loopback example over a local
+		// folder, no store, no upload.
+		loop = startLoopback(t)
+		others = []other{{"rclone mount", rcl}, {"bare go-fuse loopback", loop}}
+	}
 
 	// 9. getxattr user.ims.status, p99 (first, on a quiet mount).
-	b.getxattr(m)
+	if want("9") {
+		b.getxattr(m)
+	}
 
 	// 1 and 4. cp of 1 GiB + sync, then until ready.
 	big := randomFile(t, "big.mp4", 1<<30)
 	shell(t, "sync") // the source's own bytes are not the copy's to flush
-	b.bigFile(emu, m, others, big)
+	if want("1", "4") {
+		b.bigFile(emu, m, others, big)
+	}
 
 	// 5. Sequential read of an evicted 1 GiB file, against an SDK download of its object.
-	b.evictedRead(emu, big)
+	if want("5") {
+		b.evictedRead(emu, big)
+	}
 
 	// 2. cp -r of 1,000 × 64 KiB + sync, and until all are uploaded.
-	b.smallFiles(m, others)
+	if want("2") {
+		b.smallFiles(m, others)
+	}
 
 	// 8 and 7. cp -r of 5,000 × 4 KiB, until all are ready; the mount's memory meanwhile.
-	b.manyFiles(m)
+	if want("8", "7") {
+		b.manyFiles(m)
+	}
 
 	// 3. Upload while writing: 512 MiB written at 32 MiB/s over a link of 1 s per part call.
-	b.slowLink()
+	if want("3") {
+		b.slowLink()
+	}
 
 	// 7. Memory while a 10 GiB file uploads.
-	b.tenGiB()
+	if want("7") {
+		b.tenGiB()
+	}
 
 	// 6. 10,000 empty files in one folder; ls -l of it.
-	b.emptyFiles(m, loop)
+	if want("6") {
+		b.emptyFiles(m, loop)
+	}
 
 	b.print()
 }

@@ -1,10 +1,15 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/imsfs/imsfs/test/testutil"
+	"golang.org/x/sys/unix"
 )
 
 func spoolBytes(t *testing.T, cacheDir string) (total int64, files int) {
@@ -102,5 +107,24 @@ func TestEvictedFilesReadBackFromTheirObjects(t *testing.T) {
 	sameFile(t, srcs["three.mp4"], filepath.Join(m2.Dir, "video", "three.mp4"))
 	if emu.stats(t).Requests["oss.get"] == before {
 		t.Fatal("after the remount no read went to an object: the evictions were forgotten")
+	}
+}
+
+// TestTheKernelReadsAheadFarOnTheMount: as root the mount raises the kernel's read-ahead of its
+// device from FUSE's 128 KiB to 4 MiB, so that a sequential read goes in large requests.
+func TestTheKernelReadsAheadFarOnTheMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testutil.SkipOutsideCI(t, "only root may set a device's read-ahead")
+		return
+	}
+	emu := startEmulator(t)
+	m := startMount(t, emu, "")
+	var st unix.Stat_t
+	if err := unix.Stat(m.Dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if got, err := os.ReadFile(p); err != nil || strings.TrimSpace(string(got)) != "4096" {
+		t.Errorf("%s: %q (%v), want 4096", p, got, err)
 	}
 }
