@@ -3,10 +3,14 @@ package emulator
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -700,12 +704,13 @@ func (s *Server) objectStarted(bucket, key string) {
 func (s *Server) objectAborted(bucket, key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if a := s.byObject[objectIndex(bucket, key)]; a != nil && a.Status == "Preparing" && a.MD5 == "" {
+	if a := s.byObject[objectIndex(bucket, key)]; a != nil && a.Status == "Preparing" && a.MD5 == "" && !s.hashing[a.MediaId] {
 		s._settle(a, "PrepareFail")
 	}
 }
 
-// objectComplete records a complete object on its asset, which settles after ReadyDelay.
+// objectComplete records a complete object on its asset, which settles after ReadyDelay. An
+// empty md5hex (a Complete's object) is taken from the object first, after the answer.
 func (s *Server) objectComplete(bucket, key string, size int64, md5hex string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -721,7 +726,63 @@ func (s *Server) objectComplete(bucket, key string, size int64, md5hex string) {
 		s._settle(a, "PrepareFail")
 		return
 	}
+	if md5hex == "" {
+		s._hashLater(a)
+		return
+	}
 	s._scheduleReady(a)
+}
+
+// _hashLater takes the MD5 of a's complete object in the background, then lets it settle.
+// GET /_emulator/media waits for these, so that a listing shows every complete object's MD5.
+// Call with s.mu held.
+func (s *Server) _hashLater(a *Asset) {
+	id, obj := a.MediaId, objectIndex(a.Bucket, a.Key)
+	s.hashing[id] = true
+	go func() {
+		sum, st, err := hashFile(s.objectFile(obj))
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.hashing, id)
+		s.hashed.Broadcast()
+		a := s.assets[id]
+		if a == nil || a.Status != "Preparing" || a.MD5 != "" {
+			return // deleted, or written again since: that write has its own way
+		}
+		if now, err2 := os.Stat(s.objectFile(obj)); err != nil || err2 != nil || !os.SameFile(st, now) {
+			return
+		}
+		a.MD5 = sum
+		_ = s._saveAsset(a)
+		s._scheduleReady(a)
+	}()
+}
+
+// waitHashes waits until no MD5 is being taken.
+func (s *Server) waitHashes() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.hashing) > 0 {
+		s.hashed.Wait()
+	}
+}
+
+// hashFile returns the MD5 of the file at path, in hex, and what it hashed.
+func hashFile(path string) (string, os.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", nil, err
+	}
+	h := md5.New()
+	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
+		return "", nil, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), st, nil
 }
 
 // _scheduleReady settles a complete asset after ReadyDelay. Call with s.mu held.

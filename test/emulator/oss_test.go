@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -150,8 +151,30 @@ func TestOSSObjectContract(t *testing.T) {
 				if want := `"` + strings.ToUpper(hex.EncodeToString(both[:])) + `-2"`; h.Get("ETag") != want {
 					t.Errorf("multipart ETag %s, want %s", h.Get("ETag"), want)
 				}
-				if got := read(t, u.Bucket, u.Key); !bytes.Equal(got, append(append([]byte{}, part...), "last"...)) {
+				whole := append(append([]byte{}, part...), "last"...)
+				if got := read(t, u.Bucket, u.Key); !bytes.Equal(got, whole) {
 					t.Errorf("the completed object has %d bytes, want %d", len(got), len(part)+4)
+				}
+				// The whole object's MD5 is taken after the answer; the listing waits for it.
+				resp, err := http.Get(s.URL() + "/_emulator/media")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var assets []emulator.Asset
+				json.NewDecoder(resp.Body).Decode(&assets)
+				resp.Body.Close()
+				sum := md5.Sum(whole)
+				found := false
+				for _, a := range assets {
+					if a.Key == u.Key {
+						found = true
+						if a.MD5 != hex.EncodeToString(sum[:]) {
+							t.Errorf("the asset of the completed object lists MD5 %q, want %x", a.MD5, sum)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("no asset lists the object %s", u.Key)
 				}
 				if _, err := u.Bucket.UploadPart(imur, bytes.NewReader(part), int64(len(part)), 4); ossCode(err) != "NoSuchUpload" {
 					t.Errorf("a part for a completed upload: %v, want NoSuchUpload", err)

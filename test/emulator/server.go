@@ -55,6 +55,8 @@ type Server struct {
 	nonces   map[string]time.Time   // protected by mu: signature nonces seen, with when
 	uploads  map[string]*multipart  // protected by mu: unfinished multipart uploads by UploadId
 	timers   map[string]*time.Timer // protected by mu: assets on their way to Normal
+	hashing  map[string]bool        // protected by mu: assets whose object's MD5 is being taken
+	hashed   *sync.Cond             // on mu: signalled when an MD5 is taken
 }
 
 // New prepares an emulator on opts.DataDir, loading what an earlier run left there.
@@ -100,7 +102,9 @@ func New(opts Options) (*Server, error) {
 		nonces:   map[string]time.Time{},
 		uploads:  map[string]*multipart{},
 		timers:   map[string]*time.Timer{},
+		hashing:  map[string]bool{},
 	}
+	s.hashed = sync.NewCond(&s.mu)
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -125,8 +129,14 @@ func (s *Server) Start(addr string) error {
 	// Assets that were complete but not yet Normal when an earlier run stopped get there now.
 	s.mu.Lock()
 	for _, a := range s.assets {
-		if a.Status == "Preparing" && a.MD5 != "" && s.timers[a.MediaId] == nil {
+		switch {
+		case a.Status == "Preparing" && a.MD5 != "" && s.timers[a.MediaId] == nil:
 			s._scheduleReady(a)
+		case a.Status == "Preparing" && a.MD5 == "" && a.Size > 0 && !s.hashing[a.MediaId]:
+			// Complete, but stopped before its MD5 was taken.
+			if _, err := s.readMeta(objectIndex(a.Bucket, a.Key)); err == nil {
+				s._hashLater(a)
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -153,6 +163,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.closed.Do(func() { close(s.done) })
 	s.calls.Wait()
+	s.waitHashes()
 	if s.srv == nil {
 		return nil
 	}

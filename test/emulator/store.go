@@ -343,6 +343,7 @@ func (s *Server) Assets() []Asset {
 }
 
 func (s *Server) handleListMedia(w http.ResponseWriter, r *http.Request) {
+	s.waitHashes() // every complete object's MD5 is in the listing
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(s.Assets())
 }
@@ -357,7 +358,8 @@ type digest struct {
 // storeFile copies r into path through a temporary file, so that a reader never sees half an
 // object, and returns the size and digests of what was written. A check on the digest may
 // refuse the bytes before they replace what path held.
-func storeFile(path string, r io.Reader, check func(digest) error) (digest, error) {
+// Without withMD5 the MD5 is left out (nil): a Complete's whole-object MD5 is taken after it.
+func storeFile(path string, r io.Reader, check func(digest) error, withMD5 bool) (digest, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return digest{}, err
 	}
@@ -367,14 +369,21 @@ func storeFile(path string, r io.Reader, check func(digest) error) (digest, erro
 	}
 	defer os.Remove(tmp.Name())
 	m, c := md5.New(), crc64.New(crcTable)
-	n, err := io.CopyBuffer(parallelWriter{tmp, m, c}, r, make([]byte, 1<<20))
+	writers := parallelWriter{tmp, c}
+	if withMD5 {
+		writers = append(writers, m)
+	}
+	n, err := io.CopyBuffer(writers, r, make([]byte, 1<<20))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return digest{}, err
 	}
-	d := digest{size: n, md5: m.Sum(nil), crc: c.Sum64()}
+	d := digest{size: n, crc: c.Sum64()}
+	if withMD5 {
+		d.md5 = m.Sum(nil)
+	}
 	if check != nil {
 		if err := check(d); err != nil {
 			return d, err
@@ -407,8 +416,8 @@ func (pw parallelWriter) Write(p []byte) (int, error) {
 }
 
 // writeObject stores an object's bytes and its metadata.
-func (s *Server) writeObject(obj string, r io.Reader, contentType string, check func(digest) error, etag func(digest) string) (objectMeta, error) {
-	d, err := storeFile(s.objectFile(obj), r, check)
+func (s *Server) writeObject(obj string, r io.Reader, contentType string, check func(digest) error, etag func(digest) string, withMD5 bool) (objectMeta, error) {
+	d, err := storeFile(s.objectFile(obj), r, check, withMD5)
 	if err != nil {
 		return objectMeta{}, err
 	}
