@@ -444,3 +444,32 @@ func TestSidecars(t *testing.T) {
 		}
 	}
 }
+
+// TestAWriterOpenedAsADirectOneClosesIsSeen: a file written straight to its spool (passthrough),
+// opened again for writing while that first writer's close is still on its way, then truncated
+// and rewritten by a third open: the kernel passes the later handles through too (go-fuse gives
+// them the backing file still registered), so imsfs must take the size from the spool for any
+// file with a writer open, or the file reads back empty. Many rounds, as it is a race.
+func TestAWriterOpenedAsADirectOneClosesIsSeen(t *testing.T) {
+	emu := startEmulator(t)
+	m := startMount(t, emu, "")
+	for i := range 200 {
+		c := filepath.Join(m.Dir, "video", fmt.Sprintf("c%d.mov", i))
+		if err := os.WriteFile(c, randomBytes(t, 46964), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h, err := os.OpenFile(c, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := randomBytes(t, 824)
+		if err := os.WriteFile(c, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+		got, err := os.ReadFile(c)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("round %d: %s reads %d bytes (%v), want the %d just written", i, c, len(got), err, len(want))
+		}
+	}
+}
