@@ -319,10 +319,10 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 			return fmt.Errorf("--cache-max-size %q: %w", o.cacheMax, err)
 		}
 	}
-	partSize, err := humanize.ParseBytes(o.partSize)
-	if err != nil || partSize < 100<<10 {
-		return fmt.Errorf("--part-size %q: want a size of at least 100KiB, e.g. 8MiB", o.partSize)
+	if err := checkPartSize(o.partSize); err != nil {
+		return fmt.Errorf("--part-size %w", err)
 	}
+	partSize, _ := humanize.ParseBytes(o.partSize)
 	if o.cacheDir == "" {
 		base, err := os.UserCacheDir()
 		if err != nil {

@@ -363,11 +363,11 @@ func parseFolders(p string, n *yaml.Node, errs *configError) []folderConfig {
 func setAsset(a *uploader.AssetSettings, k, v, typ string) error {
 	switch k {
 	case "cate-id":
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("%q is not a category id (a positive integer)", v)
+		id, err := uploader.CheckMeta("cate_id", v) // the rule user.ims.cate_id follows
+		if err != nil {
+			return err
 		}
-		a.CateID = n
+		a.CateID, _ = strconv.ParseInt(id, 10, 64)
 	case "tags":
 		tags, err := uploader.CheckMeta("tags", v)
 		if err != nil {

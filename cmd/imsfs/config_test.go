@@ -39,7 +39,7 @@ func TestConfigRefusals(t *testing.T) {
 		{"folders:\n  x:\n    type: movie\n", `f.yaml:3: folder x: type "movie": IMS takes audio, image, other, text, video`},
 		{"folders:\n  image/x:\n    workflow: w1\n", `f.yaml:3: folder image/x: workflow: IMS runs a workflow after the upload of video and audio only`},
 		{"folders:\n  video/x:\n    colour: red\n", `f.yaml:3: folder video/x: unknown setting "colour"`},
-		{"folders:\n  video/x:\n    cate-id: news\n", `f.yaml:3: folder video/x: cate-id: "news" is not a category id`},
+		{"folders:\n  video/x:\n    cate-id: news\n", `f.yaml:3: folder video/x: cate-id: cate_id: not valid: "news" is not a category id`},
 		{"folders:\n  video/x:\n    tags: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q]\n", `f.yaml:3: folder video/x: tags: tags: too long: 17 tags`},
 		{"folders:\n  video/x:\n    storage-location: https://b.oss-cn-shanghai.aliyuncs.com/\n", `f.yaml:3: folder video/x: storage-location: "https://b.oss-cn-shanghai.aliyuncs.com/": want a storage address`},
 		{"folders:\n  video/x:\n    callback-url: ftp://x\n", `f.yaml:3: folder video/x: callback-url: "ftp://x": want an http(s) URL`},
