@@ -64,6 +64,7 @@ type Store struct {
 	instance string    // read only: see Instance
 	adm      Admission // read only
 	dur      durability
+	pool     *spoolPool
 	stopSync chan struct{} // closed by Close: the periodic Sync stops
 	syncDone chan struct{} // closed when it has
 }
@@ -91,7 +92,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: open %s: %w", dbPath, err)
 	}
-	s := &Store{db: db, dir: dir, spoolDir: spool, adm: opts.Admission,
+	pool, err := openSpoolPool(filepath.Join(dir, "pool"))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Store{db: db, dir: dir, spoolDir: spool, adm: opts.Admission, pool: pool,
 		dur:      durability{syncFile: opts.SyncFile, spools: map[uint64]bool{}},
 		stopSync: make(chan struct{}), syncDone: make(chan struct{})}
 	if s.adm == nil {
@@ -113,6 +119,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		every = 5 * time.Second
 	}
 	go s.syncLoop(every, s.stopSync, s.syncDone)
+	go s.pool.fill(s.stopSync)
+	s.pool.take() // asks for the first files
 	return s, nil
 }
 
@@ -225,7 +233,7 @@ func (s *Store) Close() error {
 	close(s.stopSync)
 	<-s.syncDone
 	err := s.Sync()
-	return errors.Join(err, s.db.Close())
+	return errors.Join(err, s.pool.close(), s.db.Close())
 }
 
 // Dir returns the cache directory.
