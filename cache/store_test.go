@@ -598,3 +598,46 @@ func TestConcurrentSyncsShareARun(t *testing.T) {
 		t.Errorf("%d spools synced, want 9", n)
 	}
 }
+
+// TestManySpoolsAreSyncedByTheirFileSystem: more than manySpools spools to make durable take one
+// syncfs, not an fsync each; fewer take an fsync each; a failed syncfs is tried again.
+func TestManySpoolsAreSyncedByTheirFileSystem(t *testing.T) {
+	var files, systems int
+	fail := false
+	s, err := Open(t.TempDir(), Options{SyncEvery: time.Hour,
+		SyncFile: func(string) error { files++; return nil },
+		SyncFS: func(dir string) error {
+			if fail {
+				return errors.New("EIO")
+			}
+			systems++
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range manySpools + 1 {
+		s.Written(uint64(i+1), true, 1)
+	}
+	fail = true
+	if err := s.Sync(); err == nil {
+		t.Fatal("a failed syncfs was not said")
+	}
+	fail = false
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if files != 0 || systems != 1 {
+		t.Errorf("%d spools: %d fsyncs and %d syncfs, want 0 and 1 (tried again after the failure)", manySpools+1, files, systems)
+	}
+	for i := range manySpools {
+		s.Written(uint64(i+1), false, 1)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if files != manySpools || systems != 1 {
+		t.Errorf("%d spools: %d fsyncs and %d more syncfs, want %d and 0", manySpools, files, systems-1, manySpools)
+	}
+}
