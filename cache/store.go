@@ -66,7 +66,6 @@ type Store struct {
 	instance string    // read only: see Instance
 	adm      Admission // read only
 	dur      durability
-	pool     *spoolPool
 	stopSync chan struct{} // closed by Close: the periodic Sync stops
 	syncDone chan struct{} // closed when it has
 }
@@ -94,12 +93,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: open %s: %w", dbPath, err)
 	}
-	pool, err := openSpoolPool(filepath.Join(dir, "pool"))
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	s := &Store{db: db, dir: dir, spoolDir: spool, adm: opts.Admission, pool: pool,
+	s := &Store{db: db, dir: dir, spoolDir: spool, adm: opts.Admission,
 		dur:      durability{syncFile: opts.SyncFile, syncFS: opts.SyncFS, spools: map[uint64]bool{}},
 		stopSync: make(chan struct{}), syncDone: make(chan struct{})}
 	if s.adm == nil {
@@ -124,8 +118,6 @@ func Open(dir string, opts Options) (*Store, error) {
 		every = 5 * time.Second
 	}
 	go s.syncLoop(every, s.stopSync, s.syncDone)
-	go s.pool.fill(s.stopSync)
-	s.pool.take() // asks for the first files
 	return s, nil
 }
 
@@ -238,7 +230,7 @@ func (s *Store) Close() error {
 	close(s.stopSync)
 	<-s.syncDone
 	err := s.Sync()
-	return errors.Join(err, s.pool.close(), s.db.Close())
+	return errors.Join(err, s.db.Close())
 }
 
 // Dir returns the cache directory.

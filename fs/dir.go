@@ -115,7 +115,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if err != nil {
 		return nil, nil, 0, d.fsys.fail("create", p, err)
 	}
-	spool, err := d.fsys.opts.Store.CreateSpool(rec.ID)
+	spool, err := os.OpenFile(d.fsys.opts.Store.SpoolPath(rec.ID), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		if _, derr := d.fsys.opts.Uploads.Apply(rec.ID, cache.Event{Kind: cache.Unlinked}); derr != nil {
 			d.fsys.opts.Log.Error("forget a file whose spool could not be made", "path", p, "err", derr)
