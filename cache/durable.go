@@ -6,8 +6,6 @@ import (
 	"os"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // What a close promises, and how:
@@ -22,14 +20,10 @@ import (
 //     something must be durable now: an application's fsync(2), a close under --sync-on-close,
 //     a CreateUploadMedia about to be called.
 //   - Concurrent Syncs are grouped: one fsync of the store serves every caller waiting for it.
-//   - Many spools (a copy of a folder of small files) are made durable by one syncfs(2) of the
-//     cache's file system instead of an fsync each: each fsync of ext4 is a journal commit of
-//     its own, and thousands of them took more of the machine than the copy that wrote them.
 
 // durability tracks what Sync has to make durable.
 type durability struct {
 	syncFile func(name string) error // fsync by name; tests watch it
-	syncFS   func(dir string) error  // syncfs of the file system dir is on; tests watch it
 
 	mu      sync.Mutex
 	spools  map[uint64]bool // protected by mu: spools written since the last Sync
@@ -80,21 +74,13 @@ func (s *Store) Sync() error {
 	s.dur.spools, s.dur.newName = map[uint64]bool{}, false
 	s.dur.mu.Unlock()
 	var errs []error
-	each, folder := spools, newName
-	if len(spools) > manySpools {
-		// The spools, the spool folder and what else the file system holds, at once.
-		if err := s.dur.syncFS(s.spoolDir); err != nil {
-			errs = append(errs, fmt.Errorf("sync the file system of %s: %w", s.spoolDir, err))
-		}
-		each, folder = nil, false
-	}
-	for id := range each {
+	for id := range spools {
 		// A spool unlinked since is gone; nothing of it needs to last.
 		if err := s.dur.syncFile(s.SpoolPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("sync spool %d: %w", id, err))
 		}
 	}
-	if folder {
+	if newName {
 		if err := s.dur.syncFile(s.spoolDir); err != nil {
 			errs = append(errs, fmt.Errorf("sync %s: %w", s.spoolDir, err))
 		}
@@ -131,19 +117,6 @@ func (s *Store) syncLoop(every time.Duration, stop <-chan struct{}, done chan<- 
 			_ = s.Sync() // what failed stays pending for the next round, or for Close
 		}
 	}
-}
-
-// manySpools is how many spools to make durable it takes for one syncfs to serve them all.
-const manySpools = 16
-
-// syncFileSystem makes durable everything of the file system that holds dir (syncfs(2)).
-func syncFileSystem(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
 }
 
 // fsyncFile fsyncs a file or a folder by name.

@@ -54,8 +54,6 @@ type Options struct {
 	SyncEvery time.Duration
 	// SyncFile makes a file or folder durable [fsync]; tests watch it.
 	SyncFile func(name string) error
-	// SyncFS makes durable the file system a folder is on [syncfs]; tests watch it.
-	SyncFS func(dir string) error
 }
 
 // Store is the bbolt file and the spool directory of one cache directory.
@@ -94,16 +92,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("cache: open %s: %w", dbPath, err)
 	}
 	s := &Store{db: db, dir: dir, spoolDir: spool, adm: opts.Admission,
-		dur:      durability{syncFile: opts.SyncFile, syncFS: opts.SyncFS, spools: map[uint64]bool{}},
+		dur:      durability{syncFile: opts.SyncFile, spools: map[uint64]bool{}},
 		stopSync: make(chan struct{}), syncDone: make(chan struct{})}
 	if s.adm == nil {
 		s.adm = admitAll{}
 	}
 	if s.dur.syncFile == nil {
 		s.dur.syncFile = fsyncFile
-	}
-	if s.dur.syncFS == nil {
-		s.dur.syncFS = syncFileSystem
 	}
 	if err := db.Update(s.init); err != nil {
 		db.Close()
