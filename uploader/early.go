@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -274,6 +275,61 @@ func (j *job) uploadRun() *uploadRun {
 	rec := j.record()
 	up := rec.Upload
 	return &uploadRun{j: j, creds: j.q.credsOf(rec.ID, j.gen), target: transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}}
+}
+
+// partCheck is verifyParts of the parts a file had stored when its upload after the close
+// began, while the parts still in flight finish.
+type partCheck struct {
+	done chan struct{}
+	kept map[cache.Part]bool // written before done is closed: each part checked, and whether it holds
+}
+
+// startPartCheck checks, in the background, the parts rec has stored against its spool.
+func (j *job) startPartCheck(rec cache.Record) *partCheck {
+	c := &partCheck{done: make(chan struct{}), kept: map[cache.Part]bool{}}
+	parts, err := j.q.cfg.Store.Parts(rec.ID, j.gen)
+	if err != nil || len(parts) == 0 || rec.Upload == nil || rec.Upload.PartSize <= 0 {
+		close(c.done)
+		return c
+	}
+	go func() {
+		defer close(c.done)
+		f, err := os.Open(j.q.cfg.Store.SpoolPath(rec.ID))
+		if err != nil {
+			return // checked after, as the parts stored since are
+		}
+		defer f.Close()
+		for _, p := range parts {
+			c.kept[p] = false
+		}
+		for _, p := range verifyParts(f, parts, rec.Upload.PartSize) {
+			c.kept[p] = true
+		}
+	}()
+	return c
+}
+
+// checkParts is verifyParts, taking what the early check found of the parts it saw.
+func (u *uploadRun) checkParts(f *os.File, stored []cache.Part, partSize int64) []cache.Part {
+	var keep, rest []cache.Part
+	if u.early != nil {
+		<-u.early.done
+	}
+	for _, p := range stored {
+		kept, checked := false, false
+		if u.early != nil {
+			kept, checked = u.early.kept[p]
+		}
+		switch {
+		case !checked:
+			rest = append(rest, p)
+		case kept:
+			keep = append(keep, p)
+		}
+	}
+	keep = append(keep, verifyParts(f, rest, partSize)...)
+	sort.Slice(keep, func(a, b int) bool { return keep[a].Number < keep[b].Number })
+	return keep
 }
 
 // verifyParts keeps the stored parts whose bytes are still the spool's: a part written again

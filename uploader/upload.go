@@ -97,6 +97,7 @@ type uploadRun struct {
 	j         *job
 	creds     *liveCreds
 	target    transfer.Target
+	early     *partCheck // the check of the parts sent while the file was written, begun early
 	refreshMu sync.Mutex
 	refreshes int // protected by refreshMu: refreshes this step made
 }
@@ -165,8 +166,12 @@ func (u *uploadRun) call(ctx context.Context, fn func() error) error {
 // multipart upload from its stored parts, and reports the object complete.
 func (j *job) upload(ctx context.Context) error {
 	rec := j.record()
+	var early *partCheck
 	if rec.Early {
 		// Parts sent while the file was written: those left and in flight are stored first.
+		// The ones stored already are checked against the spool meanwhile: over a link slow
+		// per request, the wait for the last ones is the longer of the two.
+		early = j.startPartCheck(rec)
 		j.q.takeOver(ctx, rec.ID, rec.Size)
 		if r, err := j.q.cfg.Store.GetID(rec.ID); err == nil && r.Gen == j.gen {
 			j.mu.Lock()
@@ -192,7 +197,7 @@ func (j *job) upload(ctx context.Context) error {
 	p.total.Store(size)
 	j.q.progress.Store(rec.ID, p)
 	up := rec.Upload
-	u := &uploadRun{j: j, creds: j.q.credsOf(rec.ID, j.gen),
+	u := &uploadRun{j: j, creds: j.q.credsOf(rec.ID, j.gen), early: early,
 		target: transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}}
 	if size <= j.q.cfg.PartSize && up.MultipartID == "" {
 		err = u.call(ctx, func() error {
@@ -281,7 +286,7 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 	}
 	if rec.Early && len(stored) > 0 {
 		before := len(stored)
-		stored = verifyParts(f, stored, partSize)
+		stored = u.checkParts(f, stored, partSize)
 		if len(stored) < before {
 			j.log.Info("parts written again after they were sent go again", "parts", before-len(stored))
 		}
