@@ -740,6 +740,7 @@ func (s *Server) _hashLater(a *Asset) {
 	id, obj := a.MediaId, objectIndex(a.Bucket, a.Key)
 	s.hashing[id] = true
 	go func() {
+		s.settled(obj)
 		sum, st, err := hashFile(s.objectFile(obj))
 		s.mu.Lock()
 		defer s.mu.Unlock()

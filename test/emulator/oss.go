@@ -224,6 +224,7 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, reqID, bucket
 // getObject answers GET and HEAD, with one byte range if asked. As OSS does, a range it cannot
 // satisfy is ignored and the whole object returned.
 func (s *Server) getObject(w http.ResponseWriter, r *http.Request, reqID, obj string) *ossError {
+	s.settled(obj)
 	meta, err := s.readMeta(obj)
 	if errors.Is(err, fs.ErrNotExist) {
 		return errOSS(404, "NoSuchKey", "The specified key does not exist.")
@@ -432,24 +433,32 @@ func (s *Server) completeMultipart(w http.ResponseWriter, r *http.Request, reqID
 		size += parts[i].Size
 	}
 	tag := `"` + strings.ToUpper(hex.EncodeToString(etags.Sum(nil))) + "-" + strconv.Itoa(len(req.Parts)) + `"`
-	meta, err := s.writeAssembled(objectIndex(bucket, key), files, size, crc, tag)
-	if err != nil {
-		return errOSS(500, "InternalError", "assemble object: %v", err)
+	obj := objectIndex(bucket, key)
+	done, e := s.startAssembly(m.ID, obj)
+	if e != nil {
+		return e
 	}
-	s.mu.Lock()
-	delete(s.uploads, m.ID)
-	s.mu.Unlock()
-	os.RemoveAll(s.uploadDir(m.ID))
-	s.objectComplete(bucket, key, meta.Size, "")
+	// The object is put together after the answer, as the real Complete does not grow with the
+	// object: what reads or replaces it waits (settled). What a restart finds here it finishes.
+	c := completion{Bucket: bucket, Key: key, Size: size, CRC64: crc, ETag: tag}
+	for _, p := range req.Parts {
+		c.Parts = append(c.Parts, p.PartNumber)
+	}
+	if err := writeJSONFile(filepath.Join(s.uploadDir(m.ID), completionFile), c); err != nil {
+		s.abandonAssembly(m, done)
+		return errOSS(500, "InternalError", "%v", err)
+	}
+	s.objectComplete(bucket, key, size, "")
+	go s.assemble(m.ID, c, done)
 
-	w.Header().Set("X-Oss-Hash-Crc64ecma", strconv.FormatUint(meta.CRC64, 10))
+	w.Header().Set("X-Oss-Hash-Crc64ecma", strconv.FormatUint(crc, 10))
 	writeXML(w, reqID, struct {
 		XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
 		Location string
 		Bucket   string
 		Key      string
 		ETag     string
-	}{Location: s.base + "/" + bucket + "/" + key, Bucket: bucket, Key: key, ETag: meta.ETag})
+	}{Location: s.base + "/" + bucket + "/" + key, Bucket: bucket, Key: key, ETag: tag})
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
+	"hash/crc64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,6 +66,52 @@ func TestRestartMidMultipart(t *testing.T) {
 	}
 	if st := second.Stats(); st.Multipart != 0 || st.BytesStored != int64(len(whole)) {
 		t.Errorf("after completion: %d unfinished uploads, %d bytes stored", st.Multipart, st.BytesStored)
+	}
+}
+
+// TestAnAnsweredCompleteIsFinishedAfterARestart: a Complete answers before its object is put
+// together; an emulator stopped in between (its upload's folder holds the parts and the
+// answer given) assembles the object when it starts again, and the upload is over.
+func TestAnAnsweredCompleteIsFinishedAfterARestart(t *testing.T) {
+	opts := emulator.Options{DataDir: t.TempDir()}
+	first := startEmulator(t, opts)
+	u := ticket(t, first, nil)
+	imur, err := u.Bucket.InitiateMultipartUpload(u.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var whole []byte
+	etags := md5.New()
+	for i, b := range []byte{'a', 'b'} {
+		data := bytes.Repeat([]byte{b}, 200<<10)
+		p, err := u.Bucket.UploadPart(imur, bytes.NewReader(data), int64(len(data)), i+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := hex.DecodeString(strings.Trim(p.ETag, `"`))
+		etags.Write(raw)
+		whole = append(whole, data...)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What a Complete leaves before the object is assembled (assemble.go's completion).
+	answered := map[string]any{"Bucket": u.Bucket.BucketName, "Key": u.Key, "Parts": []int{1, 2}, "Size": len(whole),
+		"CRC64": crc64.Checksum(whole, crc64.MakeTable(crc64.ECMA)), "ETag": `"` + strings.ToUpper(hex.EncodeToString(etags.Sum(nil))) + `-2"`}
+	data, _ := json.Marshal(answered)
+	if err := os.WriteFile(filepath.Join(opts.DataDir, "multipart", imur.UploadID, "complete.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	second := startOn(t, opts, strings.TrimPrefix(first.URL(), "http://"))
+	if got := read(t, u.Bucket, u.Key); !bytes.Equal(got, whole) {
+		t.Fatalf("the object after the restart is %d bytes, want the %d of both parts", len(got), len(whole))
+	}
+	if _, err := u.Bucket.ListUploadedParts(imur); err == nil || !strings.Contains(err.Error(), "NoSuchUpload") {
+		t.Errorf("ListParts of the completed upload after the restart: %v, want NoSuchUpload", err)
+	}
+	if st := second.Stats(); st.Multipart != 0 || st.BytesStored != int64(len(whole)) {
+		t.Errorf("after the restart: %d unfinished uploads, %d bytes stored", st.Multipart, st.BytesStored)
 	}
 }
 

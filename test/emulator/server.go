@@ -57,6 +57,9 @@ type Server struct {
 	timers   map[string]*time.Timer // protected by mu: assets on their way to Normal
 	hashing  map[string]bool        // protected by mu: assets whose object's MD5 is being taken
 	hashed   *sync.Cond             // on mu: signalled when an MD5 is taken
+	// assembling holds the objects whose Complete answered and which are being put together
+	// (assemble.go), each with what closes when it is.
+	assembling map[string]chan struct{} // protected by mu
 }
 
 // New prepares an emulator on opts.DataDir, loading what an earlier run left there.
@@ -103,6 +106,8 @@ func New(opts Options) (*Server, error) {
 		uploads:  map[string]*multipart{},
 		timers:   map[string]*time.Timer{},
 		hashing:  map[string]bool{},
+
+		assembling: map[string]chan struct{}{},
 	}
 	s.hashed = sync.NewCond(&s.mu)
 	if err := s.load(); err != nil {
@@ -163,6 +168,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.closed.Do(func() { close(s.done) })
 	s.calls.Wait()
+	s.allSettled()
 	s.waitHashes()
 	if s.srv == nil {
 		return nil

@@ -55,6 +55,7 @@ func (s *Server) Stats() Stats {
 	}
 	out.Multipart = len(s.uploads)
 	s.mu.Unlock()
+	s.allSettled()
 	out.Objects, out.BytesStored = s.storedBytes()
 	return out
 }

@@ -161,6 +161,12 @@ func (s *Server) load() error {
 		return fmt.Errorf("emulator: %w", err)
 	}
 	for _, d := range dirs {
+		if done, err := s.finishAssembly(d.Name()); done || err != nil {
+			if err != nil {
+				return fmt.Errorf("emulator: finish the object of a completed upload: %w", err)
+			}
+			continue
+		}
 		var m multipart
 		if readJSONFile(filepath.Join(s.uploadDir(d.Name()), "upload.json"), &m) == nil && m.ID == d.Name() {
 			if m.Parts == nil {
@@ -418,6 +424,7 @@ func (pw parallelWriter) Write(p []byte) (int, error) {
 
 // writeObject stores an object's bytes and its metadata.
 func (s *Server) writeObject(obj string, r io.Reader, contentType string, check func(digest) error, etag func(digest) string, withMD5 bool) (objectMeta, error) {
+	s.settled(obj)
 	d, err := storeFile(s.objectFile(obj), r, check, withMD5)
 	if err != nil {
 		return objectMeta{}, err
@@ -481,6 +488,7 @@ func (s *Server) readMeta(obj string) (objectMeta, error) {
 }
 
 func (s *Server) deleteObject(obj string) error {
+	s.settled(obj)
 	err := os.Remove(s.objectFile(obj))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
