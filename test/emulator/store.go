@@ -344,13 +344,13 @@ func (s *Server) _assetList() []Asset {
 
 // Assets returns a copy of every asset, in creation order.
 func (s *Server) Assets() []Asset {
+	s.waitHashes() // every complete object's MD5 is in the list
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s._assetList()
 }
 
 func (s *Server) handleListMedia(w http.ResponseWriter, r *http.Request) {
-	s.waitHashes() // every complete object's MD5 is in the listing
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(s.Assets())
 }
@@ -362,15 +362,21 @@ type digest struct {
 	crc  uint64
 }
 
+// incoming makes the temporary file that becomes path by a rename, beside it (storedBytes and
+// a reader pass over it).
+func incoming(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return os.CreateTemp(filepath.Dir(path), ".incoming-*")
+}
+
 // storeFile copies r into path through a temporary file, so that a reader never sees half an
 // object, and returns the size and digests of what was written. A check on the digest may
 // refuse the bytes before they replace what path held.
-// Without withMD5 the MD5 is left out (nil): a Complete's whole-object MD5 is taken after it.
+// Without withMD5 the MD5 is left out (nil).
 func storeFile(path string, r io.Reader, check func(digest) error, withMD5 bool) (digest, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return digest{}, err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".incoming-*")
+	tmp, err := incoming(path)
 	if err != nil {
 		return digest{}, err
 	}
@@ -441,10 +447,7 @@ func (s *Server) writeObject(obj string, r io.Reader, contentType string, check 
 // that a Complete costs little more as the object grows, as the real one does.
 func (s *Server) writeAssembled(obj string, files []string, size int64, crc uint64, etag string) (objectMeta, error) {
 	path := s.objectFile(obj)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return objectMeta{}, err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".incoming-*")
+	tmp, err := incoming(path)
 	if err != nil {
 		return objectMeta{}, err
 	}
