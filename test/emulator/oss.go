@@ -208,7 +208,7 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, reqID, bucket
 	obj := objectIndex(bucket, key)
 	s.objectStarted(bucket, key)
 	body := countingReader{s: s, r: io.LimitReader(r.Body, maxPart+1)}
-	meta, err := s.writeObject(obj, body, r.Header.Get("Content-Type"), checkContentMD5(r), func(d digest) string { return etag(d.md5) }, true)
+	meta, err := s.writeObject(obj, body, r.Header.Get("Content-Type"), checkContentMD5(r), func(d digest) string { return etag(d.md5) })
 	if err != nil {
 		return storeError(err, "store object")
 	}
@@ -348,7 +348,7 @@ func (s *Server) uploadPart(w http.ResponseWriter, r *http.Request, reqID, bucke
 		return e
 	}
 	body := countingReader{s: s, r: io.LimitReader(r.Body, maxPart+1)}
-	d, err := storeFile(filepath.Join(s.uploadDir(m.ID), strconv.Itoa(n)), body, checkContentMD5(r), true)
+	d, err := storeFile(filepath.Join(s.uploadDir(m.ID), strconv.Itoa(n)), body, checkContentMD5(r))
 	if err != nil {
 		return storeError(err, "store part")
 	}

@@ -374,29 +374,21 @@ func incoming(path string) (*os.File, error) {
 // storeFile copies r into path through a temporary file, so that a reader never sees half an
 // object, and returns the size and digests of what was written. A check on the digest may
 // refuse the bytes before they replace what path held.
-// Without withMD5 the MD5 is left out (nil).
-func storeFile(path string, r io.Reader, check func(digest) error, withMD5 bool) (digest, error) {
+func storeFile(path string, r io.Reader, check func(digest) error) (digest, error) {
 	tmp, err := incoming(path)
 	if err != nil {
 		return digest{}, err
 	}
 	defer os.Remove(tmp.Name())
 	m, c := md5.New(), crc64.New(crcTable)
-	writers := parallelWriter{tmp, c}
-	if withMD5 {
-		writers = append(writers, m)
-	}
-	n, err := io.CopyBuffer(writers, r, make([]byte, 1<<20))
+	n, err := io.CopyBuffer(parallelWriter{tmp, m, c}, r, make([]byte, 1<<20))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return digest{}, err
 	}
-	d := digest{size: n, crc: c.Sum64()}
-	if withMD5 {
-		d.md5 = m.Sum(nil)
-	}
+	d := digest{size: n, md5: m.Sum(nil), crc: c.Sum64()}
 	if check != nil {
 		if err := check(d); err != nil {
 			return d, err
@@ -406,8 +398,8 @@ func storeFile(path string, r io.Reader, check func(digest) error, withMD5 bool)
 }
 
 // parallelWriter writes to each of its writers at once: the file and the two hashes of a large
-// object (a Complete of hundreds of MiB) cost the slowest of them, not their sum, as the real
-// service's would not grow with the object as the emulator's does.
+// object or part (up to 5 GiB) cost the slowest of them, not their sum, as the real service's
+// would not grow with the object as the emulator's does.
 type parallelWriter []io.Writer
 
 func (pw parallelWriter) Write(p []byte) (int, error) {
@@ -429,9 +421,9 @@ func (pw parallelWriter) Write(p []byte) (int, error) {
 }
 
 // writeObject stores an object's bytes and its metadata.
-func (s *Server) writeObject(obj string, r io.Reader, contentType string, check func(digest) error, etag func(digest) string, withMD5 bool) (objectMeta, error) {
+func (s *Server) writeObject(obj string, r io.Reader, contentType string, check func(digest) error, etag func(digest) string) (objectMeta, error) {
 	s.settled(obj)
-	d, err := storeFile(s.objectFile(obj), r, check, withMD5)
+	d, err := storeFile(s.objectFile(obj), r, check)
 	if err != nil {
 		return objectMeta{}, err
 	}
