@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imsfs/imsfs/test/testutil"
 )
 
 // These tests run real tools and editors against the mount, and replays of the save sequences
@@ -34,10 +36,7 @@ func toolMount(t *testing.T, args ...string) (*emulatorProc, *mountProc) {
 func needTool(t *testing.T, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed; .ci/run and test/deps.sh install it", name)
-		}
-		t.Skipf("%s is not installed (make test installs it when run as root)", name)
+		testutil.SkipOutsideCI(t, name+" is not installed (make test and .ci/run install it when run as root)")
 	}
 }
 
@@ -375,10 +374,7 @@ func TestLibreOfficeSaves(t *testing.T) {
 	needTool(t, "soffice")
 	needTool(t, "/usr/bin/python3")
 	if err := exec.Command("/usr/bin/python3", "-c", "import uno").Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("python3-uno is not installed")
-		}
-		t.Skip("python3-uno is not installed")
+		testutil.SkipOutsideCI(t, "python3-uno is not installed (make test and .ci/run install it when run as root)")
 	}
 	emu, m := toolMount(t)
 	pipe := fmt.Sprintf("imsfs-test-%d", os.Getpid())
