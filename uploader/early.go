@@ -280,13 +280,17 @@ func (j *job) uploadRun() *uploadRun {
 // partCheck is verifyParts of the parts a file had stored when its upload after the close
 // began, while the parts still in flight finish.
 type partCheck struct {
-	done chan struct{}
-	kept map[cache.Part]bool // written before done is closed: each part checked, and whether it holds
+	done     chan struct{}
+	partSize int64
+	kept     map[cache.Part]bool // written before done is closed: each part checked, and whether it holds
 }
 
 // startPartCheck checks, in the background, the parts rec has stored against its spool.
 func (j *job) startPartCheck(rec cache.Record) *partCheck {
 	c := &partCheck{done: make(chan struct{}), kept: map[cache.Part]bool{}}
+	if rec.Upload != nil {
+		c.partSize = rec.Upload.PartSize
+	}
 	parts, err := j.q.cfg.Store.Parts(rec.ID, j.gen)
 	if err != nil || len(parts) == 0 || rec.Upload == nil || rec.Upload.PartSize <= 0 {
 		close(c.done)
@@ -302,23 +306,28 @@ func (j *job) startPartCheck(rec cache.Record) *partCheck {
 		for _, p := range parts {
 			c.kept[p] = false
 		}
-		for _, p := range verifyParts(f, parts, rec.Upload.PartSize) {
+		for _, p := range verifyParts(f, parts, c.partSize) {
 			c.kept[p] = true
 		}
 	}()
 	return c
 }
 
-// checkParts is verifyParts, taking what the early check found of the parts it saw.
+// checkParts is verifyParts, taking what the early check found of the parts it saw (at the
+// same part size: a file that outgrew its parts starts over with others).
 func (u *uploadRun) checkParts(f *os.File, stored []cache.Part, partSize int64) []cache.Part {
 	var keep, rest []cache.Part
-	if u.early != nil {
-		<-u.early.done
+	early := u.early
+	if early != nil {
+		<-early.done
+		if early.partSize != partSize {
+			early = nil
+		}
 	}
 	for _, p := range stored {
 		kept, checked := false, false
-		if u.early != nil {
-			kept, checked = u.early.kept[p]
+		if early != nil {
+			kept, checked = early.kept[p]
 		}
 		switch {
 		case !checked:
