@@ -93,7 +93,7 @@ func seqKey(n uint64) []byte {
 // before its creation could be committed.
 func (s *Store) AddDisposal(d Disposal) error {
 	d.Seq = 0
-	return s.db.Update(func(tx *bolt.Tx) error { return putDisposal(tx, &d) })
+	return s.update(func(tx *bolt.Tx) error { return putDisposal(tx, &d) })
 }
 
 // Disposals returns the pending disposals, oldest first.
@@ -127,7 +127,7 @@ func (s *Store) GetDisposal(seq uint64) (Disposal, error) {
 
 // UpdateDisposal rewrites a pending disposal (its tries and due time).
 func (s *Store) UpdateDisposal(d Disposal) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketDisposals).Get(seqKey(d.Seq)) == nil {
 			return fmt.Errorf("disposal %d: %w", d.Seq, ErrNotFound)
 		}
@@ -137,5 +137,5 @@ func (s *Store) UpdateDisposal(d Disposal) error {
 
 // DoneDisposal removes a disposal that is carried out.
 func (s *Store) DoneDisposal(seq uint64) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDisposals).Delete(seqKey(seq)) })
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDisposals).Delete(seqKey(seq)) })
 }

@@ -598,3 +598,41 @@ func TestConcurrentSyncsShareARun(t *testing.T) {
 		t.Errorf("%d spools synced, want 9", n)
 	}
 }
+
+// TestCommitsCountsTransactions: a commit each for calls of their own, one for the calls a
+// Batch groups, none for a refusal (rolled back).
+func TestCommitsCountsTransactions(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	base := s.Commits()
+	rec := mustCreate(t, s, "video/a.mp4", Writing)
+	if err := s.SetAttr(rec.ID, 0o644, time.Now(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Apply(rec.ID, Event{Kind: AssetReady}); !errors.Is(err, ErrBadTransition) {
+		t.Fatalf("AssetReady on a file being written: %v, want ErrBadTransition", err)
+	}
+	if got := s.Commits() - base; got != 2 {
+		t.Fatalf("after a create, a setattr and a refused event: %d commits, want 2", got)
+	}
+
+	// 100 callers at once: bbolt's Batch puts them in fewer transactions than calls.
+	base = s.Commits()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			err := s.batch(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(fmt.Appendf(nil, "k%d", i), []byte("v")) })
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if got := s.Commits() - base; got < 1 || got >= 100 {
+		t.Fatalf("100 grouped calls: %d commits, want between 1 and 99", got)
+	}
+}

@@ -74,7 +74,9 @@ func (m *metrics) watch(store *cache.Store, queue *uploader.Queue, fsys *fs.FS, 
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imsfs_queue_running_files", Help: "Files an upload worker is on."},
 			func() float64 { _, r := queue.Depth(); return float64(r) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imsfs_cache_bytes", Help: "Bytes the cache holds of the mount's files."},
-			func() float64 { return float64(fsys.CachedBytes()) }))
+			func() float64 { return float64(fsys.CachedBytes()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "imsfs_store_commits_total", Help: "Write transactions the store (bbolt) committed."},
+			func() float64 { return float64(store.Commits()) }))
 }
 
 // serve listens on addr and answers /metrics; it returns the address it listens on.
