@@ -374,6 +374,57 @@ func (s *Store) Apply(id uint64, ev Event) (Record, Effects, error) {
 	return rec, fx, err
 }
 
+// Report is an event for one record, one of several that ApplyEach commits together.
+type Report struct {
+	ID    uint64
+	Event Event
+}
+
+// Applied is what ApplyEach did with one Report: as Apply returns.
+type Applied struct {
+	Record  Record
+	Effects Effects
+	Err     error
+}
+
+// ApplyEach applies each report's event to its record, as Apply does, in one transaction: what
+// one answer of IMS says of many files costs one commit, not one each. An event the table
+// refuses (or a record gone) is refused alone and changes nothing; a failure to write fails
+// the call, and nothing of it is committed.
+func (s *Store) ApplyEach(reports []Report) ([]Applied, error) {
+	var out []Applied
+	err := s.update(func(tx *bolt.Tx) error {
+		out = make([]Applied, len(reports))
+		for i, r := range reports {
+			var before Record
+			err := getRecordID(tx, r.ID, &before)
+			if err == nil {
+				out[i].Record, out[i].Effects, err = s.applyTx(tx, before, r.Event, false)
+			}
+			if err != nil && !refused(err) {
+				return err
+			}
+			out[i].Err = err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// refused reports whether err is the life-cycle table's (or a lookup's) refusal of an event,
+// which comes before anything is written.
+func refused(err error) bool {
+	for _, r := range []error{ErrNotFound, ErrBadTransition, ErrSuperseded, ErrNothingToRetry, ErrNotEvictable} {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
+}
+
 // applyTx runs ev on before and writes what follows. moved says the record's path changed
 // (a rename): it is written whether or not the event changed it.
 func (s *Store) applyTx(tx *bolt.Tx, before Record, ev Event, moved bool) (Record, Effects, error) {

@@ -636,3 +636,44 @@ func TestCommitsCountsTransactions(t *testing.T) {
 		t.Fatalf("100 grouped calls: %d commits, want between 1 and 99", got)
 	}
 }
+
+// TestApplyEachCommitsTogetherAndRefusesAlone: what one answer of IMS says of several files
+// is one commit; an event refused for one file (it changed since, or is gone) leaves the others
+// applied, and itself changes nothing.
+func TestApplyEachCommitsTogetherAndRefusesAlone(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	a := mustCreate(t, s, "video/a.mp4", Uploaded)
+	b := mustCreate(t, s, "video/b.mp4", Uploaded)
+	c := mustCreate(t, s, "video/c.mp4", Uploaded)
+	w := mustCreate(t, s, "video/w.mp4", Writing)
+	base := s.Commits()
+	got, err := s.ApplyEach([]Report{
+		{a.ID, Event{Kind: AssetReady, Gen: a.Gen}},
+		{b.ID, Event{Kind: AssetReady, Gen: b.Gen + 1}}, // for older bytes
+		{w.ID, Event{Kind: AssetReady}},                 // not uploaded
+		{9999, Event{Kind: AssetReady}},                 // gone
+		{c.ID, Event{Kind: UploadFailed, Gen: c.Gen, Reason: "PrepareFail"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Commits() - base; n != 1 {
+		t.Fatalf("%d commits, want 1", n)
+	}
+	for i, want := range []error{nil, ErrSuperseded, ErrBadTransition, ErrNotFound, nil} {
+		if !errors.Is(got[i].Err, want) || want == nil && got[i].Err != nil {
+			t.Errorf("report %d: %v, want %v", i, got[i].Err, want)
+		}
+	}
+	if got[0].Record.State != Ready || got[4].Record.State != Failed {
+		t.Errorf("returned records: %s and %s, want ready and failed", got[0].Record.State, got[4].Record.State)
+	}
+	s.Close()
+	s = mustOpen(t, dir)
+	for path, want := range map[string]State{"video/a.mp4": Ready, "video/b.mp4": Uploaded, "video/w.mp4": Writing, "video/c.mp4": Failed} {
+		if r, err := s.Get(path); err != nil || r.State != want {
+			t.Errorf("%s after a reopen: %s %v, want %s", path, r.State, err, want)
+		}
+	}
+}

@@ -15,8 +15,11 @@ import (
 func (q *Queue) checker() {
 	defer q.wg.Done()
 	for {
-		// Checks due within a second go together: one call asks about many assets.
-		ids := q.checks.TakeDue(q.ctx, q.cfg.Ready.Batch, time.Second)
+		// Checks due soon go together: one call asks about many assets. Soon is a fifth of the
+		// shortest wait between checks, no more: an asset found not ready is asked again after
+		// such a wait, and a batch that took it early again at once would ask for nothing new
+		// (with a second here, every file was asked four times within its first 1.5 s).
+		ids := q.checks.TakeDue(q.ctx, q.cfg.Ready.Batch, q.cfg.Ready.First/5)
 		if ids == nil {
 			return
 		}
@@ -51,6 +54,7 @@ func (q *Queue) check(ids []uint64) {
 		return
 	}
 	seen := make(map[string]bool, len(infos))
+	var said []saying
 	for _, info := range infos {
 		r, ok := recs[info.MediaID]
 		if !ok {
@@ -72,16 +76,53 @@ func (q *Queue) check(ids []uint64) {
 			ev = q.waited(r, status)
 		}
 		if ev != nil {
-			q.report(r, *ev, code)
+			said = append(said, saying{r, *ev, code})
 		}
 	}
 	for mediaID, r := range recs {
 		if !seen[mediaID] {
 			q.once(r.ID, "IMS does not list the asset of an uploaded file yet; asking again later", "path", r.Path, "media_id", mediaID)
 			if ev := q.waited(r, "not listed"); ev != nil {
-				q.report(r, *ev, "ReadyTimeout")
+				said = append(said, saying{r, *ev, "ReadyTimeout"})
 			}
 		}
+	}
+	q.reportAll(said)
+}
+
+// saying is what one answer of IMS said of one file's asset: the event to commit, and the code
+// a failure is counted as.
+type saying struct {
+	r    cache.Record
+	ev   cache.Event
+	code string
+}
+
+// reportAll commits what one answer said of each file in one transaction, and reports each.
+// Should that commit fail, each is committed (and may fail) on its own.
+func (q *Queue) reportAll(said []saying) {
+	if len(said) == 0 {
+		return
+	}
+	reports := make([]cache.Report, len(said))
+	now := q.cfg.Clock.Now()
+	for i := range said {
+		said[i].ev.Gen, said[i].ev.Now = said[i].r.Gen, now
+		reports[i] = cache.Report{ID: said[i].r.ID, Event: said[i].ev}
+	}
+	applied, err := q.cfg.Store.ApplyEach(reports)
+	if err != nil {
+		q.cfg.Log.Warn("record readiness together failed; recording each alone", "files", len(said), "err", err)
+		for _, s := range said {
+			q.report(s.r, s.ev, s.code)
+		}
+		return
+	}
+	for i, a := range applied {
+		if a.Err == nil || a.Effects.Disposal != 0 {
+			q.do(a.Record, a.Effects)
+		}
+		q.reported(said[i].r, said[i].ev, said[i].code, a.Record, a.Err)
 	}
 }
 
@@ -89,6 +130,12 @@ func (q *Queue) check(ids []uint64) {
 func (q *Queue) report(r cache.Record, ev cache.Event, code string) {
 	ev.Gen, ev.Now = r.Gen, q.cfg.Clock.Now()
 	rec, err := q.Apply(r.ID, ev)
+	q.reported(r, ev, code, rec, err)
+}
+
+// reported tells what became of r once ev, what IMS said of its asset, was committed (or not,
+// err): its outcome, or a later check when the commit failed.
+func (q *Queue) reported(r cache.Record, ev cache.Event, code string, rec cache.Record, err error) {
 	switch {
 	case err == nil && rec.State == cache.Ready:
 		// The file's outcome in one line: how big, how long its upload and its preparation took.
