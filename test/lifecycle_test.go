@@ -17,7 +17,7 @@ import (
 // none waits for another's readiness.
 func TestReadinessDoesNotHoldAWorker(t *testing.T) {
 	emu := startEmulator(t, "--ready-delay", "20s")
-	m := startMount(t, emu, "", "--transfers", "1")
+	m := startMount(t, emu, "", "--transfers", "1", "--small-transfers", "1")
 	start := time.Now()
 	var paths []string
 	for i := range 5 {

@@ -183,7 +183,7 @@ func TestTheLastPartsOfAFileWrittenInOrderGoAtItsClose(t *testing.T) {
 	cloud := fake.New()
 	held := make(chan struct{})
 	cloud.Block["oss.put"] = held // the small file's single PUT holds the only worker
-	r := newRig(t, cloud, Config{PartSize: minPartSize, EarlyAfter: time.Millisecond, Workers: 1})
+	r := newRig(t, cloud, Config{PartSize: minPartSize, EarlyAfter: time.Millisecond, Workers: 1, SmallWorkers: 1})
 	busy := r.open("video/busy.mp4")
 	busy.write(randomBytes(t, 1000))
 	r.queue.Apply(busy.rec.ID, cache.Event{Kind: cache.Closed, Size: 1000, Due: time.Now()})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,8 @@ type Queue struct {
 	interval map[uint64]time.Duration // protected by mu: the current wait between readiness checks of a record
 	told     map[uint64]bool          // protected by mu: records whose readiness wait was logged
 	early    map[uint64]*early        // protected by mu: uploads under way while their file is written
+	large    int                      // protected by mu: files over one PUT a worker is on (at most Workers)
+	parked   []uint64                 // protected by mu: files over one PUT due, waiting for one of those to end
 	draining bool                     // protected by mu: Close was called
 
 	progress sync.Map // ID → *progress, while an upload is in flight
@@ -129,7 +132,7 @@ func (q *Queue) resume(r cache.Record) {
 
 // Run starts the workers, the readiness checker and the disposer.
 func (q *Queue) Run() {
-	for range q.cfg.Workers {
+	for range q.cfg.SmallWorkers {
 		q.wg.Add(1)
 		go q.worker()
 	}
@@ -171,6 +174,7 @@ func (q *Queue) do(rec cache.Record, fx cache.Effects) {
 	defer q.mu.Unlock()
 	if fx.Cancel {
 		q.uploads.Remove(id)
+		q.parked = slices.DeleteFunc(q.parked, func(p uint64) bool { return p == id })
 		q.checks.Remove(id)
 		delete(q.interval, id)
 		if r := q.running[id]; r != nil {
@@ -193,6 +197,7 @@ func (q *Queue) do(rec cache.Record, fx cache.Effects) {
 			r := q.running[id]
 			r.again, r.againAt = true, fx.Due
 		default:
+			q.parked = slices.DeleteFunc(q.parked, func(p uint64) bool { return p == id }) // due anew
 			q.uploads.Add(id, fx.Due)
 		}
 	}
@@ -340,6 +345,33 @@ func (q *Queue) worker() {
 	}
 }
 
+// takeLarge takes one of the Workers slots for a file over one PUT, or parks the file until
+// one ends: a worker does not wait for a slot, so that small files go on meanwhile.
+func (q *Queue) takeLarge(id uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.large < q.cfg.Workers {
+		q.large++
+		return true
+	}
+	if !slices.Contains(q.parked, id) {
+		q.parked = append(q.parked, id)
+	}
+	return false
+}
+
+// endLarge gives back a slot taken by takeLarge and makes the first parked file due.
+func (q *Queue) endLarge() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.large--
+	if len(q.parked) > 0 && !q.draining {
+		id := q.parked[0]
+		q.parked = q.parked[1:]
+		q.uploads.Add(id, q.cfg.Clock.Now())
+	}
+}
+
 // process takes record id as far as it can go now without waiting, and reports a failed try.
 func (q *Queue) process(ctx context.Context, id uint64) {
 	rec, err := q.cfg.Store.GetID(id)
@@ -354,6 +386,12 @@ func (q *Queue) process(ctx context.Context, id uint64) {
 		if !(q.isDraining() && rec.State == cache.Queued && rec.Attempts == 0) {
 			return
 		}
+	}
+	if rec.Early || rec.Size > q.cfg.PartSize {
+		if !q.takeLarge(id) {
+			return
+		}
+		defer q.endLarge()
 	}
 	j := &job{q: q, rec: rec, gen: rec.Gen, log: q.cfg.Log.With("path", rec.Path, "id", id)}
 	err = j.run(ctx)

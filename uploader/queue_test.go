@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -202,7 +203,7 @@ func TestSinglePutAndMultipartReachReady(t *testing.T) {
 func TestAWorkerDoesNotWaitForReadiness(t *testing.T) {
 	cloud := fake.New()
 	cloud.ReadyAfter = time.Hour
-	r := newRig(t, cloud, Config{Workers: 1})
+	r := newRig(t, cloud, Config{Workers: 1, SmallWorkers: 1})
 	var ids []uint64
 	for i := range 5 {
 		ids = append(ids, r.add("video/f"+string(rune('a'+i))+".mp4", randomBytes(t, 1000)).ID)
@@ -219,11 +220,38 @@ func TestAWorkerDoesNotWaitForReadiness(t *testing.T) {
 	}
 }
 
+// TestANotReadyAssetIsNotAskedAgainAtOnce: an asset found not ready waits First, then twice
+// that, and so on, before it is asked again, even as batches gather checks due soon: asked at
+// 0.1, 0.3, 0.7 and 1.5 s, an asset is asked about at most 4 times in its first 1.2 s.
+func TestANotReadyAssetIsNotAskedAgainAtOnce(t *testing.T) {
+	cloud := fake.New()
+	cloud.ReadyAfter = time.Hour
+	r := newRig(t, cloud, Config{Workers: 8, Ready: ReadyCheck{First: 100 * time.Millisecond, Batch: 20}})
+	var ids []uint64
+	for i := range 40 {
+		ids = append(ids, r.add("video/"+strings.Repeat("y", i+1)+".mp4", []byte("y")).ID)
+	}
+	for _, id := range ids {
+		r.waitFor(id, cache.Uploaded)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	asked := 0
+	for _, n := range cloud.Batches() {
+		asked += n
+	}
+	if asked > 4*len(ids) {
+		t.Errorf("%d files asked about %d times in their first 1.2 s (batches %v), want at most 4 each", len(ids), asked, cloud.Batches())
+	}
+	if asked < len(ids) {
+		t.Errorf("%d files asked about %d times in their first 1.2 s: the test did not test", len(ids), asked)
+	}
+}
+
 // TestReadinessIsBatched: many uploaded files are asked about a batch at a time.
 func TestReadinessIsBatched(t *testing.T) {
 	cloud := fake.New()
 	cloud.ReadyAfter = time.Hour
-	r := newRig(t, cloud, Config{Workers: 8, Ready: ReadyCheck{First: 10 * time.Millisecond, Max: 20 * time.Millisecond, Batch: 20}})
+	r := newRig(t, cloud, Config{Workers: 8, Ready: ReadyCheck{First: 10 * time.Millisecond, Max: 20 * time.Millisecond, Batch: 20, Gather: time.Second}})
 	var ids []uint64
 	for i := range 60 {
 		ids = append(ids, r.add("video/"+strings.Repeat("x", i+1)+".mp4", []byte("x")).ID)
@@ -879,5 +907,45 @@ func TestSetFieldsGoWithTheCreationOrByAnUpdate(t *testing.T) {
 	a = r.waitUntil(a.ID, func(rec cache.Record) bool { return !rec.MetaPending }, "updated")
 	if as := r.asset(a.MediaID); as.CateID != "42" || as.Title != "Opening night" || a.MetaDone.IsZero() || a.State != cache.Ready {
 		t.Errorf("a field set once ready: asset %+v, record %+v", as, a)
+	}
+}
+
+// TestSmallFilesGoOnWhileLargeOnesWait: with 2 transfers and 6 small ones, 4 files over one
+// PUT take 2 workers (the other 2 wait without holding one) and the other 4 workers send
+// small files meanwhile.
+func TestSmallFilesGoOnWhileLargeOnesWait(t *testing.T) {
+	cloud := fake.New()
+	initiate, put := make(chan struct{}), make(chan struct{})
+	cloud.Block["oss.initiate"], cloud.Block["oss.put"] = initiate, put
+	r := newRig(t, cloud, Config{Workers: 2, SmallWorkers: 6, PartSize: minPartSize})
+	var ids []uint64
+	for i := range 4 {
+		ids = append(ids, r.add(fmt.Sprintf("video/large%d.mp4", i), randomBytes(t, 2*minPartSize)).ID)
+	}
+	waitCalls(t, cloud, "oss.initiate", 2)
+	for i := range 6 {
+		ids = append(ids, r.add(fmt.Sprintf("video/small%d.mp4", i), randomBytes(t, 1000)).ID)
+	}
+	waitCalls(t, cloud, "oss.put", 4)
+	time.Sleep(200 * time.Millisecond) // room for a call too many
+	if n, m := cloud.Calls("oss.initiate"), cloud.Calls("oss.put"); n != 2 || m != 4 {
+		t.Errorf("%d large and %d small files sent at once, want 2 and 4", n, m)
+	}
+	close(initiate)
+	close(put)
+	for _, id := range ids {
+		r.waitFor(id, cache.Ready)
+	}
+}
+
+// waitCalls waits until the fake has had n calls of op.
+func waitCalls(t *testing.T, cloud *fake.Cloud, op string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for cloud.Calls(op) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls of %s, want %d", cloud.Calls(op), op, n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -15,11 +15,8 @@ import (
 func (q *Queue) checker() {
 	defer q.wg.Done()
 	for {
-		// Checks due soon go together: one call asks about many assets. Soon is a fifth of the
-		// shortest wait between checks, no more: an asset found not ready is asked again after
-		// such a wait, and a batch that took it early again at once would ask for nothing new
-		// (with a second here, every file was asked four times within its first 1.5 s).
-		ids := q.checks.TakeDue(q.ctx, q.cfg.Ready.Batch, q.cfg.Ready.First/5)
+		// Checks due soon (Gather) go together: one call asks about many assets.
+		ids := q.checks.TakeDue(q.ctx, q.cfg.Ready.Batch, q.cfg.Ready.Gather)
 		if ids == nil {
 			return
 		}

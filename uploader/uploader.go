@@ -47,22 +47,27 @@ type Objects interface {
 
 // Config holds what a Queue needs. Zero values take the defaults in brackets.
 type Config struct {
-	Store       *cache.Store
-	IMS         IMS
-	Objects     Objects
-	Log         *slog.Logger
-	Clock       clockwork.Clock // [the real one]
-	Workers     int             // files uploaded at once [4]
-	PartSize    int64           // multipart part size; a file up to this size goes in one PUT [8 MiB]
-	MaxParts    int             // the most parts OSS takes in one object; bigger files get bigger parts [10,000]
-	PartWorkers int             // parts of one file sent at once [4]
-	EarlyAfter  time.Duration   // how long a file is written in order before its parts go while it is written [2 s]
-	AppID       string          // CreateUploadMedia AppId [IMS's default]
-	Retry       Retry           // how failing calls are tried again [DefaultRetry]
-	Ready       ReadyCheck      // how often readiness is asked [DefaultReadyCheck]
-	Names       *Admitter       // which names become assets [DefaultTempNames]
-	OnOverwrite Policy          // what becomes of the asset of an overwritten file [keep]
-	OnDelete    Policy          // what becomes of the asset of a deleted file [keep]
+	Store   *cache.Store
+	IMS     IMS
+	Objects Objects
+	Log     *slog.Logger
+	Clock   clockwork.Clock // [the real one]
+	Workers int             // files uploaded at once [4]
+	// SmallWorkers is how many files sent in one PUT (up to PartSize) are uploaded at once,
+	// the larger ones still at most Workers among them [4 × Workers]: a small file's upload
+	// is mostly waiting on round trips (CreateUploadMedia, a commit made durable, the PUT),
+	// not on bytes, so more of them at once go faster without taking more of the link.
+	SmallWorkers int
+	PartSize     int64         // multipart part size; a file up to this size goes in one PUT [8 MiB]
+	MaxParts     int           // the most parts OSS takes in one object; bigger files get bigger parts [10,000]
+	PartWorkers  int           // parts of one file sent at once [4]
+	EarlyAfter   time.Duration // how long a file is written in order before its parts go while it is written [2 s]
+	AppID        string        // CreateUploadMedia AppId [IMS's default]
+	Retry        Retry         // how failing calls are tried again [DefaultRetry]
+	Ready        ReadyCheck    // how often readiness is asked [DefaultReadyCheck]
+	Names        *Admitter     // which names become assets [DefaultTempNames]
+	OnOverwrite  Policy        // what becomes of the asset of an overwritten file [keep]
+	OnDelete     Policy        // what becomes of the asset of a deleted file [keep]
 	// ConfigID names the settings uploads depend on (endpoint, region, key): when it differs
 	// from the last mount's, failed uploads are tried again at Recover [never].
 	ConfigID string
@@ -95,9 +100,14 @@ const (
 
 // ReadyCheck is how the assets of uploaded files are watched until IMS has prepared them.
 type ReadyCheck struct {
-	First   time.Duration // from the end of the upload to the first check [500ms]
-	Max     time.Duration // the longest wait between checks of one asset [30s]
-	Batch   int           // assets asked about in one BatchGetMediaInfos [20]
+	First time.Duration // from the end of the upload to the first check [500ms]
+	Max   time.Duration // the longest wait between checks of one asset [30s]
+	Batch int           // assets asked about in one BatchGetMediaInfos [20]
+	// Gather is how early a check may be made to join a batch [First/5]. It stays well under
+	// First: an asset found not ready is asked again after First or more, and a batch that
+	// took it that early would ask again at once (with a second here, every file was asked
+	// four times within its first 1.5 s).
+	Gather  time.Duration
 	Timeout time.Duration // from the end of the upload to giving up on the asset: it fails [1h]
 }
 
@@ -120,6 +130,10 @@ func (c *Config) defaults() {
 	if c.Workers <= 0 {
 		c.Workers = 4
 	}
+	if c.SmallWorkers <= 0 {
+		c.SmallWorkers = 4 * c.Workers
+	}
+	c.SmallWorkers = max(c.SmallWorkers, c.Workers)
 	if c.PartSize <= 0 {
 		c.PartSize = defaultPartSize
 	}
@@ -136,6 +150,9 @@ func (c *Config) defaults() {
 	}
 	if c.Ready.Max <= 0 {
 		c.Ready.Max = DefaultReadyCheck.Max
+	}
+	if c.Ready.Gather <= 0 {
+		c.Ready.Gather = c.Ready.First / 5
 	}
 	if c.Ready.Batch <= 0 {
 		c.Ready.Batch = DefaultReadyCheck.Batch

@@ -39,6 +39,7 @@ type mountOptions struct {
 	readyTimeout  time.Duration
 	emulator      bool
 	workers       int
+	smallWorkers  int
 	tempNames     string
 	onOverwrite   string
 	onDelete      string
@@ -76,6 +77,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.DurationFlag{Name: "ready-timeout", Value: time.Hour, Destination: &o.readyTimeout, Usage: "how long after its upload IMS may take to prepare an asset; then the file is failed (imsfs retry uploads it again)"},
 		&cli.BoolFlag{Name: "emulator", Destination: &o.emulator, Usage: "start an embedded IMS/OSS emulator and use it (no credentials needed)"},
 		&cli.IntFlag{Name: "transfers", Value: 4, Destination: &o.workers, Usage: "files uploaded at once"},
+		&cli.IntFlag{Name: "small-transfers", Destination: &o.smallWorkers, Usage: "files of one PUT (up to --part-size) uploaded at once, the larger ones at most --transfers among them [4 × --transfers]"},
 		&cli.StringFlag{Name: "temp-names", Value: uploader.DefaultTempNames, Destination: &o.tempNames, Usage: "comma-separated `PATTERNS` (shell globs on the file name) of temporary files: kept in the mount, never uploaded (skipped) until renamed; \"\" uploads every name"},
 		&cli.BoolFlag{Name: "sidecars", Value: true, Destination: &o.sidecars, Usage: "show NAME.ims.json beside each file, with what its extended attributes say (--sidecars=false hides them)"},
 		&cli.StringFlag{Name: "cache-max-size", Destination: &o.cacheMax, Usage: "bound the cache (e.g. 20GiB): ready files no one has open are evicted, least recently used first, and read back from their objects (default: no bound)"},
@@ -115,6 +117,9 @@ func newMountCommand() *cli.Command {
 			}
 			if o.workers < 1 {
 				return usagef("imsfs mount: --transfers %d: want 1 or more", o.workers)
+			}
+			if c.IsSet("small-transfers") && o.smallWorkers < 1 {
+				return usagef("imsfs mount: --small-transfers %d: want 1 or more", o.smallWorkers)
 			}
 			if o.uploadDelay < 0 || o.drainTimeout < 0 || o.readyTimeout < 0 {
 				return usagef("imsfs mount: --upload-delay, --drain-timeout and --ready-timeout take durations of 0 or more")
@@ -406,7 +411,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		upObs = observers
 	}
 	queue := uploader.New(uploader.Config{Store: store, IMS: client, Objects: transfer.New(2 * time.Minute), Log: log,
-		Workers: o.workers, Ready: uploader.ReadyCheck{Timeout: o.readyTimeout}, PartSize: int64(partSize), MaxParts: o.maxParts, Names: names, OnOverwrite: onOverwrite, OnDelete: onDelete, ConfigID: configID(endpoint, o.region, cred),
+		Workers: o.workers, SmallWorkers: o.smallWorkers, Ready: uploader.ReadyCheck{Timeout: o.readyTimeout}, PartSize: int64(partSize), MaxParts: o.maxParts, Names: names, OnOverwrite: onOverwrite, OnDelete: onDelete, ConfigID: configID(endpoint, o.region, cred),
 		Observer: upObs, AppID: o.appID, Settings: o.mapping.Settings})
 	sock := filepath.Join(o.cacheDir, controlSocket)
 	fetcher := uploader.NewFetcher(client)

@@ -38,6 +38,7 @@ var configKeys = map[string]func(v string) error{
 	"drain-timeout":   checkDuration,
 	"ready-timeout":   checkDuration,
 	"transfers":       checkPositive,
+	"small-transfers": checkPositive,
 	"temp-names":      func(v string) error { _, err := uploader.NewAdmitter(v); return err },
 	"part-size":       checkPartSize,
 	"cache-max-size":  func(v string) error { _, err := humanize.ParseBytes(v); return err },
@@ -536,6 +537,7 @@ region: cn-shanghai
 # Uploads.
 upload-delay: 2s        # settle time after the last close
 transfers: 4            # files uploaded at once
+# small-transfers: 16     # files of one PUT (up to part-size) at once (default: 4 × transfers)
 part-size: 8MiB         # multipart part size (at least 100KiB)
 ready-timeout: 1h       # how long IMS may take to prepare an asset
 drain-timeout: 30s      # on unmount, how long running uploads may go on
