@@ -76,7 +76,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.DurationFlag{Name: "drain-timeout", Value: 30 * time.Second, Destination: &o.drainTimeout, Usage: "on unmount, how long running uploads may take to finish; the rest resume at the next mount"},
 		&cli.DurationFlag{Name: "ready-timeout", Value: time.Hour, Destination: &o.readyTimeout, Usage: "how long after its upload IMS may take to prepare an asset; then the file is failed (imsfs retry uploads it again)"},
 		&cli.BoolFlag{Name: "emulator", Destination: &o.emulator, Usage: "start an embedded IMS/OSS emulator and use it (no credentials needed)"},
-		&cli.IntFlag{Name: "transfers", Value: 4, Destination: &o.workers, Usage: "files uploaded at once"},
+		&cli.IntFlag{Name: "transfers", Value: 4, Destination: &o.workers, Usage: "files over one PUT (larger than --part-size) uploaded at once"},
 		&cli.IntFlag{Name: "small-transfers", Destination: &o.smallWorkers, Usage: "files of one PUT (up to --part-size) uploaded at once, the larger ones at most --transfers among them [4 × --transfers]"},
 		&cli.StringFlag{Name: "temp-names", Value: uploader.DefaultTempNames, Destination: &o.tempNames, Usage: "comma-separated `PATTERNS` (shell globs on the file name) of temporary files: kept in the mount, never uploaded (skipped) until renamed; \"\" uploads every name"},
 		&cli.BoolFlag{Name: "sidecars", Value: true, Destination: &o.sidecars, Usage: "show NAME.ims.json beside each file, with what its extended attributes say (--sidecars=false hides them)"},

@@ -536,7 +536,7 @@ region: cn-shanghai
 
 # Uploads.
 upload-delay: 2s        # settle time after the last close
-transfers: 4            # files uploaded at once
+transfers: 4            # files over one PUT (larger than part-size) uploaded at once
 # small-transfers: 16     # files of one PUT (up to part-size) at once (default: 4 × transfers)
 part-size: 8MiB         # multipart part size (at least 100KiB)
 ready-timeout: 1h       # how long IMS may take to prepare an asset
