@@ -152,7 +152,6 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 			Debug:       mo.Debug,
 			AllowOther:  mo.AllowOther,
 			Logger:      slog.NewLogLogger(f.opts.Log.Handler(), slog.LevelInfo),
-			EnableAcl:   os.Getenv("IMSFS_ACL") != "",
 		},
 		EntryTimeout: &timeout,
 		AttrTimeout:  &timeout,
