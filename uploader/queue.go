@@ -360,12 +360,14 @@ func (q *Queue) takeLarge(id uint64) bool {
 	return false
 }
 
-// endLarge gives back a slot taken by takeLarge and makes the first parked file due.
+// endLarge gives back a slot taken by takeLarge and makes the first parked file due, during a
+// drain too: it would have been uploaded by it had a worker been free. The worker ending here
+// is still at the schedule to take it.
 func (q *Queue) endLarge() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.large--
-	if len(q.parked) > 0 && !q.draining {
+	if len(q.parked) > 0 {
 		id := q.parked[0]
 		q.parked = q.parked[1:]
 		q.uploads.Add(id, q.cfg.Clock.Now())

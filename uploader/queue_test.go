@@ -949,3 +949,32 @@ func waitCalls(t *testing.T, cloud *fake.Cloud, op string, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestCloseDrainsParkedLargeFiles: large files parked for a slot when the drain begins are
+// still uploaded by it, one after another, as a free worker would have.
+func TestCloseDrainsParkedLargeFiles(t *testing.T) {
+	cloud := fake.New()
+	initiate := make(chan struct{})
+	cloud.Block["oss.initiate"] = initiate
+	r := newRig(t, cloud, Config{Workers: 1, SmallWorkers: 3, PartSize: minPartSize})
+	var ids []uint64
+	for i := range 3 {
+		ids = append(ids, r.add(fmt.Sprintf("video/large%d.mp4", i), randomBytes(t, 2*minPartSize)).ID)
+	}
+	waitCalls(t, cloud, "oss.initiate", 1)
+	time.Sleep(100 * time.Millisecond) // room for the others to be taken and parked
+	go func() {
+		time.Sleep(100 * time.Millisecond) // the drain has begun
+		close(initiate)
+	}()
+	ctx, cancel := contextWithTimeout(30 * time.Second)
+	defer cancel()
+	if left := r.queue.Close(ctx); left != 0 {
+		t.Errorf("%d unfinished after the drain, want 0", left)
+	}
+	for _, id := range ids {
+		if got, _ := r.store.GetID(id); !got.State.Finished() {
+			t.Errorf("%s after the drain: %s", got.Path, got.State)
+		}
+	}
+}
