@@ -97,10 +97,11 @@ func ErrorCode(err error) string {
 	return "Other"
 }
 
-// Depth is how many files wait for a worker and how many are being uploaded now.
+// Depth is how many files wait for a worker (or, over one PUT, for a slot) and how many are
+// being uploaded now.
 func (q *Queue) Depth() (queued, running int) {
 	q.mu.Lock()
-	running = len(q.running)
+	running, parked := len(q.running), len(q.parked)
 	q.mu.Unlock()
-	return q.uploads.Len(), running
+	return q.uploads.Len() + parked, running
 }

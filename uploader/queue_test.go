@@ -931,6 +931,10 @@ func TestSmallFilesGoOnWhileLargeOnesWait(t *testing.T) {
 	if n, m := cloud.Calls("oss.initiate"), cloud.Calls("oss.put"); n != 2 || m != 4 {
 		t.Errorf("%d large and %d small files sent at once, want 2 and 4", n, m)
 	}
+	// The 2 large files parked and the 2 small ones no worker is free for wait; 6 are sent.
+	if queued, running := r.queue.Depth(); queued != 4 || running != 6 {
+		t.Errorf("Depth: %d waiting and %d running, want 4 and 6", queued, running)
+	}
 	close(initiate)
 	close(put)
 	for _, id := range ids {
