@@ -52,7 +52,7 @@ type Config struct {
 	Objects Objects
 	Log     *slog.Logger
 	Clock   clockwork.Clock // [the real one]
-	Workers int             // files uploaded at once [4]
+	Workers int             // files over one PUT (larger than PartSize) uploaded at once [4]
 	// SmallWorkers is how many files sent in one PUT (up to PartSize) are uploaded at once,
 	// the larger ones still at most Workers among them [4 × Workers]: a small file's upload
 	// is mostly waiting on round trips (CreateUploadMedia, a commit made durable, the PUT),
