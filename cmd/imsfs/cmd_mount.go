@@ -77,7 +77,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.DurationFlag{Name: "ready-timeout", Value: time.Hour, Destination: &o.readyTimeout, Usage: "how long after its upload IMS may take to prepare an asset; then the file is failed (imsfs retry uploads it again)"},
 		&cli.BoolFlag{Name: "emulator", Destination: &o.emulator, Usage: "start an embedded IMS/OSS emulator and use it (no credentials needed)"},
 		&cli.IntFlag{Name: "transfers", Value: 4, Destination: &o.workers, Usage: "files over one PUT (larger than --part-size) uploaded at once"},
-		&cli.IntFlag{Name: "small-transfers", Destination: &o.smallWorkers, Usage: "files of one PUT (up to --part-size) uploaded at once, the larger ones at most --transfers among them [4 × --transfers]"},
+		&cli.IntFlag{Name: "small-transfers", Destination: &o.smallWorkers, DefaultText: "4 × --transfers", Usage: "files of one PUT (up to --part-size) uploaded at once, the larger ones at most --transfers among them"},
 		&cli.StringFlag{Name: "temp-names", Value: uploader.DefaultTempNames, Destination: &o.tempNames, Usage: "comma-separated `PATTERNS` (shell globs on the file name) of temporary files: kept in the mount, never uploaded (skipped) until renamed; \"\" uploads every name"},
 		&cli.BoolFlag{Name: "sidecars", Value: true, Destination: &o.sidecars, Usage: "show NAME.ims.json beside each file, with what its extended attributes say (--sidecars=false hides them)"},
 		&cli.StringFlag{Name: "cache-max-size", Destination: &o.cacheMax, Usage: "bound the cache (e.g. 20GiB): ready files no one has open are evicted, least recently used first, and read back from their objects (default: no bound)"},
