@@ -539,17 +539,22 @@ func (b *bench) emptyFiles(m *mountProc, loop string) {
 // fuseRequests is how many requests the kernel has sent the mount and waited for: all but
 // release and releasedir (sent after the close returned) and forget (no answer).
 func (b *bench) fuseRequests(m *mountProc) float64 {
-	match := metricsURL.FindStringSubmatch(m.output())
-	if match == nil {
-		b.t.Fatalf("the mount does not say where its metrics are:\n%s", m.output())
-	}
 	var n float64
-	for series, v := range scrape(b.t, match[1]) {
+	for series, v := range b.metrics(m) {
 		if strings.HasPrefix(series, "imsfs_fuse_operations_total{") && !strings.Contains(series, `op="release"`) && !strings.Contains(series, `op="releasedir"`) && !strings.Contains(series, `op="forget"`) && !strings.Contains(series, `op="batch_forget"`) {
 			n += v
 		}
 	}
 	return n
+}
+
+// metrics is what the mount's /metrics says now (it runs with --metrics-addr).
+func (b *bench) metrics(m *mountProc) map[string]float64 {
+	match := metricsURL.FindStringSubmatch(m.output())
+	if match == nil {
+		b.t.Fatalf("the mount does not say where its metrics are:\n%s", m.output())
+	}
+	return scrape(b.t, match[1])
 }
 
 // cpuTime is the CPU a process has used, user and system, from /proc/PID/stat.
@@ -574,11 +579,7 @@ func cpuTime(t *testing.T, pid int) time.Duration {
 
 // storeCommits is the mount's imsfs_store_commits_total.
 func (b *bench) storeCommits(m *mountProc) float64 {
-	match := metricsURL.FindStringSubmatch(m.output())
-	if match == nil {
-		b.t.Fatalf("the mount does not say where its metrics are:\n%s", m.output())
-	}
-	n, ok := scrape(b.t, match[1])["imsfs_store_commits_total"]
+	n, ok := b.metrics(m)["imsfs_store_commits_total"]
 	if !ok {
 		b.t.Fatal("the mount has no imsfs_store_commits_total")
 	}
