@@ -389,7 +389,7 @@ func (q *Queue) process(ctx context.Context, id uint64) {
 			return
 		}
 	}
-	if rec.Early || rec.Size > q.cfg.PartSize {
+	if rec.Early || !q.cfg.onePut(rec.Size) {
 		if !q.takeLarge(id) {
 			return
 		}

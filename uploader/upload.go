@@ -199,7 +199,7 @@ func (j *job) upload(ctx context.Context) error {
 	up := rec.Upload
 	u := &uploadRun{j: j, creds: j.q.credsOf(rec.ID, j.gen), early: early,
 		target: transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}}
-	if size <= j.q.cfg.PartSize && up.MultipartID == "" {
+	if j.q.cfg.onePut(size) && up.MultipartID == "" {
 		err = u.call(ctx, func() error {
 			p.sent.Store(0)
 			return j.q.cfg.Objects.Put(ctx, u.target, u.sign, io.NewSectionReader(f, 0, size), size, func(n int64) { p.sent.Add(n); j.q.cfg.Observer.Sent(n) })

@@ -98,6 +98,9 @@ const (
 	createTimeout = time.Minute
 )
 
+// onePut reports whether a file of size bytes is sent in one PUT, not as a multipart upload.
+func (c Config) onePut(size int64) bool { return size <= c.PartSize }
+
 // ReadyCheck is how the assets of uploaded files are watched until IMS has prepared them.
 type ReadyCheck struct {
 	First time.Duration // from the end of the upload to the first check [500ms]
