@@ -83,6 +83,7 @@ func TestAFileWrittenInOrderGoesUpWhileWritten(t *testing.T) {
 			if err := f.Close(); err != nil {
 				t.Fatal(err)
 			}
+			waitState(t, m, "video/out-of-order.mp4", cache.Queued) // its release ends the session
 			if _, err := m.queue.Retry("video/out-of-order.mp4"); err != nil {
 				t.Fatal(err)
 			}

@@ -429,11 +429,14 @@ func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uin
 
 var _ = (gofs.FileFlusher)((*handle)(nil))
 
-// Flush runs on every close(2) of a descriptor. At the close of the last writer the file is
-// queued here, not in Release, whose result the kernel ignores: a close that cannot be recorded
-// fails with the reason. What it promises of durability is cache/durable.go's: nothing a close
-// returned for is lost to a killed mount; after a power loss no more than a local disk loses;
-// with --sync-on-close, nothing (the bytes, the name and the record are fsynced before it returns).
+// Flush runs on every close(2) of a descriptor, and only there: a child that inherited the
+// writer's descriptor and exits, a dup closed, a preview its writer started all send one while
+// the writer goes on. So a Flush never ends a write session (Release does, for the last writable
+// handle); it keeps what a close promises of durability, cache/durable.go's: nothing a close
+// returned for is lost to a killed mount (the next mount takes a file left writing as closed by
+// a writer that is gone); after a power loss no more than a local disk loses; with
+// --sync-on-close, nothing (the bytes, the spool's name and the record are fsynced before it
+// returns).
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	if !h.write || h.f == nil {
 		return gofs.OK
@@ -450,25 +453,27 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	}
 	n.mu.Lock()
 	n._seeDirectWrites()
-	if h.direct && n.damaged == nil && n.fsys.spaceLow() {
-		// The kernel wrote this file without imsfs: a write a full disk refused went back to
-		// the writer alone. With the cache volume (nearly) full, it may have been one.
-		n.damaged = fmt.Errorf("the cache volume was full while it was written: %w", syscall.ENOSPC)
-		n.fsys.opts.Log.Warn("the cache volume is full: a file written straight to its spool may be short, so it is not uploaded", "path", n.path(), "errno", "ENOSPC")
-	}
-	errno := gofs.OK
-	if n.writers == 1 {
-		// This is the last writer's descriptor. (One duplicated by dup or fork may still
-		// write after this: that write starts a new session, as a reopen would.)
-		errno = n._queue(n.path())
+	if n.modified && !n.gone {
+		n.fsys.opts.Store.Written(n.id, n.newSpool, n.size)
+		n.newSpool = false
 	}
 	n.mu.Unlock()
-	if errno == gofs.OK && strict {
+	if strict {
 		if err := n.fsys.opts.Store.Sync(); err != nil {
 			return n.fsys.fail("close", n.path(), err)
 		}
 	}
-	return errno
+	return gofs.OK
+}
+
+// _checkDirectSpace marks the session damaged when the kernel wrote through h without imsfs
+// while the cache volume was (nearly) full: a write a full disk refused went back to the writer
+// alone, so the spool may be short. Call with n.mu held.
+func (n *fileNode) _checkDirectSpace(h *handle) {
+	if h.direct && n.damaged == nil && n.modified && n.fsys.spaceLow() {
+		n.damaged = fmt.Errorf("the cache volume was full while it was written: %w", syscall.ENOSPC)
+		n.fsys.opts.Log.Warn("the cache volume is full: a file written straight to its spool may be short, so it is not uploaded", "path", n.path(), "errno", "ENOSPC")
+	}
 }
 
 var _ = (gofs.FileFsyncer)((*handle)(nil))
@@ -498,8 +503,11 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 
 var _ = (gofs.FileReleaser)((*handle)(nil))
 
-// Release ends a handle. The last writer's Flush has queued the file; if that failed (or a
-// write came after it), it is tried here again, and then in the background until it holds.
+// Release ends a handle: the kernel sends it once no descriptor, no child that inherited one and
+// no mapping of this open file is left. The release of the last writable handle ends the write
+// session: the file is queued, and its settle delay counts from here. The kernel ignores what
+// Release answers, so a session that cannot be recorded now is tried again in the background
+// until it holds (a killed mount leaves it writing, which the next mount takes as closed).
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	if h.f != nil {
 		defer h.f.Close()
@@ -512,6 +520,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 		return gofs.OK
 	}
 	n._seeDirectWrites()
+	n._checkDirectSpace(h)
 	if h.direct {
 		n.direct--
 	}
