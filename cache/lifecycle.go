@@ -53,11 +53,15 @@ const (
 	EarlyAsset
 	// MetaSet: the user set (or, with an empty Value, removed) the Meta field Field.
 	MetaSet
+	// Changed: the spool changed while its bytes were being sent, by a write no event told of
+	// (Reason says how it was seen): what was sent is not the file's. The file is uploaded
+	// again, as new bytes, at Due.
+	Changed
 )
 
 var eventNames = [...]string{"", "wrote", "closed", "renamed", "unlinked", "replaced", "dispatched",
 	"asset-created", "multipart-started", "part-stored", "object-completed", "asset-ready",
-	"upload-failed", "try-failed", "retry-asked", "meta-updated", "evicted", "restored", "early-asset", "meta-set"}
+	"upload-failed", "try-failed", "retry-asked", "meta-updated", "evicted", "restored", "early-asset", "meta-set", "changed"}
 
 func (k EventKind) String() string {
 	if k > 0 && int(k) < len(eventNames) {
@@ -82,7 +86,7 @@ type Event struct {
 	// ErrSuperseded [0: whatever the record holds].
 	Gen uint64
 	Now time.Time // when it happened [time.Now()]
-	Due time.Time // Closed, Renamed, RetryAsked, TryFailed: when the queue is to take the file up
+	Due time.Time // Closed, Renamed, RetryAsked, TryFailed, Changed: when the queue is to take the file up
 
 	Size   int64     // Closed, ObjectCompleted
 	Mode   uint32    // Closed
@@ -98,7 +102,7 @@ type Event struct {
 	PartSize  int64  // MultipartStarted
 	Part      Part   // PartStored
 	URL       string // AssetReady
-	Reason    string // UploadFailed, TryFailed, MetaUpdated
+	Reason    string // UploadFailed, TryFailed, MetaUpdated, Changed
 	Attempts  int    // TryFailed
 
 	Field, Value string // MetaSet
@@ -178,6 +182,7 @@ var table = map[EventKind]map[State]step{
 	Restored:         on(every, restore),
 	EarlyAsset:       on([]State{Writing}, earlyAsset),
 	MetaSet:          on(every, metaSet),
+	Changed:          on([]State{Uploading}, spoolChanged),
 }
 
 func on(states []State, s step) map[State]step {
@@ -469,6 +474,18 @@ func metaSet(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	if r.State.Finished() {
 		fx.Schedule, fx.Due = true, ev.Now
 	}
+	return nil
+}
+
+// spoolChanged starts a new generation for bytes the upload did not send: its asset is disposed of
+// (it stands for no bytes of the file's), and the file is queued as after a close.
+func spoolChanged(r *Record, ev *Event, fx *Effects, adm Admission) error {
+	void(r, fx)
+	admit(r, ev.Due, fx, adm)
+	if r.State == Failed {
+		return nil // refused as it is now: the reason says why
+	}
+	r.Error = "uploaded again: " + ev.Reason
 	return nil
 }
 

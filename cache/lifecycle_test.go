@@ -70,6 +70,7 @@ var events = map[EventKind]Event{
 	Restored:         {Kind: Restored},
 	EarlyAsset:       {Kind: EarlyAsset, Asset: &Asset{MediaID: "m3", Upload: Upload{Endpoint: "http://oss", Bucket: "b", Key: "k3"}}},
 	MetaSet:          {Kind: MetaSet, Field: "title", Value: "A title"},
+	Changed:          {Kind: Changed, Reason: "the spool changed", Due: t1},
 }
 
 // outcome describes what an event did, in the notation of the matrix below: the state it left
@@ -139,6 +140,7 @@ func TestLifecycleMatrix(t *testing.T) {
 		Restored:         {"writing", "queued", "creating", "uploading", "uploaded", "ready", "failed", "skipped"},
 		EarlyAsset:       {"writing", "!", "!", "!", "!", "!", "!", "!"},
 		MetaSet:          {"writing", "queued", "creating", "uploading", "uploaded S", "ready S", "failed", "skipped"},
+		Changed:          {"!", "!", "!", "queued C S Dv", "!", "!", "!", "!"},
 	}
 	if len(want) != len(EventKinds()) {
 		t.Fatalf("the matrix has %d rows, there are %d kinds of event", len(want), len(EventKinds()))
@@ -200,6 +202,8 @@ func TestLifecycleVariants(t *testing.T) {
 		{"a file being written and renamed drops its early asset", early(), events[Renamed], "writing C Dv"},
 		{"a file being written and written again drops its early asset", early(), events[Wrote], "writing C Dv"},
 		{"a file being written and deleted drops its early asset", early(), events[Unlinked], "gone C T Dv"},
+		{"bytes changed under an upload of a name not uploaded are skipped", with(Uploading, func(r *Record) { r.Path = "video/a.mp4~" }), events[Changed], "skipped C T Dv"},
+		{"bytes changed under an upload for older bytes are refused", recordIn(Uploading), Event{Kind: Changed, Gen: 2}, "!s"},
 		{"a file uploaded while written goes on uploading", changed(early(), func(r *Record) { r.State = Queued }), events[Dispatched], "uploading"},
 	}
 	for _, tc := range tests {
@@ -250,6 +254,10 @@ func TestLifecycleFields(t *testing.T) {
 	r, _ = apply(recordIn(Ready), events[Renamed])
 	if !r.MetaPending || r.BusinessType != "opening" || r.MediaID != "m1" {
 		t.Errorf("a rename keeps the asset and retitles it: %+v", r)
+	}
+	r, fx = apply(recordIn(Uploading), events[Changed])
+	if r.Gen != 4 || r.MediaID != "" || r.Upload != nil || !r.Asked.IsZero() || !r.Due.Equal(t1) || !fx.Due.Equal(t1) || !strings.Contains(r.Error, "the spool changed") {
+		t.Errorf("bytes changed under an upload: a new generation, queued again: %+v %+v", r, fx)
 	}
 	r, _ = apply(recordIn(Uploading), events[Wrote])
 	if r.Gen != 4 || r.MediaID != "" || r.Upload != nil || !r.Asked.IsZero() {

@@ -118,9 +118,12 @@ type Part struct {
 	Number int    `json:"n"`
 	ETag   string `json:"etag"`
 	Size   int64  `json:"size"`
-	// Sum is the CRC-32C of the bytes sent, in hex, when known: parts sent while their file
-	// was written are checked by it against the spool before the upload completes.
+	// Sum is the CRC-32C of the bytes sent, in hex, when known: a stored part is checked by it
+	// against the spool before the upload completes (at the speed of memory).
 	Sum string `json:"sum,omitempty"`
+	// CRC64 is the part's CRC-64 (ECMA) as OSS reported it, equal to the bytes sent [0: not
+	// known, a part stored by an older imsfs]: the object's is made of its parts'.
+	CRC64 uint64 `json:"crc64,omitempty"`
 }
 
 // Dir is what the store keeps for a folder a user made (the fixed folders are not stored).

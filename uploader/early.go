@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/crc32"
+	"hash/crc64"
 	"io"
 	"os"
 	"path"
@@ -282,12 +283,14 @@ func (j *job) uploadRun() *uploadRun {
 type partCheck struct {
 	done     chan struct{}
 	partSize int64
-	kept     map[cache.Part]bool // written before done is closed: each part checked, and whether it holds
+	// checked holds each part checked, as stored, and what the check made of it: the part as it
+	// is still the spool's (with its CRC-64), or a zero Part. Written before done is closed.
+	checked map[cache.Part]cache.Part
 }
 
 // startPartCheck checks, in the background, the parts rec has stored against its spool.
 func (j *job) startPartCheck(rec cache.Record) *partCheck {
-	c := &partCheck{done: make(chan struct{}), kept: map[cache.Part]bool{}}
+	c := &partCheck{done: make(chan struct{}), checked: map[cache.Part]cache.Part{}}
 	if rec.Upload != nil {
 		c.partSize = rec.Upload.PartSize
 	}
@@ -303,11 +306,8 @@ func (j *job) startPartCheck(rec cache.Record) *partCheck {
 			return // checked after, as the parts stored since are
 		}
 		defer f.Close()
-		for _, p := range parts {
-			c.kept[p] = false
-		}
-		for _, p := range verifyParts(f, parts, c.partSize) {
-			c.kept[p] = true
+		for i, p := range checkEach(f, parts, c.partSize) {
+			c.checked[parts[i]] = p
 		}
 	}()
 	return c
@@ -325,15 +325,16 @@ func (u *uploadRun) checkParts(f *os.File, stored []cache.Part, partSize int64) 
 		}
 	}
 	for _, p := range stored {
-		kept, checked := false, false
+		var held cache.Part
+		checked := false
 		if early != nil {
-			kept, checked = early.kept[p]
+			held, checked = early.checked[p]
 		}
 		switch {
 		case !checked:
 			rest = append(rest, p)
-		case kept:
-			keep = append(keep, p)
+		case held.Number != 0:
+			keep = append(keep, held)
 		}
 	}
 	keep = append(keep, verifyParts(f, rest, partSize)...)
@@ -341,11 +342,24 @@ func (u *uploadRun) checkParts(f *os.File, stored []cache.Part, partSize int64) 
 	return keep
 }
 
-// verifyParts keeps the stored parts whose bytes are still the spool's: a part written again
-// after it was sent early is sent again. A part's CRC-32C, taken as it was sent, is compared
-// (at the speed of memory); one without it, by its MD5, which is its ETag.
+// verifyParts keeps the stored parts whose bytes are still the spool's, each with its CRC-64.
+// A part's CRC-32C, taken as it was sent, is compared (at the speed of memory), and its CRC-64
+// is the one OSS reported then; a part stored without them (by an older imsfs) is compared by
+// its MD5, which is its ETag, and its CRC-64 taken from the spool on the way.
 func verifyParts(f *os.File, parts []cache.Part, partSize int64) []cache.Part {
+	var out []cache.Part
+	for _, p := range checkEach(f, parts, partSize) {
+		if p.Number != 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// checkEach is verifyParts part by part: each part as it is still the spool's, or a zero Part.
+func checkEach(f *os.File, parts []cache.Part, partSize int64) []cache.Part {
 	keep := make([]bool, len(parts))
+	checked := append([]cache.Part(nil), parts...)
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range 2 {
@@ -353,19 +367,20 @@ func verifyParts(f *os.File, parts []cache.Part, partSize int64) []cache.Part {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				p := parts[i]
+				p := &checked[i]
 				r := io.NewSectionReader(f, int64(p.Number-1)*partSize, p.Size)
-				if p.Sum != "" {
+				if p.Sum != "" && p.CRC64 != 0 {
 					s := &summer{r: r, h: crc32.New(castagnoli)}
 					_, err := io.Copy(io.Discard, s)
 					keep[i] = err == nil && s.sum(p.Size) == p.Sum
 					continue
 				}
-				h := md5.New()
-				if _, err := io.Copy(h, r); err != nil {
+				h, c := md5.New(), crc64.New(crc64.MakeTable(crc64.ECMA))
+				if _, err := io.Copy(io.MultiWriter(h, c), r); err != nil {
 					continue
 				}
 				keep[i] = strings.EqualFold(hex.EncodeToString(h.Sum(nil)), strings.Trim(p.ETag, `"`))
+				p.CRC64 = c.Sum64()
 			}
 		}()
 	}
@@ -374,13 +389,12 @@ func verifyParts(f *os.File, parts []cache.Part, partSize int64) []cache.Part {
 	}
 	close(next)
 	wg.Wait()
-	var out []cache.Part
-	for i, p := range parts {
-		if keep[i] {
-			out = append(out, p)
+	for i := range checked {
+		if !keep[i] {
+			checked[i] = cache.Part{}
 		}
 	}
-	return out
+	return checked
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

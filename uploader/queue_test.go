@@ -982,3 +982,94 @@ func TestCloseDrainsParkedLargeFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestASpoolChangedUnderItsUploadIsUploadedAgain: the spool changes after its bytes were read
+// for the upload and before it completes, by a write no event tells of (as the kernel's
+// passthrough writes are): the upload is not taken as the file's. The file is uploaded again
+// as new bytes, and the asset of the old ones is disposed of.
+func TestASpoolChangedUnderItsUploadIsUploadedAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		op   string // the call after which the spool changes
+		size int
+	}{
+		{"one PUT", "oss.put", 1000},
+		{"multipart", "oss.complete", 2*minPartSize + 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cloud := fake.New()
+			r := newRig(t, cloud, Config{PartSize: minPartSize})
+			data, final := randomBytes(t, tc.size), randomBytes(t, tc.size)
+			var id atomic.Uint64
+			var once sync.Once
+			cloud.FailAfter = func(op string) error {
+				if op == tc.op {
+					once.Do(func() {
+						if err := os.WriteFile(r.store.SpoolPath(id.Load()), final, 0o600); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				return nil
+			}
+			rec, err := r.store.Create("video/a.mp4", func(rec *cache.Record) { rec.Type, rec.BusinessType = "video", "general" })
+			if err != nil {
+				t.Fatal(err)
+			}
+			id.Store(rec.ID)
+			if err := os.WriteFile(r.store.SpoolPath(rec.ID), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.queue.Apply(rec.ID, cache.Event{Kind: cache.Closed, Size: int64(len(data))}); err != nil {
+				t.Fatal(err)
+			}
+			got := r.waitFor(rec.ID, cache.Ready)
+			if obj, _ := cloud.Object(got.MediaID); !bytes.Equal(obj, final) {
+				t.Errorf("ready with %d bytes that are not the spool's final ones", len(obj))
+			}
+			if got.Gen != rec.Gen+1 || cloud.Calls("ims.create") != 2 {
+				t.Errorf("generation %d (was %d), %d assets made: want the change taken as new bytes", got.Gen, rec.Gen, cloud.Calls("ims.create"))
+			}
+			for _, a := range cloud.Assets() {
+				if a.MediaID != got.MediaID {
+					r.waitUntilAsset(a.MediaID, func(as fake.Asset) bool { return as.Deleted }, "deleted")
+				}
+			}
+		})
+	}
+}
+
+// TestAnObjectOfOtherBytesIsNotReady: OSS reports another CRC-64 than that of the bytes read
+// from the spool. A part is sent again; an object (one PUT, or parts put together) that holds
+// other bytes is not the file's: it is uploaded again as a new asset, the other disposed of.
+func TestAnObjectOfOtherBytesIsNotReady(t *testing.T) {
+	for _, tc := range []struct {
+		op      string
+		size    int
+		creates int
+	}{
+		{"oss.put", 1000, 2},
+		{"oss.part", 2*minPartSize + 5, 1},
+		{"oss.complete", 2*minPartSize + 5, 2},
+	} {
+		t.Run(tc.op, func(t *testing.T) {
+			cloud := fake.New()
+			var once atomic.Bool
+			cloud.Damage = func(op string) bool { return op == tc.op && once.CompareAndSwap(false, true) }
+			r := newRig(t, cloud, Config{PartSize: minPartSize})
+			data := randomBytes(t, tc.size)
+			got := r.waitFor(r.add("video/a.mp4", data).ID, cache.Ready)
+			if obj, _ := cloud.Object(got.MediaID); !bytes.Equal(obj, data) {
+				t.Errorf("ready with bytes that are not the file's")
+			}
+			if n := cloud.Calls("ims.create"); n != tc.creates {
+				t.Errorf("%d assets made, want %d", n, tc.creates)
+			}
+			for _, a := range cloud.Assets() {
+				if a.MediaID != got.MediaID {
+					r.waitUntilAsset(a.MediaID, func(as fake.Asset) bool { return as.Deleted }, "deleted")
+				}
+			}
+		})
+	}
+}

@@ -77,12 +77,13 @@ func temporary(err error) bool {
 	var perm *permanentError
 	var api *ims.APIError
 	var oss *transfer.Error
+	var crc *transfer.CRCError
 	switch {
 	case errors.As(err, &perm):
 		return false
 	case errors.As(err, &api):
 		return api.Temporary()
-	case errors.As(err, &oss):
+	case errors.As(err, &oss), errors.As(err, &crc):
 		return transfer.Temporary(err)
 	case errors.Is(err, context.Canceled):
 		return true

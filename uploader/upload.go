@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/imsfs/imsfs/cache"
 	"github.com/imsfs/imsfs/uploader/ims"
 	"github.com/imsfs/imsfs/uploader/transfer"
@@ -163,9 +165,21 @@ func (u *uploadRun) call(ctx context.Context, fn func() error) error {
 }
 
 // upload sends the spooled bytes to the object in the record's upload address, resuming a
-// multipart upload from its stored parts, and reports the object complete.
+// multipart upload from its stored parts, and reports the object complete once it is proved to
+// hold them: the CRC-64 OSS reports for the object is that of the bytes read from the spool in
+// this run, and the spool has not changed since before the first of them was read. A spool that
+// changed (a write no event told of) or an object of other bytes is uploaded again, as new bytes.
 func (j *job) upload(ctx context.Context) error {
 	rec := j.record()
+	f, err := os.Open(j.q.cfg.Store.SpoolPath(rec.ID))
+	if err != nil {
+		return &permanentError{fmt.Errorf("%s: open spool: %w", rec.Path, err)}
+	}
+	defer f.Close()
+	before, err := statSpool(f)
+	if err != nil {
+		return fmt.Errorf("%s: stat spool: %w", rec.Path, err)
+	}
 	var early *partCheck
 	if rec.Early {
 		// Parts sent while the file was written: those left and in flight are stored first.
@@ -183,40 +197,88 @@ func (j *job) upload(ctx context.Context) error {
 	if rec.Upload == nil {
 		return &permanentError{fmt.Errorf("%s: record is uploading but holds no upload address", rec.Path)}
 	}
-	f, err := os.Open(j.q.cfg.Store.SpoolPath(rec.ID))
-	if err != nil {
-		return &permanentError{fmt.Errorf("%s: open spool: %w", rec.Path, err)}
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("%s: stat spool: %w", rec.Path, err)
-	}
-	size := st.Size()
+	size := before.size
 	p := &progress{}
 	p.total.Store(size)
 	j.q.progress.Store(rec.ID, p)
 	up := rec.Upload
 	u := &uploadRun{j: j, creds: j.q.credsOf(rec.ID, j.gen), early: early,
 		target: transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}}
+	var object, read uint64
 	if j.q.cfg.onePut(size) && up.MultipartID == "" {
-		err = u.call(ctx, func() error {
+		err = u.call(ctx, func() (err error) {
 			p.sent.Store(0)
-			return j.q.cfg.Objects.Put(ctx, u.target, u.sign, io.NewSectionReader(f, 0, size), size, func(n int64) { p.sent.Add(n); j.q.cfg.Observer.Sent(n) })
+			object, err = j.q.cfg.Objects.Put(ctx, u.target, u.sign, io.NewSectionReader(f, 0, size), size, func(n int64) { p.sent.Add(n); j.q.cfg.Observer.Sent(n) })
+			return err
 		})
+		read = object // Put checked it against the bytes it read
+		var crc *transfer.CRCError
+		if errors.As(err, &crc) && !crc.Missing {
+			// OSS made the object of other bytes: the asset may have seen them already.
+			return j.changed(crc.Error())
+		}
 	} else {
-		err = u.multipart(ctx, f, size, p)
+		object, read, err = u.multipart(ctx, f, size, p)
 	}
 	if err != nil {
 		return err
 	}
+	if object != read {
+		return j.changed(fmt.Sprintf("OSS reports CRC-64 %d for the object, the bytes read from the spool for its parts make %d", object, read))
+	}
+	if why := before.changedSince(f); why != "" {
+		return j.changed(why)
+	}
 	if err := j.apply(cache.Event{Kind: cache.ObjectCompleted, Size: size}); err != nil {
 		return err
 	}
+	j.log.Debug("object complete", "size", size, "crc64", object)
 	if !rec.Asked.IsZero() {
 		j.q.cfg.Observer.Uploaded(j.q.cfg.Clock.Since(rec.Asked))
 	}
 	return nil
+}
+
+// changed queues the file again as new bytes: what was sent is not what its spool holds.
+func (j *job) changed(why string) error {
+	j.log.Warn("the bytes sent are not the file's; it is uploaded again, as new bytes", "why", why)
+	if err := j.apply(cache.Event{Kind: cache.Changed, Reason: why, Due: j.q.cfg.Clock.Now().Add(j.q.cfg.Retry.Delay(1))}); err != nil {
+		return err
+	}
+	return fmt.Errorf("%s: %w", why, cache.ErrSuperseded)
+}
+
+// spoolState is what tells that a spool changed: a write changes its size or its times (the
+// kernel gives a write after a stat a newer ctime), a replacement its inode.
+type spoolState struct {
+	size         int64
+	ino          uint64
+	mtime, ctime unix.Timespec
+}
+
+func statSpool(f *os.File) (spoolState, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return spoolState{}, err
+	}
+	return spoolState{size: st.Size, ino: st.Ino, mtime: st.Mtim, ctime: st.Ctim}, nil
+}
+
+// changedSince says how the spool f (and the file at its name) changed since s, or "".
+func (s spoolState) changedSince(f *os.File) string {
+	now, err := statSpool(f)
+	if err != nil {
+		return "the spool cannot be looked at: " + err.Error()
+	}
+	var byName unix.Stat_t
+	if err := unix.Stat(f.Name(), &byName); err != nil || byName.Ino != s.ino {
+		return "the spool was replaced while it was sent"
+	}
+	if now != s {
+		return fmt.Sprintf("the spool changed while it was sent (%d bytes, changed at %s; now %d bytes, changed at %s)",
+			s.size, time.Unix(s.ctime.Unix()).UTC().Format(time.RFC3339Nano), now.size, time.Unix(now.ctime.Unix()).UTC().Format(time.RFC3339Nano))
+	}
+	return ""
 }
 
 // resumeParts returns the stored parts that OSS still holds, as ListParts says (a crash may
@@ -251,7 +313,10 @@ func (u *uploadRun) resumeParts(ctx context.Context, uploadID string, stored []c
 
 func sameETag(a, b string) bool { return strings.EqualFold(strings.Trim(a, `"`), strings.Trim(b, `"`)) }
 
-func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *progress) error {
+// multipart sends the parts not stored yet and completes the object. It returns the object's
+// CRC-64 as OSS reports it, and the one its parts make as read from the spool in this run (a
+// stored part is checked against the spool, by the CRC-32C taken when it was sent).
+func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *progress) (object, read uint64, err error) {
 	j := u.j
 	rec := j.record()
 	if rec.Upload.MultipartID == "" {
@@ -261,10 +326,10 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 			return err
 		})
 		if err != nil {
-			return err
+			return 0, 0, err
 		}
 		if err := j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: id, PartSize: j.q.cfg.partSize(size)}); err != nil {
-			return err
+			return 0, 0, err
 		}
 		rec = j.record()
 	}
@@ -276,15 +341,15 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 		// Parts sent while the file was written, of a size that takes too many now.
 		j.log.Info("the file outgrew its parts; the multipart upload starts over with bigger ones", "parts", count)
 		if err := j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: ""}); err != nil {
-			return err
+			return 0, 0, err
 		}
 		return u.multipart(ctx, f, size, p)
 	}
 	stored, err := j.q.cfg.Store.Parts(rec.ID, j.gen)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	if rec.Early && len(stored) > 0 {
+	if len(stored) > 0 {
 		before := len(stored)
 		stored = u.checkParts(f, stored, partSize)
 		if len(stored) < before {
@@ -293,10 +358,10 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 	}
 	stored, err = u.resumeParts(ctx, uploadID, stored)
 	if transfer.Gone(err) {
-		return u.gone(ctx, size, count)
+		return u.gone(ctx, f, size, count)
 	}
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	done := make(map[int]cache.Part, count)
 	var sent int64
@@ -352,30 +417,48 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 	}
 	wg.Wait()
 	if transfer.Gone(firstErr) {
-		return u.gone(ctx, size, count)
+		return u.gone(ctx, f, size, count)
 	}
 	if firstErr != nil {
-		return firstErr
+		return 0, 0, firstErr
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, 0, err
 	}
-	parts := make([]transfer.Part, 0, count)
+	parts := make([]cache.Part, 0, count)
 	for _, part := range done {
-		parts = append(parts, transfer.Part{Number: part.Number, ETag: part.ETag, Size: part.Size})
+		parts = append(parts, part)
 	}
 	sort.Slice(parts, func(a, b int) bool { return parts[a].Number < parts[b].Number })
-	err = u.call(ctx, func() error { return j.q.cfg.Objects.Complete(ctx, u.target, u.sign, uploadID, parts) })
-	if transfer.Gone(err) {
-		return u.gone(ctx, size, count)
+	tparts := make([]transfer.Part, len(parts))
+	for i, part := range parts {
+		tparts[i] = transfer.Part{Number: part.Number, ETag: part.ETag, Size: part.Size}
 	}
-	return err
+	err = u.call(ctx, func() (err error) {
+		object, err = j.q.cfg.Objects.Complete(ctx, u.target, u.sign, uploadID, tparts)
+		return err
+	})
+	if transfer.Gone(err) {
+		return u.gone(ctx, f, size, count)
+	}
+	return object, combinedCRC(parts), err
+}
+
+// combinedCRC is the CRC-64 of an object made of parts, in number order.
+func combinedCRC(parts []cache.Part) uint64 {
+	sorted := append([]cache.Part(nil), parts...)
+	sort.Slice(sorted, func(a, b int) bool { return sorted[a].Number < sorted[b].Number })
+	var crc uint64
+	for _, p := range sorted {
+		crc = transfer.CombineCRC(crc, p.CRC64, p.Size)
+	}
+	return crc
 }
 
 // part sends part n, trying it again on its own a few times when it fails for a reason that may
 // pass, so that one bad request does not send the whole file back to the queue.
 func (u *uploadRun) part(ctx context.Context, f *os.File, uploadID string, n int, partSize, length int64, p *progress) (cache.Part, error) {
-	var etag string
+	var stored transfer.Part
 	var err error
 	for try := 1; ; try++ {
 		var sent int64
@@ -384,11 +467,11 @@ func (u *uploadRun) part(ctx context.Context, f *os.File, uploadID string, n int
 			p.sent.Add(-sent) // what a failed try sent is sent again
 			sent = 0
 			sum = &summer{r: io.NewSectionReader(f, int64(n-1)*partSize, length), h: crc32.New(castagnoli)}
-			etag, err = u.j.q.cfg.Objects.UploadPart(ctx, u.target, u.sign, uploadID, n, sum, length, func(k int64) { sent += k; p.sent.Add(k); u.j.q.cfg.Observer.Sent(k) })
+			stored, err = u.j.q.cfg.Objects.UploadPart(ctx, u.target, u.sign, uploadID, n, sum, length, func(k int64) { sent += k; p.sent.Add(k); u.j.q.cfg.Observer.Sent(k) })
 			return err
 		})
 		if err == nil {
-			return cache.Part{Number: n, ETag: etag, Size: length, Sum: sum.sum(length)}, nil
+			return cache.Part{Number: n, ETag: stored.ETag, Size: length, Sum: sum.sum(length), CRC64: stored.CRC64}, nil
 		}
 		p.sent.Add(-sent)
 		if ctx.Err() != nil || try >= u.j.q.cfg.Retry.PartTries || !temporary(err) || transfer.Gone(err) {
@@ -404,32 +487,35 @@ func (u *uploadRun) part(ctx context.Context, f *os.File, uploadID string, n int
 
 // gone handles a multipart upload OSS no longer knows. If the object already holds what it was
 // to make (its Complete went through, and the answer was lost to a crash or a cut connection),
-// the upload is done. Otherwise it starts again from the first part, on the next try.
-func (u *uploadRun) gone(ctx context.Context, size int64, count int) error {
+// the upload is done: it returns the object's CRC-64 and the one its parts make. Otherwise it
+// starts again from the first part, on the next try.
+func (u *uploadRun) gone(ctx context.Context, f *os.File, size int64, count int) (object, read uint64, err error) {
 	j := u.j
 	rec := j.record()
 	parts, err := j.q.cfg.Store.Parts(rec.ID, j.gen)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	if len(parts) == count {
-		var osize int64
-		var etag string
-		err := u.call(ctx, func() (err error) {
-			osize, etag, err = j.q.cfg.Objects.Head(ctx, u.target, u.sign)
-			return err
-		})
-		if err == nil && osize == size && sameETag(etag, multipartETag(parts)) {
-			j.log.Info("the multipart upload was completed before; the object is whole", "key", u.target.Key)
-			return nil
+	if len(parts) == count && rec.Upload.PartSize > 0 {
+		// Its parts must still be the spool's, as any stored part is before it completes.
+		if parts = verifyParts(f, parts, rec.Upload.PartSize); len(parts) == count {
+			var o transfer.Object
+			err := u.call(ctx, func() (err error) {
+				o, err = j.q.cfg.Objects.Head(ctx, u.target, u.sign)
+				return err
+			})
+			if err == nil && o.Size == size && sameETag(o.ETag, multipartETag(parts)) {
+				j.log.Info("the multipart upload was completed before; the object is whole", "key", u.target.Key)
+				return o.CRC64, combinedCRC(parts), nil
+			}
 		}
 	}
 	j.log.Warn("the multipart upload is gone from OSS; starting it again", "key", u.target.Key)
 	if err := j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: ""}); err != nil {
-		return err
+		return 0, 0, err
 	}
 	// Not the OSS error itself: that one (404) would read as a permanent failure.
-	return errors.New("the multipart upload of " + u.target.Key + " is gone from OSS; it starts again")
+	return 0, 0, errors.New("the multipart upload of " + u.target.Key + " is gone from OSS; it starts again")
 }
 
 // multipartETag is the ETag OSS gives an object made of these parts: the MD5 of their MD5s,

@@ -34,15 +34,16 @@ type IMS interface {
 	ListMediaBasicInfos(ctx context.Context, r ims.ListRequest) (*ims.ListPage, error)
 }
 
-// Objects is the object transfer: *transfer.Client, or a fake.
+// Objects is the object transfer: *transfer.Client, or a fake. Each write answers the CRC-64
+// OSS reports for what it stored (Put and UploadPart have checked it against the bytes read).
 type Objects interface {
-	Put(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, r io.Reader, size int64, p transfer.Progress) error
+	Put(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, r io.Reader, size int64, p transfer.Progress) (uint64, error)
 	Initiate(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc) (string, error)
-	UploadPart(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string, n int, r io.Reader, size int64, p transfer.Progress) (string, error)
+	UploadPart(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string, n int, r io.Reader, size int64, p transfer.Progress) (transfer.Part, error)
 	ListParts(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string) ([]transfer.Part, error)
-	Complete(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string, parts []transfer.Part) error
+	Complete(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string, parts []transfer.Part) (uint64, error)
 	Abort(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string) error
-	Head(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc) (int64, string, error)
+	Head(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc) (transfer.Object, error)
 }
 
 // Config holds what a Queue needs. Zero values take the defaults in brackets.

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/crc64"
 	"io"
 	"sort"
 	"strconv"
@@ -40,6 +41,10 @@ type Cloud struct {
 	FailAfter func(op string) error
 	// Hide keeps assets made from now on out of ListMediaBasicInfos.
 	Hide bool
+	// Damage, when set, is asked at each oss.put, oss.part and oss.complete: true stores other
+	// bytes than were sent (the first flipped), and the answer reports their CRC-64, as OSS
+	// would of bytes damaged on the way.
+	Damage func(op string) bool
 
 	mu      sync.Mutex
 	calls   map[string]int
@@ -466,23 +471,43 @@ func read(r io.Reader, size int64, p transfer.Progress) ([]byte, error) {
 	return data, nil
 }
 
-// Put stores a whole object.
-func (c *Cloud) Put(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, r io.Reader, size int64, p transfer.Progress) error {
+// Put stores a whole object and answers its CRC-64, checked against the bytes read, as
+// transfer.Client does.
+func (c *Cloud) Put(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, r io.Reader, size int64, p transfer.Progress) (uint64, error) {
 	if err := c.enter(ctx, "oss.put"); err != nil {
-		return err
+		return 0, err
 	}
 	if err := c.check("PutObject", t, creds); err != nil {
-		return err
+		return 0, err
 	}
 	data, err := read(r, size, p)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	sent := crcOf(data)
+	data = c.damage("oss.put", data)
 	c.mu.Lock()
 	c._started(t.Bucket, t.Key)
 	c._complete(t.Bucket, t.Key, data, md5hex(data))
 	c.mu.Unlock()
-	return c.leave("oss.put")
+	if stored := crcOf(data); stored != sent {
+		return 0, &transfer.CRCError{Op: "PutObject " + t.Key, Read: sent, OSS: stored}
+	}
+	return sent, c.leave("oss.put")
+}
+
+var crcTable = crc64.MakeTable(crc64.ECMA)
+
+func crcOf(b []byte) uint64 { return crc64.Checksum(b, crcTable) }
+
+// damage returns data as op stores it: with its first byte flipped when Damage says so.
+func (c *Cloud) damage(op string, data []byte) []byte {
+	if c.Damage == nil || len(data) == 0 || !c.Damage(op) {
+		return data
+	}
+	d := append([]byte(nil), data...)
+	d[0] ^= 0xff
+	return d
 }
 
 // Initiate starts a multipart upload.
@@ -502,34 +527,40 @@ func (c *Cloud) Initiate(ctx context.Context, t transfer.Target, creds transfer.
 	return id, c.leave("oss.initiate")
 }
 
-// UploadPart stores one part.
-func (c *Cloud) UploadPart(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string, n int, r io.Reader, size int64, p transfer.Progress) (string, error) {
+// UploadPart stores one part and answers it, its CRC-64 checked against the bytes read, as
+// transfer.Client does.
+func (c *Cloud) UploadPart(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string, n int, r io.Reader, size int64, p transfer.Progress) (transfer.Part, error) {
 	if err := c.enter(ctx, "oss.part"); err != nil {
-		return "", err
+		return transfer.Part{}, err
 	}
 	if err := c.check("UploadPart", t, creds); err != nil {
-		return "", err
+		return transfer.Part{}, err
 	}
 	max := c.MaxParts
 	if max <= 0 {
 		max = 10000
 	}
 	if n < 1 || n > max {
-		return "", ossErr("UploadPart", 400, "InvalidArgument")
+		return transfer.Part{}, ossErr("UploadPart", 400, "InvalidArgument")
 	}
 	data, err := read(r, size, p)
 	if err != nil {
-		return "", err
+		return transfer.Part{}, err
 	}
+	sent := crcOf(data)
+	data = c.damage("oss.part", data)
 	c.mu.Lock()
 	u := c.uploads[uploadID]
 	if u == nil {
 		c.mu.Unlock()
-		return "", ossErr("UploadPart", 404, "NoSuchUpload")
+		return transfer.Part{}, ossErr("UploadPart", 404, "NoSuchUpload")
 	}
 	u.parts[n] = data
 	c.mu.Unlock()
-	return `"` + md5hex(data) + `"`, c.leave("oss.part")
+	if stored := crcOf(data); stored != sent {
+		return transfer.Part{}, &transfer.CRCError{Op: fmt.Sprintf("UploadPart %d of %s", n, t.Key), Read: sent, OSS: stored}
+	}
+	return transfer.Part{Number: n, ETag: `"` + md5hex(data) + `"`, Size: size, CRC64: sent}, c.leave("oss.part")
 }
 
 // ListParts lists the stored parts of a multipart upload.
@@ -556,18 +587,18 @@ func (c *Cloud) ListParts(ctx context.Context, t transfer.Target, creds transfer
 
 // Complete joins the parts into the object, as OSS checks them: each named part stored with
 // that ETag, in ascending order.
-func (c *Cloud) Complete(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string, parts []transfer.Part) error {
+func (c *Cloud) Complete(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc, uploadID string, parts []transfer.Part) (uint64, error) {
 	if err := c.enter(ctx, "oss.complete"); err != nil {
-		return err
+		return 0, err
 	}
 	if err := c.check("CompleteMultipartUpload", t, creds); err != nil {
-		return err
+		return 0, err
 	}
 	c.mu.Lock()
 	u := c.uploads[uploadID]
 	if u == nil {
 		c.mu.Unlock()
-		return ossErr("CompleteMultipartUpload", 404, "NoSuchUpload")
+		return 0, ossErr("CompleteMultipartUpload", 404, "NoSuchUpload")
 	}
 	var buf bytes.Buffer
 	h := md5.New()
@@ -575,20 +606,21 @@ func (c *Cloud) Complete(ctx context.Context, t transfer.Target, creds transfer.
 		d, ok := u.parts[p.Number]
 		if !ok || !strings.EqualFold(strings.Trim(p.ETag, `"`), md5hex(d)) {
 			c.mu.Unlock()
-			return ossErr("CompleteMultipartUpload", 400, "InvalidPart")
+			return 0, ossErr("CompleteMultipartUpload", 400, "InvalidPart")
 		}
 		if i > 0 && p.Number <= parts[i-1].Number {
 			c.mu.Unlock()
-			return ossErr("CompleteMultipartUpload", 400, "InvalidPartOrder")
+			return 0, ossErr("CompleteMultipartUpload", 400, "InvalidPartOrder")
 		}
 		buf.Write(d)
 		sum := md5.Sum(d)
 		h.Write(sum[:])
 	}
 	delete(c.uploads, uploadID)
-	c._complete(t.Bucket, t.Key, buf.Bytes(), strings.ToUpper(hex.EncodeToString(h.Sum(nil)))+"-"+strconv.Itoa(len(parts)))
+	data := c.damage("oss.complete", buf.Bytes())
+	c._complete(t.Bucket, t.Key, data, strings.ToUpper(hex.EncodeToString(h.Sum(nil)))+"-"+strconv.Itoa(len(parts)))
 	c.mu.Unlock()
-	return c.leave("oss.complete")
+	return crcOf(data), c.leave("oss.complete")
 }
 
 // Abort drops a multipart upload; an unknown one is no error.
@@ -605,21 +637,21 @@ func (c *Cloud) Abort(ctx context.Context, t transfer.Target, creds transfer.Cre
 	return nil
 }
 
-// Head returns an object's size and ETag.
-func (c *Cloud) Head(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc) (int64, string, error) {
+// Head returns an object's size, ETag and CRC-64.
+func (c *Cloud) Head(ctx context.Context, t transfer.Target, creds transfer.CredentialsFunc) (transfer.Object, error) {
 	if err := c.enter(ctx, "oss.head"); err != nil {
-		return 0, "", err
+		return transfer.Object{}, err
 	}
 	if err := c.check("HeadObject", t, creds); err != nil {
-		return 0, "", err
+		return transfer.Object{}, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o := c.objects[t.Bucket+"/"+t.Key]
 	if o == nil {
-		return 0, "", ossErr("HeadObject", 404, "NoSuchKey")
+		return transfer.Object{}, ossErr("HeadObject", 404, "NoSuchKey")
 	}
-	return int64(len(o.data)), o.etag, nil
+	return transfer.Object{Size: int64(len(o.data)), ETag: o.etag, CRC64: crcOf(o.data)}, nil
 }
 
 // Drop forgets a multipart upload, as OSS does when it expires it.

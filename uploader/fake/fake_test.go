@@ -40,24 +40,25 @@ func TestTheFakeRefusesWhatTheServiceRefuses(t *testing.T) {
 		return transfer.Credentials{AccessKeyID: auth.AccessKeyID, AccessKeySecret: "x"}
 	}
 	unknown := func() transfer.Credentials { return transfer.Credentials{AccessKeyID: "nobody"} }
-	if err := c.Put(ctx, target, wrong, strings.NewReader("x"), 1, nil); !strings.Contains(err.Error(), "SignatureDoesNotMatch") {
+	if _, err := c.Put(ctx, target, wrong, strings.NewReader("x"), 1, nil); !strings.Contains(err.Error(), "SignatureDoesNotMatch") {
 		t.Errorf("a wrong secret: %v", err)
 	}
-	if err := c.Put(ctx, target, unknown, strings.NewReader("x"), 1, nil); !transfer.Expired(err) {
+	if _, err := c.Put(ctx, target, unknown, strings.NewReader("x"), 1, nil); !transfer.Expired(err) {
 		t.Errorf("an unknown key: %v", err)
 	}
-	if err := c.Put(ctx, transfer.Target{Bucket: "fake", Key: "other"}, good, strings.NewReader("x"), 1, nil); err == nil {
+	if _, err := c.Put(ctx, transfer.Target{Bucket: "fake", Key: "other"}, good, strings.NewReader("x"), 1, nil); err == nil {
 		t.Errorf("credentials for one object wrote another")
 	}
-	if err := c.Put(ctx, target, good, strings.NewReader("x"), 2, nil); err == nil {
+	if _, err := c.Put(ctx, target, good, strings.NewReader("x"), 2, nil); err == nil {
 		t.Errorf("a short body was taken")
 	}
 	id, err := c.Initiate(ctx, target, good)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e1, _ := c.UploadPart(ctx, target, good, id, 1, strings.NewReader("ab"), 2, nil)
-	e2, _ := c.UploadPart(ctx, target, good, id, 2, strings.NewReader("cd"), 2, nil)
+	p1, _ := c.UploadPart(ctx, target, good, id, 1, strings.NewReader("ab"), 2, nil)
+	p2, _ := c.UploadPart(ctx, target, good, id, 2, strings.NewReader("cd"), 2, nil)
+	e1, e2 := p1.ETag, p2.ETag
 	if _, err := c.UploadPart(ctx, target, good, id, 3, strings.NewReader("ef"), 2, nil); err == nil {
 		t.Errorf("a part past MaxParts was taken")
 	}
@@ -67,20 +68,24 @@ func TestTheFakeRefusesWhatTheServiceRefuses(t *testing.T) {
 	if parts, err := c.ListParts(ctx, target, good, id); err != nil || len(parts) != 2 || parts[1].Size != 2 {
 		t.Errorf("ListParts: %+v %v", parts, err)
 	}
-	if err := c.Complete(ctx, target, good, id, []transfer.Part{{Number: 1, ETag: e2}}); !transfer.Gone(err) {
+	if _, err := c.Complete(ctx, target, good, id, []transfer.Part{{Number: 1, ETag: e2}}); !transfer.Gone(err) {
 		t.Errorf("a part with another's ETag: %v", err)
 	}
-	if err := c.Complete(ctx, target, good, id, []transfer.Part{{Number: 2, ETag: e2}, {Number: 1, ETag: e1}}); err == nil {
+	if _, err := c.Complete(ctx, target, good, id, []transfer.Part{{Number: 2, ETag: e2}, {Number: 1, ETag: e1}}); err == nil {
 		t.Errorf("parts out of order were taken")
 	}
 	if m := c.Assets()[0]; m.Status != ims.MediaPreparing {
 		t.Errorf("an asset whose object is being written is %s", m.Status)
 	}
-	if err := c.Complete(ctx, target, good, id, []transfer.Part{{Number: 1, ETag: e1}, {Number: 2, ETag: e2}}); err != nil {
+	crc, err := c.Complete(ctx, target, good, id, []transfer.Part{{Number: 1, ETag: e1}, {Number: 2, ETag: e2}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if size, etag, err := c.Head(ctx, target, good); err != nil || size != 4 || !strings.HasSuffix(etag, "-2") {
-		t.Errorf("Head: %d %s %v", size, etag, err)
+	if want := transfer.CombineCRC(p1.CRC64, p2.CRC64, 2); crc != want {
+		t.Errorf("Complete: CRC-64 %d, the parts make %d", crc, want)
+	}
+	if o, err := c.Head(ctx, target, good); err != nil || o.Size != 4 || !strings.HasSuffix(o.ETag, "-2") || o.CRC64 != crc {
+		t.Errorf("Head: %+v %v", o, err)
 	}
 	if data, ok := c.Object(tk.MediaID); !ok || string(data) != "abcd" {
 		t.Errorf("Object: %q", data)

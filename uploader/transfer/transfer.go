@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc64"
 	"io"
 	"net"
 	"net/http"
@@ -42,6 +44,84 @@ type Part struct {
 	Number int
 	ETag   string
 	Size   int64
+	CRC64  uint64 // what UploadPart answers: the part's CRC-64 as OSS reports it (not ListParts)
+}
+
+// Object is what HeadObject tells of an object.
+type Object struct {
+	Size  int64
+	ETag  string // without quotes
+	CRC64 uint64 // X-Oss-Hash-Crc64ecma
+}
+
+// CRCError says that OSS holds other bytes than were read for it (Missing: that it did not say
+// which, so that nothing proves it holds them).
+type CRCError struct {
+	Op        string
+	Read, OSS uint64 // CRC-64 (ECMA) of what was read, and as OSS reports it
+	Missing   bool
+}
+
+func (e *CRCError) Error() string {
+	if e.Missing {
+		return e.Op + ": OSS did not report the CRC-64 of what it stored (X-Oss-Hash-Crc64ecma), so nothing proves it holds the bytes sent; the endpoint is not OSS or does not act as OSS does"
+	}
+	return fmt.Sprintf("%s: OSS reports CRC-64 %d of what it stored, the bytes read for it have %d: they are sent again", e.Op, e.OSS, e.Read)
+}
+
+// CombineCRC returns the CRC-64 of A followed by B from that of A, that of B and B's length:
+// the CRC of an object from those of its parts, in order.
+func CombineCRC(a, b uint64, lenB int64) uint64 { return oss.CRC64Combine(a, b, uint64(lenB)) }
+
+var crcTable = crc64.MakeTable(crc64.ECMA)
+
+// crcReader takes the CRC-64 of what is read through it, what a request sent, and tells p how
+// much went. (The SDK's own count of progress runs only with its CRC check, which is off.)
+type crcReader struct {
+	r    io.Reader
+	h    hash.Hash64
+	p    Progress
+	left int64 // of the size announced
+}
+
+func newCRCReader(r io.Reader, size int64, p Progress) *crcReader {
+	return &crcReader{r: r, h: crc64.New(crcTable), p: p, left: size}
+}
+
+func (c *crcReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.h.Write(b[:n])
+	c.left -= int64(n)
+	if n > 0 && c.p != nil {
+		c.p(int64(n))
+	}
+	return n, err
+}
+
+// Len is what is left to read: the SDK takes the request's Content-Length from it (without one,
+// the body would go chunked).
+func (c *crcReader) Len() int { return int(max(c.left, 0)) }
+
+// reported returns the CRC-64 OSS reports in h.
+func reported(op string, h http.Header) (uint64, error) {
+	v := h.Get(oss.HTTPHeaderOssCRC64)
+	crc, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, &CRCError{Op: op, Missing: true}
+	}
+	return crc, nil
+}
+
+// checked returns the CRC-64 OSS reports in h for what r read, or a CRCError.
+func checked(op string, h http.Header, r *crcReader) (uint64, error) {
+	crc, err := reported(op, h)
+	if err != nil {
+		return 0, err
+	}
+	if read := r.h.Sum64(); read != crc {
+		return 0, &CRCError{Op: op, Read: read, OSS: crc}
+	}
+	return crc, nil
 }
 
 // Progress is told how many more bytes went out.
@@ -80,8 +160,13 @@ func Gone(err error) bool {
 }
 
 // Temporary reports whether an OSS error answer may pass by itself (5xx, throttling, a slow
-// request); errors that are not OSS answers are the network's and may pass too.
+// request, bytes that arrived other than sent); errors that are not OSS answers are the
+// network's and may pass too.
 func Temporary(err error) bool {
+	var c *CRCError
+	if errors.As(err, &c) {
+		return !c.Missing
+	}
 	var e *Error
 	if !errors.As(err, &e) {
 		return true
@@ -139,7 +224,9 @@ func (p provider) GetCredentials() oss.Credentials { return credentials{p.f()} }
 
 // bucket returns the SDK's handle on t's bucket, signing with creds.
 func (c *Client) bucket(t Target, creds CredentialsFunc) (*oss.Bucket, error) {
-	opts := []oss.ClientOption{oss.SetCredentialsProvider(provider{creds}), oss.HTTPClient(c.http), oss.UserAgent("imsfs")}
+	// The SDK's own CRC check is off: the caller's is made here (checked), once, and gives the
+	// CRC that proves the upload whole.
+	opts := []oss.ClientOption{oss.SetCredentialsProvider(provider{creds}), oss.HTTPClient(c.http), oss.UserAgent("imsfs"), oss.EnableCRC(false)}
 	if t.Region != "" {
 		opts = append(opts, oss.AuthVersion(oss.AuthV4), oss.Region(t.Region))
 	}
@@ -162,30 +249,21 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-type progressListener Progress
-
-func (p progressListener) ProgressChanged(e *oss.ProgressEvent) {
-	if e.EventType == oss.TransferDataEvent && p != nil {
-		p(e.RwBytes)
-	}
-}
-
-func (c *Client) options(ctx context.Context, p Progress) []oss.Option {
-	opts := []oss.Option{oss.WithContext(ctx)}
-	if p != nil {
-		opts = append(opts, oss.Progress(progressListener(p)))
-	}
-	return opts
-}
-
-// Put writes size bytes from r as the whole object.
-func (c *Client) Put(ctx context.Context, t Target, creds CredentialsFunc, r io.Reader, size int64, p Progress) error {
+// Put writes size bytes from r as the whole object, and returns its CRC-64 as OSS reports it,
+// which is that of the bytes read from r (else a CRCError).
+func (c *Client) Put(ctx context.Context, t Target, creds CredentialsFunc, r io.Reader, size int64, p Progress) (uint64, error) {
 	b, err := c.bucket(t, creds)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	opts := append(c.options(ctx, p), oss.ContentLength(size))
-	return wrap("PutObject "+t.Key, b.PutObject(t.Key, r, opts...))
+	var h http.Header
+	cr := newCRCReader(r, size, p)
+	opts := []oss.Option{oss.WithContext(ctx), oss.ContentLength(size), oss.GetResponseHeader(&h)}
+	op := "PutObject " + t.Key
+	if err := wrap(op, b.PutObject(t.Key, cr, opts...)); err != nil {
+		return 0, err
+	}
+	return checked(op, h, cr)
 }
 
 func (c *Client) imur(t Target, uploadID string) oss.InitiateMultipartUploadResult {
@@ -205,17 +283,25 @@ func (c *Client) Initiate(ctx context.Context, t Target, creds CredentialsFunc) 
 	return res.UploadID, nil
 }
 
-// UploadPart sends part n (size bytes from r) and returns its ETag.
-func (c *Client) UploadPart(ctx context.Context, t Target, creds CredentialsFunc, uploadID string, n int, r io.Reader, size int64, p Progress) (string, error) {
+// UploadPart sends part n (size bytes from r) and returns it as stored: its ETag, and its
+// CRC-64 as OSS reports it, which is that of the bytes read from r (else a CRCError).
+func (c *Client) UploadPart(ctx context.Context, t Target, creds CredentialsFunc, uploadID string, n int, r io.Reader, size int64, p Progress) (Part, error) {
 	b, err := c.bucket(t, creds)
 	if err != nil {
-		return "", err
+		return Part{}, err
 	}
-	res, err := b.UploadPart(c.imur(t, uploadID), r, size, n, c.options(ctx, p)...)
+	var h http.Header
+	cr := newCRCReader(r, size, p)
+	op := fmt.Sprintf("UploadPart %d of %s", n, t.Key)
+	res, err := b.UploadPart(c.imur(t, uploadID), cr, size, n, oss.WithContext(ctx), oss.GetResponseHeader(&h))
 	if err != nil {
-		return "", wrap(fmt.Sprintf("UploadPart %d of %s", n, t.Key), err)
+		return Part{}, wrap(op, err)
 	}
-	return res.ETag, nil
+	crc, err := checked(op, h, cr)
+	if err != nil {
+		return Part{}, err
+	}
+	return Part{Number: n, ETag: res.ETag, Size: size, CRC64: crc}, nil
 }
 
 // ListParts returns the parts OSS holds of a multipart upload, following its pages.
@@ -245,18 +331,23 @@ func (c *Client) ListParts(ctx context.Context, t Target, creds CredentialsFunc,
 	}
 }
 
-// Complete joins the parts, in number order, into the object.
-func (c *Client) Complete(ctx context.Context, t Target, creds CredentialsFunc, uploadID string, parts []Part) error {
+// Complete joins the parts, in number order, into the object, and returns the object's CRC-64
+// as OSS reports it.
+func (c *Client) Complete(ctx context.Context, t Target, creds CredentialsFunc, uploadID string, parts []Part) (uint64, error) {
 	b, err := c.bucket(t, creds)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ps := make([]oss.UploadPart, len(parts))
 	for i, p := range parts {
 		ps[i] = oss.UploadPart{PartNumber: p.Number, ETag: p.ETag}
 	}
-	_, err = b.CompleteMultipartUpload(c.imur(t, uploadID), ps, oss.WithContext(ctx))
-	return wrap("CompleteMultipartUpload "+t.Key, err)
+	var h http.Header
+	op := "CompleteMultipartUpload " + t.Key
+	if _, err = b.CompleteMultipartUpload(c.imur(t, uploadID), ps, oss.WithContext(ctx), oss.GetResponseHeader(&h)); err != nil {
+		return 0, wrap(op, err)
+	}
+	return reported(op, h)
 }
 
 // Abort drops a multipart upload and its parts; one OSS no longer knows is not an error.
@@ -272,19 +363,24 @@ func (c *Client) Abort(ctx context.Context, t Target, creds CredentialsFunc, upl
 	return err
 }
 
-// Head returns the object's size and ETag (without quotes).
-func (c *Client) Head(ctx context.Context, t Target, creds CredentialsFunc) (int64, string, error) {
+// Head returns the object's size, ETag and CRC-64.
+func (c *Client) Head(ctx context.Context, t Target, creds CredentialsFunc) (Object, error) {
 	b, err := c.bucket(t, creds)
 	if err != nil {
-		return 0, "", err
+		return Object{}, err
 	}
+	op := "HeadObject " + t.Key
 	h, err := b.GetObjectDetailedMeta(t.Key, oss.WithContext(ctx))
 	if err != nil {
-		return 0, "", wrap("HeadObject "+t.Key, err)
+		return Object{}, wrap(op, err)
 	}
 	size, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64)
 	if err != nil {
-		return 0, "", fmt.Errorf("HeadObject %s: Content-Length %q", t.Key, h.Get("Content-Length"))
+		return Object{}, fmt.Errorf("%s: Content-Length %q", op, h.Get("Content-Length"))
 	}
-	return size, strings.Trim(h.Get("ETag"), `"`), nil
+	crc, err := reported(op, h)
+	if err != nil {
+		return Object{}, err
+	}
+	return Object{Size: size, ETag: strings.Trim(h.Get("ETag"), `"`), CRC64: crc}, nil
 }

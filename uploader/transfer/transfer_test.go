@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash/crc64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,6 +32,9 @@ type ossServer struct {
 	objects map[string][]byte
 	uploads map[string]map[int][]byte
 	seq     int
+	// crc, when set, says what the answer to a write of data reports as its CRC-64 ("" leaves
+	// the header out) [its own].
+	crc func(data []byte) string
 }
 
 func newOSS(t *testing.T, v4 bool) *ossServer {
@@ -51,6 +55,16 @@ func etag(b []byte) string {
 	return `"` + strings.ToUpper(hex.EncodeToString(s[:])) + `"`
 }
 
+func (s *ossServer) setCRC(w http.ResponseWriter, data []byte) {
+	v := strconv.FormatUint(crc64.Checksum(data, crcTable), 10)
+	if s.crc != nil {
+		v = s.crc(data)
+	}
+	if v != "" {
+		w.Header().Set("X-Oss-Hash-Crc64ecma", v)
+	}
+}
+
 func (s *ossServer) handle(w http.ResponseWriter, r *http.Request) {
 	auth := r.Header.Get("Authorization")
 	if s.v4 != strings.HasPrefix(auth, "OSS4-HMAC-SHA256 ") {
@@ -67,6 +81,9 @@ func (s *ossServer) handle(w http.ResponseWriter, r *http.Request) {
 	key := r.URL.Path
 	q := r.URL.Query()
 	body, _ := io.ReadAll(r.Body)
+	if r.Method == http.MethodPut && (len(r.TransferEncoding) > 0 || r.ContentLength != int64(len(body))) {
+		s.t.Errorf("%s %s: sent %v with Content-Length %d for %d bytes; a write announces its length", r.Method, r.URL, r.TransferEncoding, r.ContentLength, len(body))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	up := s.uploads[q.Get("uploadId")]
@@ -79,9 +96,11 @@ func (s *ossServer) handle(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(q.Get("partNumber"))
 		up[n] = body
 		w.Header().Set("ETag", etag(body))
+		s.setCRC(w, body)
 	case r.Method == http.MethodPut:
 		s.objects[key] = body
 		w.Header().Set("ETag", etag(body))
+		s.setCRC(w, body)
 	case r.Method == http.MethodPost && q.Has("uploads"):
 		s.seq++
 		id := fmt.Sprint("U", s.seq)
@@ -139,6 +158,7 @@ func (s *ossServer) handle(w http.ResponseWriter, r *http.Request) {
 		}
 		s.objects[key] = data
 		delete(s.uploads, q.Get("uploadId"))
+		s.setCRC(w, data)
 		fmt.Fprintf(w, `<CompleteMultipartUploadResult><Key>%s</Key><ETag>"X-%d"</ETag></CompleteMultipartUploadResult>`, key, len(req.Parts))
 	case r.Method == http.MethodDelete && q.Has("uploadId"):
 		if up == nil {
@@ -155,6 +175,7 @@ func (s *ossServer) handle(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Length", strconv.Itoa(len(d)))
 		w.Header().Set("ETag", etag(d))
+		s.setCRC(w, d)
 	default:
 		s.fail(w, 400, "InvalidRequest")
 	}
@@ -178,15 +199,19 @@ func TestAWholeObjectAndAMultipartUpload(t *testing.T) {
 			}
 			var sent int64
 			data := bytes.Repeat([]byte("x"), 1000)
-			if err := c.Put(ctx, target, creds("good"), bytes.NewReader(data), int64(len(data)), func(n int64) { sent += n }); err != nil {
+			crc, err := c.Put(ctx, target, creds("good"), bytes.NewReader(data), int64(len(data)), func(n int64) { sent += n })
+			if err != nil {
 				t.Fatal(err)
+			}
+			if crc != crc64.Checksum(data, crcTable) {
+				t.Errorf("PUT: CRC-64 %d, want that of the object", crc)
 			}
 			if sent != 1000 || !bytes.Equal(s.objects["/bkt/sv/a b.mp4"], data) {
 				t.Errorf("PUT: progress %d, stored %d bytes", sent, len(s.objects["/bkt/sv/a b.mp4"]))
 			}
-			size, tag, err := c.Head(ctx, target, creds("good"))
-			if err != nil || size != 1000 || tag != strings.Trim(etag(data), `"`) {
-				t.Errorf("HEAD: %d %q %v", size, tag, err)
+			o, err := c.Head(ctx, target, creds("good"))
+			if err != nil || o.Size != 1000 || o.ETag != strings.Trim(etag(data), `"`) || o.CRC64 != crc {
+				t.Errorf("HEAD: %+v %v", o, err)
 			}
 
 			id, err := c.Initiate(ctx, target, creds("good"))
@@ -194,25 +219,35 @@ func TestAWholeObjectAndAMultipartUpload(t *testing.T) {
 				t.Fatal(err)
 			}
 			var parts []Part
+			var whole []byte
+			var combined uint64
 			for n := 1; n <= 5; n++ {
 				p := bytes.Repeat([]byte{byte(n)}, 100)
-				tag, err := c.UploadPart(ctx, target, creds("good"), id, n, bytes.NewReader(p), 100, nil)
+				part, err := c.UploadPart(ctx, target, creds("good"), id, n, bytes.NewReader(p), 100, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				parts = append(parts, Part{Number: n, ETag: tag, Size: 100})
+				if part.Number != n || part.Size != 100 || part.CRC64 != crc64.Checksum(p, crcTable) {
+					t.Errorf("part %d stored as %+v", n, part)
+				}
+				parts = append(parts, Part{Number: n, ETag: part.ETag, Size: 100})
+				whole = append(whole, p...)
+				combined = CombineCRC(combined, part.CRC64, part.Size)
+			}
+			if combined != crc64.Checksum(whole, crcTable) {
+				t.Errorf("the parts' CRC-64s combine to %d, not the whole's", combined)
 			}
 			listed, err := c.ListParts(ctx, target, creds("good"), id)
 			if err != nil || len(listed) != 5 || listed[4].Number != 5 || listed[4].Size != 100 || listed[0].ETag != parts[0].ETag {
 				t.Errorf("ListParts (over three pages): %+v %v", listed, err)
 			}
-			if err := c.Complete(ctx, target, creds("good"), id, parts); err != nil {
-				t.Fatal(err)
+			if crc, err := c.Complete(ctx, target, creds("good"), id, parts); err != nil || crc != combined {
+				t.Fatalf("Complete: CRC-64 %d (want %d), %v", crc, combined, err)
 			}
 			if got := s.objects["/bkt/sv/a b.mp4"]; len(got) != 500 || got[499] != 5 {
 				t.Errorf("the object after Complete: %d bytes", len(got))
 			}
-			if err := c.Complete(ctx, target, creds("good"), id, parts); !Gone(err) || Temporary(err) {
+			if _, err := c.Complete(ctx, target, creds("good"), id, parts); !Gone(err) || Temporary(err) {
 				t.Errorf("a Complete of an upload that is gone: %v", err)
 			}
 			if err := c.Abort(ctx, target, creds("good"), id); err != nil {
@@ -231,7 +266,7 @@ func TestErrorsSaySortAndCause(t *testing.T) {
 	c := New(10 * time.Second)
 	ctx := context.Background()
 	target := Target{Endpoint: s.URL, Bucket: "bkt", Key: "k"}
-	err := c.Put(ctx, target, creds("expired"), strings.NewReader("x"), 1, nil)
+	_, err := c.Put(ctx, target, creds("expired"), strings.NewReader("x"), 1, nil)
 	var e *Error
 	if !errors.As(err, &e) || e.Code != "SecurityTokenExpired" || e.Status != 403 || !Expired(err) || !Temporary(err) {
 		t.Errorf("expired credentials: %#v", err)
@@ -245,7 +280,7 @@ func TestErrorsSaySortAndCause(t *testing.T) {
 	if _, err := c.ListParts(ctx, target, creds("good"), "nope"); !Gone(err) {
 		t.Errorf("the parts of an unknown upload: %v", err)
 	}
-	if _, _, err := c.Head(ctx, target, creds("good")); err == nil || Gone(err) {
+	if _, err := c.Head(ctx, target, creds("good")); err == nil || Gone(err) {
 		t.Errorf("HEAD of no object: %v", err)
 	}
 	if _, err := c.Initiate(ctx, target, creds("expired")); !Expired(err) {
@@ -254,7 +289,7 @@ func TestErrorsSaySortAndCause(t *testing.T) {
 	if err := c.Abort(ctx, target, creds("expired"), "x"); !Expired(err) {
 		t.Errorf("Abort with expired credentials: %v", err)
 	}
-	if err := c.Complete(ctx, target, creds("expired"), "x", nil); !Expired(err) {
+	if _, err := c.Complete(ctx, target, creds("expired"), "x", nil); !Expired(err) {
 		t.Errorf("Complete with expired credentials: %v", err)
 	}
 	if _, err := c.ListParts(ctx, target, creds("expired"), "x"); !Expired(err) {
@@ -268,11 +303,11 @@ func TestErrorsSaySortAndCause(t *testing.T) {
 		t.Errorf("a network error is neither expired nor gone")
 	}
 	s.Close()
-	if err := c.Put(ctx, target, creds("good"), strings.NewReader("x"), 1, nil); err == nil || errors.As(err, &e) || !Temporary(err) {
+	if _, err := c.Put(ctx, target, creds("good"), strings.NewReader("x"), 1, nil); err == nil || errors.As(err, &e) || !Temporary(err) {
 		t.Errorf("a refused connection: %#v", err)
 	}
 	for _, bad := range []Target{{Endpoint: "http://[::1", Bucket: "bkt", Key: "k"}, {Endpoint: s.URL, Bucket: "", Key: "k"}} {
-		if err := c.Put(ctx, bad, creds("good"), strings.NewReader("x"), 1, nil); err == nil {
+		if _, err := c.Put(ctx, bad, creds("good"), strings.NewReader("x"), 1, nil); err == nil {
 			t.Errorf("Put to %+v: no error", bad)
 		}
 		if _, err := c.Initiate(ctx, bad, creds("good")); err == nil {
@@ -284,15 +319,43 @@ func TestErrorsSaySortAndCause(t *testing.T) {
 		if _, err := c.ListParts(ctx, bad, creds("good"), "u"); err == nil {
 			t.Errorf("ListParts at %+v: no error", bad)
 		}
-		if err := c.Complete(ctx, bad, creds("good"), "u", nil); err == nil {
+		if _, err := c.Complete(ctx, bad, creds("good"), "u", nil); err == nil {
 			t.Errorf("Complete at %+v: no error", bad)
 		}
 		if err := c.Abort(ctx, bad, creds("good"), "u"); err == nil {
 			t.Errorf("Abort at %+v: no error", bad)
 		}
-		if _, _, err := c.Head(ctx, bad, creds("good")); err == nil {
+		if _, err := c.Head(ctx, bad, creds("good")); err == nil {
 			t.Errorf("Head at %+v: no error", bad)
 		}
+	}
+}
+
+// TestWhatOSSStoredIsChecked: a write whose answer reports another CRC-64 than that of the bytes
+// read for it fails, to be sent again; one whose answer reports none fails for good, since
+// nothing proves what OSS holds.
+func TestWhatOSSStoredIsChecked(t *testing.T) {
+	s := newOSS(t, false)
+	c := New(10 * time.Second)
+	ctx := context.Background()
+	target := Target{Endpoint: s.URL, Bucket: "bkt", Key: "k"}
+	s.crc = func(data []byte) string { return strconv.FormatUint(crc64.Checksum(data, crcTable)^1, 10) }
+	var ce *CRCError
+	if _, err := c.Put(ctx, target, creds("good"), strings.NewReader("abc"), 3, nil); !errors.As(err, &ce) || ce.Missing || !Temporary(err) ||
+		ce.Read != crc64.Checksum([]byte("abc"), crcTable) || !strings.Contains(err.Error(), "sent again") {
+		t.Errorf("a PUT stored as other bytes: %v", err)
+	}
+	id, _ := c.Initiate(ctx, target, creds("good"))
+	if _, err := c.UploadPart(ctx, target, creds("good"), id, 1, strings.NewReader("abc"), 3, nil); !errors.As(err, &ce) || !Temporary(err) {
+		t.Errorf("a part stored as other bytes: %v", err)
+	}
+	s.crc = func([]byte) string { return "" }
+	if _, err := c.Put(ctx, target, creds("good"), strings.NewReader("abc"), 3, nil); !errors.As(err, &ce) || !ce.Missing || Temporary(err) ||
+		!strings.Contains(err.Error(), "X-Oss-Hash-Crc64ecma") {
+		t.Errorf("a PUT answered without a CRC-64: %v", err)
+	}
+	if _, err := c.Head(ctx, target, creds("good")); !errors.As(err, &ce) || !ce.Missing {
+		t.Errorf("a HEAD answered without a CRC-64: %v", err)
 	}
 }
 
@@ -306,7 +369,8 @@ func TestAStalledConnectionFails(t *testing.T) {
 	c := New(200 * time.Millisecond)
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Put(context.Background(), Target{Endpoint: s.URL, Bucket: "bkt", Key: "k"}, creds("good"), strings.NewReader("x"), 1, nil)
+		_, err := c.Put(context.Background(), Target{Endpoint: s.URL, Bucket: "bkt", Key: "k"}, creds("good"), strings.NewReader("x"), 1, nil)
+		done <- err
 	}()
 	select {
 	case err := <-done:
