@@ -32,6 +32,9 @@ const FaultSyntax = `Fault injection (--faults SPEC, or PUT SPEC to /_emulator/f
                         it (nothing is stored); one without has its answer cut half-way
                         (the action has run: CreateUploadMedia made an asset)
          | fail         media.ready only: the asset ends PrepareFail, not Normal
+         | corrupt      oss.put and oss.part only: the body is stored with its first byte
+                        flipped, as if damaged on the way, and answered as OSS answers what
+                        it stored (its ETag and CRC-64 are of the stored bytes)
          | latency=DUR  delay every matching request by DUR (a Go duration), whatever PROB
 
 Rules are tried in order: latencies add up, and the first rule whose error fires decides the
@@ -47,6 +50,7 @@ type faultRule struct {
 	code    string
 	reset   bool
 	fail    bool
+	corrupt bool
 	latency time.Duration
 }
 
@@ -60,7 +64,9 @@ func (r *faultRule) matches(point string) bool {
 	return false
 }
 
-func (r *faultRule) hasError() bool { return r.status != 0 || r.code != "" || r.reset || r.fail }
+func (r *faultRule) hasError() bool {
+	return r.status != 0 || r.code != "" || r.reset || r.fail || r.corrupt
+}
 
 // faultPoints are the points a rule may name, besides the wildcards.
 var faultPoints = map[string]bool{
@@ -108,6 +114,9 @@ func parseFaults(spec string) ([]faultRule, error) {
 		if r.fail && r.point != "media.ready" {
 			return nil, fmt.Errorf("fault rule %q: fail is only for media.ready", text)
 		}
+		if r.corrupt && r.point != "oss.put" && r.point != "oss.part" {
+			return nil, fmt.Errorf("fault rule %q: corrupt is only for oss.put and oss.part", text)
+		}
 		if r.point == "media.ready" && (r.status != 0 || r.code != "" || r.reset) {
 			return nil, fmt.Errorf("fault rule %q: media.ready takes fail or latency, not an answer", text)
 		}
@@ -131,6 +140,8 @@ func (r *faultRule) addEffect(e string) error {
 		r.reset = true
 	case e == "fail":
 		r.fail = true
+	case e == "corrupt":
+		r.corrupt = true
 	case e == "":
 		return fmt.Errorf("empty effect")
 	default:
@@ -276,6 +287,11 @@ func (s *Server) inject(w http.ResponseWriter, r *http.Request, point string, wr
 		}
 		return &cutWriter{ResponseWriter: w}, false
 	}
+	if hit.corrupt {
+		s.opts.Log.Info("fault injected", "point", point, "effect", "corrupt")
+		r.Body = &flipFirst{ReadCloser: r.Body}
+		return w, false
+	}
 	status, code := 0, ""
 	if strings.HasPrefix(point, "ims.") {
 		status, code = hit.answer(imsCodeStatus, imsStatusCodes)
@@ -285,6 +301,21 @@ func (s *Server) inject(w http.ResponseWriter, r *http.Request, point string, wr
 	s.opts.Log.Info("fault injected", "point", point, "status", status, "code", code)
 	writeErr(status, code)
 	return w, true
+}
+
+// flipFirst flips the first byte read through it.
+type flipFirst struct {
+	io.ReadCloser
+	done bool
+}
+
+func (f *flipFirst) Read(p []byte) (int, error) {
+	n, err := f.ReadCloser.Read(p)
+	if n > 0 && !f.done {
+		p[0] ^= 0xff
+		f.done = true
+	}
+	return n, err
 }
 
 // cutWriter passes an answer through until half of its Content-Length, then cuts the connection.

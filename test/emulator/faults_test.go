@@ -22,6 +22,7 @@ func TestFaultSpecSyntax(t *testing.T) {
 		"oss.*=1:reset",
 		"ims.*=0.5:Throttling.User/400:latency=10ms",
 		"oss.complete=1:InvalidPart",
+		"oss.part=0.5:corrupt",
 	}
 	for _, spec := range good {
 		if err := emulator.ParseFaults(spec); err != nil {
@@ -37,6 +38,8 @@ func TestFaultSpecSyntax(t *testing.T) {
 		"oss.part=0.1:600",       // not an error status
 		"oss.part=0.1:500:reset", // two error effects
 		"oss.put=1:fail",         // fail is for media.ready
+		"oss.complete=1:corrupt", // corrupt is for a body
+		"oss.put=1:corrupt:500",  // two error effects
 		"media.ready=1:500",      // media.ready has no answer to give
 		"oss.put=1:latency=soon",
 		"oss.put=1:Bad Code",
@@ -133,6 +136,29 @@ func TestResetCutsTheConnection(t *testing.T) {
 	}
 	if after := len(s.Assets()); after != before+1 {
 		t.Errorf("a reset CreateUploadMedia left %d assets, want %d: the action ran, its answer was lost", after, before+1)
+	}
+}
+
+// TestCorruptStoresOtherBytes: a corrupted PUT is stored with its first byte flipped and
+// answered with the CRC-64 of what was stored, so that the SDK's own check (on by default) sees
+// that the bytes differ from those it sent, as a client of OSS would.
+func TestCorruptStoresOtherBytes(t *testing.T) {
+	s := startEmulator(t, emulator.Options{})
+	u := ticket(t, s, nil)
+	setFaults(t, s, "oss.put=1:corrupt", "")
+	err := u.Bucket.PutObject(u.Key, strings.NewReader("abcdef"))
+	if _, ok := err.(oss.CRCCheckError); !ok {
+		t.Fatalf("a corrupted PUT: %v, want the SDK's CRC check to fail", err)
+	}
+	setFaults(t, s, "", "")
+	body, err := u.Bucket.GetObject(u.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(body)
+	body.Close()
+	if string(got) != "\x9ebcdef" {
+		t.Errorf("the object holds %q", got)
 	}
 }
 
