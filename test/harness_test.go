@@ -206,6 +206,7 @@ func startEmulatorOn(t *testing.T, data, listen string, args ...string) *emulato
 // asset is what GET /_emulator/media says of an asset.
 type asset struct {
 	MediaId, Status, Title, Type, BusinessType, MD5 string
+	FileName                                        string
 	Description, Tags                               string
 	AppId, EntityId, UserData, Workflow, Storage    string
 	CateId, Size                                    int64

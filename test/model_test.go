@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -20,8 +21,9 @@ import (
 type modelFile struct{ data []byte }
 
 type modelHandle struct {
-	f   *os.File
-	obj *modelFile
+	f     *os.File
+	obj   *modelFile
+	dirty bool // written through: its file is being written until the handle ends
 }
 
 type model struct {
@@ -205,22 +207,83 @@ func (m *model) step() {
 			t.Fatalf("write through a handle: %v", err)
 		}
 		h.obj.data = writeAt(h.obj.data, off, data)
+		h.dirty = true
 		m.note("handle %p write: %d bytes at %d", h.f, len(data), off)
 		m.ops["handle write"]++
-	default: // close a handle
+	case op < 94: // close a handle
+		m.closeHandle()
+	case op < 96: // a reader opens, reads and closes a file (a FLUSH of its own)
+		p := m.existing()
+		if p == "" {
+			return
+		}
+		m.check(p)
+		m.note("read %s", p)
+		m.ops["read"]++
+	case op < 98: // a duplicate of a held descriptor is closed (a FLUSH for the writer's handle)
 		if len(m.handles) == 0 {
 			return
 		}
-		i := m.rng.IntN(len(m.handles))
-		if err := m.handles[i].f.Close(); err != nil {
-			t.Fatalf("close: %v", err)
+		h := m.handles[m.rng.IntN(len(m.handles))]
+		fd, err := syscall.Dup(int(h.f.Fd()))
+		if err != nil {
+			t.Fatalf("dup: %v", err)
 		}
-		m.note("close handle %p", m.handles[i].f)
-		m.handles = append(m.handles[:i], m.handles[i+1:]...)
-		m.ops["close"]++
+		if err := syscall.Close(fd); err != nil {
+			t.Fatalf("close a dup: %v", err)
+		}
+		m.note("dup of handle %p closed", h.f)
+		m.ops["dup close"]++
+	default: // a child inherits a held descriptor and exits (FLUSHes: at exec, and at exit)
+		if len(m.handles) == 0 {
+			return
+		}
+		h := m.handles[m.rng.IntN(len(m.handles))]
+		cmd := exec.Command("true")
+		cmd.ExtraFiles = []*os.File{h.f}
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("a child holding handle %p: %v", h.f, err)
+		}
+		m.note("child with handle %p exited", h.f)
+		m.ops["child"]++
 	}
+	m.checkHeld()
 	if touched != "" {
 		m.check(touched)
+	}
+}
+
+// closeHandle closes a random open handle.
+func (m *model) closeHandle() {
+	m.t.Helper()
+	if len(m.handles) == 0 {
+		return
+	}
+	i := m.rng.IntN(len(m.handles))
+	if err := m.handles[i].f.Close(); err != nil {
+		m.t.Fatalf("close: %v", err)
+	}
+	m.note("close handle %p", m.handles[i].f)
+	m.handles = append(m.handles[:i], m.handles[i+1:]...)
+	m.ops["close"]++
+}
+
+// checkHeld checks that every file a handle has written through, and that handle still holds,
+// says it is being written: nothing is uploaded before the last writer ends.
+func (m *model) checkHeld() {
+	m.t.Helper()
+	for _, h := range m.handles {
+		if !h.dirty {
+			continue
+		}
+		for p, f := range m.files {
+			if f != h.obj {
+				continue
+			}
+			if s, err := xattr(m.full(p), "user.ims.status"); err != nil || s != "writing" {
+				m.m(p, "held by handle %p that wrote to it: status %q (%v), want writing", h.f, s, err)
+			}
+		}
 	}
 }
 
@@ -290,13 +353,22 @@ func (m *model) checkTree() {
 }
 
 func TestRandomOperationsMatchAModel(t *testing.T) {
-	emu := startEmulator(t)
-	mp := startMount(t, emu, "", "--on-overwrite", "delete", "--on-delete", "delete")
-	os.MkdirAll(filepath.Join(mp.Dir, "video", "sub"), 0o755)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("IMSFS_MODEL_SEED"); s != "" {
 		fmt.Sscan(s, &seed)
 	}
+	for _, passthrough := range []bool{true, false} {
+		t.Run(fmt.Sprintf("passthrough=%v", passthrough), func(t *testing.T) {
+			t.Parallel()
+			randomOperations(t, seed, fmt.Sprintf("--passthrough=%v", passthrough))
+		})
+	}
+}
+
+func randomOperations(t *testing.T, seed uint64, args ...string) {
+	emu := startEmulator(t)
+	mp := startMount(t, emu, "", append([]string{"--on-overwrite", "delete", "--on-delete", "delete"}, args...)...)
+	os.MkdirAll(filepath.Join(mp.Dir, "video", "sub"), 0o755)
 	t.Logf("seed %d (IMSFS_MODEL_SEED=%d repeats this run)", seed, seed)
 	m := &model{t: t, root: mp.Dir, rng: rand.New(rand.NewPCG(seed, 1)), files: map[string]*modelFile{}, ops: map[string]int{}}
 	const steps = 2000
@@ -313,7 +385,7 @@ func TestRandomOperationsMatchAModel(t *testing.T) {
 	}
 	m.handles = nil
 	m.checkTree()
-	figure(t, "seed %d, %d steps: %v; %d files at the end", seed, steps, m.ops, len(m.files))
+	figure(t, "%s: seed %d, %d steps: %v; %d files at the end", args, seed, steps, m.ops, len(m.files))
 
 	// Every file whose name becomes an asset must end as exactly one asset with its bytes.
 	want := map[string][]byte{}
