@@ -322,3 +322,28 @@ func TestTheLittleThingsOfADisk(t *testing.T) {
 	m2 := startMount(t, emu, cache)
 	check("after a restart", m2.Dir)
 }
+
+// TestATypoOfACommandMountsNothing: `imsfs stauts DIR`, with keys in the environment as a user
+// with an account has them, answers that there is no such command (naming the nearest one),
+// exits 2, and mounts nothing, makes no cache directory, starts nothing in the background.
+func TestATypoOfACommandMountsNothing(t *testing.T) {
+	home := t.TempDir()
+	dir := t.TempDir()
+	for _, word := range []string{"stauts", "mont", "moutn"} {
+		cmd := exec.Command(imsfsBin, word, dir)
+		cmd.Env = append(testEnv(), "HOME="+home, "XDG_CACHE_HOME=", "ALIBABA_CLOUD_ACCESS_KEY_ID=LTAI5tTypoTestKey000000", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=typo-test-secret")
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), fmt.Sprintf("no command %q", word)) || !strings.Contains(string(out), "did you mean") {
+			t.Errorf("imsfs %s DIR: %v: %s; want exit 2, no such command, and the nearest one", word, err, out)
+		}
+		time.Sleep(200 * time.Millisecond) // a mount started in the background would be up by now
+		if isMounted(dir) {
+			exec.Command("umount", "-l", dir).Run()
+			t.Fatalf("imsfs %s DIR mounted DIR", word)
+		}
+	}
+	if entries, _ := os.ReadDir(home); len(entries) != 0 {
+		t.Errorf("a mistyped command left %v in HOME", entries)
+	}
+}

@@ -95,3 +95,27 @@ func TestHelperOptionsBecomeFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyMountsFormIsTheHelpers: mount.fuse3 calls imsfs SOURCE MOUNTPOINT -o OPTIONS, always
+// with -o; a bare `imsfs WORD PATH` (a mistyped command) is never taken for it.
+func TestOnlyMountsFormIsTheHelpers(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"imsfs", "imsfs", dir, "-o", "dev,suid"}, true},
+		{[]string{"imsfs", "stauts", dir}, false},
+		{[]string{"imsfs", "mont", dir}, false},
+		{[]string{"imsfs", "status", dir, "-o", "dev,suid"}, false},
+		{[]string{"imsfs", "imsfs", dir, "-x", "dev"}, false},
+	} {
+		if got := calledByMountFuse(tt.args); got != tt.want {
+			t.Errorf("%v: taken for mount.fuse3's call: %v, want %v", tt.args, got, tt.want)
+		}
+	}
+	code, _, errOut := runCLI(t, "stauts", dir)
+	if code != 2 || !strings.Contains(errOut, `no command "stauts"; did you mean "status"?`) {
+		t.Errorf("imsfs stauts DIR: exit %d, %q", code, errOut)
+	}
+}

@@ -26,15 +26,11 @@ var helperNames = []string{"mount.fuse.imsfs", "mount.imsfs"}
 func isHelper(argv0 string) bool { return slices.Contains(helperNames, filepath.Base(argv0)) }
 
 // calledByMountFuse reports whether args are mount.fuse3's call of a fuse.imsfs line: imsfs
-// SOURCE MOUNTPOINT -o OPTIONS, where SOURCE is no command of imsfs.
+// SOURCE MOUNTPOINT -o OPTIONS, where SOURCE is no command of imsfs. mount.fuse3 always passes
+// -o (at least dev,suid or nodev,nosuid), so `imsfs WORD PATH` is never taken for it: a typo of
+// a command must not mount PATH.
 func calledByMountFuse(args []string) bool {
-	switch {
-	case len(args) == 5 && args[3] == "-o":
-	case len(args) == 3: // every option was mount.fuse3's own
-		if st, err := os.Stat(args[2]); err != nil || !st.IsDir() {
-			return false
-		}
-	default:
+	if len(args) != 5 || args[3] != "-o" {
 		return false
 	}
 	for _, c := range newApp(io.Discard, io.Discard).Commands {
