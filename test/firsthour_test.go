@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -345,5 +346,73 @@ func TestATypoOfACommandMountsNothing(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(home); len(entries) != 0 {
 		t.Errorf("a mistyped command left %v in HOME", entries)
+	}
+}
+
+// TestDepsLooksForWhatTheTestsUse: LibreOffice's core (its soffice command) without the Writer
+// module the tests drive is not taken for LibreOffice Writer: test/deps.sh names the package.
+func TestDepsLooksForWhatTheTestsUse(t *testing.T) {
+	root := t.TempDir() // a machine with python3-uno but no Writer module
+	uno := filepath.Join(root, "usr/lib/python3/dist-packages/uno.py")
+	os.MkdirAll(filepath.Dir(uno), 0o755)
+	os.WriteFile(uno, nil, 0o644)
+	bin := t.TempDir()
+	os.WriteFile(filepath.Join(bin, "soffice"), []byte("#!/bin/sh\n"), 0o755)
+	cmd := exec.Command("bash", "deps.sh", "--list", "test")
+	cmd.Env = append(testEnv(), "DEPS_ROOT="+root, "PATH="+bin+":"+os.Getenv("PATH"))
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), "libreoffice-writer-nogui") || strings.Contains(string(out), "python3-uno") {
+		t.Errorf("deps.sh --list test with soffice but no Writer module: %v: %q; want libreoffice-writer-nogui named, python3-uno not", err, out)
+	}
+}
+
+// TestWhatTheUserReadsIsTrue: an ACL a tool sets (cp -a, sed -i, vim do) is answered ENOTSUP, as
+// any file system without ACLs answers it, and is no refusal (not in `imsfs status`, not a
+// warning); a misspelled attribute is said to be no attribute, with the nearest one; the
+// sidecar's URLs are as they are (& not escaped), so that one copied from cat opens.
+func TestWhatTheUserReadsIsTrue(t *testing.T) {
+	emu := startEmulator(t)
+	m := startMount(t, emu, "", "--log-level", "debug")
+	p := filepath.Join(m.Dir, "video", "a.mp4")
+	if err := os.WriteFile(p, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, p, "ready", 30*time.Second)
+
+	// A minimal access ACL (user::rw- group::r-- other::r--), as setfacl and cp -a write it.
+	acl := []byte{2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff}
+	for _, target := range []struct{ path, name string }{{p, "system.posix_acl_access"}, {filepath.Dir(p), "system.posix_acl_default"}} {
+		if err := unix.Setxattr(target.path, target.name, acl, 0); !errors.Is(err, unix.ENOTSUP) {
+			t.Errorf("set %s on %s: %v, want ENOTSUP", target.name, target.path, err)
+		}
+	}
+	out, err := exec.Command("setfattr", "-n", "user.ims.titel", "-v", "x", p).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Invalid argument") {
+		t.Errorf("setfattr -n user.ims.titel: %v %s, want Invalid argument", err, out)
+	}
+	status, _ := exec.Command(imsfsBin, "status", m.Dir).CombinedOutput()
+	if strings.Contains(string(status), "posix_acl") || !strings.Contains(string(status), "user.ims.titel: there is no such attribute (did you mean user.ims.title?)") {
+		t.Errorf("imsfs status shows an ACL as a refusal, or not the misspelled attribute:\n%s", status)
+	}
+	log := m.output()
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "posix_acl") && !strings.Contains(line, "level=DEBUG") {
+			t.Errorf("an ACL logged above debug: %s", line)
+		}
+	}
+	if strings.Count(log, "posix_acl") < 2 {
+		t.Errorf("the ACLs did not reach the mount (no debug line for them):\n%s", log)
+	}
+
+	sidecar, err := os.ReadFile(p + ".ims.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var side map[string]string
+	if err := json.Unmarshal(sidecar, &side); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sidecar, []byte(`\u0026`)) || !strings.Contains(side["file_url"], "&") || !bytes.Contains(sidecar, []byte(side["file_url"])) {
+		t.Errorf("the sidecar does not show file_url as it is:\n%s", sidecar)
 	}
 }
