@@ -26,6 +26,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/xrash/smetrics"
 	"golang.org/x/sys/unix"
 
 	"github.com/imsfs/imsfs/cache"
@@ -305,6 +306,29 @@ func (f *FS) refuse(op, p string, errno syscall.Errno, reason string) syscall.Er
 	f.refusals.add(Refusal{Time: time.Now(), Op: op, Path: p, Errno: errnoName(errno), Reason: reason})
 	f.opts.Observer.Refused(op, errnoName(errno))
 	return errno
+}
+
+// unsupported answers ENOTSUP for what a file system without the feature routinely answers it
+// for (an ACL set by cp -a or sed -i): the tool expects it and goes on, so it is no refusal to
+// show, only a line at debug level.
+func (f *FS) unsupported(op, p, reason string) syscall.Errno {
+	f.opts.Log.Debug("not supported", "op", op, "path", p, "errno", "ENOTSUP", "reason", reason)
+	return syscall.ENOTSUP
+}
+
+// Nearest returns the one of names that name is most likely a typo of (a letter or two off),
+// or "": for "did you mean" in a refusal, or of a command.
+func Nearest(name string, names []string) string {
+	best, bestD := "", 3
+	if len(name) < 4 {
+		bestD = 2
+	}
+	for _, n := range names {
+		if d := smetrics.WagnerFischer(name, n, 1, 1, 1); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
 }
 
 // Refusal is one operation the mount refused, and why: the shell says only "Permission denied".

@@ -56,3 +56,15 @@ func TestFixedFoldersComeParentsFirst(t *testing.T) {
 		t.Error("a user folder is not fixed")
 	}
 }
+
+func TestNearest(t *testing.T) {
+	names := []string{"user.ims.title", "user.ims.tags", "user.ims.type", "status", "mount"}
+	for name, want := range map[string]string{
+		"user.ims.titel": "user.ims.title", "user.ims.tag": "user.ims.tags", "stauts": "status",
+		"mont": "mount", "foo": "", "user.ims.colour": "", "": "",
+	} {
+		if got := Nearest(name, names); got != want {
+			t.Errorf("Nearest(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -110,11 +111,15 @@ func (s *sidecarNode) content(ctx context.Context, ask bool) ([]byte, syscall.Er
 		return nil, syscall.ENOENT
 	}
 	out["path"] = s.file.path()
-	data, err := json.MarshalIndent(out, "", "  ")
-	if err != nil {
+	// As it is: a URL copied from `cat` opens (json.Marshal would write & as \u0026).
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
 		return nil, syscall.EIO
 	}
-	return append(data, '\n'), gofs.OK
+	return b.Bytes(), gofs.OK
 }
 
 var _ = (gofs.NodeGetattrer)((*sidecarNode)(nil))

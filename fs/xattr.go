@@ -20,15 +20,18 @@ import (
 // and tests read: never rename one.
 const xattrPrefix = "user.ims."
 
-// xattrs lists the attributes a file shows, in listing order, with how each is read from the
-// record. An attribute whose value is empty is absent (ENODATA). Only the attribute asked for is
-// read: file_url may ask IMS for a signed URL, and a status read must never wait on that.
-var xattrs = []struct {
+// xattrDef is one attribute a file shows.
+type xattrDef struct {
 	name  string
 	value func(ctx context.Context, n *fileNode, r *cache.Record) string
 	// has says whether the attribute has a value, where reading it costs more than the record.
 	has func(r *cache.Record) bool
-}{
+}
+
+// xattrs lists the attributes a file shows, in listing order, with how each is read from the
+// record. An attribute whose value is empty is absent (ENODATA). Only the attribute asked for is
+// read: file_url may ask IMS for a signed URL, and a status read must never wait on that.
+var xattrs = []xattrDef{
 	{name: "status", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return string(r.State) }},
 	{name: "media_id", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.MediaID }},
 	{name: "media_url", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.MediaURL }},
@@ -184,12 +187,42 @@ var _ = (gofs.NodeSetxattrer)((*fileNode)(nil))
 // ENOTSUP as "not supported here" and go on).
 func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	if name, ok := strings.CutPrefix(attr, xattrPrefix); ok {
-		if isMetaField(name) {
+		switch {
+		case isMetaField(name):
 			return n.setMeta("setxattr", name, string(data), flags)
+		case !isXattr(name):
+			return n.fsys.refuse("setxattr", n.path(), syscall.EINVAL, noSuchXattr(attr))
 		}
 		return n.fsys.refuse("setxattr", n.path(), syscall.EPERM, attr+" is read-only (user.ims.title, description, tags and cate_id can be set)")
 	}
+	if isACL(attr) {
+		return n.fsys.unsupported("setxattr", n.path(), attr+": no ACLs here")
+	}
 	return n.fsys.refuse("setxattr", n.path(), syscall.ENOTSUP, attr+" is not kept: only the user.ims.* attributes exist here")
+}
+
+// isXattr reports whether name (without the prefix) is an attribute a file may show.
+func isXattr(name string) bool {
+	return slices.ContainsFunc(xattrs, func(x xattrDef) bool { return x.name == name })
+}
+
+// noSuchXattr says that attr (user.ims.…) is none of imsfs's, and which one was likely meant.
+func noSuchXattr(attr string) string {
+	names := make([]string, len(xattrs))
+	for i, x := range xattrs {
+		names[i] = xattrPrefix + x.name
+	}
+	why := attr + ": there is no such attribute"
+	if near := Nearest(attr, names); near != "" {
+		return why + " (did you mean " + near + "?)"
+	}
+	return why + " (getfattr -d -m user.ims FILE lists them)"
+}
+
+// isACL reports whether attr is a POSIX ACL, which tools set (cp -a, sed -i, vim) and take
+// ENOTSUP for as "no ACLs on this file system", as on any such file system: not a refusal.
+func isACL(attr string) bool {
+	return attr == "system.posix_acl_access" || attr == "system.posix_acl_default"
 }
 
 var _ = (gofs.NodeRemovexattrer)((*fileNode)(nil))
@@ -200,6 +233,9 @@ func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if name, ok := strings.CutPrefix(attr, xattrPrefix); ok {
 		if isMetaField(name) {
 			return n.setMeta("removexattr", name, "", unix.XATTR_REPLACE)
+		}
+		if !isXattr(name) {
+			return syscall.ENODATA // nothing of that name to remove
 		}
 		return n.fsys.refuse("removexattr", n.path(), syscall.EPERM, attr+" is read-only")
 	}
@@ -257,6 +293,9 @@ var _ = (gofs.NodeSetxattrer)((*dirNode)(nil))
 
 // Setxattr on a folder: nothing is kept (cp -p and rsync -A take ENOTSUP as "no ACLs here").
 func (d *dirNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if isACL(attr) {
+		return d.fsys.unsupported("setxattr", d.path(), attr+": no ACLs here")
+	}
 	return d.fsys.refuse("setxattr", d.path(), syscall.ENOTSUP, attr+" is not kept: folders have no extended attributes here")
 }
 

@@ -13,7 +13,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
-	"github.com/xrash/smetrics"
+
+	"github.com/imsfs/imsfs/fs"
 )
 
 // Exit statuses: scripts tell them apart.
@@ -94,20 +95,6 @@ func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
 	return usagef("%s: %v (see: %s --help)", name, err, name)
 }
 
-// nearest returns the one of names that name is most likely a typo of (a letter or two off), or "".
-func nearest(name string, names []string) string {
-	best, bestD := "", 3
-	if len(name) < 4 {
-		bestD = 2
-	}
-	for _, n := range names {
-		if d := smetrics.WagnerFischer(name, n, 1, 1, 1); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
 // run runs the command line args and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
@@ -118,7 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		for _, c := range app.Commands {
 			names = append(names, c.Names()...)
 		}
-		if near := nearest(name, names); near != "" {
+		if near := fs.Nearest(name, names); near != "" {
 			fmt.Fprintf(stderr, "imsfs: no command %q; did you mean %q? (`imsfs help` lists them)\n", name, near)
 			return
 		}
