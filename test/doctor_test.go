@@ -15,7 +15,13 @@ func TestDoctorSaysWhatToFix(t *testing.T) {
 	home := t.TempDir() // no ~/.aliyun/config.json
 	doctor := func(env ...string) (int, string) {
 		t.Helper()
-		cmd := exec.Command(imsfsBin, "doctor", "--endpoint", emu.URL, "--cache-dir", filepath.Join(t.TempDir(), "cache"))
+		endpoint := emu.URL
+		for _, kv := range env {
+			if e, ok := strings.CutPrefix(kv, "ENDPOINT="); ok {
+				endpoint = e
+			}
+		}
+		cmd := exec.Command(imsfsBin, "doctor", "--endpoint", endpoint, "--cache-dir", filepath.Join(t.TempDir(), "cache"))
 		cmd.Env = append(testEnv(), append([]string{"HOME=" + home}, env...)...)
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
@@ -34,11 +40,14 @@ func TestDoctorSaysWhatToFix(t *testing.T) {
 		want []string
 	}{
 		{"the emulator's key", []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-secret"}, 0,
-			[]string{"ok   /dev/fuse opens", "ok   credentials from default/env (AccessKeyId emulat…)", "ok   IMS answered a signed call", "ok   clock: within", "not made yet (the mount makes it, mode 0700)"}},
+			[]string{"ok   /dev/fuse opens", "ok   credentials from default/env (AccessKeyId emulat…)", "ok   IMS at " + emu.URL + " (region cn-shanghai) answered a signed call", "ok   clock: within", "not made yet (the mount makes it, mode 0700)"}},
 		{"a wrong secret", []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=wrong"}, 1,
-			[]string{"FIX  IMS refused the AccessKey emulat…: SignatureDoesNotMatch", "doctor: 1 of 8 checks want a fix"}},
+			[]string{"FIX  IMS at " + emu.URL + " refused the AccessKey emulat…: SignatureDoesNotMatch", "doctor: 1 of 7 checks want a fix"}},
 		{"no credentials", nil, 1,
-			[]string{"FIX  credentials: none found: set ALIBABA_CLOUD_ACCESS_KEY_ID", "--emulator"}},
+			[]string{"FIX  credentials: none found: looked in the environment (no ALIBABA_CLOUD_ACCESS_KEY_ID), ~/.aliyun/config.json (none)", "--emulator",
+				"--   IMS at " + emu.URL + " (region cn-shanghai): not asked: no credentials", "--   clock: not compared", "doctor: 1 of 7 checks want a fix (2 not checked)"}},
+		{"an endpoint that does not answer", []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-secret", "ENDPOINT=http://127.0.0.1:1"}, 1,
+			[]string{"FIX  IMS at http://127.0.0.1:1 does not answer", "doctor: 1 of 7 checks want a fix (1 not checked)"}},
 	} {
 		code, out := doctor(tt.env...)
 		if code != tt.code {
@@ -51,6 +60,25 @@ func TestDoctorSaysWhatToFix(t *testing.T) {
 		}
 		if strings.Contains(out, "emulator-secret") {
 			t.Errorf("%s: the output shows the secret", tt.name)
+		}
+		// One line per check, each ok, FIX or -- (not checked), in words of imsfs's own; no line
+		// that says ok of the endpoint before asking it.
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		checks := 0
+		for _, l := range lines {
+			switch {
+			case strings.HasPrefix(l, "ok   "), strings.HasPrefix(l, "FIX  "), strings.HasPrefix(l, "--   "):
+				checks++
+			case strings.HasPrefix(l, "imsfs: doctor: "):
+			default:
+				t.Errorf("%s: a line that is no check: %q", tt.name, l)
+			}
+			if strings.HasPrefix(l, "ok   endpoint") || strings.Contains(l, "enviroment") || strings.Contains(l, "fileopen") {
+				t.Errorf("%s: %q", tt.name, l)
+			}
+		}
+		if checks != 7 {
+			t.Errorf("%s: %d checks, want the same 7 every time:\n%s", tt.name, checks, out)
 		}
 	}
 }

@@ -42,28 +42,45 @@ func newDoctorCommand() *cli.Command {
 			d.cacheDir(c.String("cache-dir"))
 			d.service(c.Context, c.String("endpoint"), c.String("region"))
 			if d.problems > 0 {
-				return fmt.Errorf("doctor: %d of %d checks want a fix", d.problems, d.checks)
+				return fmt.Errorf("doctor: %d of %d checks want a fix%s", d.problems, d.checks, d.notChecked())
 			}
 			return nil
 		},
 	}
 }
 
-// doctor prints one line per check.
+// doctor prints one line per check: always the same checks, in the same order, so that its
+// count is the same from run to run. A check an earlier one made impossible is printed as not
+// checked, with why.
 type doctor struct {
-	w                io.Writer
-	checks, problems int
+	w                         io.Writer
+	checks, problems, skipped int
 }
 
-func (d *doctor) ok(format string, args ...any) {
+// line prints one check's line: one line, whatever the text holds.
+func (d *doctor) line(mark, format string, args ...any) {
 	d.checks++
-	fmt.Fprintf(d.w, "ok   %s\n", fmt.Sprintf(format, args...))
+	text := strings.Join(strings.Fields(fmt.Sprintf(format, args...)), " ")
+	fmt.Fprintf(d.w, "%-4s %s\n", mark, text)
 }
+
+func (d *doctor) ok(format string, args ...any) { d.line("ok", format, args...) }
 
 func (d *doctor) fix(format string, args ...any) {
-	d.checks++
 	d.problems++
-	fmt.Fprintf(d.w, "FIX  %s\n", fmt.Sprintf(format, args...))
+	d.line("FIX", format, args...)
+}
+
+func (d *doctor) skip(format string, args ...any) {
+	d.skipped++
+	d.line("--", format, args...)
+}
+
+func (d *doctor) notChecked() string {
+	if d.skipped == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d not checked)", d.skipped)
 }
 
 // fuse checks /dev/fuse, the mount helper, and FUSE passthrough.
@@ -140,43 +157,54 @@ func (d *doctor) cacheDir(dir string) {
 	}
 }
 
-// service checks the region and endpoint, the credentials, one signed call, and the clock.
+// service checks the credentials, one signed call to the endpoint, and the clock against the
+// endpoint's: three lines, whatever happens.
 func (d *doctor) service(ctx context.Context, endpoint, region string) {
-	endpoint, err := resolveEndpoint(endpoint, region)
-	if err != nil {
-		d.fix("%v", err)
-		return
-	}
-	d.ok("endpoint %s (region %s)", endpoint, region)
+	endpoint, endpointErr := resolveEndpoint(endpoint, region)
 	cred, err := credentials.NewCredential(nil)
 	var m *credentials.CredentialModel
 	if err == nil {
 		m, err = cred.GetCredential()
 	}
-	if err != nil || m == nil || m.AccessKeyId == nil || *m.AccessKeyId == "" {
-		d.fix("credentials: none found: %s", credentialsHelp(err))
-		return
+	haveKey := err == nil && m != nil && m.AccessKeyId != nil && *m.AccessKeyId != ""
+	if haveKey {
+		d.ok("credentials from %s (AccessKeyId %s): %s", deref(m.ProviderName), maskKey(*m.AccessKeyId), credentialKind(deref(m.ProviderName), m.SecurityToken != nil && *m.SecurityToken != ""))
+	} else {
+		d.fix("credentials: none found: %s", credentialsHelp())
 	}
-	d.ok("credentials from %s (AccessKeyId %s): %s", deref(m.ProviderName), maskKey(*m.AccessKeyId), credentialKind(deref(m.ProviderName), m.SecurityToken != nil && *m.SecurityToken != ""))
 
-	client, err := ims.New(endpoint, region, cred)
-	if err != nil {
-		d.fix("%v", err)
-		return
+	var client *ims.Client
+	switch {
+	case endpointErr != nil:
+		d.fix("IMS: %v", endpointErr)
+	case !haveKey:
+		d.skip("IMS at %s (region %s): not asked: no credentials to sign with", endpoint, region)
+	default:
+		if client, err = ims.New(endpoint, region, cred); err != nil {
+			d.fix("IMS at %s: %v", endpoint, err)
+		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	start := time.Now()
-	_, err = client.ListMediaBasicInfos(cctx, ims.ListRequest{MaxResults: 1})
-	took := time.Since(start).Round(time.Millisecond)
-	var api *ims.APIError
-	switch {
-	case err == nil:
-		d.ok("IMS answered a signed call (ListMediaBasicInfos) in %v: the key is accepted", took)
-	case errors.As(err, &api) && !api.Temporary():
-		d.fix("IMS %s", keyRefused(*m.AccessKeyId, api))
-	default:
-		d.fix("IMS at %s does not answer (%v): check the network, a proxy (HTTPS_PROXY), the endpoint", endpoint, err)
+	answered := false
+	if client != nil {
+		start := time.Now()
+		_, err = client.ListMediaBasicInfos(cctx, ims.ListRequest{MaxResults: 1})
+		took := time.Since(start).Round(time.Millisecond)
+		var api *ims.APIError
+		switch {
+		case err == nil:
+			answered = true
+			d.ok("IMS at %s (region %s) answered a signed call (ListMediaBasicInfos) in %v: the key is accepted", endpoint, region, took)
+		case errors.As(err, &api) && !api.Temporary():
+			answered = true
+			d.fix("IMS at %s %s", endpoint, keyRefused(*m.AccessKeyId, api))
+		default:
+			d.fix("IMS at %s does not answer (%v): check the network, a proxy (HTTPS_PROXY), the endpoint", endpoint, err)
+		}
+	}
+	if !answered {
+		d.skip("clock: not compared: IMS did not answer")
 		return
 	}
 	d.clock(cctx, endpoint)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,8 +92,8 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.BoolFlag{Name: "allow-non-empty", Destination: &o.allowNonEmpty, Usage: "mount over a folder that holds files (they are hidden while mounted)"},
 		&cli.BoolFlag{Name: "notify", Destination: &o.notify, Usage: "desktop notifications (session D-Bus): one for each file that fails, one for each batch of files that become ready"},
 		&cli.BoolFlag{Name: "debug", Destination: &o.debug, Usage: "log each upload step (as --log-level debug)"},
-		&cli.StringFlag{Name: "metrics-addr", Destination: &o.metricsAddr, Usage: "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464; port 0 picks one, the log says which) at /metrics [off]"},
-		&cli.StringFlag{Name: "log-level", Destination: &o.logLevel, Usage: "`LEVEL` of the lines logged: debug, info, warn or error [info]"},
+		&cli.StringFlag{Name: "metrics-addr", Destination: &o.metricsAddr, Usage: "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464; port 0 picks one, the log says which) at /metrics", DefaultText: "off"},
+		&cli.StringFlag{Name: "log-level", Destination: &o.logLevel, DefaultText: "info", Usage: "`LEVEL` of the lines logged: debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Destination: &o.logFormat, Value: "text", Usage: "`FORMAT` of the log on stderr: text (key=value) or json (one object a line)"},
 		&cli.StringFlag{Name: "debug-pprof", Destination: &o.pprofAddr, Hidden: true, Usage: "serve net/http/pprof on `ADDR` (loopback), to profile the mount"},
 		&cli.BoolFlag{Name: "debug-fuse", Destination: &o.debugFUSE, Usage: "log every FUSE request"},
@@ -229,7 +230,7 @@ func resolveEndpoint(endpoint, region string) (string, error) {
 func checkAccess(ctx context.Context, client *ims.Client, cred credentials.Credential, endpoint string, log *slog.Logger) error {
 	m, err := cred.GetCredential()
 	if err != nil || m == nil || m.AccessKeyId == nil || *m.AccessKeyId == "" {
-		return errors.New("no Alibaba Cloud credentials: " + credentialsHelp(err))
+		return errors.New("no Alibaba Cloud credentials: " + credentialsHelp())
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -245,11 +246,41 @@ func checkAccess(ctx context.Context, client *ims.Client, cred credentials.Crede
 	return nil
 }
 
-// credentialsHelp says where credentials are looked for, after what the chain said (err).
-func credentialsHelp(err error) string {
-	return "set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or a profile in ~/.aliyun/config.json " +
-		"(ALIBABA_CLOUD_PROFILE names which), or mount with --emulator to try imsfs without an account " +
-		"(the credential chain says: " + errText(err) + ")"
+// credentialsHelp says, in its own words, where the credential chain looked and found none, and
+// what to do. (The chain's own error is a paragraph of its providers' messages, typos included.)
+func credentialsHelp() string {
+	home, _ := os.UserHomeDir()
+	looked := []string{"the environment (no ALIBABA_CLOUD_ACCESS_KEY_ID)"}
+	cli := filepath.Join(home, ".aliyun", "config.json")
+	switch data, err := os.ReadFile(cli); {
+	case err != nil:
+		looked = append(looked, "~/.aliyun/config.json (none)")
+	default:
+		var cfg struct {
+			Profiles []struct{ Name string } `json:"profiles"`
+		}
+		name := cliProfileName()
+		found := json.Unmarshal(data, &cfg) == nil && slices.ContainsFunc(cfg.Profiles, func(p struct{ Name string }) bool { return p.Name == name })
+		if found {
+			looked = append(looked, "~/.aliyun/config.json (its profile "+name+" gives no usable key)")
+		} else {
+			looked = append(looked, "~/.aliyun/config.json (no profile "+name+" in it)")
+		}
+	}
+	creds := os.Getenv("ALIBABA_CLOUD_CREDENTIALS_FILE")
+	if creds == "" {
+		creds = filepath.Join(home, ".alibabacloud", "credentials")
+	}
+	if _, err := os.Stat(creds); err != nil {
+		looked = append(looked, creds+" (none)")
+	} else {
+		looked = append(looked, creds+" (no usable key in it)")
+	}
+	if os.Getenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED") != "true" {
+		looked = append(looked, "an ECS instance role (none answered)")
+	}
+	return "looked in " + strings.Join(looked, ", ") + ". Set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, " +
+		"or a profile in ~/.aliyun/config.json (ALIBABA_CLOUD_PROFILE names which), or mount with --emulator to try imsfs without an account"
 }
 
 // keyRefused says that IMS refused the key, with its answer and what to check.
@@ -265,13 +296,6 @@ func maskKey(id string) string {
 		return id
 	}
 	return id[:6] + "…"
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "no AccessKeyId"
-	}
-	return err.Error()
 }
 
 func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
@@ -448,13 +472,15 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		log.Warn("systemd was not told the mount is ready", "err", err)
 	}
 
-	go unmountOnSignal(stop, server, mountpoint, log)
+	drain, cancel := context.WithTimeout(ctx, o.drainTimeout)
+	defer cancel()
+	unmounted := make(chan struct{})
+	go unmountOnSignal(stop, server, mountpoint, log, unmounted, cancel)
 	server.Wait()
+	close(unmounted)
 	fsys.Close()
 	log.Info("unmounted", "mountpoint", mountpoint)
 
-	drain, cancel := context.WithTimeout(ctx, o.drainTimeout)
-	defer cancel()
 	if left := queue.Close(drain); left > 0 {
 		log.Warn("uploads left for the next mount", "count", left, "cache_dir", o.cacheDir)
 	}
@@ -465,9 +491,18 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 type unmounter interface{ Unmount() error }
 
 // unmountOnSignal unmounts on the first signal; while the mount is busy (a shell inside it, an
-// open file) it says so and tries again; a second signal detaches it lazily.
-func unmountOnSignal(stop <-chan os.Signal, server unmounter, mountpoint string, log *slog.Logger) {
-	s := <-stop
+// open file) it says so and tries again; a second signal detaches it lazily. A signal once the
+// mount is gone (an umount from outside) ends the drain: what is left resumes at the next mount.
+func unmountOnSignal(stop <-chan os.Signal, server unmounter, mountpoint string, log *slog.Logger, unmounted <-chan struct{}, endDrain func()) {
+	var s os.Signal
+	select {
+	case s = <-stop:
+	case <-unmounted:
+		s = <-stop // or none: the process ends first
+		log.Info("not waiting for the uploads under way; they resume at the next mount", "signal", s.String())
+		endDrain()
+		return
+	}
 	log.Info("unmounting", "signal", s.String())
 	_ = notify("STOPPING=1")
 	for {
@@ -475,12 +510,19 @@ func unmountOnSignal(stop <-chan os.Signal, server unmounter, mountpoint string,
 		if err == nil {
 			return
 		}
+		select {
+		case <-unmounted:
+			return // unmounted from outside meanwhile
+		default:
+		}
 		log.Warn("cannot unmount yet; close what uses it, or signal again to detach", "mountpoint", mountpoint, "err", err)
 		select {
 		case <-stop:
 			if err := syscall.Unmount(mountpoint, syscall.MNT_DETACH); err != nil {
 				log.Error("lazy unmount", "mountpoint", mountpoint, "err", err)
 			}
+			return
+		case <-unmounted:
 			return
 		case <-time.After(time.Second):
 		}

@@ -549,11 +549,18 @@ on-delete: keep         # keep or delete the asset of a file that is deleted
 # cache-dir: /var/cache/imsfs              # default: ~/.cache/imsfs
 # cache-max-size: 20GiB                    # default: no bound
 sidecars: true          # NAME.ims.json beside each file
+passthrough: true       # the kernel writes new files straight to the cache (Linux 6.9+, as root)
+sync-on-close: false    # fsync each file, its name and its record at every close (slower)
+
+# Who and what.
+allow-other: false      # let other users in (a folder re-exported over SMB or NFS)
+allow-non-empty: false  # mount over a folder that holds files (hidden while mounted)
+notify: false           # desktop notifications (session D-Bus)
 
 # Logs and metrics.
 log-level: info         # debug, info, warn or error
 log-format: text        # text or json
-# metrics-addr: 127.0.0.1:9464             # Prometheus metrics at /metrics
+# metrics-addr: 127.0.0.1:9464             # Prometheus metrics at /metrics (default: off)
 
 # Folders: new ones, with their Type and BusinessType, and what the assets of the files saved
 # in a folder (and in the folders below it) get. The default folders (video/, video/opening/,
