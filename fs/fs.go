@@ -153,6 +153,9 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 			Debug:       mo.Debug,
 			AllowOther:  mo.AllowOther,
 			Logger:      slog.NewLogLogger(f.opts.Log.Handler(), slog.LevelInfo),
+			// Every read answers bytes already in memory: splicing them costs a copy into a
+			// pipe besides, and fails (with a log line) for 1 MiB reads, over the pipe's size.
+			DisableSplice: true,
 		},
 		EntryTimeout: &timeout,
 		AttrTimeout:  &timeout,

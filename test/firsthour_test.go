@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -414,5 +416,71 @@ func TestWhatTheUserReadsIsTrue(t *testing.T) {
 	}
 	if bytes.Contains(sidecar, []byte(`\u0026`)) || !strings.Contains(side["file_url"], "&") || !bytes.Contains(sidecar, []byte(side["file_url"])) {
 		t.Errorf("the sidecar does not show file_url as it is:\n%s", sidecar)
+	}
+}
+
+// TestTheLogSaysOnlyWhatMatters: reading large files, a doctor run against the embedded
+// emulator, and an umount from outside followed by a SIGTERM while an upload is under way leave
+// no noise in the mount's log: no splice failures, no refused probe, no unmount after the
+// unmount, no helper's error.
+func TestTheLogSaysOnlyWhatMatters(t *testing.T) {
+	requireFUSE(t)
+	dir := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(dir, 0o755)
+	p := start(t, "mount-emulator", []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=", "ALIBABA_CLOUD_ACCESS_KEY_SECRET="},
+		"mount", "--emulator", "--cache-dir", t.TempDir(), "--upload-delay", "0", dir)
+	t.Cleanup(func() {
+		if isMounted(dir) {
+			exec.Command("umount", "-l", dir).Run()
+		}
+	})
+	waitMounted(t, dir)
+	m := regexp.MustCompile(`embedded emulator at (http://[0-9.:]+)`).FindStringSubmatch(p.output())
+	if m == nil {
+		t.Fatalf("no emulator address:\n%s", p.output())
+	}
+	url := m[1]
+	src := randomFile(t, "big.mp4", 5<<20)
+	run(t, "cp", src, filepath.Join(dir, "video")+"/")
+	big := filepath.Join(dir, "video", "big.mp4")
+	waitStatus(t, big, "ready", 60*time.Second)
+	for range 2 {
+		run(t, "dd", "if="+big, "of=/dev/null", "bs=4M")
+	}
+	doctor := exec.Command(imsfsBin, "doctor", "--endpoint", url)
+	doctor.Env = append(testEnv(), "ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-secret")
+	if out, err := doctor.CombinedOutput(); err != nil && !strings.Contains(string(out), "cache dir") {
+		t.Logf("doctor: %v\n%s", err, out)
+	}
+
+	req, _ := http.NewRequest(http.MethodPut, url+"/_emulator/faults", strings.NewReader("oss.*=0:latency=5s"))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("set faults: %v", err)
+	}
+	slow := filepath.Join(dir, "video", "slow.mp4")
+	os.WriteFile(slow, []byte("an upload under way"), 0o644)
+	waitStatus(t, slow, "uploading", 30*time.Second)
+	run(t, "umount", dir)
+	for !strings.Contains(p.output(), "msg=unmounted") {
+		if p.exited() {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.waitExit(t, 60*time.Second); err != nil {
+		t.Errorf("exit after umount and SIGTERM: %v", err)
+	}
+	log := p.output()
+	for _, noise := range []string{"trySplice", "UnsupportedHTTPMethod", "failed to unmount", "cannot unmount yet"} {
+		if strings.Contains(log, noise) {
+			t.Errorf("the log says %q:\n%s", noise, log)
+		}
+	}
+	if i, j := strings.Index(log, "msg=unmounted"), strings.Index(log, "msg=unmounting"); j > i && i >= 0 {
+		t.Errorf("unmounting logged after unmounted:\n%s", log)
+	}
+	if !strings.Contains(log, "not waiting for the uploads under way") {
+		t.Errorf("the SIGTERM during the drain is not said:\n%s", log)
 	}
 }

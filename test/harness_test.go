@@ -272,13 +272,15 @@ func startMountEnv(t *testing.T, emu *emulatorProc, cacheDir string, env []strin
 		cacheDir = t.TempDir()
 	}
 	all := append([]string{"mount", "--endpoint", emu.URL, "--cache-dir", cacheDir, "--upload-delay", "0"}, args...)
-	p := start(t, "mount", env, append(all, dir)...)
-	m := &mountProc{proc: p, Dir: dir, CacheDir: cacheDir}
+	// Registered first, so run last: after the process was asked to stop (SIGTERM, as a user
+	// does), a mount it left is detached.
 	t.Cleanup(func() {
 		if isMounted(dir) {
 			exec.Command("umount", "-l", dir).Run()
 		}
 	})
+	p := start(t, "mount", env, append(all, dir)...)
+	m := &mountProc{proc: p, Dir: dir, CacheDir: cacheDir}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		// Up, and done mounting (go-fuse opens a file of the mount while it mounts: a kill -9

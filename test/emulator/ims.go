@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -48,7 +49,11 @@ func (s *Server) writeIMS(w http.ResponseWriter, reqID string, status int, body 
 }
 
 func (s *Server) writeIMSError(w http.ResponseWriter, r *http.Request, reqID, action string, e *imsError) {
-	s.opts.Log.Info("IMS request refused", "action", action, "code", e.code, "message", e.message)
+	level := slog.LevelInfo
+	if action == "" && r.Method == http.MethodHead {
+		level = slog.LevelDebug // a probe of the endpoint (imsfs doctor reads its clock), no call
+	}
+	s.opts.Log.Log(r.Context(), level, "IMS request refused", "method", r.Method, "action", action, "code", e.code, "message", e.message)
 	s.writeIMS(w, reqID, e.status, map[string]any{
 		"HostId":    r.Host,
 		"Code":      e.code,
