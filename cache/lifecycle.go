@@ -53,15 +53,21 @@ const (
 	EarlyAsset
 	// MetaSet: the user set (or, with an empty Value, removed) the Meta field Field.
 	MetaSet
-	// Changed: the spool changed while its bytes were being sent, by a write no event told of
-	// (Reason says how it was seen): what was sent is not the file's. The file is uploaded
-	// again, as new bytes, at Due.
-	Changed
+	// StartOver: the upload cannot become the file's asset as it is (Reason): the spool changed
+	// while its bytes were sent, by a write no event told of; OSS holds other bytes than were
+	// sent; or the asset's upload credentials cannot be renewed. Its asset is disposed of and the
+	// file is uploaded again, as a new asset, at Due; or, with GiveUp (the cause keeps coming
+	// back), it fails with the reason.
+	StartOver
+	// Held: a writer opened a file that waits for its upload: it is not uploaded while the
+	// writer holds it (its bytes are unchanged so far: the generation stays). The writer's
+	// release ends the hold (Closed).
+	Held
 )
 
 var eventNames = [...]string{"", "wrote", "closed", "renamed", "unlinked", "replaced", "dispatched",
 	"asset-created", "multipart-started", "part-stored", "object-completed", "asset-ready",
-	"upload-failed", "try-failed", "retry-asked", "meta-updated", "evicted", "restored", "early-asset", "meta-set", "changed"}
+	"upload-failed", "try-failed", "retry-asked", "meta-updated", "evicted", "restored", "early-asset", "meta-set", "start-over", "held"}
 
 func (k EventKind) String() string {
 	if k > 0 && int(k) < len(eventNames) {
@@ -86,7 +92,7 @@ type Event struct {
 	// ErrSuperseded [0: whatever the record holds].
 	Gen uint64
 	Now time.Time // when it happened [time.Now()]
-	Due time.Time // Closed, Renamed, RetryAsked, TryFailed, Changed: when the queue is to take the file up
+	Due time.Time // Closed, Renamed, RetryAsked, TryFailed, StartOver: when the queue is to take the file up
 
 	Size   int64     // Closed, ObjectCompleted
 	Mode   uint32    // Closed
@@ -102,7 +108,8 @@ type Event struct {
 	PartSize  int64  // MultipartStarted
 	Part      Part   // PartStored
 	URL       string // AssetReady
-	Reason    string // UploadFailed, TryFailed, MetaUpdated, Changed
+	Reason    string // UploadFailed, TryFailed, MetaUpdated, StartOver
+	GiveUp    bool   // StartOver: fail instead of trying again
 	Attempts  int    // TryFailed
 
 	Field, Value string // MetaSet
@@ -182,7 +189,8 @@ var table = map[EventKind]map[State]step{
 	Restored:         on(every, restore),
 	EarlyAsset:       on([]State{Writing}, earlyAsset),
 	MetaSet:          on(every, metaSet),
-	Changed:          on([]State{Uploading}, spoolChanged),
+	StartOver:        on([]State{Uploading}, startOver),
+	Held:             on([]State{Queued}, hold),
 }
 
 func on(states []State, s step) map[State]step {
@@ -236,7 +244,7 @@ func startSession(r *Record, ev *Event, fx *Effects, _ Admission) error {
 		return fmt.Errorf("%s: the bytes of an evicted file must be restored before they change: %w", r.Path, ErrBadTransition)
 	}
 	void(r, fx)
-	r.State = Writing
+	r.State, r.StartOvers = Writing, 0
 	return nil
 }
 
@@ -377,6 +385,7 @@ func partStored(r *Record, ev *Event, fx *Effects, _ Admission) error {
 
 func completed(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	r.State, r.Size, r.Error, r.Attempts, r.Due, r.Uploaded = Uploaded, ev.Size, "", 0, time.Time{}, ev.Now.UTC()
+	r.StartOvers = 0
 	// Readiness is checked on a schedule from now on.
 	fx.Schedule, fx.Due = true, ev.Now
 	return nil
@@ -421,6 +430,7 @@ func retry(r *Record, ev *Event, fx *Effects, adm Admission) error {
 		if r.MediaID != "" || r.Upload != nil {
 			void(r, fx) // where it failed may be the asset itself (PrepareFail): start clean
 		}
+		r.StartOvers = 0 // asked for: the count of start-overs begins again
 		admit(r, ev.Due, fx, adm)
 	case r.State == Writing:
 		return fmt.Errorf("%w: it is being written; it is uploaded when its last writer closes it", ErrNothingToRetry)
@@ -477,15 +487,32 @@ func metaSet(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	return nil
 }
 
-// spoolChanged starts a new generation for bytes the upload did not send: its asset is disposed of
-// (it stands for no bytes of the file's), and the file is queued as after a close.
-func spoolChanged(r *Record, ev *Event, fx *Effects, adm Admission) error {
+// startOver starts a new generation for the same bytes: the asset is disposed of (it stands for
+// no bytes of the file's), and the file is queued as after a close, or failed. StartOvers counts
+// them, across generations, so that the uploader backs off and gives up.
+func startOver(r *Record, ev *Event, fx *Effects, adm Admission) error {
+	n := r.StartOvers + 1
 	void(r, fx)
-	admit(r, ev.Due, fx, adm)
-	if r.State == Failed {
-		return nil // refused as it is now: the reason says why
+	r.StartOvers = n
+	if ev.GiveUp {
+		r.State, r.Error = Failed, ev.Reason
+		return nil
 	}
-	r.Error = "uploaded again: " + ev.Reason
+	admit(r, ev.Due, fx, adm)
+	if r.State == Queued {
+		r.Error = "uploading again: " + ev.Reason
+	}
+	return nil
+}
+
+// hold keeps a queued file from being uploaded while a writer holds it: the writer's release
+// queues it again (Closed), and a write makes it new bytes (Wrote).
+func hold(r *Record, ev *Event, fx *Effects, _ Admission) error {
+	if r.MediaID != "" && !r.Early {
+		return fmt.Errorf("%s: %s with an asset: %w", r.Path, ev.Kind, ErrBadTransition)
+	}
+	r.State, r.Due = Writing, time.Time{}
+	fx.Cancel = true
 	return nil
 }
 

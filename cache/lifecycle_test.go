@@ -70,7 +70,8 @@ var events = map[EventKind]Event{
 	Restored:         {Kind: Restored},
 	EarlyAsset:       {Kind: EarlyAsset, Asset: &Asset{MediaID: "m3", Upload: Upload{Endpoint: "http://oss", Bucket: "b", Key: "k3"}}},
 	MetaSet:          {Kind: MetaSet, Field: "title", Value: "A title"},
-	Changed:          {Kind: Changed, Reason: "the spool changed", Due: t1},
+	StartOver:        {Kind: StartOver, Reason: "the spool changed", Due: t1},
+	Held:             {Kind: Held},
 }
 
 // outcome describes what an event did, in the notation of the matrix below: the state it left
@@ -140,7 +141,8 @@ func TestLifecycleMatrix(t *testing.T) {
 		Restored:         {"writing", "queued", "creating", "uploading", "uploaded", "ready", "failed", "skipped"},
 		EarlyAsset:       {"writing", "!", "!", "!", "!", "!", "!", "!"},
 		MetaSet:          {"writing", "queued", "creating", "uploading", "uploaded S", "ready S", "failed", "skipped"},
-		Changed:          {"!", "!", "!", "queued C S Dv", "!", "!", "!", "!"},
+		StartOver:        {"!", "!", "!", "queued C S Dv", "!", "!", "!", "!"},
+		Held:             {"!", "writing C", "!", "!", "!", "!", "!", "!"},
 	}
 	if len(want) != len(EventKinds()) {
 		t.Fatalf("the matrix has %d rows, there are %d kinds of event", len(want), len(EventKinds()))
@@ -202,8 +204,11 @@ func TestLifecycleVariants(t *testing.T) {
 		{"a file being written and renamed drops its early asset", early(), events[Renamed], "writing C Dv"},
 		{"a file being written and written again drops its early asset", early(), events[Wrote], "writing C Dv"},
 		{"a file being written and deleted drops its early asset", early(), events[Unlinked], "gone C T Dv"},
-		{"bytes changed under an upload of a name not uploaded are skipped", with(Uploading, func(r *Record) { r.Path = "video/a.mp4~" }), events[Changed], "skipped C T Dv"},
-		{"bytes changed under an upload for older bytes are refused", recordIn(Uploading), Event{Kind: Changed, Gen: 2}, "!s"},
+		{"an upload started over under a name not uploaded is skipped", with(Uploading, func(r *Record) { r.Path = "video/a.mp4~" }), events[StartOver], "skipped C T Dv"},
+		{"a start-over for older bytes is refused", recordIn(Uploading), Event{Kind: StartOver, Gen: 2}, "!s"},
+		{"an upload that keeps starting over fails, its asset disposed of", recordIn(Uploading), Event{Kind: StartOver, GiveUp: true, Reason: "OSS holds other bytes"}, "failed C Dv"},
+		{"a file queued after its upload while written is held", changed(early(), func(r *Record) { r.State = Queued }), events[Held], "writing C"},
+		{"a file queued for a retitle of its asset is not held", changed(recordIn(Queued), func(r *Record) { r.MediaID = "m1" }), events[Held], "!"},
 		{"a file uploaded while written goes on uploading", changed(early(), func(r *Record) { r.State = Queued }), events[Dispatched], "uploading"},
 	}
 	for _, tc := range tests {
@@ -255,9 +260,16 @@ func TestLifecycleFields(t *testing.T) {
 	if !r.MetaPending || r.BusinessType != "opening" || r.MediaID != "m1" {
 		t.Errorf("a rename keeps the asset and retitles it: %+v", r)
 	}
-	r, fx = apply(recordIn(Uploading), events[Changed])
-	if r.Gen != 4 || r.MediaID != "" || r.Upload != nil || !r.Asked.IsZero() || !r.Due.Equal(t1) || !fx.Due.Equal(t1) || !strings.Contains(r.Error, "the spool changed") {
-		t.Errorf("bytes changed under an upload: a new generation, queued again: %+v %+v", r, fx)
+	r, fx = apply(changed(recordIn(Uploading), func(r *Record) { r.StartOvers = 2 }), events[StartOver])
+	if r.Gen != 4 || r.MediaID != "" || r.Upload != nil || !r.Asked.IsZero() || !r.Due.Equal(t1) || !fx.Due.Equal(t1) || !strings.Contains(r.Error, "the spool changed") || r.StartOvers != 3 {
+		t.Errorf("an upload started over: a new generation, queued again, counted: %+v %+v", r, fx)
+	}
+	if r, _ = apply(r, events[Wrote]); r.StartOvers != 0 {
+		t.Errorf("new bytes count their start-overs from 0: %d", r.StartOvers)
+	}
+	r, _ = apply(changed(recordIn(Queued), func(r *Record) { r.Due = t2 }), events[Held])
+	if r.Gen != 3 || !r.Due.IsZero() {
+		t.Errorf("a held file keeps its generation and waits for no due time: %+v", r)
 	}
 	r, _ = apply(recordIn(Uploading), events[Wrote])
 	if r.Gen != 4 || r.MediaID != "" || r.Upload != nil || !r.Asked.IsZero() {

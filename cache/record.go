@@ -17,7 +17,11 @@ type Record struct {
 	Due      time.Time `json:"due,omitzero"`       // a Queued record is not started before this (settle delay, backoff)
 	Attempts int       `json:"attempts,omitempty"` // failed tries of the current Gen since it last got somewhere (the backoff's)
 	Retries  int       `json:"retries,omitempty"`  // failed tries of the current Gen in all, for the outcome's log line
-	Error    string    `json:"error,omitempty"`    // last error, for user.ims.error
+	// StartOvers counts the uploads of these bytes that started over with a new asset (a new
+	// Gen each) since the last one completed or the file was written: their backoff, and the
+	// cap after which the file fails.
+	StartOvers int    `json:"start_overs,omitempty"`
+	Error      string `json:"error,omitempty"` // last error, for user.ims.error
 
 	Size  int64     `json:"size"`
 	Mode  uint32    `json:"mode"`

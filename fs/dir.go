@@ -124,12 +124,13 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	}
 	n := &fileNode{fsys: d.fsys, id: rec.ID, mode: rec.Mode, mtime: now, ctime: now, writers: 1, open: 1, modified: true, newSpool: true}
 	h := &handle{node: n, f: spool, write: true, direct: d.fsys.directOK()}
+	h.backed = h.direct
 	if h.direct {
 		// Its times are the spool's from now on (the kernel writes it): they start there too.
 		if st, err := spool.Stat(); err == nil {
 			n.mtime, n.ctime, n.seenMtime = st.ModTime(), st.ModTime(), st.ModTime()
 		}
-		n.direct = 1
+		n.direct, n.backed = 1, 1
 	}
 	child := d.NewPersistentInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG})
 	n.fillAttr(&out.Attr)

@@ -42,7 +42,17 @@ type fileNode struct {
 	restoring chan struct{} // protected by mu: closed when a restore under way ends
 	newSpool  bool          // protected by mu: its spool file's name is not yet durable in the spool directory
 	direct    int           // protected by mu: open writers whose writes the kernel passes straight to the spool
-	seenMtime time.Time     // protected by mu: the spool's mtime when last looked at, while direct > 0
+	// backed counts the open handles the kernel may pass straight to the spool: the direct
+	// writers, and every handle opened while one was, readers too. go-fuse gives each open of
+	// a node the backing file an earlier one registered, until the last of them is released;
+	// a writer opened then is written straight to the spool, so imsfs takes it as direct.
+	backed int // protected by mu
+	// settled is the spool as it was when the first writer of the session opened it: a spool
+	// found otherwise while a writer holds the file was written without imsfs (in the moment
+	// go-fuse still gives the backing file of a handle imsfs has released), a change all the same.
+	settled   spoolID   // protected by mu
+	held      bool      // protected by mu: the file waited for its upload when a writer opened it; held until its release
+	seenMtime time.Time // protected by mu: the spool's mtime when last looked at, while direct > 0
 	// seqEnd is where the session's next write goes if the file is written from its start in
 	// order (its parts then go up while it is written); -1 once a write went elsewhere.
 	seqEnd  int64 // protected by mu
@@ -50,6 +60,18 @@ type fileNode struct {
 }
 
 func (n *fileNode) path() string { return relPath(n.EmbeddedInode()) }
+
+// spoolID is what tells that a spool changed: a write changes its size or times (the kernel
+// gives a write after a stat a newer ctime), a replacement its inode. Zero: not taken.
+type spoolID struct {
+	size         int64
+	ino          uint64
+	mtime, ctime unix.Timespec
+}
+
+func spoolIDOf(st *unix.Stat_t) spoolID {
+	return spoolID{size: st.Size, ino: st.Ino, mtime: st.Mtim, ctime: st.Ctim}
+}
 
 // _setSize sets the size, keeping the file system's count of cached bytes. Call with n.mu held.
 func (n *fileNode) _setSize(size int64) {
@@ -99,14 +121,20 @@ func (n *fileNode) _seeDirectWrites() {
 	if n.evicted || n.direct == 0 && n.writers == 0 {
 		return
 	}
-	st, err := os.Stat(n.fsys.opts.Store.SpoolPath(n.id))
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Stat(n.fsys.opts.Store.SpoolPath(n.id), &st); err != nil {
 		return
 	}
-	n._setSize(st.Size())
+	n._setSize(st.Size)
 	// A write changes the spool's mtime; a time set since (touch, cp -p) stands until one does.
-	if m := st.ModTime(); !m.Equal(n.seenMtime) {
+	if m := time.Unix(st.Mtim.Unix()); !m.Equal(n.seenMtime) {
 		n.seenMtime, n.mtime, n.ctime = m, m, m
+	}
+	if !n.modified && !n.gone && n.writers > 0 && n.settled != (spoolID{}) && spoolIDOf(&st) != n.settled {
+		// Written without a request to imsfs: a write session all the same, ended by the
+		// writers' release.
+		n.fsys.opts.Log.Debug("a write the kernel passed straight to the spool is seen", "path", n.path())
+		n._modify(n.path())
 	}
 }
 
@@ -197,11 +225,29 @@ func (n *fileNode) _modify(p string) syscall.Errno {
 	return gofs.OK
 }
 
+// _hold keeps a file that waits for its upload (queued, in its settle delay) from being
+// uploaded while a writer holds it, though the writer has not written yet. Call with n.mu held.
+func (n *fileNode) _hold(p string) {
+	if n.gone {
+		return
+	}
+	if rec, err := n.fsys.opts.Store.GetID(n.id); err != nil || rec.State != cache.Queued {
+		return // nothing waits: an upload under way is proved against the spool at its end
+	}
+	if _, err := n.fsys.opts.Uploads.Apply(n.id, cache.Event{Kind: cache.Held}); err != nil {
+		if !errors.Is(err, cache.ErrBadTransition) {
+			n.fsys.opts.Log.Warn("a file opened for writing could not be held from its upload", "path", p, "err", err)
+		}
+		return
+	}
+	n.held = true
+}
+
 // _queue ends a write session: the record says queued (or skipped, for a name that cannot
 // become an asset), and the uploader gets it after the settle delay. The store makes the
 // spool's bytes durable before the record (cache/durable.go). Call with n.mu held.
 func (n *fileNode) _queue(p string) syscall.Errno {
-	if !n.modified || n.gone {
+	if !n.modified && !n.held || n.gone {
 		return gofs.OK
 	}
 	n.fsys.opts.Store.Written(n.id, n.newSpool, n.size)
@@ -214,7 +260,7 @@ func (n *fileNode) _queue(p string) syscall.Errno {
 	if err != nil {
 		return n.fsys.fail("close", p, err)
 	}
-	n.modified = false
+	n.modified, n.held, n.settled = false, false, spoolID{}
 	if rec.State != cache.Queued {
 		n.fsys.opts.Log.Info("not uploaded", "path", p, "reason", rec.Error)
 	}
@@ -286,7 +332,23 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	}
 	n.open++
 	if !write {
-		return &handle{node: n, f: f}, 0, gofs.OK
+		h := &handle{node: n, f: f}
+		if n.backed > 0 {
+			h.backed = true
+			n.backed++
+		}
+		return h, 0, gofs.OK
+	}
+	if n.writers == 0 && !n.modified {
+		// The first writer: the spool as it is now is what a write imsfs is not told of would
+		// change; and a file that waits for its upload is held until this writer's release.
+		var st unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &st) == nil {
+			n.settled = spoolIDOf(&st)
+		}
+		if flags&syscall.O_TRUNC == 0 || n.size == 0 {
+			n._hold(p)
+		}
 	}
 	if flags&syscall.O_TRUNC != 0 && n.size > 0 {
 		if errno := n._modify(p); errno != gofs.OK {
@@ -305,16 +367,18 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	n.writers++
 	h := &handle{node: n, f: f, write: true}
 	// A file truncated at open is new content from its start: the kernel may write it straight
-	// to the spool. A later writer of a file that has such a writer open shares its spool.
-	if flags&syscall.O_TRUNC != 0 && n.fsys.directOK() || n.direct > 0 {
+	// to the spool. A later writer of a file the kernel passes straight to its spool (a direct
+	// writer's, or one a handle opened meanwhile still holds) shares that spool.
+	if flags&syscall.O_TRUNC != 0 && n.fsys.directOK() || n.backed > 0 {
 		if errno := n._modify(p); errno != gofs.OK { // no write request will say it changes
 			f.Close()
 			n.open--
 			n.writers--
 			return nil, 0, errno
 		}
-		h.direct = true
+		h.direct, h.backed = true, true
 		n.direct++
+		n.backed++
 		if n.direct == 1 {
 			if st, err := f.Stat(); err == nil {
 				n.seenMtime = st.ModTime()
@@ -333,6 +397,7 @@ type handle struct {
 	remote *remoteReader // with f nil
 	write  bool
 	direct bool // the kernel writes through this handle straight to the spool (passthrough)
+	backed bool // counted in its node's backed
 }
 
 var _ = (gofs.FilePassthroughFder)((*handle)(nil))
@@ -516,6 +581,9 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.open--
+	if h.backed {
+		n.backed--
+	}
 	if !h.write {
 		return gofs.OK
 	}
@@ -525,7 +593,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 		n.direct--
 	}
 	n.writers--
-	if n.writers > 0 || !n.modified {
+	if n.writers > 0 || !n.modified && !n.held {
 		return gofs.OK
 	}
 	if errno := n._queue(n.path()); errno != gofs.OK {
@@ -544,7 +612,7 @@ func (n *fileNode) queueLater() {
 			return // the next mount queues it
 		}
 		n.mu.Lock()
-		done := n.writers > 0 || !n.modified || n.gone || n._queue(n.path()) == gofs.OK
+		done := n.writers > 0 || !n.modified && !n.held || n.gone || n._queue(n.path()) == gofs.OK
 		n.mu.Unlock()
 		if done {
 			return

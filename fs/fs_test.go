@@ -358,3 +358,44 @@ func waitState(t *testing.T, m *mounted, p string, want cache.State) cache.Recor
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestAWriteImsfsIsNotToldOfIsAWriteAllTheSame: the kernel may pass a writer straight to the
+// spool although imsfs did not make its handle direct (go-fuse hands the backing file of a
+// handle imsfs has released to an open that comes before go-fuse lets it go). Such a write,
+// here made to the spool itself, is seen while the writer holds the file (it says writing)
+// and at its release, which uploads the new bytes.
+func TestAWriteImsfsIsNotToldOfIsAWriteAllTheSame(t *testing.T) {
+	m := testMount(t, testOptions{})
+	p := filepath.Join(m.dir, "video", "unseen.mp4")
+	if err := os.WriteFile(p, []byte("before"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := waitState(t, m, "video/unseen.mp4", cache.Ready)
+	w, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m.store.SpoolPath(rec.ID), []byte("before, and after"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := m.store.GetID(rec.ID); r.State != cache.Writing {
+		t.Errorf("while its writer holds it, a file changed without imsfs is %s, not writing", r.State)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, _ := m.store.GetID(rec.ID)
+		if data, _ := m.cloud.Object(r.MediaID); r.State == cache.Ready && string(data) == "before, and after" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the release: %+v, not the new bytes uploaded", r)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -23,13 +23,16 @@ import (
 func TestAFileOpenForWritingIsNotUploaded(t *testing.T) {
 	cases := []struct {
 		name  string
-		files int
+		files int // assets asked for in all
 		run   func(*testing.T, *emulatorProc, *mountProc)
+		args  []string
 	}{
-		{"a preview its writer starts", 1, previewWhileWriting},
-		{"a child that inherited the descriptor", 1, inheritedDescriptor},
-		{"a pipeline", 6, pipelineWrites},
-		{"a recorder read by ffprobe", 1, recorderWithProbe},
+		{"a preview its writer starts", 1, previewWhileWriting, nil},
+		{"a child that inherited the descriptor", 1, inheritedDescriptor, nil},
+		{"a pipeline", 6, pipelineWrites, nil},
+		{"a recorder read by ffprobe", 1, recorderWithProbe, nil},
+		{"a writer that has not written yet", 1, idleWriter, []string{"--upload-delay", "2s"}},
+		{"an append while a reader holds the kernel's way to the spool", 2, appendBesideAReader, nil},
 	}
 	for _, passthrough := range []bool{true, false} {
 		for _, c := range cases {
@@ -38,7 +41,7 @@ func TestAFileOpenForWritingIsNotUploaded(t *testing.T) {
 			t.Run(fmt.Sprintf("passthrough=%v/%s", passthrough, c.name), func(t *testing.T) {
 				t.Parallel()
 				emu := startEmulator(t)
-				mp := startMount(t, emu, "", fmt.Sprintf("--passthrough=%v", passthrough))
+				mp := startMount(t, emu, "", append([]string{fmt.Sprintf("--passthrough=%v", passthrough)}, c.args...)...)
 				c.run(t, emu, mp)
 				if n := emu.stats(t).Requests["ims.create"]; n != int64(c.files) {
 					t.Errorf("%d assets asked for, for %d files", n, c.files)
@@ -258,6 +261,82 @@ func recorderWithProbe(t *testing.T, emu *emulatorProc, mp *mountProc) {
 	oneFinalAsset(t, emu, p, stream)
 }
 
+// idleWriter: a file waits out its settle delay; a writer opens it and writes nothing for a
+// while: it is not uploaded meanwhile, and says so; then the writer appends and closes.
+func idleWriter(t *testing.T, emu *emulatorProc, mp *mountProc) {
+	p := filepath.Join(mp.Dir, "video", "idle.mp4")
+	first, more := randomBytesT(t, 100000), randomBytesT(t, 50000)
+	if err := os.WriteFile(p, first, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // past the settle delay of 2 s
+	held(t, emu, p)
+	if _, err := f.Write(more); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	oneFinalAsset(t, emu, p, append(first, more...))
+}
+
+// appendBesideAReader: a file written straight to its spool (passthrough) is read by a reader
+// that opened it meanwhile and keeps it open: the kernel keeps passing the file straight to its
+// spool, to an append too, which imsfs must take as new bytes all the same.
+func appendBesideAReader(t *testing.T, emu *emulatorProc, mp *mountProc) {
+	p := filepath.Join(mp.Dir, "video", "appended.mp4")
+	first, more := randomBytesT(t, 300000), randomBytesT(t, 50000)
+	w, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, p, "ready", 60*time.Second)
+	a, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write(more); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := xattr(p, "user.ims.status"); s != "writing" {
+		t.Errorf("appended to, with the appender open: status %q, want writing", s)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s, _ := xattr(p, "user.ims.status")
+		id, _ := xattr(p, "user.ims.media_id")
+		if s == "ready" && id != "" {
+			for _, as := range emu.assets(t) {
+				if as.MediaId == id && as.MD5 == md5Bytes(append(first, more...)) {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: status %q, asset %s: not the appended bytes; assets %+v", p, s, id, emu.assets(t))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestReadyIsProved: OSS stores other bytes than were sent (the emulator flips the first byte
 // of each PUT and part while the fault is in force, and answers with the CRC-64 of what it
 // stored, as OSS does). Nothing is called uploaded while that lasts; once it stops, each file
@@ -285,7 +364,7 @@ func TestReadyIsProved(t *testing.T) {
 	}
 	setFaults(t, emu, "")
 	settled(t, emu, mp, files)
-	if !strings.Contains(mp.output(), "the bytes sent are not the file's") {
+	if !strings.Contains(mp.output(), "the upload starts over with a new asset") {
 		t.Errorf("the mount's log does not say that an object held other bytes:\n%s", mp.output())
 	}
 }

@@ -1073,3 +1073,27 @@ func TestAnObjectOfOtherBytesIsNotReady(t *testing.T) {
 		})
 	}
 }
+
+// TestAnObjectOfOtherBytesEveryTimeFails: an endpoint that keeps storing other bytes than are
+// sent makes the upload start over a few times, each later than the last, then fail with the
+// cause; no asset of other bytes is left.
+func TestAnObjectOfOtherBytesEveryTimeFails(t *testing.T) {
+	cloud := fake.New()
+	cloud.Damage = func(op string) bool { return op == "oss.put" }
+	r := newRig(t, cloud, Config{})
+	rec := r.waitFor(r.add("video/a.mp4", randomBytes(t, 1000)).ID, cache.Failed)
+	if !strings.Contains(rec.Error, "started over 5 times") || !strings.Contains(rec.Error, "CRC-64") {
+		t.Errorf("the file failed with %q; want the cause and how often it started over", rec.Error)
+	}
+	if n := cloud.Calls("ims.create"); n != maxStartOvers {
+		t.Errorf("%d assets made, want %d", n, maxStartOvers)
+	}
+	for _, a := range cloud.Assets() {
+		r.waitUntilAsset(a.MediaID, func(as fake.Asset) bool { return as.Deleted }, "deleted")
+	}
+	cloud.Damage = nil
+	if _, err := r.queue.Retry("video/a.mp4"); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(rec.ID, cache.Ready)
+}

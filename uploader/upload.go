@@ -168,7 +168,7 @@ func (u *uploadRun) call(ctx context.Context, fn func() error) error {
 // multipart upload from its stored parts, and reports the object complete once it is proved to
 // hold them: the CRC-64 OSS reports for the object is that of the bytes read from the spool in
 // this run, and the spool has not changed since before the first of them was read. A spool that
-// changed (a write no event told of) or an object of other bytes is uploaded again, as new bytes.
+// changed (a write no event told of) or an object of other bytes starts over with a new asset.
 func (j *job) upload(ctx context.Context) error {
 	rec := j.record()
 	f, err := os.Open(j.q.cfg.Store.SpoolPath(rec.ID))
@@ -215,7 +215,7 @@ func (j *job) upload(ctx context.Context) error {
 		var crc *transfer.CRCError
 		if errors.As(err, &crc) && !crc.Missing {
 			// OSS made the object of other bytes: the asset may have seen them already.
-			return j.changed(crc.Error())
+			return j.startOver(crc.Error(), false)
 		}
 	} else {
 		object, read, err = u.multipart(ctx, f, size, p)
@@ -224,10 +224,10 @@ func (j *job) upload(ctx context.Context) error {
 		return err
 	}
 	if object != read {
-		return j.changed(fmt.Sprintf("OSS reports CRC-64 %d for the object, the bytes read from the spool for its parts make %d", object, read))
+		return j.startOver(fmt.Sprintf("OSS reports CRC-64 %d for the object, the bytes read from the spool for its parts make %d", object, read), false)
 	}
 	if why := before.changedSince(f); why != "" {
-		return j.changed(why)
+		return j.startOver(why+", by a write imsfs was not told of", true)
 	}
 	if err := j.apply(cache.Event{Kind: cache.ObjectCompleted, Size: size}); err != nil {
 		return err
@@ -239,10 +239,26 @@ func (j *job) upload(ctx context.Context) error {
 	return nil
 }
 
-// changed queues the file again as new bytes: what was sent is not what its spool holds.
-func (j *job) changed(why string) error {
-	j.log.Warn("the bytes sent are not the file's; it is uploaded again, as new bytes", "why", why)
-	if err := j.apply(cache.Event{Kind: cache.Changed, Reason: why, Due: j.q.cfg.Clock.Now().Add(j.q.cfg.Retry.Delay(1))}); err != nil {
+// maxStartOvers is how many times in a row an upload of the same bytes may start over with a
+// new asset for a cause that should not repeat (OSS holding other bytes than were sent, refused
+// credentials) before the file fails with the cause: an endpoint that keeps doing it is not OSS.
+const maxStartOvers = 5
+
+// startOver disposes of the upload's asset and uploads the file again as a new one: what was
+// sent is not what its spool holds (or cannot be finished), for the reason why. A cause that
+// may repeat by itself (again true: a write imsfs was not told of) is never given up on; each
+// start-over waits longer than the last.
+func (j *job) startOver(why string, again bool) error {
+	n := j.record().StartOvers + 1
+	giveUp := !again && n >= maxStartOvers
+	ev := cache.Event{Kind: cache.StartOver, Reason: why, Due: j.q.cfg.Clock.Now().Add(j.q.cfg.Retry.Delay(n)), GiveUp: giveUp}
+	if giveUp {
+		ev.Reason = fmt.Sprintf("%s (the upload started over %d times for this; imsfs retry tries again)", why, n)
+		j.log.Error("upload failed", "err", ev.Reason)
+	} else {
+		j.log.Warn("the upload starts over with a new asset", "why", why, "start_overs", n)
+	}
+	if err := j.apply(ev); err != nil {
 		return err
 	}
 	return fmt.Errorf("%s: %w", why, cache.ErrSuperseded)
