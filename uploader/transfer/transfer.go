@@ -260,7 +260,11 @@ func (c *Client) Put(ctx context.Context, t Target, creds CredentialsFunc, r io.
 	cr := newCRCReader(r, size, p)
 	opts := []oss.Option{oss.WithContext(ctx), oss.ContentLength(size), oss.GetResponseHeader(&h)}
 	op := "PutObject " + t.Key
-	if err := wrap(op, b.PutObject(t.Key, cr, opts...)); err != nil {
+	var body io.Reader = cr
+	if size == 0 {
+		body = http.NoBody // else a body of unknown length: the request would go chunked
+	}
+	if err := wrap(op, b.PutObject(t.Key, body, opts...)); err != nil {
 		return 0, err
 	}
 	return checked(op, h, cr)

@@ -209,6 +209,9 @@ func TestAWholeObjectAndAMultipartUpload(t *testing.T) {
 			if sent != 1000 || !bytes.Equal(s.objects["/bkt/sv/a b.mp4"], data) {
 				t.Errorf("PUT: progress %d, stored %d bytes", sent, len(s.objects["/bkt/sv/a b.mp4"]))
 			}
+			if crc, err := c.Put(ctx, Target{Endpoint: target.Endpoint, Bucket: "bkt", Key: "empty", Region: target.Region}, creds("good"), bytes.NewReader(nil), 0, nil); err != nil || crc != 0 {
+				t.Errorf("PUT of no bytes: CRC-64 %d, %v", crc, err)
+			}
 			o, err := c.Head(ctx, target, creds("good"))
 			if err != nil || o.Size != 1000 || o.ETag != strings.Trim(etag(data), `"`) || o.CRC64 != crc {
 				t.Errorf("HEAD: %+v %v", o, err)
