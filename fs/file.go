@@ -50,9 +50,9 @@ type fileNode struct {
 	// settled is the spool as it was when the first writer of the session opened it: a spool
 	// found otherwise while a writer holds the file was written without imsfs (in the moment
 	// go-fuse still gives the backing file of a handle imsfs has released), a change all the same.
-	settled   spoolID   // protected by mu
-	held      bool      // protected by mu: the file waited for its upload when a writer opened it; held until its release
-	seenMtime time.Time // protected by mu: the spool's mtime when last looked at, while direct > 0
+	settled   cache.SpoolID // protected by mu
+	held      bool          // protected by mu: the file waited for its upload when a writer opened it; held until its release
+	seenMtime time.Time     // protected by mu: the spool's mtime when last looked at, while direct > 0
 	// seqEnd is where the session's next write goes if the file is written from its start in
 	// order (its parts then go up while it is written); -1 once a write went elsewhere.
 	seqEnd  int64 // protected by mu
@@ -60,18 +60,6 @@ type fileNode struct {
 }
 
 func (n *fileNode) path() string { return relPath(n.EmbeddedInode()) }
-
-// spoolID is what tells that a spool changed: a write changes its size or times (the kernel
-// gives a write after a stat a newer ctime), a replacement its inode. Zero: not taken.
-type spoolID struct {
-	size         int64
-	ino          uint64
-	mtime, ctime unix.Timespec
-}
-
-func spoolIDOf(st *unix.Stat_t) spoolID {
-	return spoolID{size: st.Size, ino: st.Ino, mtime: st.Mtim, ctime: st.Ctim}
-}
 
 // _setSize sets the size, keeping the file system's count of cached bytes. Call with n.mu held.
 func (n *fileNode) _setSize(size int64) {
@@ -121,16 +109,16 @@ func (n *fileNode) _seeDirectWrites() {
 	if n.evicted || n.direct == 0 && n.writers == 0 {
 		return
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(n.fsys.opts.Store.SpoolPath(n.id), &st); err != nil {
+	st, err := cache.SpoolIDAt(n.fsys.opts.Store.SpoolPath(n.id))
+	if err != nil {
 		return
 	}
 	n._setSize(st.Size)
 	// A write changes the spool's mtime; a time set since (touch, cp -p) stands until one does.
-	if m := time.Unix(st.Mtim.Unix()); !m.Equal(n.seenMtime) {
+	if m := time.Unix(st.Mtime.Unix()); !m.Equal(n.seenMtime) {
 		n.seenMtime, n.mtime, n.ctime = m, m, m
 	}
-	if !n.modified && !n.gone && n.writers > 0 && n.settled != (spoolID{}) && spoolIDOf(&st) != n.settled {
+	if !n.modified && !n.gone && n.writers > 0 && n.settled != (cache.SpoolID{}) && st != n.settled {
 		// Written without a request to imsfs: a write session all the same, ended by the
 		// writers' release.
 		n.fsys.opts.Log.Debug("a write the kernel passed straight to the spool is seen", "path", n.path())
@@ -260,7 +248,7 @@ func (n *fileNode) _queue(p string) syscall.Errno {
 	if err != nil {
 		return n.fsys.fail("close", p, err)
 	}
-	n.modified, n.held, n.settled = false, false, spoolID{}
+	n.modified, n.held, n.settled = false, false, cache.SpoolID{}
 	if rec.State != cache.Queued {
 		n.fsys.opts.Log.Info("not uploaded", "path", p, "reason", rec.Error)
 	}
@@ -342,9 +330,8 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if n.writers == 0 && !n.modified {
 		// The first writer: the spool as it is now is what a write imsfs is not told of would
 		// change; and a file that waits for its upload is held until this writer's release.
-		var st unix.Stat_t
-		if unix.Fstat(int(f.Fd()), &st) == nil {
-			n.settled = spoolIDOf(&st)
+		if st, err := cache.SpoolIDOf(f); err == nil {
+			n.settled = st
 		}
 		if flags&syscall.O_TRUNC == 0 || n.size == 0 {
 			n._hold(p)

@@ -15,8 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/imsfs/imsfs/cache"
 	"github.com/imsfs/imsfs/uploader/ims"
 	"github.com/imsfs/imsfs/uploader/transfer"
@@ -176,7 +174,7 @@ func (j *job) upload(ctx context.Context) error {
 		return &permanentError{fmt.Errorf("%s: open spool: %w", rec.Path, err)}
 	}
 	defer f.Close()
-	before, err := statSpool(f)
+	before, err := cache.SpoolIDOf(f)
 	if err != nil {
 		return fmt.Errorf("%s: stat spool: %w", rec.Path, err)
 	}
@@ -197,7 +195,7 @@ func (j *job) upload(ctx context.Context) error {
 	if rec.Upload == nil {
 		return &permanentError{fmt.Errorf("%s: record is uploading but holds no upload address", rec.Path)}
 	}
-	size := before.size
+	size := before.Size
 	p := &progress{}
 	p.total.Store(size)
 	j.q.progress.Store(rec.ID, p)
@@ -226,8 +224,8 @@ func (j *job) upload(ctx context.Context) error {
 	if object != read {
 		return j.startOver(fmt.Sprintf("OSS reports CRC-64 %d for the object, the bytes read from the spool for its parts make %d", object, read), false)
 	}
-	if why := before.changedSince(f); why != "" {
-		return j.startOver(why+", by a write imsfs was not told of", true)
+	if why := before.ChangedSince(f); why != "" {
+		return j.startOver(why+" while it was sent, by a write imsfs was not told of", true)
 	}
 	if err := j.apply(cache.Event{Kind: cache.ObjectCompleted, Size: size}); err != nil {
 		return err
@@ -262,39 +260,6 @@ func (j *job) startOver(why string, again bool) error {
 		return err
 	}
 	return fmt.Errorf("%s: %w", why, cache.ErrSuperseded)
-}
-
-// spoolState is what tells that a spool changed: a write changes its size or its times (the
-// kernel gives a write after a stat a newer ctime), a replacement its inode.
-type spoolState struct {
-	size         int64
-	ino          uint64
-	mtime, ctime unix.Timespec
-}
-
-func statSpool(f *os.File) (spoolState, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return spoolState{}, err
-	}
-	return spoolState{size: st.Size, ino: st.Ino, mtime: st.Mtim, ctime: st.Ctim}, nil
-}
-
-// changedSince says how the spool f (and the file at its name) changed since s, or "".
-func (s spoolState) changedSince(f *os.File) string {
-	now, err := statSpool(f)
-	if err != nil {
-		return "the spool cannot be looked at: " + err.Error()
-	}
-	var byName unix.Stat_t
-	if err := unix.Stat(f.Name(), &byName); err != nil || byName.Ino != s.ino {
-		return "the spool was replaced while it was sent"
-	}
-	if now != s {
-		return fmt.Sprintf("the spool changed while it was sent (%d bytes, changed at %s; now %d bytes, changed at %s)",
-			s.size, time.Unix(s.ctime.Unix()).UTC().Format(time.RFC3339Nano), now.size, time.Unix(now.ctime.Unix()).UTC().Format(time.RFC3339Nano))
-	}
-	return ""
 }
 
 // resumeParts returns the stored parts that OSS still holds, as ListParts says (a crash may
