@@ -24,7 +24,8 @@ const (
 	Unlinked
 	// Replaced: another file (By) was renamed over it.
 	Replaced
-	// Dispatched: a worker takes the file up; CreateUploadMedia is about to be called.
+	// Dispatched: a worker takes the file up; CreateUploadMedia is about to be called (in
+	// Creating: called again after a try the service refused before acting, Unasked).
 	Dispatched
 	// AssetCreated: CreateUploadMedia (or a lost answer, found again) gave Asset.
 	AssetCreated
@@ -111,6 +112,7 @@ type Event struct {
 	Reason    string // UploadFailed, TryFailed, MetaUpdated, StartOver
 	GiveUp    bool   // StartOver: fail instead of trying again
 	Attempts  int    // TryFailed
+	Unasked   bool   // TryFailed: the service refused CreateUploadMedia before acting (flow control): no asset was made
 
 	Field, Value string // MetaSet
 	MetaSeq      uint64 // MetaUpdated: the change carried (Record.MetaSeq when it was sent) [0: the last]
@@ -175,7 +177,7 @@ var table = map[EventKind]map[State]step{
 	Renamed:          on(every, follow),
 	Unlinked:         on(every, remove),
 	Replaced:         on(every, remove),
-	Dispatched:       on([]State{Queued}, dispatch),
+	Dispatched:       on([]State{Queued, Creating}, dispatch),
 	AssetCreated:     on([]State{Creating}, created),
 	MultipartStarted: on([]State{Writing, Uploading}, multipartStarted),
 	PartStored:       on([]State{Writing, Queued, Uploading}, partStored),
@@ -418,6 +420,9 @@ func tryFailed(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	}
 	r.Attempts, r.Due, r.Error = ev.Attempts, ev.Due, ev.Reason
 	r.Retries++
+	if ev.Unasked && r.State == Creating {
+		r.Asked = time.Time{} // nothing to look for: the next call is asked anew
+	}
 	fx.Schedule, fx.Due = true, ev.Due
 	return nil
 }

@@ -127,7 +127,7 @@ func TestLifecycleMatrix(t *testing.T) {
 		Renamed:          {"writing", "queued C S", "queued C S", "queued C S Dv", "uploaded S", "ready S", "queued C S Dv", "queued C S"},
 		Unlinked:         {"gone C T", "gone C T", "gone C T", "gone C T Dv", "gone C T Dd", "gone C T Dd", "gone C T Dv", "gone C T"},
 		Replaced:         {"gone C T", "gone C T", "gone C T", "gone C T Dv", "gone C T Do", "gone C T Do", "gone C T Dv", "gone C T"},
-		Dispatched:       {"!", "creating", "!", "!", "!", "!", "!", "!"},
+		Dispatched:       {"!", "creating", "creating", "!", "!", "!", "!", "!"},
 		AssetCreated:     {"!", "!", "uploading", "!", "!", "!", "!", "!"},
 		MultipartStarted: {"!", "!", "!", "uploading", "!", "!", "!", "!"},
 		PartStored:       {"!s", "!s", "!", "uploading", "!", "!", "!", "!"},
@@ -235,6 +235,13 @@ func TestLifecycleFields(t *testing.T) {
 	r, _ = apply(recordIn(Queued), Event{Kind: Dispatched, Now: t2})
 	if !r.Asked.Equal(t2) {
 		t.Errorf("dispatched: Asked %v, want %v", r.Asked, t2)
+	}
+	r, _ = apply(recordIn(Creating), Event{Kind: TryFailed, Unasked: true, Due: t2, Attempts: 1})
+	if !r.Asked.IsZero() || r.State != Creating {
+		t.Errorf("a creation refused before the service acted: %+v; want nothing asked", r)
+	}
+	if r, _ = apply(r, Event{Kind: Dispatched, Now: t2}); !r.Asked.Equal(t2) {
+		t.Errorf("asked again: Asked %v, want %v", r.Asked, t2)
 	}
 	r, _ = apply(recordIn(Creating), events[AssetCreated])
 	if r.MediaID != "m2" || r.Upload == nil || r.Upload.Key != "k2" || r.Upload.MultipartID != "" {

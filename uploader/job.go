@@ -94,6 +94,14 @@ func (j *job) create(ctx context.Context, askedBefore bool) error {
 	if err != nil {
 		return &permanentError{fmt.Errorf("%s: spool: %w", rec.Path, err)}
 	}
+	if rec.Asked.IsZero() {
+		// The last call was refused before the service acted: this one's intent is committed
+		// before it, as the first one's was.
+		if err := j.apply(cache.Event{Kind: cache.Dispatched}); err != nil {
+			return err
+		}
+		rec = j.record()
+	}
 	tag := j.tag()
 	req := j.createRequest(&rec, name, st.Size())
 	// CreateUploadMedia is not idempotent: a call cut short by a change to the file may still
@@ -263,15 +271,18 @@ func (j *job) failed(err error) {
 		return
 	}
 	attempts := rec.Attempts + 1
-	if j.progressed.Load() {
-		// The run got somewhere before it failed: the next one starts soon, not after a
-		// backoff grown by earlier failures.
+	throttled := isThrottled(err)
+	if j.progressed.Load() || throttled {
+		// The run got somewhere before it failed, or the service only asked it to go slower
+		// (the client paces itself for that): the next one starts soon, not after a backoff
+		// grown by earlier failures.
 		attempts = 1
 	}
 	wait := j.q.cfg.Retry.Delay(attempts)
 	due := j.q.cfg.Clock.Now().Add(wait)
-	reason := fmt.Sprintf("try %d failed, next at %s: %v", attempts, due.UTC().Format(time.RFC3339), err)
-	if uerr := j.apply(cache.Event{Kind: cache.TryFailed, Attempts: attempts, Due: due, Reason: reason}); uerr != nil {
+	reason := fmt.Sprintf("try %d failed, next at %s: %v", rec.Attempts+1, due.UTC().Format(time.RFC3339), err)
+	ev := cache.Event{Kind: cache.TryFailed, Attempts: attempts, Due: due, Reason: reason, Unasked: throttled && rec.State == cache.Creating}
+	if uerr := j.apply(ev); uerr != nil {
 		if !errors.Is(uerr, cache.ErrSuperseded) && !errors.Is(uerr, cache.ErrNotFound) {
 			j.log.Error("record the retry", "err", uerr)
 		}

@@ -46,7 +46,12 @@ func (q *Queue) check(ids []uint64) {
 		}
 		q.cfg.Log.Warn("readiness check failed; asking again later", "assets", len(mediaIDs), "err", err)
 		for _, r := range recs {
-			q.checkLater(r, !temporary(err))
+			switch {
+			case isThrottled(err):
+				q.checkAgain(r) // the client's pace for the action is the backoff
+			default:
+				q.checkLater(r, !temporary(err))
+			}
 		}
 		return
 	}
@@ -188,6 +193,17 @@ func (q *Queue) checkLater(r cache.Record, longest bool) {
 		d = q.cfg.Ready.Max
 	}
 	q.interval[r.ID] = d
+	q.checks.Add(r.ID, q.cfg.Clock.Now().Add(d))
+}
+
+// checkAgain schedules the next check of r after the wait it had: the last one told nothing.
+func (q *Queue) checkAgain(r cache.Record) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.draining {
+		return
+	}
+	d := max(q.interval[r.ID], q.cfg.Ready.First)
 	q.checks.Add(r.ID, q.cfg.Clock.Now().Add(d))
 }
 

@@ -90,3 +90,10 @@ func temporary(err error) bool {
 	}
 	return true
 }
+
+// isThrottled reports whether err is the service's flow control: the call was refused before
+// it acted, and may be made again as soon as the client's pace allows.
+func isThrottled(err error) bool {
+	var api *ims.APIError
+	return errors.As(err, &api) && api.Throttled()
+}

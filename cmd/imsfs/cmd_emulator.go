@@ -43,6 +43,7 @@ func newEmulatorCommand() *cli.Command {
 			&cli.DurationFlag{Name: "ready-delay", Value: time.Second, Usage: "time from a complete object to the asset's Normal status (IMS takes a while; 0 is never the service's)"},
 			&cli.IntFlag{Name: "max-parts", Value: 10000, Usage: "parts one multipart upload may have (OSS: 10,000; lower it to test large files small)"},
 			&cli.StringFlag{Name: "faults", Usage: "fault `SPEC` to inject (the syntax is above)"},
+			&cli.StringFlag{Name: "qps", Usage: "`ACTION=N[,ACTION=N…]`: calls a second an IMS action takes; past that it answers Throttling.Api, as the service's flow control does (e.g. CreateUploadMedia=5)"},
 			&cli.Uint64Flag{Name: "fault-seed", Usage: "`SEED` for the fault draws, for repeatable runs"},
 			&cli.BoolFlag{Name: "debug", Usage: "log every refused request and injected fault"},
 		},
@@ -51,7 +52,12 @@ func newEmulatorCommand() *cli.Command {
 			if err := os.MkdirAll(c.String("data"), 0o755); err != nil {
 				return err
 			}
+			qps, err := emulator.ParseQPS(c.String("qps"))
+			if err != nil {
+				return usagef("imsfs emulator --qps: %v", err)
+			}
 			emu, err := emulator.New(emulator.Options{
+				QPS:             qps,
 				AccessKeyID:     c.String("access-key-id"),
 				AccessKeySecret: c.String("access-key-secret"),
 				DataDir:         c.String("data"),

@@ -443,7 +443,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		Objects: fetcher, CacheMaxSize: int64(cacheMax), ControlSocket: sock, Sidecars: o.sidecars, SyncOnClose: o.syncOnClose, NoPassthrough: !o.passthrough,
 		Observer: fsObs, Mapping: o.mapping})
 	if m != nil {
-		m.watch(store, queue, fsys, log)
+		m.watch(store, queue, fsys, client.Paces, log)
 		addr, err := m.serve(o.metricsAddr, log)
 		if err != nil {
 			return err
@@ -461,7 +461,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		return fmt.Errorf("%w (is %s already a mount, or is FUSE unavailable? see /dev/fuse and fusermount3)", err, mountpoint)
 	}
 	queue.Run()
-	ctl := &control{queue: queue, store: store, urls: fetcher, fsys: fsys, log: log}
+	ctl := &control{queue: queue, store: store, urls: fetcher, fsys: fsys, paces: client.Paces, log: log}
 	if stop, err := ctl.serve(sock); err != nil {
 		log.Warn("imsfs status, retry and url will not reach this mount", "err", err)
 	} else {

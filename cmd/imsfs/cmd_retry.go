@@ -20,6 +20,7 @@ import (
 	"github.com/imsfs/imsfs/cache"
 	"github.com/imsfs/imsfs/fs"
 	"github.com/imsfs/imsfs/uploader"
+	"github.com/imsfs/imsfs/uploader/ims"
 )
 
 // controlSocket is the name of the running mount's control socket in its cache directory.
@@ -33,8 +34,13 @@ type control struct {
 	store *cache.Store
 	urls  *uploader.Fetcher
 	fsys  *fs.FS
+	paces func() []ims.Pace // how fast IMS is called, action by action
 	log   *slog.Logger
 }
+
+// throttledFor is how long a throttled action is shown in imsfs status after its last throttled
+// answer, or while it is paced.
+const throttledFor = 10 * time.Minute
 
 // serve starts answering on sock; stop closes the socket and removes it (a clean exit leaves
 // nothing behind).
@@ -135,6 +141,19 @@ func (c *control) status(w http.ResponseWriter, r *http.Request) {
 			if size, ok := c.fsys.Size(list[i].Path); ok {
 				list[i].Total = size
 			}
+		}
+	}
+	if c.paces != nil {
+		for _, p := range c.paces() {
+			if p.Throttled == 0 || p.Limit == 0 && time.Since(p.Last) > throttledFor {
+				continue
+			}
+			pace := "no longer slowed"
+			if p.Limit > 0 {
+				pace = fmt.Sprintf("called at most %.3g a second now", p.Limit)
+			}
+			list = append(list, uploader.FileStatus{Path: p.Action, Status: "throttled",
+				Error: fmt.Sprintf("IMS answered %d calls with flow control (last: %s at %s); %s", p.Throttled, p.LastCode, p.Last.Format(time.TimeOnly), pace)})
 		}
 	}
 	for _, f := range c.fsys.Refusals() {

@@ -83,7 +83,7 @@ func newStatusCommand() *cli.Command {
 func notReady(list []uploader.FileStatus) string {
 	n := 0
 	for _, f := range list {
-		if f.Status != "refused" && f.Status != "deleting" {
+		if f.Status != "refused" && f.Status != "deleting" && f.Status != "throttled" {
 			n++
 		}
 	}
@@ -97,10 +97,14 @@ func notReady(list []uploader.FileStatus) string {
 // bytes are all sent says it is completing (the last call can take a while on a large file).
 func printStatus(out io.Writer, list []uploader.FileStatus, bars bool) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	var refused []uploader.FileStatus
+	var refused, throttled []uploader.FileStatus
 	for _, f := range list {
-		if f.Status == "refused" {
+		switch f.Status {
+		case "refused":
 			refused = append(refused, f)
+			continue
+		case "throttled":
+			throttled = append(throttled, f)
 			continue
 		}
 		progress := ""
@@ -119,6 +123,14 @@ func printStatus(out io.Writer, list []uploader.FileStatus, bars bool) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Status, progress, f.Path, oneLine(f.Error))
 	}
 	w.Flush()
+	if len(throttled) > 0 {
+		fmt.Fprintln(out, "\nIMS is throttling (files wait and go on by themselves):")
+		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		for _, f := range throttled {
+			fmt.Fprintf(w, "  %s\t%s\n", f.Path, oneLine(f.Error))
+		}
+		w.Flush()
+	}
 	if len(refused) > 0 {
 		fmt.Fprintln(out, "\nrecently refused:")
 		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)

@@ -15,6 +15,7 @@ import (
 	"github.com/imsfs/imsfs/cache"
 	"github.com/imsfs/imsfs/fs"
 	"github.com/imsfs/imsfs/uploader"
+	"github.com/imsfs/imsfs/uploader/ims"
 )
 
 // metrics are the mount's Prometheus series (--metrics-addr). The uploader and the file system
@@ -67,8 +68,8 @@ func newMetrics() *metrics {
 }
 
 // watch adds the series read at each scrape: files by status, the queue, the cache.
-func (m *metrics) watch(store *cache.Store, queue *uploader.Queue, fsys *fs.FS, log *slog.Logger) {
-	m.reg.MustRegister(&filesByStatus{store: store, log: log},
+func (m *metrics) watch(store *cache.Store, queue *uploader.Queue, fsys *fs.FS, paces func() []ims.Pace, log *slog.Logger) {
+	m.reg.MustRegister(&filesByStatus{store: store, log: log}, &imsPaces{paces: paces},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imsfs_queue_waiting_files", Help: "Files waiting for an upload worker (settle delay, backoff or a free worker)."},
 			func() float64 { q, _ := queue.Depth(); return float64(q) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imsfs_queue_running_files", Help: "Files an upload worker is on."},
@@ -138,4 +139,24 @@ func (o fsObserver) Operation(op, errno string) {
 func (o fsObserver) Evicted(bytes int64) {
 	o.m.evictions.Inc()
 	o.m.evicted.Add(float64(bytes))
+}
+
+// imsPaces are the IMS client's flow control, read at each scrape: how often the service
+// throttled each action, and the pace the client holds it to.
+type imsPaces struct{ paces func() []ims.Pace }
+
+var (
+	throttledDesc = prometheus.NewDesc("imsfs_ims_throttled_total",
+		"IMS answers that were flow control (Throttling…, RequestsTooFrequent, ServiceUnavailable), by action; each call is tried again.", []string{"action"}, nil)
+	paceDesc = prometheus.NewDesc("imsfs_ims_pace_calls_per_second",
+		"The most calls a second imsfs makes of an action since the service throttled it (0: not slowed).", []string{"action"}, nil)
+)
+
+func (p *imsPaces) Describe(ch chan<- *prometheus.Desc) { ch <- throttledDesc; ch <- paceDesc }
+
+func (p *imsPaces) Collect(ch chan<- prometheus.Metric) {
+	for _, a := range p.paces() {
+		ch <- prometheus.MustNewConstMetric(throttledDesc, prometheus.CounterValue, float64(a.Throttled), a.Action)
+		ch <- prometheus.MustNewConstMetric(paceDesc, prometheus.GaugeValue, a.Limit, a.Action)
+	}
 }

@@ -232,7 +232,7 @@ func (f *faults) counts() map[string]int64 {
 // status an injected code answers with, in each protocol.
 var (
 	imsStatusCodes = map[int]string{400: "InvalidParameter", 403: "Forbidden.RAM", 404: "InvalidAction.NotFound", 429: "Throttling.User", 500: "InternalError", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
-	imsCodeStatus  = map[string]int{"Throttling": 400, "Throttling.User": 400, "Throttling.Api": 400, "InternalError": 500, "ServiceUnavailable": 503, "SignatureDoesNotMatch": 400, "InvalidSecurityToken.Expired": 400, "Forbidden.RAM": 403, "InvalidAccessKeyId.NotFound": 404}
+	imsCodeStatus  = map[string]int{"RequestsTooFrequent": 403, "Throttling": 400, "Throttling.User": 400, "Throttling.Api": 400, "InternalError": 500, "ServiceUnavailable": 503, "SignatureDoesNotMatch": 400, "InvalidSecurityToken.Expired": 400, "Forbidden.RAM": 403, "InvalidAccessKeyId.NotFound": 404}
 	ossStatusCodes = map[int]string{400: "InvalidArgument", 403: "AccessDenied", 404: "NoSuchKey", 409: "OperationAborted", 500: "InternalError", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
 	ossCodeStatus  = map[string]int{"SecurityTokenExpired": 403, "InvalidSecurityToken": 403, "AccessDenied": 403, "SignatureDoesNotMatch": 403, "RequestTimeTooSkewed": 403, "InvalidAccessKeyId": 403, "NoSuchUpload": 404, "NoSuchKey": 404, "InvalidPart": 400, "InvalidPartOrder": 400, "InvalidDigest": 400, "InternalError": 500, "ServiceUnavailable": 503, "SlowDown": 503}
 )

@@ -253,3 +253,31 @@ func TestFaultsChangeAtRunTime(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestQPSAnswersAsFlowControl: an action given a rate answers the calls past it as the
+// service's flow control does, Throttling.Api with HTTP 400; other actions are not limited.
+func TestQPSAnswersAsFlowControl(t *testing.T) {
+	if _, err := emulator.ParseQPS("CreateUploadMedia=2,GetMediaInfo=0.5"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"CreateUploadMedia", "Nope=1", "CreateUploadMedia=0", "CreateUploadMedia=x"} {
+		if _, err := emulator.ParseQPS(bad); err == nil {
+			t.Errorf("%q was taken", bad)
+		}
+	}
+	s := startEmulator(t, emulator.Options{QPS: map[string]float64{"CreateUploadMedia": 1}})
+	c := client(t, s, "", nil)
+	if _, err := call(c, "CreateUploadMedia", video); err != nil {
+		t.Fatal(err)
+	}
+	_, err := call(c, "CreateUploadMedia", video)
+	if code, status := errCode(err); code != "Throttling.Api" || status != 400 {
+		t.Errorf("a second CreateUploadMedia within the second: %s %d (%v), want Throttling.Api 400", code, status, err)
+	}
+	if _, err := call(c, "ListMediaBasicInfos", map[string]string{"MaxResults": "1"}); err != nil {
+		t.Errorf("an action without a rate was throttled: %v", err)
+	}
+	if n := stats(t, s).Requests["throttled.CreateUploadMedia"]; n != 1 {
+		t.Errorf("stats count %d throttled calls, want 1", n)
+	}
+}

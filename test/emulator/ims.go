@@ -81,6 +81,11 @@ func (s *Server) handleIMS(w http.ResponseWriter, r *http.Request) {
 	if answered {
 		return
 	}
+	if known && !s.qps.allow(action) {
+		s.count("throttled." + action)
+		s.writeIMSError(w, r, reqID, action, errIMS(400, "Throttling.Api", "Request was denied due to api flow control."))
+		return
+	}
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
 		s.writeIMSError(w, r, reqID, action, errIMS(405, "UnsupportedHTTPMethod", "Specified HTTP method %s is not supported.", r.Method))
 		return

@@ -20,18 +20,19 @@ import (
 
 // Options configures a Server. Zero values take the defaults in brackets.
 type Options struct {
-	AccessKeyID     string        // the one key pair IMS accepts [emulator]
-	AccessKeySecret string        // [emulator-secret]
-	DataDir         string        // objects and asset records are kept here (required)
-	Bucket          string        // the bucket upload addresses point into [outin-emulator]
-	Region          string        // [cn-shanghai]
-	STSTTL          time.Duration // how long upload credentials are valid [3000s, as IMS documents]
-	ReadyDelay      time.Duration // from a complete object to the asset's Normal status [0]
-	MaxParts        int           // parts one multipart upload may have [10,000, as OSS]; tests lower it
-	MaxMediaSize    int64         // the largest audio or video file the media library takes [5 GiB]; tests lower it
-	Faults          string        // fault spec, see FaultSyntax [none]
-	FaultSeed       uint64        // seed for the fault draws [0]
-	Log             *slog.Logger  // request errors are logged here [discarded]
+	AccessKeyID     string             // the one key pair IMS accepts [emulator]
+	AccessKeySecret string             // [emulator-secret]
+	DataDir         string             // objects and asset records are kept here (required)
+	Bucket          string             // the bucket upload addresses point into [outin-emulator]
+	Region          string             // [cn-shanghai]
+	STSTTL          time.Duration      // how long upload credentials are valid [3000s, as IMS documents]
+	ReadyDelay      time.Duration      // from a complete object to the asset's Normal status [0]
+	MaxParts        int                // parts one multipart upload may have [10,000, as OSS]; tests lower it
+	MaxMediaSize    int64              // the largest audio or video file the media library takes [5 GiB]; tests lower it
+	Faults          string             // fault spec, see FaultSyntax [none]
+	QPS             map[string]float64 // calls a second an IMS action may take, past which it answers Throttling.Api (qps.go) [no limit]
+	FaultSeed       uint64             // seed for the fault draws [0]
+	Log             *slog.Logger       // request errors are logged here [discarded]
 }
 
 // Server is one emulator instance.
@@ -43,6 +44,7 @@ type Server struct {
 	base string // http://IP:PORT, what upload addresses and URLs point at
 
 	faults *faults
+	qps    limiters
 	stats  stats
 	calls  sync.WaitGroup // message callbacks in flight
 	done   chan struct{}  // closed by Close: callbacks give up
@@ -91,6 +93,11 @@ func New(opts Options) (*Server, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	for action := range opts.QPS {
+		if _, ok := imsActions[action]; !ok {
+			return nil, fmt.Errorf("emulator: qps: %q is not an action it answers", action)
+		}
+	}
 	f, err := newFaults(opts.Faults, opts.FaultSeed)
 	if err != nil {
 		return nil, fmt.Errorf("emulator: %w", err)
@@ -98,6 +105,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:     opts,
 		faults:   f,
+		qps:      newLimiters(opts.QPS),
 		stats:    stats{requests: map[string]int64{}},
 		done:     make(chan struct{}),
 		assets:   map[string]*Asset{},

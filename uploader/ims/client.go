@@ -31,6 +31,7 @@ const apiVersion = "2020-11-09"
 type Client struct {
 	cfg      openapi.Config // read only: copied for each call
 	protocol string
+	paces    pacers // how fast each action may be called, as the service's flow control allows
 }
 
 // httpClient lets darabonba send through a client of ours: its shared default client has a
@@ -82,11 +83,28 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("%s: %s: %s (HTTP %d, request %s)", e.Action, e.Code, e.Message, e.StatusCode, e.RequestID)
 }
 
-// Temporary reports whether the same call may succeed later: throttling and server-side errors.
+// Temporary reports whether the same call may succeed later: flow control and server-side
+// errors.
 func (e *APIError) Temporary() bool {
-	return e.StatusCode >= 500 || e.StatusCode == 429 || strings.HasPrefix(e.Code, "Throttling") ||
-		e.Code == "ServiceUnavailable" || e.Code == "InternalError"
+	return e.StatusCode >= 500 || e.Throttled() || e.Code == "InternalError"
 }
+
+// Throttled reports whether the service answered with flow control, refusing the call before
+// it acted because the caller went too fast: Throttling, Throttling.User, Throttling.Api (400
+// or 429), RequestsTooFrequent (403).
+func (e *APIError) Throttled() bool {
+	return e.StatusCode == 429 || strings.HasPrefix(e.Code, "Throttling") || e.Code == "RequestsTooFrequent"
+}
+
+// Overloaded reports whether the service said it cannot take calls now (ServiceUnavailable,
+// 503): a reason to go slower too, though the call may have been taken.
+func (e *APIError) Overloaded() bool {
+	return e.StatusCode == 503 || e.Code == "ServiceUnavailable"
+}
+
+// Paces returns how fast the client lets itself call each action it called, and how often the
+// service throttled it.
+func (c *Client) Paces() []Pace { return c.paces.all() }
 
 // call runs one RPC action with its parameters in the query, as the ICE SDK sends them, and
 // decodes the JSON body into out.
@@ -113,10 +131,21 @@ func (c *Client) call(ctx context.Context, action string, query map[string]strin
 	if err != nil {
 		return fmt.Errorf("%s: %w", action, err)
 	}
+	p := c.paces.of(action)
+	if err := p.wait(ctx, time.Now()); err != nil {
+		return fmt.Errorf("%s: waiting for its pace: %w", action, err)
+	}
+	called := time.Now()
 	res, err := client.CallApiWithCtx(ctx, params, &openapi.OpenApiRequest{Query: q}, &dara.RuntimeOptions{})
 	if err != nil {
-		return apiError(action, err)
+		err = apiError(action, err)
+		var api *APIError
+		if errors.As(err, &api) && (api.Throttled() || api.Overloaded()) {
+			p.throttledAt(called, time.Now(), api.Code)
+		}
+		return err
 	}
+	p.wentThrough(time.Now())
 	body, err := json.Marshal(res["body"])
 	if err != nil {
 		return fmt.Errorf("%s: encode response: %w", action, err)

@@ -1,0 +1,89 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The real service's weather and rules, as the emulator answers them (issue 18).
+
+// TestThrottlingIsWeather: with a third of every IMS call answered with flow control
+// (RequestsTooFrequent, HTTP 403), every file ends ready; the mount says it is being
+// throttled, in imsfs status and its metrics.
+func TestThrottlingIsWeather(t *testing.T) {
+	emu := startEmulator(t, "--faults", "ims.*=0.33:RequestsTooFrequent/403", "--fault-seed", "7")
+	m := startMount(t, emu, "", "--metrics-addr", "127.0.0.1:0")
+	want := map[string][]byte{}
+	for i := range 20 {
+		p := fmt.Sprintf("video/t%02d.mp4", i)
+		want[p] = randomBytes(t, 20<<10+i)
+		if err := os.WriteFile(filepath.Join(m.Dir, p), want[p], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var status []byte
+	for !strings.Contains(string(status), "IMS is throttling") {
+		if time.Now().After(deadline) {
+			t.Fatalf("imsfs status does not say IMS is throttling:\n%s", status)
+		}
+		time.Sleep(100 * time.Millisecond)
+		status, _ = exec.Command(imsfsBin, "status", m.Dir).CombinedOutput()
+	}
+	if !strings.Contains(string(status), "RequestsTooFrequent") {
+		t.Errorf("imsfs status does not name the answer:\n%s", status)
+	}
+	settled(t, emu, m, want)
+	match := metricsURL.FindStringSubmatch(m.output())
+	if match == nil {
+		t.Fatalf("no metrics address:\n%s", m.output())
+	}
+	series := scrape(t, match[1])
+	throttled := 0.0
+	for name, v := range series {
+		if strings.HasPrefix(name, "imsfs_ims_throttled_total{") {
+			throttled += v
+		}
+	}
+	if throttled == 0 || throttled != float64(emu.stats(t).Faults["ims.create"]+emu.stats(t).Faults["ims.batchget"]+emu.stats(t).Faults["ims.list"]+emu.stats(t).Faults["ims.refresh"]+emu.stats(t).Faults["ims.update"]+emu.stats(t).Faults["ims.get"]+emu.stats(t).Faults["ims.delete"]) {
+		t.Errorf("imsfs_ims_throttled_total sums to %v; the emulator throttled %v", throttled, emu.stats(t).Faults)
+	}
+	figure(t, "20 files with a third of IMS calls throttled: all ready; %v throttled answers", throttled)
+}
+
+// TestTheClientPacesItself: an emulator that takes 4 CreateUploadMedia a second answers the
+// rest as the service's flow control does (Throttling.Api); a copy of 40 files slows to that
+// pace and ends ready, every file, without the calls it would make unpaced.
+func TestTheClientPacesItself(t *testing.T) {
+	emu := startEmulator(t, "--qps", "CreateUploadMedia=4")
+	m := startMount(t, emu, "", "--metrics-addr", "127.0.0.1:0")
+	want := map[string][]byte{}
+	for i := range 40 {
+		p := fmt.Sprintf("video/p%02d.mp4", i)
+		want[p] = randomBytes(t, 1<<10+i)
+		if err := os.WriteFile(filepath.Join(m.Dir, p), want[p], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settled(t, emu, m, want)
+	st := emu.stats(t)
+	throttled, calls := st.Requests["throttled.CreateUploadMedia"], st.Requests["ims.create"]
+	if throttled == 0 {
+		t.Fatalf("the emulator throttled nothing (%d calls): the test shows nothing", calls)
+	}
+	// Unpaced, each throttled file tries again a second later: over 150 throttled answers
+	// here. Paced, the client keeps near the service's rate.
+	if throttled > 40 {
+		t.Errorf("%d of %d calls throttled: the client does not slow down to the service's pace", throttled, calls)
+	}
+	series := scrape(t, metricsURL.FindStringSubmatch(m.output())[1])
+	if series[`imsfs_ims_throttled_total{action="CreateUploadMedia"}`] != float64(throttled) {
+		t.Errorf("imsfs_ims_throttled_total says %v, the emulator throttled %d", series[`imsfs_ims_throttled_total{action="CreateUploadMedia"}`], throttled)
+	}
+	figure(t, "40 files against CreateUploadMedia at 4 calls/s: all ready; %d calls, %d of them throttled", calls, throttled)
+}
