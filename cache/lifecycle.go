@@ -114,15 +114,17 @@ type Event struct {
 	Attempts  int    // TryFailed
 	Unasked   bool   // TryFailed: the service refused CreateUploadMedia before acting (flow control): no asset was made
 
-	Field, Value string // MetaSet
-	MetaSeq      uint64 // MetaUpdated: the change carried (Record.MetaSeq when it was sent) [0: the last]
+	Field, Value string       // MetaSet
+	MetaSeq      uint64       // MetaUpdated: the change carried (Record.MetaSeq when it was sent) [0: the last]
+	Fields       *AssetFields // MetaUpdated: the asset's fields after the update [unknown]
 }
 
 // Asset is what CreateUploadMedia answers for a record: the asset and where its bytes go.
 type Asset struct {
 	MediaID, MediaURL, FileURL string
 	Upload                     Upload
-	Meta                       Meta // what the asset was made with: if the file's changed since, the asset follows
+	Meta                       Meta        // what the asset was made with: if the file's changed since, the asset follows
+	Fields                     AssetFields // what its CreateUploadMedia set
 }
 
 // Effects is what a change asks of the queue once it is committed.
@@ -343,8 +345,19 @@ func created(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	up.MultipartID, up.PartSize = "", 0
 	r.State, r.Error = Uploading, ""
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload = ev.Asset.MediaID, ev.Asset.MediaURL, ev.Asset.FileURL, &up
+	r.AssetFields = assetFields(ev.Asset)
 	followMeta(r, ev.Asset)
 	return nil
+}
+
+// assetFields are what an asset was made with, if the creation said (an asset taken up after a
+// lost answer was made with what is not known).
+func assetFields(a *Asset) *AssetFields {
+	if a.Fields == (AssetFields{}) {
+		return nil
+	}
+	f := a.Fields
+	return &f
 }
 
 // followMeta: fields set on the file while its asset was being made were not in the request.
@@ -361,6 +374,7 @@ func earlyAsset(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	up := ev.Asset.Upload
 	up.MultipartID, up.PartSize = "", 0
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload, r.Early = ev.Asset.MediaID, ev.Asset.MediaURL, ev.Asset.FileURL, &up, true
+	r.AssetFields = assetFields(ev.Asset)
 	followMeta(r, ev.Asset)
 	if r.Asked.IsZero() {
 		r.Asked = ev.Now.UTC()
@@ -457,6 +471,10 @@ func metaUpdated(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	r.Error, r.Attempts, r.Due = ev.Reason, 0, time.Time{}
 	if ev.Reason == "" {
 		r.MetaDone = ev.Now.UTC()
+	}
+	if ev.Fields != nil {
+		f := *ev.Fields
+		r.AssetFields = &f
 	}
 	if ev.MetaSeq != 0 && ev.MetaSeq != r.MetaSeq {
 		// Changed again while the update was on its way: that change is sent next.

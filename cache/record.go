@@ -56,6 +56,9 @@ type Record struct {
 	MetaSeq     uint64 `json:"meta_seq,omitempty"` // counts the changes the asset is to follow
 	// MetaDone: when UpdateMediaInfo last carried a change to the asset.
 	MetaDone time.Time `json:"meta_done,omitzero"`
+	// AssetFields are the asset's fields as imsfs last set them (its creation, then each
+	// update): an update sends only what differs [nil: not known, everything is sent].
+	AssetFields *AssetFields `json:"asset_fields,omitempty"`
 
 	// Damaged: a write of the last session failed (a full cache disk), so the spool is not
 	// what the writer meant to save; only a new write session can make it uploadable.
@@ -78,6 +81,15 @@ type Meta struct {
 	Description string `json:"description,omitempty"`
 	Tags        string `json:"tags,omitempty"`    // comma separated
 	CateID      string `json:"cate_id,omitempty"` // an integer
+}
+
+// AssetFields are the fields of an asset that imsfs sets, as they were sent.
+type AssetFields struct {
+	Title        string `json:"title,omitempty"`
+	BusinessType string `json:"business_type,omitempty"`
+	Description  string `json:"description,omitempty"`
+	Tags         string `json:"tags,omitempty"`
+	CateID       string `json:"cate_id,omitempty"`
 }
 
 // MetaFields names the fields of Meta as their attributes do (user.ims.NAME).
@@ -146,7 +158,7 @@ func (r *Record) newGeneration() {
 	r.MediaID, r.MediaURL, r.FileURL, r.Upload = "", "", "", nil
 	r.Due, r.Attempts, r.Retries, r.Error = time.Time{}, 0, 0, ""
 	r.MetaPending, r.Asked, r.Damaged, r.Uploaded, r.Early = false, time.Time{}, false, time.Time{}, false
-	r.MetaDone = time.Time{}
+	r.MetaDone, r.AssetFields = time.Time{}, nil
 }
 
 // metaChanged asks for the asset to follow a change of the file's name, place or Meta.

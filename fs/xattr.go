@@ -258,7 +258,8 @@ func (n *fileNode) setMeta(op, field, value string, flags uint32) syscall.Errno 
 	case flags&unix.XATTR_REPLACE != 0 && cur == "":
 		return syscall.ENODATA // nothing set: the default stands
 	}
-	value, err = uploader.CheckMeta(field, value)
+	// Once the asset is asked for, a change goes by UpdateMediaInfo, whose limits are in bytes.
+	value, err = uploader.CheckMeta(field, value, r.MediaID != "" || !r.Asked.IsZero())
 	if err != nil {
 		errno := syscall.EINVAL
 		if errors.Is(err, uploader.ErrMetaTooLong) {

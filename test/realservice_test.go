@@ -87,3 +87,74 @@ func TestTheClientPacesItself(t *testing.T) {
 	}
 	figure(t, "40 files against CreateUploadMedia at 4 calls/s: all ready; %d calls, %d of them throttled", calls, throttled)
 }
+
+// TestUpdateMediaInfosOwnRules: the limits UpdateMediaInfo's reference gives in bytes are
+// checked at setfattr once the asset is made (before, CreateUploadMedia's, in characters);
+// a tag is at most 32 bytes; an update sends only what changed; and an image moved to cover/
+// keeps its BusinessType (UpdateMediaInfo takes only subtitles, watermark, opening, ending or
+// general) and gets its new title, with nothing refused.
+func TestUpdateMediaInfosOwnRules(t *testing.T) {
+	emu := startEmulator(t)
+	m := startMount(t, emu, "")
+	ready := filepath.Join(m.Dir, "video", "ready.mp4")
+	os.WriteFile(ready, []byte("ready bytes"), 0o644)
+	waitStatus(t, ready, "ready", 30*time.Second)
+	long := strings.Repeat("é", 513) // 513 characters, 1,026 bytes
+	setfattr := func(p, name, value string) string {
+		out, _ := exec.Command("setfattr", "-n", name, "-v", value, p).CombinedOutput()
+		return string(out)
+	}
+	if out := setfattr(ready, "user.ims.description", long); !strings.Contains(out, "Argument list too long") {
+		t.Errorf("a description of 1,026 bytes on a made asset: %q, want E2BIG", out)
+	}
+	if out := setfattr(ready, "user.ims.tags", "short,"+strings.Repeat("t", 33)); !strings.Contains(out, "Argument list too long") {
+		t.Errorf("a 33-byte tag: %q, want E2BIG", out)
+	}
+	if !strings.Contains(m.output(), "1026 bytes, UpdateMediaInfo takes at most 1024") || !strings.Contains(m.output(), "is 33 bytes, UpdateMediaInfo takes at most 32") {
+		t.Errorf("the log does not say why:\n%s", m.output())
+	}
+	if out := setfattr(ready, "user.ims.description", "about it"); out != "" {
+		t.Fatalf("a description: %s", out)
+	}
+	id := mediaIDOf(t, ready)
+	deadline := time.Now().Add(30 * time.Second)
+	for a, _ := emu.asset(t, id); a.Description != "about it"; a, _ = emu.asset(t, id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the asset's description: %q", a.Description)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(m.output(), `msg="asset updated" path=video/ready.mp4 id=1 media_id=`+id+` fields="description (8 bytes)"`) {
+		t.Errorf("the update sent more than the description:\n%s", m.output())
+	}
+
+	// Before its asset is asked for, a field goes with CreateUploadMedia, which counts characters.
+	m2 := startMount(t, emu, "", "--upload-delay", "1h")
+	waiting := filepath.Join(m2.Dir, "video", "waiting.mp4")
+	os.WriteFile(waiting, []byte("waiting"), 0o644)
+	if out := setfattr(waiting, "user.ims.description", long); out != "" {
+		t.Errorf("a description of 513 characters before the asset is made: %s", out)
+	}
+
+	img := filepath.Join(m.Dir, "image", "still.png")
+	os.WriteFile(img, []byte("png bytes"), 0o644)
+	waitStatus(t, img, "ready", 30*time.Second)
+	imgID := mediaIDOf(t, img)
+	cover := filepath.Join(m.Dir, "image", "cover", "poster.png")
+	if err := os.Rename(img, cover); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for a, _ := emu.asset(t, imgID); a.Title != "poster"; a, _ = emu.asset(t, imgID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the image's asset after the rename: %+v", a)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a, _ := emu.asset(t, imgID); a.BusinessType != "default" {
+		t.Errorf("the image's asset has BusinessType %q", a.BusinessType)
+	}
+	if e, _ := xattr(cover, "user.ims.error"); e != "" || strings.Contains(m.output(), "asset not updated") {
+		t.Errorf("the rename of an image was refused: %q\n%s", e, m.output())
+	}
+}

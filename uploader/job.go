@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,6 +113,7 @@ func (j *job) create(ctx context.Context, askedBefore bool) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
 	var t *ims.Ticket
+	var fields cache.AssetFields
 	if askedBefore {
 		if t, err = j.findAsked(cctx, tag); err != nil {
 			return err
@@ -125,6 +129,9 @@ func (j *job) create(ctx context.Context, askedBefore bool) error {
 		if t, err = j.q.cfg.IMS.CreateUploadMedia(cctx, req); err != nil {
 			return err
 		}
+		// Made with this request's fields (one taken up after a lost answer was made with
+		// what is not known for sure).
+		fields = sentFields(req.MediaMetaData)
 	}
 	now := j.q.cfg.Clock.Now()
 	addr, auth, err := t.Decode(now)
@@ -134,7 +141,7 @@ func (j *job) create(ctx context.Context, askedBefore bool) error {
 	j.log.Info("asset created", "media_id", t.MediaID)
 	j.q.keepCreds(rec.ID, j.gen, auth, now)
 	return j.apply(cache.Event{Kind: cache.AssetCreated, Asset: &cache.Asset{
-		MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL, Meta: rec.Meta,
+		MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL, Meta: rec.Meta, Fields: fields,
 		Upload: cache.Upload{Endpoint: addr.Endpoint, Bucket: addr.Bucket, Key: addr.Key, Region: auth.Region},
 	}})
 }
@@ -218,32 +225,79 @@ func (j *job) findAsked(ctx context.Context, tag string) (*ims.Ticket, error) {
 	return nil, nil
 }
 
+// updateMetaBusinessTypes are the BusinessTypes UpdateMediaInfo takes (its reference): an
+// asset of another (an image's default or cover, a font) keeps the one it was made with.
+var updateMetaBusinessTypes = []string{"subtitles", "watermark", "opening", "ending", "general"}
+
+// sentFields are the asset's fields a CreateUploadMedia set.
+func sentFields(md ims.MediaMetaData) cache.AssetFields {
+	f := cache.AssetFields{Title: md.Title, BusinessType: md.BusinessType, Description: md.Description, Tags: md.Tags}
+	if md.CateID > 0 {
+		f.CateID = strconv.FormatInt(md.CateID, 10)
+	}
+	return f
+}
+
 // updateMeta makes an asset follow its file: the Title and BusinessType of its new name and
-// folder, and what was set on it (Meta). Its bytes are uploaded whatever happens here, so a
-// refusal is noted, not a failure. A field removed from the file is not sent: UpdateMediaInfo
-// has no documented way to empty one, so the asset keeps what it had (the README says so).
+// folder, and what was set on it (Meta). Only what differs from the asset's fields as imsfs last
+// set them is sent, all of it when those are not known. Its bytes are uploaded whatever happens
+// here, so a refusal is noted, not a failure. A field removed from the file is not sent:
+// UpdateMediaInfo has no documented way to empty one, so the asset keeps what it had (the
+// README says so).
 func (j *job) updateMeta(ctx context.Context) error {
 	rec := j.record()
-	title := Title(&rec)
-	var err error
-	if title == "" {
-		err = &permanentError{fmt.Errorf("%s: %w", rec.Path, ErrNoExtension)}
-	} else {
-		err = j.q.cfg.IMS.UpdateMediaInfo(ctx, ims.Update{MediaID: rec.MediaID, Title: title, BusinessType: rec.BusinessType,
-			Description: rec.Meta.Description, Tags: rec.Meta.Tags, CateID: rec.Meta.CateID})
-	}
-	if err != nil && temporary(err) {
-		return err
-	}
-	note := ""
-	if err != nil {
-		note = "asset not updated (title, folder or metadata): " + err.Error()
+	want := cache.AssetFields{Title: Title(&rec), BusinessType: rec.BusinessType,
+		Description: rec.Meta.Description, Tags: rec.Meta.Tags, CateID: rec.Meta.CateID}
+	if want.Title == "" {
+		err := &permanentError{fmt.Errorf("%s: %w", rec.Path, ErrNoExtension)}
 		j.log.Warn("asset not updated", "media_id", rec.MediaID, "err", err)
-	} else {
-		j.log.Info("asset updated", "media_id", rec.MediaID, "title", title, "business_type", rec.BusinessType,
-			"description", rec.Meta.Description != "", "tags", rec.Meta.Tags, "cate_id", rec.Meta.CateID)
+		return j.apply(cache.Event{Kind: cache.MetaUpdated, Reason: "asset not updated (title, folder or metadata): " + err.Error(), MetaSeq: rec.MetaSeq})
 	}
-	return j.apply(cache.Event{Kind: cache.MetaUpdated, Reason: note, MetaSeq: rec.MetaSeq})
+	var had cache.AssetFields
+	if rec.AssetFields != nil {
+		had = *rec.AssetFields
+	}
+	u := ims.Update{MediaID: rec.MediaID}
+	now := had // the asset's fields once the update went through
+	var changed []string
+	send := func(name, w, h string, dst *string) {
+		if w != "" && w != h {
+			*dst = w
+			changed = append(changed, name+"="+w)
+		}
+	}
+	send("title", want.Title, had.Title, &u.Title)
+	if want.BusinessType != had.BusinessType && want.BusinessType != "" {
+		if slices.Contains(updateMetaBusinessTypes, want.BusinessType) {
+			send("business_type", want.BusinessType, had.BusinessType, &u.BusinessType)
+		} else {
+			j.log.Info("the asset keeps its business type: UpdateMediaInfo sets only subtitles, watermark, opening, ending or general",
+				"media_id", rec.MediaID, "business_type", want.BusinessType)
+		}
+	}
+	if want.Description != "" && want.Description != had.Description {
+		u.Description = want.Description
+		changed = append(changed, fmt.Sprintf("description (%d bytes)", len(want.Description)))
+	}
+	send("tags", want.Tags, had.Tags, &u.Tags)
+	send("cate_id", want.CateID, had.CateID, &u.CateID)
+	if len(changed) > 0 {
+		if err := j.q.cfg.IMS.UpdateMediaInfo(ctx, u); err != nil {
+			if temporary(err) {
+				return err
+			}
+			j.log.Warn("asset not updated", "media_id", rec.MediaID, "fields", strings.Join(changed, ", "), "err", err)
+			return j.apply(cache.Event{Kind: cache.MetaUpdated, Reason: "asset not updated (title, folder or metadata): " + err.Error(), MetaSeq: rec.MetaSeq})
+		}
+		for _, f := range []struct{ sent, dst *string }{{&u.Title, &now.Title}, {&u.BusinessType, &now.BusinessType},
+			{&u.Description, &now.Description}, {&u.Tags, &now.Tags}, {&u.CateID, &now.CateID}} {
+			if *f.sent != "" {
+				*f.dst = *f.sent
+			}
+		}
+		j.log.Info("asset updated", "media_id", rec.MediaID, "fields", strings.Join(changed, ", "))
+	}
+	return j.apply(cache.Event{Kind: cache.MetaUpdated, MetaSeq: rec.MetaSeq, Fields: &now})
 }
 
 // failed reports a failed run: a permanent failure ends in Failed with the reason; any other

@@ -11,11 +11,13 @@ import (
 	"github.com/imsfs/imsfs/cache"
 )
 
-// The limits of the asset fields a file's attributes set, as the references give them
-// (CreateUploadMedia's MediaMetaData, UpdateMediaInfo).
+// The limits of the asset fields a file's attributes set, as the references give them:
+// CreateUploadMedia's MediaMetaData counts characters (Title 128, Description 1,024);
+// UpdateMediaInfo's counts bytes (Title 128, Description 1,024, at most 16 tags of 32 each).
 const (
-	MaxDescription = 1024 // characters
+	MaxDescription = 1024
 	MaxTags        = 16
+	MaxTag         = 32 // bytes
 )
 
 var (
@@ -26,26 +28,32 @@ var (
 )
 
 // CheckMeta checks value for the asset field (one of cache.MetaFields) as IMS would, and
-// returns it as it is sent: tags without the spaces around them. An empty value is the
-// field's default and always passes.
-func CheckMeta(field, value string) (string, error) {
+// returns it as it is sent: tags without the spaces around them. With update, the value goes by
+// UpdateMediaInfo (the asset is made), whose limits are in bytes; else with CreateUploadMedia,
+// whose are in characters. An empty value is the field's default and always passes.
+func CheckMeta(field, value string, update bool) (string, error) {
 	if value == "" {
 		return "", nil
 	}
 	if !utf8.ValidString(value) {
 		return "", fmt.Errorf("%s: %w: IMS takes UTF-8 text only", field, ErrMetaInvalid)
 	}
+	// length is value's length as the action it goes by counts it.
+	length, unit, by := utf8.RuneCountInString(value), "characters", "CreateUploadMedia"
+	if update {
+		length, unit, by = len(value), "bytes", "UpdateMediaInfo"
+	}
 	switch field {
 	case "title":
 		if strings.TrimSpace(value) == "" {
 			return "", fmt.Errorf("title: %w: it is blank", ErrMetaInvalid)
 		}
-		if len(value) > MaxTitle {
-			return "", fmt.Errorf("title: %w: %d bytes, IMS takes at most %d (UpdateMediaInfo counts bytes)", ErrMetaTooLong, len(value), MaxTitle)
+		if length > MaxTitle {
+			return "", fmt.Errorf("title: %w: %d %s, %s takes at most %d", ErrMetaTooLong, length, unit, by, MaxTitle)
 		}
 	case "description":
-		if n := utf8.RuneCountInString(value); n > MaxDescription {
-			return "", fmt.Errorf("description: %w: %d characters, IMS takes at most %d", ErrMetaTooLong, n, MaxDescription)
+		if length > MaxDescription {
+			return "", fmt.Errorf("description: %w: %d %s, %s takes at most %d", ErrMetaTooLong, length, unit, by, MaxDescription)
 		}
 	case "tags":
 		tags := strings.Split(value, ",")
@@ -55,6 +63,11 @@ func CheckMeta(field, value string) (string, error) {
 		for i, t := range tags {
 			if tags[i] = strings.TrimSpace(t); tags[i] == "" {
 				return "", fmt.Errorf("tags: %w: an empty tag in %q (tags are separated by commas)", ErrMetaInvalid, value)
+			}
+			// UpdateMediaInfo's limit, whichever way they go: CreateUploadMedia's reference
+			// gives none, and an asset's tags may have to be sent again.
+			if len(tags[i]) > MaxTag {
+				return "", fmt.Errorf("tags: %w: the tag %q is %d bytes, UpdateMediaInfo takes at most %d a tag", ErrMetaTooLong, tags[i], len(tags[i]), MaxTag)
 			}
 		}
 		return strings.Join(tags, ","), nil

@@ -364,13 +364,13 @@ func parseFolders(p string, n *yaml.Node, errs *configError) []folderConfig {
 func setAsset(a *uploader.AssetSettings, k, v, typ string) error {
 	switch k {
 	case "cate-id":
-		id, err := uploader.CheckMeta("cate_id", v) // the rule user.ims.cate_id follows
+		id, err := uploader.CheckMeta("cate_id", v, false) // the rule user.ims.cate_id follows
 		if err != nil {
 			return err
 		}
 		a.CateID, _ = strconv.ParseInt(id, 10, 64)
 	case "tags":
-		tags, err := uploader.CheckMeta("tags", v)
+		tags, err := uploader.CheckMeta("tags", v, false)
 		if err != nil {
 			return err
 		}

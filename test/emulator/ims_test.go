@@ -313,6 +313,11 @@ func TestUpdateMediaInfo(t *testing.T) {
 		{"17 tags", map[string]string{"MediaId": u.MediaID, "MediaTags": strings.Repeat("t,", 16) + "t"}, "InvalidParameter"},
 		{"business type for video", map[string]string{"MediaId": u.MediaID, "BusinessType": "opening"}, ""},
 		{"business type for images", map[string]string{"MediaId": u.MediaID, "BusinessType": "cover"}, "InvalidParameter"},
+		{"business type default", map[string]string{"MediaId": u.MediaID, "BusinessType": "default"}, "InvalidParameter"},
+		{"business type font", map[string]string{"MediaId": u.MediaID, "BusinessType": "font"}, "InvalidParameter"},
+		{"a 33-byte tag", map[string]string{"MediaId": u.MediaID, "MediaTags": "a," + strings.Repeat("t", 33)}, "InvalidParameter"},
+		{"a 32-byte tag", map[string]string{"MediaId": u.MediaID, "MediaTags": strings.Repeat("t", 32), "AppendTags": "true"}, ""},
+		{"a description of 1,025 bytes", map[string]string{"MediaId": u.MediaID, "Description": strings.Repeat("é", 513)}, "InvalidParameter"},
 		{"CateId", map[string]string{"MediaId": u.MediaID, "CateId": "12"}, ""},
 		{"CateId not a number", map[string]string{"MediaId": u.MediaID, "CateId": "x"}, "InvalidParameter"},
 		{"UserData not JSON", map[string]string{"MediaId": u.MediaID, "UserData": "{"}, "InvalidParameter"},
@@ -331,7 +336,7 @@ func TestUpdateMediaInfo(t *testing.T) {
 		})
 	}
 	b := basic(mediaInfo(t, s, u.MediaID))
-	if b["Title"] != "renamed" || b["Description"] != "about" || b["MediaTags"] != "a,b,c" || b["BusinessType"] != "opening" || b["CateId"] != json.Number("12") && b["CateId"] != float64(12) {
+	if b["Title"] != "renamed" || b["Description"] != "about" || b["MediaTags"] != "a,b,c,"+strings.Repeat("t", 32) || b["BusinessType"] != "opening" || b["CateId"] != json.Number("12") && b["CateId"] != float64(12) {
 		t.Errorf("after the updates MediaBasicInfo is %v", b)
 	}
 }

@@ -56,6 +56,7 @@ const (
 	defaultMaxMedia = 5 << 30 // a single audio or video file ("5 GB", read as GiB)
 	maxDescription  = 1024
 	maxTags         = 16
+	maxTag          = 32 // bytes, in UpdateMediaInfo
 	timeFormat      = "2006-01-02T15:04:05Z"
 	defaultAppID    = "app-1000000"
 )
@@ -458,19 +459,41 @@ func (s *Server) getMediaInfo(q url.Values) (map[string]any, *imsError) {
 	}}, nil
 }
 
+// updateBusinessTypes are the BusinessTypes UpdateMediaInfo's reference lists, whatever the
+// asset's type.
+var updateBusinessTypes = []string{"subtitles", "watermark", "opening", "ending", "general"}
+
+// checkBytes applies a limit UpdateMediaInfo's reference gives in bytes.
+func checkBytes(name, v string, max int) *imsError {
+	if !utf8.ValidString(v) {
+		return invalid("The specified parameter %s must be UTF-8.", name)
+	}
+	if n := len(v); n > max {
+		return invalid("The specified parameter %s is %d bytes long; at most %d are allowed.", name, n, max)
+	}
+	return nil
+}
+
 func (s *Server) updateMediaInfo(q url.Values) (map[string]any, *imsError) {
-	if e := checkText("Title", q.Get("Title"), maxTitle); e != nil {
+	// UpdateMediaInfo's reference counts the Title and the Description in bytes, and each tag.
+	if e := checkBytes("Title", q.Get("Title"), maxTitle); e != nil {
 		return nil, e
 	}
-	// UpdateMediaInfo's reference and SDK model count the Title in bytes.
-	if n := len(q.Get("Title")); n > maxTitle {
-		return nil, invalid("The specified parameter Title is %d bytes long; at most %d are allowed.", n, maxTitle)
-	}
-	if e := checkText("Description", q.Get("Description"), maxDescription); e != nil {
+	if e := checkBytes("Description", q.Get("Description"), maxDescription); e != nil {
 		return nil, e
 	}
 	if e := checkTags("MediaTags", q.Get("MediaTags")); e != nil {
 		return nil, e
+	}
+	if tags := q.Get("MediaTags"); tags != "" {
+		for _, tag := range strings.Split(tags, ",") {
+			if e := checkBytes("MediaTags", tag, maxTag); e != nil {
+				return nil, e
+			}
+		}
+	}
+	if bt := q.Get("BusinessType"); bt != "" && !contains(updateBusinessTypes, bt) {
+		return nil, invalid("The specified parameter BusinessType %q is not valid: use subtitles, watermark, opening, ending or general.", bt)
 	}
 	if e := checkUserData(q.Get("UserData")); e != nil {
 		return nil, e
@@ -491,9 +514,6 @@ func (s *Server) updateMediaInfo(q url.Values) (map[string]any, *imsError) {
 	a, e := s._assetParam(q)
 	if e != nil {
 		return nil, e
-	}
-	if bt := q.Get("BusinessType"); bt != "" && !contains(businessTypes[a.Type], bt) {
-		return nil, invalid("The specified parameter BusinessType %q is not valid for type %q.", bt, a.Type)
 	}
 	set := func(dst *string, name string) {
 		if q.Has(name) && q.Get(name) != "" {
