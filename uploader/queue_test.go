@@ -1097,3 +1097,31 @@ func TestAnObjectOfOtherBytesEveryTimeFails(t *testing.T) {
 	}
 	r.waitFor(rec.ID, cache.Ready)
 }
+
+// TestAnAssetTheServiceNoLongerKnowsFailsAtOnce: the asset of an uploaded file is deleted (in
+// the console) before it is ready: BatchGetMediaInfos lists it as ignored, and the file fails
+// at that check with the reason, not after --ready-timeout; imsfs retry uploads it again.
+func TestAnAssetTheServiceNoLongerKnowsFailsAtOnce(t *testing.T) {
+	cloud := fake.New()
+	cloud.ReadyAfter = time.Hour
+	r := newRig(t, cloud, Config{Ready: ReadyCheck{First: time.Millisecond, Max: 5 * time.Millisecond, Timeout: time.Hour}})
+	rec := r.waitFor(r.add("video/a.mp4", []byte("bytes")).ID, cache.Uploaded)
+	checks := cloud.Calls("ims.batchget")
+	if err := cloud.DeleteMediaInfos(context.Background(), rec.MediaID); err != nil {
+		t.Fatal(err)
+	}
+	rec = r.waitFor(rec.ID, cache.Failed)
+	if !strings.Contains(rec.Error, "no longer knows asset "+rec.MediaID) || !strings.Contains(rec.Error, "imsfs retry") {
+		t.Errorf("failed with %q", rec.Error)
+	}
+	if n := cloud.Calls("ims.batchget") - checks; n > 2 {
+		t.Errorf("%d checks after the deletion, want it said at the first", n)
+	}
+	cloud.ReadyAfter = 0
+	if _, err := r.queue.Retry("video/a.mp4"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.waitFor(rec.ID, cache.Ready); got.MediaID == rec.MediaID {
+		t.Errorf("ready again with the deleted asset")
+	}
+}

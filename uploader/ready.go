@@ -39,7 +39,7 @@ func (q *Queue) check(ids []uint64) {
 	if len(mediaIDs) == 0 {
 		return
 	}
-	infos, err := q.cfg.IMS.BatchGetMediaInfos(q.ctx, mediaIDs, false)
+	batch, err := q.cfg.IMS.BatchGetMediaInfos(q.ctx, mediaIDs, false)
 	if err != nil {
 		if q.ctx.Err() != nil {
 			return
@@ -55,9 +55,18 @@ func (q *Queue) check(ids []uint64) {
 		}
 		return
 	}
-	seen := make(map[string]bool, len(infos))
+	seen := make(map[string]bool, len(batch.MediaInfos))
 	var said []saying
-	for _, info := range infos {
+	for _, id := range batch.Ignored {
+		r, ok := recs[id]
+		if !ok || seen[id] {
+			continue
+		}
+		seen[id] = true
+		said = append(said, saying{r, cache.Event{Kind: cache.UploadFailed, Reason: fmt.Sprintf(
+			"IMS no longer knows asset %s (it was deleted, in the console or by another program): imsfs retry uploads the file again as a new asset", id)}, "AssetGone"})
+	}
+	for _, info := range batch.MediaInfos {
 		r, ok := recs[info.MediaID]
 		if !ok {
 			continue

@@ -28,7 +28,7 @@ type IMS interface {
 	CreateUploadMedia(ctx context.Context, req ims.CreateUploadMediaRequest) (*ims.Ticket, error)
 	RefreshUploadMedia(ctx context.Context, mediaID string) (*ims.Ticket, error)
 	GetMediaInfo(ctx context.Context, mediaID string, authTimeout time.Duration) (*ims.MediaInfo, error)
-	BatchGetMediaInfos(ctx context.Context, mediaIDs []string, files bool) ([]ims.MediaInfo, error)
+	BatchGetMediaInfos(ctx context.Context, mediaIDs []string, files bool) (*ims.Batch, error)
 	UpdateMediaInfo(ctx context.Context, u ims.Update) error
 	DeleteMediaInfos(ctx context.Context, mediaIDs ...string) error
 	ListMediaBasicInfos(ctx context.Context, r ims.ListRequest) (*ims.ListPage, error)

@@ -477,3 +477,20 @@ func TestMessageCallbackPostsTheUploadEvent(t *testing.T) {
 		t.Fatal("no callback within 10 s")
 	}
 }
+
+// TestBatchGetMediaInfosListsWhatItDoesNotKnow: an id of no asset (deleted, or never made) is
+// answered in IgnoredList; the others are described.
+func TestBatchGetMediaInfosListsWhatItDoesNotKnow(t *testing.T) {
+	s := startEmulator(t, emulator.Options{})
+	c := client(t, s, "", nil)
+	u := ticket(t, s, nil)
+	body, err := call(c, "BatchGetMediaInfos", map[string]string{"MediaIds": u.MediaID + ",gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, _ := body["MediaInfos"].([]any)
+	ignored, _ := body["IgnoredList"].([]any)
+	if len(infos) != 1 || len(ignored) != 1 || ignored[0] != "gone" {
+		t.Errorf("answer %v: want one asset described and gone ignored", body)
+	}
+}

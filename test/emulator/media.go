@@ -400,8 +400,9 @@ func authTimeout(q url.Values) (time.Duration, *imsError) {
 }
 
 // batchGetMediaInfos describes the assets of MediaIds (comma-separated) that exist, in the
-// order asked; with AdditionType FileInfo, their files too. Assets that do not exist are left
-// out: the reference names no error for them. It gives no limit on the ids either.
+// order asked; with AdditionType FileInfo, their files too. The ids of assets that do not exist
+// are listed in IgnoredList, as DeleteMediaInfos lists them; the reference names no error for
+// them, and no limit on the ids either.
 func (s *Server) batchGetMediaInfos(q url.Values) (map[string]any, *imsError) {
 	timeout, e := authTimeout(q)
 	if e != nil {
@@ -423,10 +424,11 @@ func (s *Server) batchGetMediaInfos(q url.Values) (map[string]any, *imsError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	infos := []any{}
+	infos, ignored := []any{}, []string{}
 	for _, id := range strings.Split(q.Get("MediaIds"), ",") {
 		a := s.assets[strings.TrimSpace(id)]
 		if a == nil {
+			ignored = append(ignored, id)
 			continue
 		}
 		info := map[string]any{"MediaId": a.MediaId, "MediaBasicInfo": s.basicInfo(a)}
@@ -435,7 +437,7 @@ func (s *Server) batchGetMediaInfos(q url.Values) (map[string]any, *imsError) {
 		}
 		infos = append(infos, info)
 	}
-	return map[string]any{"MediaInfos": infos}, nil
+	return map[string]any{"MediaInfos": infos, "IgnoredList": ignored}, nil
 }
 
 func (s *Server) getMediaInfo(q url.Values) (map[string]any, *imsError) {

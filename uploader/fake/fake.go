@@ -303,18 +303,21 @@ func (c *Cloud) GetMediaInfo(ctx context.Context, mediaID string, _ time.Duratio
 	return &info, nil
 }
 
-// BatchGetMediaInfos describes the assets it knows of those asked.
-func (c *Cloud) BatchGetMediaInfos(ctx context.Context, mediaIDs []string, _ bool) ([]ims.MediaInfo, error) {
+// BatchGetMediaInfos describes the assets it knows of those asked, and lists the others as
+// ignored.
+func (c *Cloud) BatchGetMediaInfos(ctx context.Context, mediaIDs []string, _ bool) (*ims.Batch, error) {
 	if err := c.enter(ctx, "ims.batchget"); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.batches = append(c.batches, len(mediaIDs))
-	var out []ims.MediaInfo
+	out := &ims.Batch{}
 	for _, id := range mediaIDs {
 		if a := c.assets[id]; a != nil && !a.Deleted {
-			out = append(out, c._info(a))
+			out.MediaInfos = append(out.MediaInfos, c._info(a))
+		} else {
+			out.Ignored = append(out.Ignored, id)
 		}
 	}
 	return out, nil

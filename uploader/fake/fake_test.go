@@ -90,9 +90,9 @@ func TestTheFakeRefusesWhatTheServiceRefuses(t *testing.T) {
 	if data, ok := c.Object(tk.MediaID); !ok || string(data) != "abcd" {
 		t.Errorf("Object: %q", data)
 	}
-	infos, _ := c.BatchGetMediaInfos(ctx, []string{tk.MediaID, "nope"}, false)
-	if len(infos) != 1 || infos[0].MediaBasicInfo.Status != ims.MediaPreparing {
-		t.Errorf("before ReadyAfter: %+v", infos)
+	batch, _ := c.BatchGetMediaInfos(ctx, []string{tk.MediaID, "nope"}, false)
+	if len(batch.MediaInfos) != 1 || batch.MediaInfos[0].MediaBasicInfo.Status != ims.MediaPreparing || len(batch.Ignored) != 1 || batch.Ignored[0] != "nope" {
+		t.Errorf("before ReadyAfter: %+v", batch)
 	}
 	clock.Advance(time.Second)
 	if info, _ := c.GetMediaInfo(ctx, tk.MediaID, 0); info.MediaBasicInfo.Status != ims.MediaNormal || info.FileURL() == "" {

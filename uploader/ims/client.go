@@ -344,12 +344,17 @@ func (c *Client) GetMediaInfo(ctx context.Context, mediaID string, authTimeout t
 	return &out.MediaInfo, nil
 }
 
+// Batch is what BatchGetMediaInfos answers: the assets it knows, and the ids it does not
+// (IgnoredList: deleted, or never made).
+type Batch struct {
+	MediaInfos []MediaInfo `json:"MediaInfos"`
+	Ignored    []string    `json:"IgnoredList"`
+}
+
 // BatchGetMediaInfos returns the information and status of several assets in one call; with
-// files, their source files too. An asset IMS does not know is left out of the answer.
-func (c *Client) BatchGetMediaInfos(ctx context.Context, mediaIDs []string, files bool) ([]MediaInfo, error) {
-	var out struct {
-		MediaInfos []MediaInfo `json:"MediaInfos"`
-	}
+// files, their source files too.
+func (c *Client) BatchGetMediaInfos(ctx context.Context, mediaIDs []string, files bool) (*Batch, error) {
+	var out Batch
 	q := map[string]string{"MediaIds": strings.Join(mediaIDs, ",")}
 	if files {
 		q["AdditionType"] = "FileInfo"
@@ -357,7 +362,7 @@ func (c *Client) BatchGetMediaInfos(ctx context.Context, mediaIDs []string, file
 	if err := c.call(ctx, "BatchGetMediaInfos", q, &out); err != nil {
 		return nil, err
 	}
-	return out.MediaInfos, nil
+	return &out, nil
 }
 
 // Update is UpdateMediaInfo's parameters; an empty one is left as it is.

@@ -79,7 +79,7 @@ func TestEveryActionSendsItsParametersAndReadsItsAnswer(t *testing.T) {
 		case "GetMediaInfo":
 			return 200, map[string]any{"RequestId": "r", "MediaInfo": info}
 		case "BatchGetMediaInfos":
-			return 200, map[string]any{"RequestId": "r", "MediaInfos": []any{info}}
+			return 200, map[string]any{"RequestId": "r", "MediaInfos": []any{info}, "IgnoredList": []string{"m2"}}
 		case "UpdateMediaInfo":
 			return 200, map[string]any{"RequestId": "r", "MediaId": "m1"}
 		case "DeleteMediaInfos":
@@ -109,9 +109,9 @@ func TestEveryActionSendsItsParametersAndReadsItsAnswer(t *testing.T) {
 	if err != nil || mi.MediaBasicInfo.Status != MediaNormal || mi.FileURL() != "http://signed?Expires=1" || s.query("GetMediaInfo").Get("AuthTimeout") != "90" {
 		t.Errorf("GetMediaInfo: %+v %v %v", mi, err, s.query("GetMediaInfo"))
 	}
-	infos, err := c.BatchGetMediaInfos(ctx, []string{"m1", "m2"}, true)
-	if err != nil || len(infos) != 1 || s.query("BatchGetMediaInfos").Get("MediaIds") != "m1,m2" || s.query("BatchGetMediaInfos").Get("AdditionType") != "FileInfo" {
-		t.Errorf("BatchGetMediaInfos: %+v %v %v", infos, err, s.query("BatchGetMediaInfos"))
+	batch, err := c.BatchGetMediaInfos(ctx, []string{"m1", "m2"}, true)
+	if err != nil || len(batch.MediaInfos) != 1 || len(batch.Ignored) != 1 || batch.Ignored[0] != "m2" || s.query("BatchGetMediaInfos").Get("MediaIds") != "m1,m2" || s.query("BatchGetMediaInfos").Get("AdditionType") != "FileInfo" {
+		t.Errorf("BatchGetMediaInfos: %+v %v %v", batch, err, s.query("BatchGetMediaInfos"))
 	}
 	if err := c.UpdateMediaInfo(ctx, Update{MediaID: "m1", Title: "新しい", BusinessType: "opening"}); err != nil {
 		t.Errorf("UpdateMediaInfo: %v", err)
