@@ -176,6 +176,16 @@ func (j *job) tag() string {
 	return fmt.Sprintf("%s/%d.%d", j.q.cfg.Store.Instance(), j.rec.ID, j.gen)
 }
 
+// listMediaType is the MediaType filter of ListMediaBasicInfos for assets of FileInfo.Type typ:
+// its reference takes image, video, audio or text, so other is not filtered on ("").
+func listMediaType(typ string) string {
+	switch typ {
+	case "image", "video", "audio", "text":
+		return typ
+	}
+	return ""
+}
+
 // maxFindCalls bounds the listing calls that look for an asset whose creation answer was lost.
 const maxFindCalls = 10
 
@@ -192,7 +202,7 @@ func (j *job) findAsked(ctx context.Context, tag string) (*ims.Ticket, error) {
 	for _, margin := range []time.Duration{2 * time.Second, 2 * time.Minute} {
 		req := ims.ListRequest{
 			StartTime: rec.Asked.Add(-margin), EndTime: rec.Asked.Add(createTimeout + margin),
-			MediaType: rec.Type, BusinessType: rec.BusinessType, SortBy: "asc", MaxResults: 100,
+			MediaType: listMediaType(rec.Type), BusinessType: rec.BusinessType, SortBy: "asc", MaxResults: 100,
 		}
 		for ; calls < maxFindCalls; calls++ {
 			page, err := j.q.cfg.IMS.ListMediaBasicInfos(ctx, req)

@@ -537,18 +537,23 @@ func TestAFileOfMorePartsThanOSSTakesGetsBiggerParts(t *testing.T) {
 // TestALostCreationAnswerIsFoundAndTakenUp: CreateUploadMedia made the asset but its answer
 // was cut; the next try finds it by its tag and uses it.
 func TestALostCreationAnswerIsFoundAndTakenUp(t *testing.T) {
-	cloud := fake.New()
-	cloud.FailAfter = failN("ims.create", 1, errors.New("connection reset"))
-	r := newRig(t, cloud, Config{})
-	rec := r.waitFor(r.add("video/a.mp4", []byte("abc")).ID, cache.Ready)
-	if n := len(cloud.Assets()); n != 1 {
-		t.Errorf("%d assets for one file", n)
-	}
-	if rec.MediaID != cloud.Assets()[0].MediaID || rec.FileURL == "" {
-		t.Errorf("the record does not hold the asset found: %+v", rec)
-	}
-	if cloud.Calls("ims.list") != 1 || cloud.Calls("ims.refresh") != 1 {
-		t.Errorf("list %d refresh %d", cloud.Calls("ims.list"), cloud.Calls("ims.refresh"))
+	// other/: ListMediaBasicInfos takes no MediaType other; the search lists without one.
+	for _, p := range []string{"video/a.mp4", "other/a.bin"} {
+		t.Run(p, func(t *testing.T) {
+			cloud := fake.New()
+			cloud.FailAfter = failN("ims.create", 1, errors.New("connection reset"))
+			r := newRig(t, cloud, Config{})
+			rec := r.waitFor(r.add(p, []byte("abc")).ID, cache.Ready)
+			if n := len(cloud.Assets()); n != 1 {
+				t.Errorf("%d assets for one file", n)
+			}
+			if rec.MediaID != cloud.Assets()[0].MediaID || rec.FileURL == "" {
+				t.Errorf("the record does not hold the asset found: %+v", rec)
+			}
+			if cloud.Calls("ims.list") != 1 || cloud.Calls("ims.refresh") != 1 {
+				t.Errorf("list %d refresh %d", cloud.Calls("ims.list"), cloud.Calls("ims.refresh"))
+			}
+		})
 	}
 }
 

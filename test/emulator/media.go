@@ -666,6 +666,10 @@ func (s *Server) listMediaBasicInfos(q url.Values) (map[string]any, *imsError) {
 		offset = n
 	}
 	withFiles := q.Get("IncludeFileBasicInfo") == "true"
+	// The reference's MediaType values: image, video, audio, text (no other).
+	if mt := q.Get("MediaType"); mt != "" && !contains([]string{"image", "video", "audio", "text"}, mt) {
+		return nil, invalid("The specified parameter MediaType %q is not valid: use image, video, audio or text.", mt)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -152,3 +152,19 @@ func TestAMediaFileOverTheLimitIsNotPrepared(t *testing.T) {
 		t.Errorf("an image of the same size is %v, want Normal", st)
 	}
 }
+
+// TestListMediaBasicInfosTakesTheMediaTypesItsReferenceLists: image, video, audio or text; an
+// asset of type other is listed without the filter.
+func TestListMediaBasicInfosTakesTheMediaTypesItsReferenceLists(t *testing.T) {
+	s := startEmulator(t, emulator.Options{})
+	c := client(t, s, "", nil)
+	for _, mt := range []string{"image", "video", "audio", "text"} {
+		if _, err := call(c, "ListMediaBasicInfos", map[string]string{"MediaType": mt}); err != nil {
+			t.Errorf("MediaType %s: %v", mt, err)
+		}
+	}
+	_, err := call(c, "ListMediaBasicInfos", map[string]string{"MediaType": "other"})
+	if code, _ := errCode(err); code != "InvalidParameter" {
+		t.Errorf("MediaType other: %v, want InvalidParameter", err)
+	}
+}

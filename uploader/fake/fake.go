@@ -378,6 +378,11 @@ func (c *Cloud) ListMediaBasicInfos(ctx context.Context, r ims.ListRequest) (*im
 	if err := c.enter(ctx, "ims.list"); err != nil {
 		return nil, err
 	}
+	switch r.MediaType {
+	case "", "image", "video", "audio", "text":
+	default: // as the service's reference lists them
+		return nil, apiErr("ListMediaBasicInfos", 400, "InvalidParameter")
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var match []*Asset
