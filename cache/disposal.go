@@ -91,9 +91,11 @@ func seqKey(n uint64) []byte {
 
 // AddDisposal records cloud work to undo, e.g. an asset created for content that changed
 // before its creation could be committed.
-func (s *Store) AddDisposal(d Disposal) error {
+// It returns the disposal's Seq.
+func (s *Store) AddDisposal(d Disposal) (uint64, error) {
 	d.Seq = 0
-	return s.update(func(tx *bolt.Tx) error { return putDisposal(tx, &d) })
+	err := s.update(func(tx *bolt.Tx) error { return putDisposal(tx, &d) })
+	return d.Seq, err
 }
 
 // Disposals returns the pending disposals, oldest first.

@@ -320,7 +320,7 @@ func TestChangesLeaveDisposals(t *testing.T) {
 	if err := s.UpdateDisposal(ds[0]); !errors.Is(err, ErrNotFound) {
 		t.Errorf("updating a done disposal: %v", err)
 	}
-	if err := s.AddDisposal(Disposal{Path: "video/x.mp4", Why: Voided, MediaID: "extra"}); err != nil {
+	if _, err := s.AddDisposal(Disposal{Path: "video/x.mp4", Why: Voided, MediaID: "extra"}); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := s.Disposals(); len(after) != 4 || after[3].MediaID != "extra" {

@@ -172,3 +172,15 @@ func (q *Queue) abort(ctx context.Context, d cache.Disposal) error {
 	}
 	return nil
 }
+
+// addDisposal records d, an asset no record knows of, and hands it to the disposer at once.
+func (q *Queue) addDisposal(d cache.Disposal) error {
+	seq, err := q.cfg.Store.AddDisposal(d)
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	q.disposals.Add(seq, time.Time{})
+	q.mu.Unlock()
+	return nil
+}

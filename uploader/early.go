@@ -258,7 +258,7 @@ func (j *job) earlyStart(ctx context.Context) error {
 	j.q.keepCreds(rec.ID, j.gen, auth, now)
 	if err := j.apply(cache.Event{Kind: cache.EarlyAsset, Asset: &cache.Asset{MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL, Meta: rec.Meta, Fields: sentFields(req.MediaMetaData),
 		Upload: cache.Upload{Endpoint: addr.Endpoint, Bucket: addr.Bucket, Key: addr.Key, Region: auth.Region}}}); err != nil {
-		if err2 := j.q.cfg.Store.AddDisposal(cache.Disposal{Path: rec.Path, Why: cache.Voided, MediaID: t.MediaID}); err2 != nil {
+		if err2 := j.q.addDisposal(cache.Disposal{Path: rec.Path, Why: cache.Voided, MediaID: t.MediaID}); err2 != nil {
 			j.log.Error("record the disposal of an unused asset", "media_id", t.MediaID, "err", err2)
 		}
 		return err

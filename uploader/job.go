@@ -217,6 +217,14 @@ func (j *job) findAsked(ctx context.Context, tag string) (*ims.Ticket, error) {
 					continue
 				}
 				t, err := j.q.cfg.IMS.RefreshUploadMedia(ctx, m.MediaID)
+				if err != nil && !temporary(err) {
+					// It cannot be written to: it goes, and another is made.
+					j.log.Warn("an asset whose creation answer was lost cannot be taken up: it is deleted, and another made", "media_id", m.MediaID, "err", err)
+					if err := j.q.addDisposal(cache.Disposal{Path: rec.Path, Why: cache.Voided, MediaID: m.MediaID}); err != nil {
+						return nil, err
+					}
+					return nil, nil
+				}
 				if err != nil {
 					return nil, err
 				}

@@ -1130,3 +1130,41 @@ func TestAnAssetTheServiceNoLongerKnowsFailsAtOnce(t *testing.T) {
 		t.Errorf("ready again with the deleted asset")
 	}
 }
+
+// TestARefusedRefreshStartsOver: after a restart mid-upload, IMS refuses new upload credentials
+// for the asset (as VOD documents for images): the upload starts over with a new asset for the
+// same bytes, the old one is deleted, and the file ends ready with one asset.
+func TestARefusedRefreshStartsOver(t *testing.T) {
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{PartSize: minPartSize, PartWorkers: 1})
+	data := randomBytes(t, 3*minPartSize)
+	stop := make(chan struct{})
+	var once sync.Once
+	cloud.Fail = func(op string) error {
+		if op == "oss.part" && cloud.Calls("oss.part") == 2 {
+			once.Do(func() { close(stop) })
+			return errors.New("cut")
+		}
+		return nil
+	}
+	rec := r.add("image/big.png", data)
+	<-stop
+	r.stop()
+	cloud.Fail = failN("ims.refresh", 100, &ims.APIError{Action: "RefreshUploadMedia", StatusCode: 400, Code: "InvalidParameter", Message: "image upload credentials cannot be refreshed"})
+	r.start()
+	got := r.waitFor(rec.ID, cache.Ready)
+	if obj, _ := cloud.Object(got.MediaID); !bytes.Equal(obj, data) {
+		t.Errorf("ready with other bytes")
+	}
+	live := 0
+	for _, a := range cloud.Assets() {
+		if a.MediaID != got.MediaID {
+			r.waitUntilAsset(a.MediaID, func(as fake.Asset) bool { return as.Deleted }, "deleted")
+		} else {
+			live++
+		}
+	}
+	if live != 1 || cloud.Calls("ims.create") != 2 {
+		t.Errorf("%d assets left, %d made; want one left of two", live, cloud.Calls("ims.create"))
+	}
+}

@@ -135,6 +135,9 @@ func (u *uploadRun) fresh(ctx context.Context) error {
 		}
 	}
 	if err != nil {
+		if !temporary(err) {
+			return &refreshRefused{mediaID: mediaID, err: err}
+		}
 		return err
 	}
 	_, auth, err := t.Decode(now)
@@ -145,6 +148,18 @@ func (u *uploadRun) fresh(ctx context.Context) error {
 	u.j.log.Info("upload credentials refreshed", "media_id", mediaID, "expires", auth.Expires)
 	return nil
 }
+
+// refreshRefused: IMS will not renew the upload credentials of an asset (VOD documents that an
+// image's cannot be): its upload cannot go on, and starts over with a new asset.
+type refreshRefused struct {
+	mediaID string
+	err     error
+}
+
+func (e *refreshRefused) Error() string {
+	return fmt.Sprintf("RefreshUploadMedia refused new upload credentials for asset %s: %v", e.mediaID, e.err)
+}
+func (e *refreshRefused) Unwrap() error { return e.err }
 
 // call runs an OSS request with fresh credentials, renewing them and trying again when OSS
 // says they expired.
@@ -217,6 +232,10 @@ func (j *job) upload(ctx context.Context) error {
 		}
 	} else {
 		object, read, err = u.multipart(ctx, f, size, p)
+	}
+	var refused *refreshRefused
+	if errors.As(err, &refused) {
+		return j.startOver(refused.Error(), false)
 	}
 	if err != nil {
 		return err
