@@ -36,14 +36,33 @@ type Disposal struct {
 	Upload   *Upload   `json:"upload,omitempty"`   // to abort its multipart upload, if any
 	After    uint64    `json:"after,omitempty"`    // Overwritten: the record whose new asset must be ready first
 	Due      time.Time `json:"due,omitzero"`       // not tried before this (backoff)
+	// Lost: a CreateUploadMedia for record Record's generation Gen, asked at Asked, whose answer
+	// never came: the asset it may have made (Type, BusinessType) is found by its tag and deleted.
+	Lost *LostAsset `json:"lost,omitempty"`
 	Attempts int       `json:"attempts,omitempty"` // failed tries
 	Error    string    `json:"error,omitempty"`    // why the last try failed, for imsfs status
+}
+
+// LostAsset is an asset a CreateUploadMedia may have made, whose answer never came.
+type LostAsset struct {
+	Record       uint64    `json:"record"`
+	Gen          uint64    `json:"gen"`
+	Asked        time.Time `json:"asked"`
+	Type         string    `json:"type"`
+	BusinessType string    `json:"business_type"`
 }
 
 // disposalOf returns what the change from before to after (nil: the record is gone) leaves
 // behind, or nil. replacedBy is the record that took before's path, for a rename over it.
 func disposalOf(before, after *Record, replacedBy uint64) *Disposal {
 	if before.MediaID == "" && before.Upload == nil {
+		if before.State == Creating && !before.Asked.IsZero() && (after == nil || after.Gen != before.Gen) {
+			// Asked for, with no answer yet: an asset may be on its way or may exist already,
+			// which no record will stand for. (One whose answer does come is disposed of then
+			// as well, by its MediaId: deleting twice is no harm.)
+			return &Disposal{Path: before.Path, Why: Voided, Lost: &LostAsset{Record: before.ID, Gen: before.Gen,
+				Asked: before.Asked, Type: before.Type, BusinessType: before.BusinessType}}
+		}
 		return nil
 	}
 	if after != nil && after.MediaID == before.MediaID {

@@ -122,11 +122,11 @@ func outcome(r Record, ev Event) string {
 func TestLifecycleMatrix(t *testing.T) {
 	// Columns: writing, queued, creating, uploading, uploaded, ready, failed, skipped.
 	want := map[EventKind][8]string{
-		Wrote:            {"writing C", "writing C", "writing C", "writing C Dv", "writing C Do", "writing C Do", "writing C Dv", "writing C"},
+		Wrote:            {"writing C", "writing C", "writing C Dv", "writing C Dv", "writing C Do", "writing C Do", "writing C Dv", "writing C"},
 		Closed:           {"queued S", "queued", "creating", "uploading", "uploaded", "ready", "failed", "skipped"},
-		Renamed:          {"writing", "queued C S", "queued C S", "queued C S Dv", "uploaded S", "ready S", "queued C S Dv", "queued C S"},
-		Unlinked:         {"gone C T", "gone C T", "gone C T", "gone C T Dv", "gone C T Dd", "gone C T Dd", "gone C T Dv", "gone C T"},
-		Replaced:         {"gone C T", "gone C T", "gone C T", "gone C T Dv", "gone C T Do", "gone C T Do", "gone C T Dv", "gone C T"},
+		Renamed:          {"writing", "queued C S", "queued C S Dv", "queued C S Dv", "uploaded S", "ready S", "queued C S Dv", "queued C S"},
+		Unlinked:         {"gone C T", "gone C T", "gone C T Dv", "gone C T Dv", "gone C T Dd", "gone C T Dd", "gone C T Dv", "gone C T"},
+		Replaced:         {"gone C T", "gone C T", "gone C T Dv", "gone C T Dv", "gone C T Do", "gone C T Do", "gone C T Dv", "gone C T"},
 		Dispatched:       {"!", "creating", "creating", "!", "!", "!", "!", "!"},
 		AssetCreated:     {"!", "!", "uploading", "!", "!", "!", "!", "!"},
 		MultipartStarted: {"!", "!", "!", "uploading", "!", "!", "!", "!"},
@@ -197,6 +197,7 @@ func TestLifecycleVariants(t *testing.T) {
 		{"an asset for older bytes is refused", recordIn(Creating), Event{Kind: AssetCreated, Gen: 2, Asset: events[AssetCreated].Asset}, "!s"},
 		{"a part of another multipart upload is refused", recordIn(Uploading), Event{Kind: PartStored, Multipart: "U0", Part: Part{Number: 1}}, "!s"},
 		{"an asset without a MediaId is refused", recordIn(Creating), Event{Kind: AssetCreated, Asset: &Asset{}}, "!"},
+		{"a file being created but not yet asked for leaves nothing to look for", with(Creating, func(r *Record) { r.Asked = time.Time{} }), events[Unlinked], "gone C T"},
 		{"a file being written sends its parts", early(), events[MultipartStarted], "writing"},
 		{"a file being written stores its parts", changed(early(), func(r *Record) { r.Upload.MultipartID = "U" }), events[PartStored], "writing"},
 		{"a file closed after its upload while written stores its last parts", changed(early(), func(r *Record) { r.State, r.Upload.MultipartID = Queued, "U" }), events[PartStored], "queued"},

@@ -129,8 +129,8 @@ func TestAnAssetMadeForOlderBytesIsDisposedOf(t *testing.T) {
 		t.Fatalf("got %v, want ErrSuperseded", err)
 	}
 	ds, _ := s.Disposals()
-	if len(ds) != 1 || ds[0].MediaID != "late" || ds[0].Why != Voided {
-		t.Errorf("disposals %+v, want the late asset voided", ds)
+	if len(ds) != 2 || ds[0].Lost == nil || ds[0].Lost.Record != rec.ID || ds[0].Lost.Gen != rec.Gen || ds[1].MediaID != "late" || ds[1].Why != Voided {
+		t.Errorf("disposals %+v, want the asset asked for looked for by its tag, then the late asset voided", ds)
 	}
 	// And for a file that is gone.
 	mustApply(t, s, rec.ID, Event{Kind: Unlinked})

@@ -158,3 +158,45 @@ func TestUpdateMediaInfosOwnRules(t *testing.T) {
 		t.Errorf("the rename of an image was refused: %q\n%s", e, m.output())
 	}
 }
+
+// TestNoPathLeavesAnAssetWithoutBytes: CreateUploadMedia makes each asset but its answer is cut;
+// then one file is removed, one rewritten and one renamed before the next try. Every asset that
+// no file stands for is found by its tag and deleted: the emulator ends holding exactly the
+// final files' assets.
+func TestNoPathLeavesAnAssetWithoutBytes(t *testing.T) {
+	emu := startEmulator(t, "--faults", "ims.create=1:reset")
+	m := startMount(t, emu, "")
+	paths := []string{"video/removed.mp4", "video/rewritten.mp4", "video/renamed.mp4"}
+	for _, p := range paths {
+		if err := os.WriteFile(filepath.Join(m.Dir, p), []byte("first bytes of "+p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for emu.stats(t).Faults["ims.create"] < 3 || len(emu.assets(t)) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the creations were not made and cut: %v, %d assets", emu.stats(t).Faults, len(emu.assets(t)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, p := range paths {
+		if s, _ := xattr(filepath.Join(m.Dir, p), "user.ims.status"); s != "creating" {
+			t.Fatalf("%s after its creation answer was cut: %s", p, s)
+		}
+	}
+	if err := os.Remove(filepath.Join(m.Dir, paths[0])); err != nil {
+		t.Fatal(err)
+	}
+	rewritten := []byte("the bytes written again")
+	if err := os.WriteFile(filepath.Join(m.Dir, paths[1]), rewritten, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(m.Dir, paths[2]), filepath.Join(m.Dir, "video/opening/moved.mp4")); err != nil {
+		t.Fatal(err)
+	}
+	setFaults(t, emu, "")
+	settled(t, emu, m, map[string][]byte{paths[1]: rewritten, "video/opening/moved.mp4": []byte("first bytes of " + paths[2])})
+	if n := strings.Count(m.output(), "an asset found by its tag is deleted"); n != 3 {
+		t.Errorf("%d assets found by their tag and deleted, want 3:\n%s", n, m.output())
+	}
+}

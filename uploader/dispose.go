@@ -55,6 +55,22 @@ func (q *Queue) disposer() {
 // dispose carries out one disposal, or schedules its next try.
 func (q *Queue) dispose(ctx context.Context, d cache.Disposal) {
 	log := q.cfg.Log.With("path", d.Path, "media_id", d.MediaID, "why", d.Why)
+	if l := d.Lost; l != nil && d.MediaID == "" {
+		// Not looked for while a call that may make it can still be under way (a run of the
+		// record's goes on; a call is let finish), nor before the service lists what it made.
+		now := q.cfg.Clock.Now()
+		q.mu.Lock()
+		running := q.running[l.Record] != nil
+		q.mu.Unlock()
+		if after := l.Asked.Add(lostListed); running || now.Before(after) {
+			next := now.Add(time.Second)
+			if after.After(next) {
+				next = after
+			}
+			q.disposals.Add(d.Seq, next)
+			return
+		}
+	}
 	act, wait := q.decide(d)
 	if wait {
 		// Woken when that record settles, and looked at again after a while in any case. The
@@ -71,12 +87,18 @@ func (q *Queue) dispose(ctx context.Context, d cache.Disposal) {
 		return
 	}
 	var err error
+	deleted := ""
 	if act {
-		err = q.undo(ctx, d)
+		deleted, err = q.undo(ctx, d)
 	}
 	if err == nil {
-		if act {
+		switch {
+		case deleted != "" && deleted == d.MediaID:
 			log.Info("asset deleted")
+		case deleted != "":
+			log.Info("an asset found by its tag is deleted: its creation answer was lost, and its file changed or went", "found", deleted)
+		case act && d.Lost != nil:
+			log.Info("no asset was made for a creation whose answer was lost")
 		}
 		if err := q.cfg.Store.DoneDisposal(d.Seq); err != nil {
 			log.Error("record disposal", "err", err)
@@ -103,6 +125,10 @@ func (q *Queue) dispose(ctx context.Context, d cache.Disposal) {
 	}
 	q.disposals.Add(d.Seq, d.Due)
 }
+
+// lostListed is how long after a CreateUploadMedia was asked the asset it made is looked for
+// by its tag, if its answer was lost: the listing shows it by then.
+const lostListed = 5 * time.Second
 
 // decide says whether a disposal deletes its asset, or waits. A voided upload always goes. A
 // finished asset follows its policy; an overwritten one only once the new bytes are an asset
@@ -133,17 +159,26 @@ func (q *Queue) decide(d cache.Disposal) (act, wait bool) {
 	return false, false
 }
 
-// undo aborts a disposal's multipart upload, if it has one, and deletes its asset.
-func (q *Queue) undo(ctx context.Context, d cache.Disposal) error {
+// undo aborts a disposal's multipart upload, if it has one, and deletes its asset, found by its
+// tag when its creation answer was lost. It returns the asset deleted ("": none).
+func (q *Queue) undo(ctx context.Context, d cache.Disposal) (string, error) {
 	if up := d.Upload; up != nil && up.MultipartID != "" && d.MediaID != "" {
 		if err := q.abort(ctx, d); err != nil {
-			return err
+			return "", err
 		}
 	}
-	if d.MediaID == "" {
-		return nil
+	mediaID := d.MediaID
+	if l := d.Lost; l != nil && mediaID == "" {
+		m, err := q.findTagged(ctx, q.cfg.Log.With("path", d.Path), tagOf(q.cfg.Store.Instance(), l.Record, l.Gen), l.Asked, l.Type, l.BusinessType)
+		if err != nil || m == nil {
+			return "", err // none found: none was made
+		}
+		mediaID = m.MediaID
 	}
-	return q.cfg.IMS.DeleteMediaInfos(ctx, d.MediaID)
+	if mediaID == "" {
+		return "", nil
+	}
+	return mediaID, q.cfg.IMS.DeleteMediaInfos(ctx, mediaID)
 }
 
 // abort aborts a multipart upload with new upload credentials for its asset (none are kept).

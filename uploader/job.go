@@ -172,9 +172,7 @@ func (j *job) createRequest(rec *cache.Record, name Name, size int64) ims.Create
 }
 
 // tag names this file's content across stores: it goes in the UserData of the asset made for it.
-func (j *job) tag() string {
-	return fmt.Sprintf("%s/%d.%d", j.q.cfg.Store.Instance(), j.rec.ID, j.gen)
-}
+func (j *job) tag() string { return tagOf(j.q.cfg.Store.Instance(), j.rec.ID, j.gen) }
 
 // listMediaType is the MediaType filter of ListMediaBasicInfos for assets of FileInfo.Type typ:
 // its reference takes image, video, audio or text, so other is not filtered on ("").
@@ -191,21 +189,52 @@ const maxFindCalls = 10
 
 // findAsked looks for the asset an earlier CreateUploadMedia for this content made although its
 // answer never arrived (a crash, a cut connection), and takes it up with new upload credentials
-// (RefreshUploadMedia). ListMediaBasicInfos cannot filter on UserData, so it lists what was made
-// of this Type and BusinessType in the time the call can have run in, stopping at the first
-// asset with this file's tag, after maxFindCalls calls at most: first in the window the clocks
-// give, then in one two minutes wider each way, for a clock that differs from the service's.
-// It returns nil when none is found: a new asset is made then.
+// (RefreshUploadMedia). It returns nil when none is found: a new asset is made then.
 func (j *job) findAsked(ctx context.Context, tag string) (*ims.Ticket, error) {
 	rec := j.record()
+	m, err := j.q.findTagged(ctx, j.log, tag, rec.Asked, rec.Type, rec.BusinessType)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		j.log.Warn("an asset whose creation answer was lost was not found; making another")
+		return nil, nil
+	}
+	t, err := j.q.cfg.IMS.RefreshUploadMedia(ctx, m.MediaID)
+	if err != nil && !temporary(err) {
+		// It cannot be written to: it goes, and another is made.
+		j.log.Warn("an asset whose creation answer was lost cannot be taken up: it is deleted, and another made", "media_id", m.MediaID, "err", err)
+		if err := j.q.addDisposal(cache.Disposal{Path: rec.Path, Why: cache.Voided, MediaID: m.MediaID}); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	j.log.Info("taking up an asset whose creation answer was lost", "media_id", m.MediaID)
+	// MediaURL and FileURL come with readiness.
+	return t, nil
+}
+
+// tagOf names one generation of a file's content across stores: it goes in the UserData of the
+// asset made for it.
+func tagOf(instance string, id, gen uint64) string { return fmt.Sprintf("%s/%d.%d", instance, id, gen) }
+
+// findTagged looks for the asset with tag that a CreateUploadMedia asked at asked may have made.
+// ListMediaBasicInfos cannot filter on UserData, so it lists what was made of this Type and
+// BusinessType in the time the call can have run in, stopping at the first asset with the tag,
+// after maxFindCalls calls at most: first in the window the clocks give, then in one two minutes
+// wider each way, for a clock that differs from the service's. It returns nil when none is found.
+func (q *Queue) findTagged(ctx context.Context, log *slog.Logger, tag string, asked time.Time, typ, business string) (*ims.MediaBasicInfo, error) {
 	calls := 0
 	for _, margin := range []time.Duration{2 * time.Second, 2 * time.Minute} {
 		req := ims.ListRequest{
-			StartTime: rec.Asked.Add(-margin), EndTime: rec.Asked.Add(createTimeout + margin),
-			MediaType: listMediaType(rec.Type), BusinessType: rec.BusinessType, SortBy: "asc", MaxResults: 100,
+			StartTime: asked.Add(-margin), EndTime: asked.Add(createTimeout + margin),
+			MediaType: listMediaType(typ), BusinessType: business, SortBy: "asc", MaxResults: 100,
 		}
 		for ; calls < maxFindCalls; calls++ {
-			page, err := j.q.cfg.IMS.ListMediaBasicInfos(ctx, req)
+			page, err := q.cfg.IMS.ListMediaBasicInfos(ctx, req)
 			if err != nil {
 				return nil, err
 			}
@@ -216,21 +245,8 @@ func (j *job) findAsked(ctx context.Context, tag string) (*ims.Ticket, error) {
 				if json.Unmarshal([]byte(m.UserData), &ud) != nil || ud.Extend.Imsfs != tag {
 					continue
 				}
-				t, err := j.q.cfg.IMS.RefreshUploadMedia(ctx, m.MediaID)
-				if err != nil && !temporary(err) {
-					// It cannot be written to: it goes, and another is made.
-					j.log.Warn("an asset whose creation answer was lost cannot be taken up: it is deleted, and another made", "media_id", m.MediaID, "err", err)
-					if err := j.q.addDisposal(cache.Disposal{Path: rec.Path, Why: cache.Voided, MediaID: m.MediaID}); err != nil {
-						return nil, err
-					}
-					return nil, nil
-				}
-				if err != nil {
-					return nil, err
-				}
-				j.log.Info("taking up an asset whose creation answer was lost", "media_id", m.MediaID, "calls", calls+1)
-				// MediaURL and FileURL come with readiness.
-				return t, nil
+				log.Debug("found an asset by its tag", "media_id", m.MediaID, "calls", calls+1)
+				return &m, nil
 			}
 			if page.NextToken == "" {
 				calls++
@@ -239,7 +255,7 @@ func (j *job) findAsked(ctx context.Context, tag string) (*ims.Ticket, error) {
 			req.NextToken = page.NextToken
 		}
 	}
-	j.log.Warn("an asset whose creation answer was lost was not found; making another", "calls", calls)
+	log.Debug("no asset with the tag", "tag", tag, "calls", calls)
 	return nil, nil
 }
 

@@ -1168,3 +1168,36 @@ func TestARefusedRefreshStartsOver(t *testing.T) {
 		t.Errorf("%d assets left, %d made; want one left of two", live, cloud.Calls("ims.create"))
 	}
 }
+
+// TestAFileGoneWhileItsCreationAnswerIsLostLeavesNoAsset: CreateUploadMedia made an asset but
+// its answer was lost, and the file is deleted before the next try: the asset is found by its
+// tag (once no call can be under way and the listing shows it) and deleted.
+func TestAFileGoneWhileItsCreationAnswerIsLostLeavesNoAsset(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	cloud := fake.New()
+	cloud.Clock = clock
+	cloud.FailAfter = failN("ims.create", 1, errors.New("connection reset"))
+	r := newRig(t, cloud, Config{Clock: clock, Retry: Retry{First: time.Hour, Max: time.Hour}})
+	rec := r.add("video/a.mp4", []byte("abc"))
+	rec = r.waitUntil(rec.ID, func(rec cache.Record) bool { return rec.Attempts == 1 }, "a lost answer")
+	if rec.State != cache.Creating || rec.Asked.IsZero() || len(cloud.Assets()) != 1 {
+		t.Fatalf("after the lost answer: %+v, %d assets", rec, len(cloud.Assets()))
+	}
+	if _, err := r.queue.Apply(rec.ID, cache.Event{Kind: cache.Unlinked}); err != nil {
+		t.Fatal(err)
+	}
+	made := cloud.Assets()[0].MediaID
+	wait, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := clock.BlockUntilContext(wait, 1); err != nil { // the disposal's timer: the retry's went with the file
+		t.Fatalf("nothing waits to look for the asset: %v", err)
+	}
+	if cloud.Calls("ims.list") != 0 {
+		t.Errorf("looked for the asset while its creation could still be under way")
+	}
+	clock.Advance(lostListed + time.Second)
+	r.waitUntilAsset(made, func(a fake.Asset) bool { return a.Deleted }, "deleted")
+	if ds, _ := r.store.Disposals(); len(ds) != 0 {
+		t.Errorf("disposals left: %+v", ds)
+	}
+}
