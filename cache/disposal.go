@@ -29,18 +29,18 @@ const (
 // multipart upload, that no file stands for any more. It is committed in the same transaction
 // as the change, so that a crash cannot leave an orphan nobody knows of.
 type Disposal struct {
-	Seq      uint64    `json:"seq"`
-	Path     string    `json:"path"` // where the file was, for logs
-	Why      Why       `json:"why"`
-	MediaID  string    `json:"media_id,omitempty"`
-	Upload   *Upload   `json:"upload,omitempty"`   // to abort its multipart upload, if any
-	After    uint64    `json:"after,omitempty"`    // Overwritten: the record whose new asset must be ready first
-	Due      time.Time `json:"due,omitzero"`       // not tried before this (backoff)
+	Seq     uint64    `json:"seq"`
+	Path    string    `json:"path"` // where the file was, for logs
+	Why     Why       `json:"why"`
+	MediaID string    `json:"media_id,omitempty"`
+	Upload  *Upload   `json:"upload,omitempty"` // to abort its multipart upload, if any
+	After   uint64    `json:"after,omitempty"`  // Overwritten: the record whose new asset must be ready first
+	Due     time.Time `json:"due,omitzero"`     // not tried before this (backoff)
 	// Lost: a CreateUploadMedia for record Record's generation Gen, asked at Asked, whose answer
 	// never came: the asset it may have made (Type, BusinessType) is found by its tag and deleted.
-	Lost *LostAsset `json:"lost,omitempty"`
-	Attempts int       `json:"attempts,omitempty"` // failed tries
-	Error    string    `json:"error,omitempty"`    // why the last try failed, for imsfs status
+	Lost     *LostAsset `json:"lost,omitempty"`
+	Attempts int        `json:"attempts,omitempty"` // failed tries
+	Error    string     `json:"error,omitempty"`    // why the last try failed, for imsfs status
 }
 
 // LostAsset is an asset a CreateUploadMedia may have made, whose answer never came.
