@@ -185,7 +185,9 @@ func (q *Queue) do(rec cache.Record, fx cache.Effects) {
 			delete(q.creds, id)
 		}
 	}
-	if fx.Removed {
+	switch {
+	case fx.Removed, rec.State != cache.Writing && rec.State != cache.Queued && rec.State != cache.Creating && rec.State != cache.Uploading:
+		// The upload is over (or the file gone): its credentials are not kept a moment longer.
 		delete(q.creds, id)
 	}
 	if fx.Schedule && !q.draining {

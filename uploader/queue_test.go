@@ -1201,3 +1201,25 @@ func TestAFileGoneWhileItsCreationAnswerIsLostLeavesNoAsset(t *testing.T) {
 		t.Errorf("disposals left: %+v", ds)
 	}
 }
+
+// TestUploadCredentialsAreDroppedOnceTheUploadEnds: the STS credentials an upload signed with
+// are not kept in memory once its object is complete (nor once it failed).
+func TestUploadCredentialsAreDroppedOnceTheUploadEnds(t *testing.T) {
+	cloud := fake.New()
+	cloud.ReadyAfter = time.Hour
+	r := newRig(t, cloud, Config{})
+	rec := r.waitFor(r.add("video/a.mp4", []byte("abc")).ID, cache.Uploaded)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.queue.mu.Lock()
+		_, kept := r.queue.creds[rec.ID]
+		r.queue.mu.Unlock()
+		if !kept {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the upload credentials are kept after the object is complete")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
