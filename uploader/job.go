@@ -127,7 +127,7 @@ func (j *job) create(ctx context.Context, askedBefore bool) error {
 		}
 		j.log.Debug("CreateUploadMedia", "type", req.FileInfo.Type, "business_type", req.MediaMetaData.BusinessType)
 		if t, err = j.q.cfg.IMS.CreateUploadMedia(cctx, req); err != nil {
-			return err
+			return businessTypeHint(err, rec)
 		}
 		// Made with this request's fields (one taken up after a lost answer was made with
 		// what is not known for sure).
@@ -215,6 +215,18 @@ func (j *job) findAsked(ctx context.Context, tag string) (*ims.Ticket, error) {
 	j.log.Info("taking up an asset whose creation answer was lost", "media_id", m.MediaID)
 	// MediaURL and FileURL come with readiness.
 	return t, nil
+}
+
+// businessTypeHint adds to CreateUploadMedia's refusal of a folder's BusinessType the setting
+// that changes it: the references disagree on which types take "general", and the mapping's
+// default may be one the service refuses.
+func businessTypeHint(err error, rec cache.Record) error {
+	var api *ims.APIError
+	if !errors.As(err, &api) || api.Temporary() || !strings.Contains(api.Message, "BusinessType") {
+		return err
+	}
+	return &permanentError{fmt.Errorf("%w (the folder %s sends Type %s with BusinessType %s: set another with business-type: for it under folders: in the configuration file, see imsfs config example)",
+		err, path.Dir(rec.Path), rec.Type, rec.BusinessType)}
 }
 
 // tagOf names one generation of a file's content across stores: it goes in the UserData of the

@@ -1223,3 +1223,16 @@ func TestUploadCredentialsAreDroppedOnceTheUploadEnds(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestARefusedBusinessTypeNamesTheSettingThatChangesIt: CreateUploadMedia refuses the folder's
+// BusinessType: the file fails with the service's words and the configuration key to change.
+func TestARefusedBusinessTypeNamesTheSettingThatChangesIt(t *testing.T) {
+	cloud := fake.New()
+	cloud.Fail = failN("ims.create", 1, &ims.APIError{Action: "CreateUploadMedia", StatusCode: 400, Code: "InvalidParameter",
+		Message: "The specified parameter MediaMetaData.BusinessType general is not valid for type audio."})
+	r := newRig(t, cloud, Config{})
+	rec := r.waitFor(r.add("video/x/a.mp4", []byte("abc")).ID, cache.Failed)
+	if !strings.Contains(rec.Error, "is not valid for type audio") || !strings.Contains(rec.Error, "business-type:") || !strings.Contains(rec.Error, "video/x") {
+		t.Errorf("failed with %q", rec.Error)
+	}
+}

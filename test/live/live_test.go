@@ -37,6 +37,8 @@ type live struct {
 	t        *testing.T
 	bin      string
 	mnt      string
+	cache    string
+	args     []string // the mount's flags besides the test's own
 	client   *ims.Client
 	mount    *exec.Cmd
 	mu       sync.Mutex
@@ -46,7 +48,7 @@ type live struct {
 	region   string
 }
 
-func setUp(t *testing.T) *live {
+func setUp(t *testing.T, args ...string) *live {
 	region := os.Getenv("IMSFS_LIVE_REGION")
 	if os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID") == "" || os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET") == "" || region == "" {
 		t.Skip("set ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET and IMSFS_LIVE_REGION")
@@ -72,26 +74,41 @@ func setUp(t *testing.T) *live {
 	l.mnt = filepath.Join(dir, "mnt")
 	os.Mkdir(l.mnt, 0o755)
 	l.log = filepath.Join(dir, "mount.log")
-	logf, _ := os.Create(l.log)
-	l.mount = exec.Command(l.bin, "mount", "--endpoint", l.endpoint, "--region", region, "--cache-dir", filepath.Join(dir, "cache"),
-		"--upload-delay", "0", "--on-delete", "delete", l.mnt)
+	l.cache, l.args = filepath.Join(dir, "cache"), args
+	l.start()
+	t.Cleanup(l.tearDown)
+	return l
+}
+
+// start mounts (again, after kill: on the same cache) and waits until the mount answers.
+func (l *live) start() {
+	l.t.Helper()
+	logf, _ := os.OpenFile(l.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	args := append([]string{"mount", "--endpoint", l.endpoint, "--region", l.region, "--cache-dir", l.cache,
+		"--upload-delay", "0", "--on-delete", "delete"}, l.args...)
+	l.mount = exec.Command(l.bin, append(args, l.mnt)...)
 	l.mount.Stdout, l.mount.Stderr = logf, logf
 	if err := l.mount.Start(); err != nil {
-		t.Fatal(err)
+		l.t.Fatal(err)
 	}
-	t.Cleanup(l.tearDown)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if _, err := os.Stat(filepath.Join(l.mnt, "video")); err == nil {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			data, _ := os.ReadFile(l.log)
-			t.Fatalf("the mount did not come up:\n%s", data)
+			l.t.Fatalf("the mount did not come up:\n%s", data)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return l
+}
+
+// kill kills the mount as a crash would, and clears what it left.
+func (l *live) kill() {
+	l.mount.Process.Kill()
+	l.mount.Wait()
+	exec.Command("umount", "-l", l.mnt).Run()
 }
 
 // tearDown unmounts and deletes every asset the run made.
@@ -288,4 +305,113 @@ func TestLive(t *testing.T) {
 		time.Sleep(2 * time.Second)
 	}
 	fmt.Println("live: video, image and subtitle uploaded and checked; rename, overwrite and delete behaved; every asset made is deleted")
+}
+
+// TestLiveFurther: what the service's own rules touch beyond the first pass: a multipart upload
+// of three parts or more (--part-size 100KiB), an audio file, the asset's fields set by xattrs
+// and read back through GetMediaInfo (UpdateMediaInfo), the rename of an image into cover/ (its
+// BusinessType is one UpdateMediaInfo does not set), a restart mid-upload (the resume asks
+// RefreshUploadMedia, or starts over with a new asset if that is refused), and the BusinessType
+// general of video/ and audio/ (should CreateUploadMedia refuse it, the file's error names the
+// configuration key to change).
+func TestLiveFurther(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("FUSE on Linux")
+	}
+	l := setUp(t, "--part-size", "100KiB")
+	dir := t.TempDir()
+	stamp := time.Now().UTC().Format("20060102-150405")
+	clip, tone, big := filepath.Join(dir, "clip.mp4"), filepath.Join(dir, "tone.wav"), filepath.Join(dir, "long.mp4")
+	for _, args := range [][]string{
+		{"-f", "lavfi", "-i", "testsrc=duration=6:size=640x480:rate=25", "-pix_fmt", "yuv420p", "-c:v", "mpeg4", "-q:v", "2", clip},
+		{"-f", "lavfi", "-i", "sine=frequency=440:duration=3", tone},
+		{"-f", "lavfi", "-i", "testsrc=duration=60:size=640x480:rate=25", "-pix_fmt", "yuv420p", "-c:v", "mpeg4", "-q:v", "2", big},
+	} {
+		if out, err := exec.Command("ffmpeg", append([]string{"-loglevel", "error", "-y"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg %v: %v %s", args, err, out)
+		}
+	}
+	if st, _ := os.Stat(clip); st.Size() < 300<<10 {
+		t.Fatalf("the clip is %d bytes: under three parts of 100 KiB", st.Size())
+	}
+
+	// Multipart, and video/ with BusinessType general.
+	vPath := filepath.Join(l.mnt, "video", "imsfs-live-"+stamp+"-parts.mp4")
+	copyFile(t, clip, vPath)
+	vID := l.ready(vPath)
+	l.check(vID, clip, "video", "general", "imsfs-live-"+stamp+"-parts")
+
+	// Audio, BusinessType general.
+	aPath := filepath.Join(l.mnt, "audio", "imsfs-live-"+stamp+".wav")
+	copyFile(t, tone, aPath)
+	aID := l.ready(aPath)
+	l.check(aID, tone, "audio", "general", "imsfs-live-"+stamp)
+
+	// The asset's fields by xattrs, through UpdateMediaInfo, read back by GetMediaInfo.
+	for name, value := range map[string]string{"user.ims.title": "imsfs live " + stamp, "user.ims.description": "set by the live test", "user.ims.tags": "imsfs,live"} {
+		if err := unix.Setxattr(vPath, name, []byte(value), 0); err != nil {
+			t.Fatalf("setxattr %s: %v", name, err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		info, err := l.client.GetMediaInfo(context.Background(), vID, 0)
+		if err == nil && info.MediaBasicInfo.Title == "imsfs live "+stamp && info.MediaBasicInfo.Description == "set by the live test" && info.MediaBasicInfo.MediaTags == "imsfs,live" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the asset's fields were not set: %+v %v (user.ims.update %q, error %q)", info, err, l.xattr(vPath, "user.ims.update"), l.xattr(vPath, "user.ims.error"))
+		}
+		time.Sleep(2 * time.Second)
+	}
+
+	// The rename of an image into cover/: retitled, BusinessType as it was, nothing refused.
+	_, image, _ := media(t)
+	iPath := filepath.Join(l.mnt, "image", "imsfs-live-"+stamp+".png")
+	copyFile(t, image, iPath)
+	iID := l.ready(iPath)
+	cover := filepath.Join(l.mnt, "image", "cover", "imsfs-live-"+stamp+"-cover.png")
+	if err := os.Rename(iPath, cover); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		info, err := l.client.GetMediaInfo(context.Background(), iID, 0)
+		if err == nil && info.MediaBasicInfo.Title == "imsfs-live-"+stamp+"-cover" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the image was not retitled: %+v %v (error %q)", info, err, l.xattr(cover, "user.ims.error"))
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if e := l.xattr(cover, "user.ims.error"); e != "" {
+		t.Errorf("the rename of an image: %s", e)
+	}
+
+	// A restart mid-upload resumes (or starts over, if the service will not refresh).
+	bPath := filepath.Join(l.mnt, "video", "imsfs-live-"+stamp+"-resumed.mp4")
+	copyFile(t, big, bPath)
+	deadline = time.Now().Add(5 * time.Minute)
+	for {
+		var sent, total int64
+		fmt.Sscanf(l.xattr(bPath, "user.ims.progress"), "%d/%d", &sent, &total)
+		if id := l.xattr(bPath, "user.ims.media_id"); id != "" {
+			l.mu.Lock()
+			l.made[id] = true
+			l.mu.Unlock()
+		}
+		if sent > 0 && sent < total {
+			break
+		}
+		if l.xattr(bPath, "user.ims.status") == "ready" || time.Now().After(deadline) {
+			t.Fatalf("no upload under way to interrupt: %s %s", l.xattr(bPath, "user.ims.status"), l.xattr(bPath, "user.ims.progress"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	l.kill()
+	l.start()
+	bID := l.ready(bPath)
+	l.check(bID, big, "video", "general", "imsfs-live-"+stamp+"-resumed")
+	fmt.Println("live: multipart, audio, fields by xattr, an image renamed into cover/, a resume after kill -9: checked; every asset made is deleted")
 }

@@ -302,6 +302,8 @@ type MediaBasicInfo struct {
 	MediaType    string `json:"MediaType"`
 	BusinessType string `json:"BusinessType"`
 	Title        string `json:"Title"`
+	Description  string `json:"Description"`
+	MediaTags    string `json:"MediaTags"`
 	Status       string `json:"Status"`
 	UserData     string `json:"UserData"`
 	CreateTime   string `json:"CreateTime"`
