@@ -32,7 +32,11 @@ type durability struct {
 	done    uint64          // protected by mu: the latest run that succeeded
 
 	syncMu sync.Mutex // one run at a time
+	closed bool       // protected by syncMu: the store is closed; nothing is synced any more
 }
+
+// ErrClosed means the store was closed.
+var ErrClosed = errors.New("the store is closed")
 
 // Written notes that the spool of record id, now size bytes, has bytes that are not durable yet
 // (a close without fsync); newName says that the spool file itself is new to the spool folder.
@@ -63,6 +67,9 @@ func (s *Store) Sync() error {
 	s.dur.mu.Unlock()
 	s.dur.syncMu.Lock()
 	defer s.dur.syncMu.Unlock()
+	if s.dur.closed {
+		return ErrClosed
+	}
 	s.dur.mu.Lock()
 	if s.dur.done >= covered {
 		s.dur.mu.Unlock()

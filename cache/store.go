@@ -258,6 +258,10 @@ func (s *Store) Close() error {
 	close(s.stopSync)
 	<-s.syncDone
 	err := s.Sync()
+	// No Sync runs while the file closes, nor after: bbolt's own Sync reads its file unlocked.
+	s.dur.syncMu.Lock()
+	defer s.dur.syncMu.Unlock()
+	s.dur.closed = true
 	return errors.Join(err, s.db.Close())
 }
 
