@@ -52,7 +52,7 @@ func TestTheAssetsFieldsAreSetFromTheFile(t *testing.T) {
 		reason      string
 	}{
 		{"user.ims.title", strings.Repeat("长", 43), syscall.E2BIG, "129 bytes"},
-		{"user.ims.description", strings.Repeat("d", 1025), syscall.E2BIG, "1025 characters"},
+		{"user.ims.description", strings.Repeat("d", 1025), syscall.E2BIG, "1025 bytes, UpdateMediaInfo takes at most 1024"},
 		{"user.ims.tags", strings.Repeat("t,", 16) + "t", syscall.E2BIG, "17 tags"},
 		{"user.ims.tags", "a,,b", syscall.EINVAL, "an empty tag"},
 		{"user.ims.cate_id", "news", syscall.EINVAL, "not a category id"},
