@@ -43,7 +43,8 @@ FIGURES   := $(CURDIR)/.test-figures
 test: lint
 	@test/deps.sh test
 	@rm -f $(FIGURES)
-	@IMSFS_FIGURES=$(FIGURES) $(GO) test $(RACE) -count=1 -timeout 20m ./...; status=$$?; \
+	@# Tests that wait most of their time (a recorder writing every 3 s…) run side by side.
+	@IMSFS_FIGURES=$(FIGURES) $(GO) test $(RACE) -count=1 -parallel 8 -timeout 20m ./...; status=$$?; \
 	if [ -s $(FIGURES) ]; then echo; echo "Figures:"; sed 's/^/  /' $(FIGURES); fi; exit $$status
 
 # Against the real IMS and OSS (not part of `make test`): a small video, an image and a subtitle,

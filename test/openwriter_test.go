@@ -21,6 +21,7 @@ import (
 // that the one asset made holds the file's final bytes.
 
 func TestAFileOpenForWritingIsNotUploaded(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		files int // assets asked for in all
@@ -342,6 +343,7 @@ func appendBesideAReader(t *testing.T, emu *emulatorProc, mp *mountProc) {
 // stored, as OSS does). Nothing is called uploaded while that lasts; once it stops, each file
 // ends ready with its own bytes, and the asset that held other bytes is deleted.
 func TestReadyIsProved(t *testing.T) {
+	t.Parallel()
 	emu := startEmulator(t, "--faults", "oss.put=1:corrupt,oss.part=1:corrupt")
 	mp := startMount(t, emu, "", "--part-size", "100KiB")
 	files := map[string][]byte{"video/one-put.mp4": randomBytesT(t, 50000), "video/parts.mp4": randomBytesT(t, 250000)}

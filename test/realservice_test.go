@@ -16,6 +16,7 @@ import (
 // (RequestsTooFrequent, HTTP 403), every file ends ready; the mount says it is being
 // throttled, in imsfs status and its metrics.
 func TestThrottlingIsWeather(t *testing.T) {
+	t.Parallel()
 	emu := startEmulator(t, "--faults", "ims.*=0.33:RequestsTooFrequent/403", "--fault-seed", "7")
 	m := startMount(t, emu, "", "--metrics-addr", "127.0.0.1:0")
 	want := map[string][]byte{}
@@ -60,6 +61,7 @@ func TestThrottlingIsWeather(t *testing.T) {
 // rest as the service's flow control does (Throttling.Api); a copy of 40 files slows to that
 // pace and ends ready, every file, without the calls it would make unpaced.
 func TestTheClientPacesItself(t *testing.T) {
+	t.Parallel()
 	emu := startEmulator(t, "--qps", "CreateUploadMedia=4")
 	m := startMount(t, emu, "", "--metrics-addr", "127.0.0.1:0")
 	want := map[string][]byte{}
@@ -94,6 +96,7 @@ func TestTheClientPacesItself(t *testing.T) {
 // keeps its BusinessType (UpdateMediaInfo takes only subtitles, watermark, opening, ending or
 // general) and gets its new title, with nothing refused.
 func TestUpdateMediaInfosOwnRules(t *testing.T) {
+	t.Parallel()
 	emu := startEmulator(t)
 	m := startMount(t, emu, "")
 	ready := filepath.Join(m.Dir, "video", "ready.mp4")
@@ -164,6 +167,7 @@ func TestUpdateMediaInfosOwnRules(t *testing.T) {
 // no file stands for is found by its tag and deleted: the emulator ends holding exactly the
 // final files' assets.
 func TestNoPathLeavesAnAssetWithoutBytes(t *testing.T) {
+	t.Parallel()
 	emu := startEmulator(t, "--faults", "ims.create=1:reset")
 	m := startMount(t, emu, "")
 	paths := []string{"video/removed.mp4", "video/rewritten.mp4", "video/renamed.mp4"}
