@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -202,5 +203,36 @@ func TestNoPathLeavesAnAssetWithoutBytes(t *testing.T) {
 	settled(t, emu, m, map[string][]byte{paths[1]: rewritten, "video/opening/moved.mp4": []byte("first bytes of " + paths[2])})
 	if n := strings.Count(m.output(), "an asset found by its tag is deleted"); n != 3 {
 		t.Errorf("%d assets found by their tag and deleted, want 3:\n%s", n, m.output())
+	}
+}
+
+// TestARefusedRefreshOnResumeEndsReady: a mount killed mid-upload of an image resumes it; IMS
+// refuses RefreshUploadMedia (as VOD documents for images): the upload starts over with a new
+// asset for the same bytes, the first one is deleted, and the file ends ready with one asset.
+func TestARefusedRefreshOnResumeEndsReady(t *testing.T) {
+	t.Parallel()
+	emu := startEmulator(t, "--faults", "oss.part=0:latency=300ms")
+	cache := t.TempDir()
+	m := startMount(t, emu, cache, "--part-size", "100KiB")
+	p := filepath.Join(m.Dir, "image", "big.png")
+	data := randomBytes(t, 2<<20)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for emu.stats(t).Requests["oss.part"] < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no parts sent: %v", emu.stats(t).Requests)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m.cmd.Process.Signal(syscall.SIGKILL)
+	<-m.done
+	exec.Command("umount", "-l", m.Dir).Run()
+	setFaults(t, emu, "ims.refresh=1:InvalidParameter")
+	m2 := startMount(t, emu, cache, "--part-size", "100KiB")
+	settled(t, emu, m2, map[string][]byte{"image/big.png": data})
+	if !strings.Contains(m2.output(), "RefreshUploadMedia refused new upload credentials") {
+		t.Errorf("the resume did not meet a refused refresh:\n%s", m2.output())
 	}
 }
