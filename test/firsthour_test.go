@@ -424,16 +424,7 @@ func TestWhatTheUserReadsIsTrue(t *testing.T) {
 // no noise in the mount's log: no splice failures, no refused probe, no unmount after the
 // unmount, no helper's error.
 func TestTheLogSaysOnlyWhatMatters(t *testing.T) {
-	requireFUSE(t)
-	dir := filepath.Join(t.TempDir(), "mnt")
-	os.Mkdir(dir, 0o755)
-	p := start(t, "mount-emulator", []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=", "ALIBABA_CLOUD_ACCESS_KEY_SECRET="},
-		"mount", "--emulator", "--cache-dir", t.TempDir(), "--upload-delay", "0", dir)
-	t.Cleanup(func() {
-		if isMounted(dir) {
-			exec.Command("umount", "-l", dir).Run()
-		}
-	})
+	p, dir := startEmbedded(t)
 	waitMounted(t, dir)
 	m := regexp.MustCompile(`embedded emulator at (http://[0-9.:]+)`).FindStringSubmatch(p.output())
 	if m == nil {

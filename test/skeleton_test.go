@@ -2,6 +2,7 @@ package test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -131,13 +132,20 @@ func TestRemountShowsFilesAndTheirStatus(t *testing.T) {
 	}
 }
 
-// TestTheEmbeddedEmulatorNeedsNoCredentials is `make run`'s mode: imsfs mount --emulator.
-func TestTheEmbeddedEmulatorNeedsNoCredentials(t *testing.T) {
+// startEmbedded mounts a new directory with `imsfs mount --emulator` and no credentials, as
+// `make run` does, and waits until it is mounted.
+func startEmbedded(t *testing.T) (*proc, string) {
+	t.Helper()
 	requireFUSE(t)
 	dir := filepath.Join(t.TempDir(), "mnt")
 	os.Mkdir(dir, 0o755)
 	p := start(t, "mount-emulator", []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=", "ALIBABA_CLOUD_ACCESS_KEY_SECRET="},
 		"mount", "--emulator", "--cache-dir", t.TempDir(), "--upload-delay", "0", dir)
+	t.Cleanup(func() {
+		if isMounted(dir) {
+			exec.Command("umount", "-l", dir).Run()
+		}
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	for !isMounted(dir) {
 		if p.exited() || time.Now().After(deadline) {
@@ -145,6 +153,12 @@ func TestTheEmbeddedEmulatorNeedsNoCredentials(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return p, dir
+}
+
+// TestTheEmbeddedEmulatorNeedsNoCredentials is `make run`'s mode: imsfs mount --emulator.
+func TestTheEmbeddedEmulatorNeedsNoCredentials(t *testing.T) {
+	p, dir := startEmbedded(t)
 	src := randomFile(t, "clip.mp4", 100<<10)
 	run(t, "cp", src, filepath.Join(dir, "video")+"/")
 	waitStatus(t, filepath.Join(dir, "video", "clip.mp4"), "ready", 60*time.Second)

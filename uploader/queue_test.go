@@ -430,24 +430,32 @@ func TestCredentialsAboutToExpireAreRenewedBeforeTheNextPart(t *testing.T) {
 	}
 }
 
+// stopAtPart adds data at path and stops the queue, as a crash would, when the nth part is sent
+// (it is not stored): a restart resumes the upload.
+func (r *rig) stopAtPart(path string, data []byte, n int) cache.Record {
+	stop := make(chan struct{})
+	var once sync.Once
+	r.cloud.Fail = func(op string) error {
+		if op == "oss.part" && r.cloud.Calls("oss.part") == n {
+			once.Do(func() { close(stop) })
+			return errors.New("cut")
+		}
+		return nil
+	}
+	rec := r.add(path, data)
+	<-stop
+	r.stop()
+	r.cloud.Fail = nil
+	return rec
+}
+
 // TestAnUploadResumesAfterARestartFromItsStoredParts: parts stored before a stop are asked of
 // OSS (ListParts) and not sent again.
 func TestAnUploadResumesAfterARestartFromItsStoredParts(t *testing.T) {
 	cloud := fake.New()
 	r := newRig(t, cloud, Config{PartSize: minPartSize, PartWorkers: 1})
 	data := randomBytes(t, 4*minPartSize)
-	stop := make(chan struct{})
-	var once sync.Once
-	cloud.Fail = func(op string) error {
-		if op == "oss.part" && cloud.Calls("oss.part") == 3 {
-			once.Do(func() { close(stop) })
-			return errors.New("cut")
-		}
-		return nil
-	}
-	rec := r.add("video/a.mp4", data)
-	<-stop
-	r.stop()
+	rec := r.stopAtPart("video/a.mp4", data, 3)
 	parts, _ := func() ([]cache.Part, error) {
 		s, err := cache.Open(r.dir, cache.Options{})
 		if err != nil {
@@ -1138,18 +1146,7 @@ func TestARefusedRefreshStartsOver(t *testing.T) {
 	cloud := fake.New()
 	r := newRig(t, cloud, Config{PartSize: minPartSize, PartWorkers: 1})
 	data := randomBytes(t, 3*minPartSize)
-	stop := make(chan struct{})
-	var once sync.Once
-	cloud.Fail = func(op string) error {
-		if op == "oss.part" && cloud.Calls("oss.part") == 2 {
-			once.Do(func() { close(stop) })
-			return errors.New("cut")
-		}
-		return nil
-	}
-	rec := r.add("image/big.png", data)
-	<-stop
-	r.stop()
+	rec := r.stopAtPart("image/big.png", data, 2)
 	cloud.Fail = failN("ims.refresh", 100, &ims.APIError{Action: "RefreshUploadMedia", StatusCode: 400, Code: "InvalidParameter", Message: "image upload credentials cannot be refreshed"})
 	r.start()
 	got := r.waitFor(rec.ID, cache.Ready)

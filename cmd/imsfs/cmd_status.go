@@ -123,22 +123,21 @@ func printStatus(out io.Writer, list []uploader.FileStatus, bars bool) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Status, progress, f.Path, oneLine(f.Error))
 	}
 	w.Flush()
-	if len(throttled) > 0 {
-		fmt.Fprintln(out, "\nIMS is throttling (files wait and go on by themselves):")
-		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		for _, f := range throttled {
-			fmt.Fprintf(w, "  %s\t%s\n", f.Path, oneLine(f.Error))
-		}
-		w.Flush()
+	printSection(out, "IMS is throttling (files wait and go on by themselves):", throttled)
+	printSection(out, "recently refused:", refused)
+}
+
+// printSection writes a titled list of what is not a file's upload: path (or action) and why.
+func printSection(out io.Writer, title string, list []uploader.FileStatus) {
+	if len(list) == 0 {
+		return
 	}
-	if len(refused) > 0 {
-		fmt.Fprintln(out, "\nrecently refused:")
-		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		for _, f := range refused {
-			fmt.Fprintf(w, "  %s\t%s\n", f.Path, oneLine(f.Error))
-		}
-		w.Flush()
+	fmt.Fprintln(out, "\n"+title)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for _, f := range list {
+		fmt.Fprintf(w, "  %s\t%s\n", f.Path, oneLine(f.Error))
 	}
+	w.Flush()
 }
 
 // oneLine keeps a row one line, whatever an error message holds.
