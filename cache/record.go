@@ -72,6 +72,9 @@ type Record struct {
 	// Evicted: the spool was removed to bound the cache (only a Ready file's); its bytes are
 	// read back from the object, and fetched again before they change.
 	Evicted bool `json:"evicted,omitempty"`
+
+	// Xattrs are the user.* attributes set on the file other than imsfs's own (xattr.go).
+	Xattrs Xattrs `json:"xattrs,omitempty"`
 }
 
 // Meta is what a file's extended attributes set for its asset; an empty field is the default
@@ -144,9 +147,10 @@ type Part struct {
 
 // Dir is what the store keeps for a folder a user made (the fixed folders are not stored).
 type Dir struct {
-	Path  string    `json:"path"`
-	Mode  uint32    `json:"mode"`
-	Mtime time.Time `json:"mtime"`
+	Path   string    `json:"path"`
+	Mode   uint32    `json:"mode"`
+	Mtime  time.Time `json:"mtime"`
+	Xattrs Xattrs    `json:"xattrs,omitempty"` // user.* attributes set on it (xattr.go)
 }
 
 // newGeneration marks the record's content as changed: whatever upload was made or under way

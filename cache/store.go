@@ -655,10 +655,18 @@ func (s *Store) Parts(id, gen uint64) ([]Part, error) {
 	return out, err
 }
 
-// PutDir records a folder a user made (or updates its attributes).
+// PutDir records a folder a user made (or updates its mode and time; its kept attributes stay).
 func (s *Store) PutDir(d Dir) error {
 	return s.update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bucketDirs), d.Path, d)
+		b := tx.Bucket(bucketDirs)
+		if v := b.Get([]byte(d.Path)); v != nil && d.Xattrs == nil {
+			var old Dir
+			if err := decodeDir([]byte(d.Path), v, &old); err != nil {
+				return err
+			}
+			d.Xattrs = old.Xattrs
+		}
+		return putJSON(b, d.Path, d)
 	})
 }
 

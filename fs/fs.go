@@ -249,6 +249,9 @@ func (d *dirNode) OnAdd(ctx context.Context) {
 		f.opts.Log.Error("read folders from the store", "err", err)
 	}
 	for _, dr := range dirs {
+		if dr.Path == "." {
+			continue // the root's kept attributes: it is there
+		}
 		f.addDir(ctx, dr.Path, dr.Mode, dr.Mtime)
 	}
 	recs, err := f.opts.Store.Files()

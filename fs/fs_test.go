@@ -92,8 +92,6 @@ var refusedByDesign = map[string]string{
 	"SymlinkReadlink":   "symbolic links cannot become assets (EPERM)",
 	"SetattrSymlink":    "symbolic links cannot become assets (EPERM)",
 	"OpenSymlinkRace":   "symbolic links cannot become assets (EPERM)",
-	"XAttr":             "only the user.ims.* attributes exist; others are not kept (ENOTSUP)",
-	"XAttrLarge":        "only the user.ims.* attributes exist; others are not kept (ENOTSUP)",
 	"FallocateKeepSize": "fallocate modes other than plain preallocation (EOPNOTSUPP)",
 	// Not a refusal: POSIX record locks are kept by the kernel, per process, as on a local disk,
 	// where two descriptors of one process never conflict; the test expects locks per open
@@ -139,8 +137,8 @@ func TestRefusalsByDesign(t *testing.T) {
 	if err := os.Symlink("a.bin", filepath.Join(m.dir, "other", "l")); !errors.Is(err, syscall.EPERM) {
 		t.Errorf("symlink: %v, want EPERM", err)
 	}
-	if err := unix.Setxattr(f, "user.test", []byte("v"), 0); !errors.Is(err, syscall.ENOTSUP) {
-		t.Errorf("setxattr: %v, want ENOTSUP", err)
+	if err := unix.Setxattr(f, "trusted.test", []byte("v"), 0); !errors.Is(err, syscall.ENOTSUP) {
+		t.Errorf("setxattr trusted.test: %v, want ENOTSUP (user.* attributes are kept)", err)
 	}
 	fd, err := os.OpenFile(f, os.O_RDWR, 0)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"syscall"
@@ -147,12 +148,15 @@ func (n *fileNode) values(ctx context.Context, ask bool) (map[string]string, sys
 var _ = (gofs.NodeGetxattrer)((*fileNode)(nil))
 
 func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if !strings.HasPrefix(attr, xattrPrefix) {
+	if !strings.HasPrefix(attr, "user.") {
 		return 0, syscall.ENODATA
 	}
 	r, errno := n.record()
 	if errno != gofs.OK {
 		return 0, errno
+	}
+	if !strings.HasPrefix(attr, xattrPrefix) {
+		return keptValue(r.Xattrs, attr, dest)
 	}
 	for _, x := range xattrs {
 		if xattrPrefix+x.name == attr {
@@ -172,19 +176,63 @@ func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.
 	if errno != gofs.OK {
 		return 0, gofs.OK
 	}
+	return listNames(dest, n.names(ctx, &r), r.Xattrs)
+}
+
+// listNames answers a listxattr: the mount's attributes, then the kept ones, by name.
+func listNames(dest []byte, own []string, kept cache.Xattrs) (uint32, syscall.Errno) {
 	var b strings.Builder
-	for _, name := range n.names(ctx, &r) {
+	for _, name := range own {
+		b.WriteString(name)
+		b.WriteByte(0)
+	}
+	for _, name := range slices.Sorted(maps.Keys(kept)) {
 		b.WriteString(name)
 		b.WriteByte(0)
 	}
 	return copyOut(dest, b.String())
 }
 
+// keptValue answers a getxattr of a kept attribute.
+func keptValue(kept cache.Xattrs, attr string, dest []byte) (uint32, syscall.Errno) {
+	v, ok := kept[attr]
+	if !ok {
+		return 0, syscall.ENODATA
+	}
+	return copyOut(dest, string(v))
+}
+
+// xattrFlags reads setxattr(2)'s flags.
+func xattrFlags(flags uint32) cache.XattrFlags {
+	return cache.XattrFlags{Create: flags&unix.XATTR_CREATE != 0, Replace: flags&unix.XATTR_REPLACE != 0}
+}
+
+// keptErrno is the errno of a refused set or removal of a kept attribute, as ext4 answers it;
+// one that goes beyond ext4's room is said in the log (the others are how tools ask).
+func (f *FS) keptErrno(op, p string, err error) syscall.Errno {
+	switch {
+	case err == nil:
+		return gofs.OK
+	case errors.Is(err, cache.ErrNoXattr):
+		return syscall.ENODATA
+	case errors.Is(err, cache.ErrXattrExists):
+		return syscall.EEXIST
+	case errors.Is(err, cache.ErrXattrName):
+		return syscall.ERANGE
+	case errors.Is(err, cache.ErrXattrSpace):
+		return f.refuse(op, p, syscall.ENOSPC, err.Error())
+	case errors.Is(err, cache.ErrNotFound):
+		return syscall.ENOENT
+	}
+	return f.fail(op, p, err)
+}
+
 var _ = (gofs.NodeSetxattrer)((*fileNode)(nil))
 
-// Setxattr sets one of the asset's fields (user.ims.title, description, tags, cate_id); the
-// status attributes are read-only, and other attributes are not kept (cp -a and rsync -X take
-// ENOTSUP as "not supported here" and go on).
+// Setxattr sets one of the asset's fields (user.ims.title, description, tags, cate_id). The
+// mount's other attributes (status, media_id…) are the mount's: a set of one, as a copy out of
+// a mount and back carries it (rsync -aX, cp -a), is taken and changes nothing. Any other user.*
+// attribute is kept with the file (Samba's DOS attributes and streams, browsers' tags).
 func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	if name, ok := strings.CutPrefix(attr, xattrPrefix); ok {
 		switch {
@@ -193,12 +241,16 @@ func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags
 		case !isXattr(name):
 			return n.fsys.refuse("setxattr", n.path(), syscall.EINVAL, noSuchXattr(attr))
 		}
-		return n.fsys.refuse("setxattr", n.path(), syscall.EPERM, attr+" is read-only (user.ims.title, description, tags and cate_id can be set)")
+		n.fsys.opts.Log.Debug("a set of one of the mount's own attributes is taken and changes nothing", "path", n.path(), "attr", attr)
+		return gofs.OK
 	}
-	if isACL(attr) {
+	switch {
+	case isACL(attr):
 		return n.fsys.unsupported("setxattr", n.path(), attr+": no ACLs here")
+	case strings.HasPrefix(attr, "user."):
+		return n.fsys.keptErrno("setxattr", n.path(), n.fsys.opts.Store.SetXattr(n.id, attr, data, false, xattrFlags(flags)))
 	}
-	return n.fsys.refuse("setxattr", n.path(), syscall.ENOTSUP, attr+" is not kept: only the user.ims.* attributes exist here")
+	return n.fsys.refuse("setxattr", n.path(), syscall.ENOTSUP, attr+" is not kept: the user.* attributes are")
 }
 
 // isXattr reports whether name (without the prefix) is an attribute a file may show.
@@ -228,16 +280,20 @@ func isACL(attr string) bool {
 var _ = (gofs.NodeRemovexattrer)((*fileNode)(nil))
 
 // Removexattr of an asset's field gives it back its default (the title from the name, no
-// description, tags or category).
+// description, tags or category); of one of the mount's other attributes, it is taken and
+// changes nothing (rsync -X removes what its source lacks); of a kept one, it goes.
 func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if name, ok := strings.CutPrefix(attr, xattrPrefix); ok {
-		if isMetaField(name) {
+		switch {
+		case isMetaField(name):
 			return n.setMeta("removexattr", name, "", unix.XATTR_REPLACE)
-		}
-		if !isXattr(name) {
+		case !isXattr(name):
 			return syscall.ENODATA // nothing of that name to remove
 		}
-		return n.fsys.refuse("removexattr", n.path(), syscall.EPERM, attr+" is read-only")
+		return gofs.OK
+	}
+	if strings.HasPrefix(attr, "user.") {
+		return n.fsys.keptErrno("removexattr", n.path(), n.fsys.opts.Store.SetXattr(n.id, attr, nil, true, cache.XattrFlags{}))
 	}
 	return syscall.ENODATA
 }
@@ -255,6 +311,8 @@ func (n *fileNode) setMeta(op, field, value string, flags uint32) syscall.Errno 
 	switch cur := r.Meta.Field(field); {
 	case flags&unix.XATTR_CREATE != 0 && cur != "":
 		return n.fsys.refuse(op, p, syscall.EEXIST, attr+" is set already (XATTR_CREATE)")
+	case op == "removexattr" && cur == "":
+		return gofs.OK // nothing set: the default stands (the title shows, and goes, as the name's)
 	case flags&unix.XATTR_REPLACE != 0 && cur == "":
 		return syscall.ENODATA // nothing set: the default stands
 	}
@@ -266,6 +324,15 @@ func (n *fileNode) setMeta(op, field, value string, flags uint32) syscall.Errno 
 			errno = syscall.E2BIG
 		}
 		return n.fsys.refuse(op, p, errno, attr+": "+err.Error())
+	}
+	effective := r.Meta.Field(field)
+	if field == "title" {
+		effective = uploader.Title(&r)
+	}
+	if value == effective && value != "" {
+		// What it is already (a copy of the mount's attributes carries them all): set as is,
+		// so that a title taken from the name still follows the name.
+		return gofs.OK
 	}
 	rec, err := n.fsys.opts.Uploads.Apply(n.id, cache.Event{Kind: cache.MetaSet, Field: field, Value: value})
 	if err != nil {
@@ -292,21 +359,65 @@ func copyOut(dest []byte, v string) (uint32, syscall.Errno) {
 
 var _ = (gofs.NodeSetxattrer)((*dirNode)(nil))
 
-// Setxattr on a folder: nothing is kept (cp -p and rsync -A take ENOTSUP as "no ACLs here").
+// Setxattr on a folder keeps a user.* attribute (Samba sets DOS attributes on folders too);
+// ACLs are ENOTSUP, as where there are none (cp -p and rsync -A go on).
 func (d *dirNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if isACL(attr) {
+	switch {
+	case isACL(attr):
 		return d.fsys.unsupported("setxattr", d.path(), attr+": no ACLs here")
+	case strings.HasPrefix(attr, xattrPrefix):
+		return d.fsys.refuse("setxattr", d.path(), syscall.EPERM, attr+": a folder has none of the mount's attributes to set")
+	case strings.HasPrefix(attr, "user."):
+		return d.fsys.keptErrno("setxattr", d.path(), d.fsys.opts.Store.SetDirXattr(d.storeKey(), attr, data, false, xattrFlags(flags)))
 	}
 	return d.fsys.refuse("setxattr", d.path(), syscall.ENOTSUP, attr+" is not kept: folders have no extended attributes here")
 }
 
 var _ = (gofs.NodeGetxattrer)((*dirNode)(nil))
 
-// Getxattr on the root gives user.ims.control, the mount's control socket; folders have no
-// other attributes.
+// Getxattr on the root gives user.ims.control, the mount's control socket; a folder's kept
+// attributes are read from the store.
 func (d *dirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	if d.IsRoot() && attr == xattrPrefix+"control" && d.fsys.opts.ControlSocket != "" {
 		return copyOut(dest, d.fsys.opts.ControlSocket)
 	}
-	return 0, syscall.ENODATA
+	if !strings.HasPrefix(attr, "user.") || strings.HasPrefix(attr, xattrPrefix) {
+		return 0, syscall.ENODATA
+	}
+	kept, err := d.fsys.opts.Store.DirXattrs(d.storeKey())
+	if err != nil {
+		return 0, d.fsys.fail("getxattr", d.path(), err)
+	}
+	return keptValue(kept, attr, dest)
+}
+
+// storeKey is the folder's key in the store's folders: its path, "." for the root.
+func (d *dirNode) storeKey() string {
+	if p := d.path(); p != "" {
+		return p
+	}
+	return "."
+}
+
+var _ = (gofs.NodeListxattrer)((*dirNode)(nil))
+
+func (d *dirNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	kept, err := d.fsys.opts.Store.DirXattrs(d.storeKey())
+	if err != nil {
+		return 0, d.fsys.fail("listxattr", d.path(), err)
+	}
+	var own []string
+	if d.IsRoot() && d.fsys.opts.ControlSocket != "" {
+		own = append(own, xattrPrefix+"control")
+	}
+	return listNames(dest, own, kept)
+}
+
+var _ = (gofs.NodeRemovexattrer)((*dirNode)(nil))
+
+func (d *dirNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if !strings.HasPrefix(attr, "user.") || strings.HasPrefix(attr, xattrPrefix) {
+		return syscall.ENODATA
+	}
+	return d.fsys.keptErrno("removexattr", d.path(), d.fsys.opts.Store.SetDirXattr(d.storeKey(), attr, nil, true, cache.XattrFlags{}))
 }

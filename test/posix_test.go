@@ -123,8 +123,8 @@ func TestPOSIXSemantics(t *testing.T) {
 			t.Fatalf("no log line for the refused mknod:\n%s", m.output())
 		}
 		os.WriteFile(mnt("video/attrs.mp4"), []byte("x"), 0o644)
-		if err := syscall.Setxattr(mnt("video/attrs.mp4"), "user.comment", []byte("hi"), 0); !isErrno(err, syscall.ENOTSUP) {
-			t.Fatalf("setxattr user.comment: %v, want ENOTSUP", err)
+		if err := syscall.Setxattr(mnt("video/attrs.mp4"), "trusted.comment", []byte("hi"), 0); !isErrno(err, syscall.ENOTSUP) {
+			t.Fatalf("setxattr trusted.comment: %v, want ENOTSUP", err)
 		}
 		if !strings.Contains(m.output(), `op=setxattr path=video/attrs.mp4 errno=ENOTSUP`) {
 			t.Fatalf("no log line for the refused setxattr:\n%s", m.output())
