@@ -155,6 +155,7 @@ var (
 type Admission interface {
 	// Refuse returns why the file r stands for (its Path, Type, BusinessType and Size) is not
 	// uploaded, and as what: Skipped for a name that is not an asset's (renamed, it may be one),
+	// Local for a name desktops and systems leave (kept, never an asset's, no sidecar),
 	// Failed for what the service would refuse (too big). An empty State admits it.
 	Refuse(r *Record) (State, string)
 }
@@ -230,7 +231,7 @@ func admit(r *Record, due time.Time, fx *Effects, adm Admission) {
 	r.Attempts, r.Error = 0, ""
 	if state, why := adm.Refuse(r); state != "" {
 		r.State, r.Error, r.Due = state, why, time.Time{}
-		fx.Settled = state == Skipped
+		fx.Settled = state.Kept()
 		return
 	}
 	r.State, r.Due = Queued, due
@@ -304,7 +305,7 @@ func follow(r *Record, ev *Event, fx *Effects, adm Admission) error {
 		admit(r, ev.Due, fx, adm)
 		return nil
 	case r.State == Failed && r.Damaged:
-	case r.State == Queued && r.MediaID == "" || r.State == Skipped:
+	case r.State == Queued && r.MediaID == "" || r.State.Kept():
 		fx.Cancel = true // re-armed: the settle delay starts again
 		r.Type, r.BusinessType = ev.Type, ev.BusinessType
 		admit(r, ev.Due, fx, adm)
@@ -453,7 +454,7 @@ func retry(r *Record, ev *Event, fx *Effects, adm Admission) error {
 		admit(r, ev.Due, fx, adm)
 	case r.State == Writing:
 		return fmt.Errorf("%w: it is being written; it is uploaded when its last writer closes it", ErrNothingToRetry)
-	case r.State == Skipped:
+	case r.State.Kept():
 		return fmt.Errorf("%w: %s", ErrNothingToRetry, r.Error)
 	case r.State == Ready && !r.MetaPending:
 		return fmt.Errorf("%w: it is ready", ErrNothingToRetry)

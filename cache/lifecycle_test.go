@@ -17,6 +17,8 @@ func (testAdmission) Refuse(r *Record) (State, string) {
 	switch {
 	case strings.HasSuffix(p, "~"):
 		return Skipped, "not uploaded: a temporary name"
+	case strings.HasPrefix(p[strings.LastIndex(p, "/")+1:], "._"):
+		return Local, "kept in the mount: a name desktops leave"
 	case !strings.Contains(p[strings.LastIndex(p, "/")+1:], "."):
 		return Skipped, "not uploaded: no extension"
 	case r.Size > 1<<30:
@@ -120,29 +122,29 @@ func outcome(r Record, ev Event) string {
 // TestLifecycleMatrix applies every event in every state and compares what happens with the
 // life-cycle as the README states it.
 func TestLifecycleMatrix(t *testing.T) {
-	// Columns: writing, queued, creating, uploading, uploaded, ready, failed, skipped.
-	want := map[EventKind][8]string{
-		Wrote:            {"writing C", "writing C", "writing C Dv", "writing C Dv", "writing C Do", "writing C Do", "writing C Dv", "writing C"},
-		Closed:           {"queued S", "queued", "creating", "uploading", "uploaded", "ready", "failed", "skipped"},
-		Renamed:          {"writing", "queued C S", "queued C S Dv", "queued C S Dv", "uploaded S", "ready S", "queued C S Dv", "queued C S"},
-		Unlinked:         {"gone C T", "gone C T", "gone C T Dv", "gone C T Dv", "gone C T Dd", "gone C T Dd", "gone C T Dv", "gone C T"},
-		Replaced:         {"gone C T", "gone C T", "gone C T Dv", "gone C T Dv", "gone C T Do", "gone C T Do", "gone C T Dv", "gone C T"},
-		Dispatched:       {"!", "creating", "creating", "!", "!", "!", "!", "!"},
-		AssetCreated:     {"!", "!", "uploading", "!", "!", "!", "!", "!"},
-		MultipartStarted: {"!", "!", "!", "uploading", "!", "!", "!", "!"},
-		PartStored:       {"!s", "!s", "!", "uploading", "!", "!", "!", "!"},
-		ObjectCompleted:  {"!", "!", "!", "uploaded S", "!", "!", "!", "!"},
-		AssetReady:       {"!", "!", "!", "!", "ready T", "!", "!", "!"},
-		UploadFailed:     {"!", "!", "failed", "failed", "failed", "!", "!", "!"},
-		TryFailed:        {"!", "queued S", "creating S", "uploading S", "uploaded S", "!", "!", "!"},
-		RetryAsked:       {"!n", "queued S", "creating S", "uploading S", "uploaded S", "!n", "queued C S Dv", "!n"},
-		MetaUpdated:      {"!", "!", "!", "!", "uploaded", "ready", "!", "!"},
-		Evicted:          {"!", "!", "!", "!", "!", "ready", "!", "!"},
-		Restored:         {"writing", "queued", "creating", "uploading", "uploaded", "ready", "failed", "skipped"},
-		EarlyAsset:       {"writing", "!", "!", "!", "!", "!", "!", "!"},
-		MetaSet:          {"writing", "queued", "creating", "uploading", "uploaded S", "ready S", "failed", "skipped"},
-		StartOver:        {"!", "!", "!", "queued C S Dv", "!", "!", "!", "!"},
-		Held:             {"!", "writing C", "!", "!", "!", "!", "!", "!"},
+	// Columns: writing, queued, creating, uploading, uploaded, ready, failed, skipped, local.
+	want := map[EventKind][9]string{
+		Wrote:            {"writing C", "writing C", "writing C Dv", "writing C Dv", "writing C Do", "writing C Do", "writing C Dv", "writing C", "writing C"},
+		Closed:           {"queued S", "queued", "creating", "uploading", "uploaded", "ready", "failed", "skipped", "local"},
+		Renamed:          {"writing", "queued C S", "queued C S Dv", "queued C S Dv", "uploaded S", "ready S", "queued C S Dv", "queued C S", "queued C S"},
+		Unlinked:         {"gone C T", "gone C T", "gone C T Dv", "gone C T Dv", "gone C T Dd", "gone C T Dd", "gone C T Dv", "gone C T", "gone C T"},
+		Replaced:         {"gone C T", "gone C T", "gone C T Dv", "gone C T Dv", "gone C T Do", "gone C T Do", "gone C T Dv", "gone C T", "gone C T"},
+		Dispatched:       {"!", "creating", "creating", "!", "!", "!", "!", "!", "!"},
+		AssetCreated:     {"!", "!", "uploading", "!", "!", "!", "!", "!", "!"},
+		MultipartStarted: {"!", "!", "!", "uploading", "!", "!", "!", "!", "!"},
+		PartStored:       {"!s", "!s", "!", "uploading", "!", "!", "!", "!", "!"},
+		ObjectCompleted:  {"!", "!", "!", "uploaded S", "!", "!", "!", "!", "!"},
+		AssetReady:       {"!", "!", "!", "!", "ready T", "!", "!", "!", "!"},
+		UploadFailed:     {"!", "!", "failed", "failed", "failed", "!", "!", "!", "!"},
+		TryFailed:        {"!", "queued S", "creating S", "uploading S", "uploaded S", "!", "!", "!", "!"},
+		RetryAsked:       {"!n", "queued S", "creating S", "uploading S", "uploaded S", "!n", "queued C S Dv", "!n", "!n"},
+		MetaUpdated:      {"!", "!", "!", "!", "uploaded", "ready", "!", "!", "!"},
+		Evicted:          {"!", "!", "!", "!", "!", "ready", "!", "!", "!"},
+		Restored:         {"writing", "queued", "creating", "uploading", "uploaded", "ready", "failed", "skipped", "local"},
+		EarlyAsset:       {"writing", "!", "!", "!", "!", "!", "!", "!", "!"},
+		MetaSet:          {"writing", "queued", "creating", "uploading", "uploaded S", "ready S", "failed", "skipped", "local"},
+		StartOver:        {"!", "!", "!", "queued C S Dv", "!", "!", "!", "!", "!"},
+		Held:             {"!", "writing C", "!", "!", "!", "!", "!", "!", "!"},
 	}
 	if len(want) != len(EventKinds()) {
 		t.Fatalf("the matrix has %d rows, there are %d kinds of event", len(want), len(EventKinds()))
@@ -208,6 +210,8 @@ func TestLifecycleVariants(t *testing.T) {
 		{"an upload started over under a name not uploaded is skipped", with(Uploading, func(r *Record) { r.Path = "video/a.mp4~" }), events[StartOver], "skipped C T Dv"},
 		{"a start-over for older bytes is refused", recordIn(Uploading), Event{Kind: StartOver, Gen: 2}, "!s"},
 		{"an upload that keeps starting over fails, its asset disposed of", recordIn(Uploading), Event{Kind: StartOver, GiveUp: true, Reason: "OSS holds other bytes"}, "failed C Dv"},
+		{"a desktop's name is kept local at close", with(Writing, func(r *Record) { r.Path = "video/._a.mp4" }), events[Closed], "local T"},
+		{"a local file cannot be retried", recordIn(Local), events[RetryAsked], "!n"},
 		{"a file queued after its upload while written is held", changed(early(), func(r *Record) { r.State = Queued }), events[Held], "writing C"},
 		{"a file queued for a retitle of its asset is not held", changed(recordIn(Queued), func(r *Record) { r.MediaID = "m1" }), events[Held], "!"},
 		{"a file uploaded while written goes on uploading", changed(early(), func(r *Record) { r.State = Queued }), events[Dispatched], "uploading"},

@@ -16,11 +16,12 @@ const (
 	Ready     State = "ready"     // the asset is Normal in the media library
 	Failed    State = "failed"    // a permanent error; user.ims.error says which
 	Skipped   State = "skipped"   // never uploaded (a temporary name, or no extension)
+	Local     State = "local"     // kept in the mount, never uploaded: a name desktops and systems leave (.DS_Store, Thumbs.db…)
 )
 
 // States returns every state, in order; for documentation and tests.
 func States() []State {
-	return []State{Writing, Queued, Creating, Uploading, Uploaded, Ready, Failed, Skipped}
+	return []State{Writing, Queued, Creating, Uploading, Uploaded, Ready, Failed, Skipped, Local}
 }
 
 // Valid reports whether s is one of the states above.
@@ -42,6 +43,10 @@ func (s State) Pending() bool {
 	}
 	return false
 }
+
+// Kept reports whether a file in this state stays in the mount and is not uploaded, for its
+// name (skipped, local): a rename to another name may make it an asset's.
+func (s State) Kept() bool { return s == Skipped || s == Local }
 
 // Finished reports whether the file's bytes are in the cloud: every policy (unlink, rename,
 // overwrite) treats an uploaded file as it treats a ready one, since only IMS's own processing

@@ -62,6 +62,9 @@ type Options struct {
 	ControlSocket string
 	// Sidecars shows NAME.ims.json beside each file [off; the mount command turns it on].
 	Sidecars bool
+	// Junk reports whether the file at a path has a name desktops and systems leave
+	// (.DS_Store, Thumbs.db…): it shows no sidecar [none].
+	Junk func(path string) bool
 	// NoPassthrough keeps every write going through imsfs, where the kernel could pass it
 	// straight to the spool [passthrough where the kernel and privileges allow].
 	NoPassthrough bool

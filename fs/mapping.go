@@ -16,6 +16,9 @@ type Rule struct {
 	// Asset is what the folder adds to its files' CreateUploadMedia (AppId, CateId, a workflow…:
 	// the configuration file's folders).
 	Asset uploader.AssetSettings
+	// Ignore are the junk names of the folder (path.Match patterns): kept, never uploaded, no
+	// sidecar [nil: uploader.DefaultJunkNames].
+	Ignore []string
 }
 
 // Mapping is the folder layout of a mount: which folders exist from the start (fixed: they cannot
@@ -88,6 +91,17 @@ func (m *Mapping) Settings(p string) uploader.AssetSettings {
 	}
 	r, _ := m.RuleFor(dir)
 	return r.Asset
+}
+
+// Junk returns the junk-name patterns of the folder at dir (its rule's, or the defaults).
+func (m *Mapping) Junk(dir string) []string {
+	if dir == "." {
+		dir = ""
+	}
+	if r, ok := m.RuleFor(dir); ok && r.Ignore != nil {
+		return r.Ignore
+	}
+	return uploader.DefaultJunkNames
 }
 
 // RuleFor returns the rule for files in folder dir: that of dir itself or of the nearest mapped

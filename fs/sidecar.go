@@ -2,6 +2,7 @@ package fs
 
 import (
 	"bytes"
+	"path"
 	"context"
 	"encoding/json"
 	"os"
@@ -21,9 +22,12 @@ func isSidecar(name string) bool {
 	return strings.HasSuffix(name, SidecarSuffix) && len(name) > len(SidecarSuffix)
 }
 
-// hasSidecar reports whether a file of this name shows a sidecar: not when the sidecar's name
-// would pass NAME_MAX, which tools copying the folder could not create elsewhere.
-func hasSidecar(name string) bool { return len(name)+len(SidecarSuffix) <= nameMax }
+// showsSidecar reports whether the file at p shows a sidecar: not with --sidecars=false; not
+// when the sidecar's name would pass NAME_MAX, which tools copying the folder could not create
+// elsewhere; not for a junk name (.DS_Store has nothing to say).
+func (f *FS) showsSidecar(p string) bool {
+	return f.opts.Sidecars && len(path.Base(p))+len(SidecarSuffix) <= nameMax && (f.opts.Junk == nil || !f.opts.Junk(p))
+}
 
 // ghostNode is a sidecar name a copy wrote: it takes what is written and keeps none of it,
 // until the sidecar of a file of that name shows in its place.
@@ -203,7 +207,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, syscall.ENOENT
 	}
 	c := d.GetChild(strings.TrimSuffix(name, SidecarSuffix))
-	if c == nil {
+	if c == nil || !d.fsys.showsSidecar(join(d.path(), strings.TrimSuffix(name, SidecarSuffix))) {
 		return nil, syscall.ENOENT
 	}
 	f, ok := c.Operations().(*fileNode)
@@ -228,6 +232,7 @@ var _ = (gofs.NodeReaddirer)((*dirNode)(nil))
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	// "." and "..", as every local file system lists them (ls -a).
 	list := []fuse.DirEntry{{Name: ".", Mode: syscall.S_IFDIR}, {Name: "..", Mode: syscall.S_IFDIR}}
+	dir := d.path()
 	for name, c := range d.Children() {
 		switch c.Operations().(type) {
 		case *sidecarNode:
@@ -235,7 +240,7 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		case *ghostNode:
 			continue // the mount's own sidecar shows once its file is there
 		case *fileNode:
-			if d.fsys.opts.Sidecars && hasSidecar(name) {
+			if d.fsys.showsSidecar(join(dir, name)) {
 				list = append(list, fuse.DirEntry{Name: name + SidecarSuffix, Mode: syscall.S_IFREG})
 			}
 			list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG})

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,4 +85,57 @@ func TestCopyToolsKeepWhatTheyCarry(t *testing.T) {
 			t.Errorf("a copy tool's attributes were refused:\n%s", log)
 		}
 	}
+}
+
+// TestJunkNamesStayLocal: what macOS, Windows and office programs leave beside files is kept
+// (readable, writable) but never uploaded: status local with the reason, no sidecar, not in
+// imsfs status; renamed to a real name, it is uploaded. A folder of the configuration file
+// names its own.
+func TestJunkNamesStayLocal(t *testing.T) {
+	t.Parallel()
+	emu := startEmulator(t)
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(cfg, []byte("folders:\n  video/raw:\n    ignore: [\"*.bak\"]\n"), 0o644)
+	m := startMount(t, emu, "", "--config", cfg)
+	os.Mkdir(filepath.Join(m.Dir, "video", "raw"), 0o755)
+	junk := []string{".DS_Store", "._clip.mp4", "Thumbs.db", "desktop.ini", ".~lock.report.odt#", "~$budget.docx", "raw/take.bak"}
+	for _, name := range junk {
+		p := filepath.Join(m.Dir, "video", name)
+		if err := os.WriteFile(p, []byte("junk of "+name), 0o644); err != nil {
+			t.Fatalf("write %s: %v", name, err)
+		}
+	}
+	os.WriteFile(filepath.Join(m.Dir, "video", "raw", "._kept.mp4"), []byte("a real name in raw/"), 0o644)
+	waitStatus(t, filepath.Join(m.Dir, "video", "raw", "._kept.mp4"), "ready", 30*time.Second)
+	for _, name := range junk {
+		p := filepath.Join(m.Dir, "video", name)
+		waitStatus(t, p, "local", 10*time.Second)
+		if e, _ := xattr(p, "user.ims.error"); !strings.Contains(e, "never uploaded") {
+			t.Errorf("%s: user.ims.error %q", name, e)
+		}
+		if _, err := os.Stat(p + ".ims.json"); !os.IsNotExist(err) {
+			t.Errorf("%s shows a sidecar: %v", name, err)
+		}
+		if data, err := os.ReadFile(p); err != nil || string(data) != "junk of "+name {
+			t.Errorf("%s reads %q %v", name, data, err)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Join(m.Dir, "video"))
+	for _, e := range entries {
+		if base, ok := strings.CutSuffix(e.Name(), ".ims.json"); ok && slices.Contains(junk, base) {
+			t.Errorf("the folder lists the sidecar %s", e.Name())
+		}
+	}
+	status, _ := exec.Command(imsfsBin, "status", m.Dir).CombinedOutput()
+	if strings.Contains(string(status), "DS_Store") {
+		t.Errorf("imsfs status lists a junk name:\n%s", status)
+	}
+	if n := len(emu.assets(t)); n != 1 {
+		t.Errorf("%d assets, want only raw/._kept.mp4's", n)
+	}
+	// Renamed to a real name, it is a file like any other.
+	if err := os.Rename(filepath.Join(m.Dir, "video", "._clip.mp4"), filepath.Join(m.Dir, "video", "clip.mp4")); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, filepath.Join(m.Dir, "video", "clip.mp4"), "ready", 30*time.Second)
 }

@@ -58,7 +58,7 @@ func uploadable(t *testing.T, m *mountProc, under string) []string {
 		if err != nil || d.IsDir() || strings.HasSuffix(p, ".ims.json") {
 			return err
 		}
-		if s, _ := xattr(p, "user.ims.status"); s != "skipped" {
+		if s, _ := xattr(p, "user.ims.status"); s != "skipped" && s != "local" {
 			rel, _ := filepath.Rel(m.Dir, p)
 			out = append(out, rel)
 		}

@@ -44,20 +44,30 @@ func ParseName(file string) (Name, error) {
 
 // DefaultTempNames are the names tools give files that are not (yet) the final ones, as
 // path.Match patterns on the file name: vim's swap, backup and write-test files, emacs autosave
-// and lock files, LibreOffice and MS Office lock and temporary files, partial downloads,
-// rsync's and GIO's temporary files, and the droppings of macOS and Windows.
-const DefaultTempNames = ".*.swp,.*.swo,.*.swx,*~,4913,#*#,.#*,.~lock.*#,~$*,*.tmp,*.temp,*.crdownload,*.part," +
-	"*.partial,.*.??????,.goutputstream-*,*.kate-swp,.DS_Store,._*,Thumbs.db,desktop.ini,.fuse_hidden*,.nfs*"
+// and lock files, LibreOffice and MS Office temporary files, partial downloads, rsync's and
+// GIO's temporary files. A file of such a name is skipped, and uploaded once renamed.
+const DefaultTempNames = ".*.swp,.*.swo,.*.swx,*~,4913,#*#,.#*,*.tmp,*.temp,*.crdownload,*.part," +
+	"*.partial,.*.??????,.goutputstream-*,*.kate-swp"
+
+// DefaultJunkNames are the names desktops, office programs and file systems leave beside the
+// files a user saves: macOS's .DS_Store and AppleDouble ._ files, Windows' Thumbs.db and
+// desktop.ini, LibreOffice's and MS Office's lock files, FUSE's and NFS's placeholders of
+// removed open files. They are kept in the mount, show no sidecar and never become assets
+// (status local); a folder of the configuration file may name its own (ignore:).
+var DefaultJunkNames = []string{".DS_Store", "._*", "Thumbs.db", "desktop.ini", ".~lock.*#", "~$*", ".fuse_hidden*", ".nfs*"}
 
 // Admitter decides which closed files become assets.
 type Admitter struct {
 	temp []string // read only: path.Match patterns of temporary names
+	// junk gives the junk-name patterns of the folder at dir (DefaultJunkNames, or the
+	// configuration file's ignore: for it).
+	junk func(dir string) []string // read only
 }
 
 // NewAdmitter takes a comma-separated list of temporary-name patterns (path.Match syntax, on
-// the file name only).
+// the file name only). Junk names are DefaultJunkNames in every folder, unless SetJunk says.
 func NewAdmitter(tempNames string) (*Admitter, error) {
-	a := &Admitter{}
+	a := &Admitter{junk: func(string) []string { return DefaultJunkNames }}
 	for _, p := range strings.Split(tempNames, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
@@ -68,6 +78,31 @@ func NewAdmitter(tempNames string) (*Admitter, error) {
 		a.temp = append(a.temp, p)
 	}
 	return a, nil
+}
+
+// CheckPatterns checks path.Match patterns of file names (a folder's ignore:).
+func CheckPatterns(patterns []string) error {
+	for _, p := range patterns {
+		if _, err := path.Match(p, ""); err != nil || p == "" || strings.Contains(p, "/") {
+			return fmt.Errorf("pattern %q: want a shell glob of a file name (path.Match), no /", p)
+		}
+	}
+	return nil
+}
+
+// SetJunk makes junk(dir) the junk-name patterns of the folder at dir; call it before use.
+func (a *Admitter) SetJunk(junk func(dir string) []string) { a.junk = junk }
+
+// Junk reports whether the file at p (mount-relative) has a junk name, and the pattern that
+// says so.
+func (a *Admitter) Junk(p string) (string, bool) {
+	name := path.Base(p)
+	for _, pat := range a.junk(path.Dir(p)) {
+		if ok, _ := path.Match(pat, name); ok {
+			return pat, true
+		}
+	}
+	return "", false
 }
 
 // TempName reports whether a file name is a temporary one, and the pattern that says so.
@@ -87,6 +122,9 @@ func (a *Admitter) TempName(name string) (string, bool) {
 // life-cycle asks it after a last close, a rename and a retry.
 func (a *Admitter) Refuse(r *cache.Record) (cache.State, string) {
 	name := path.Base(r.Path)
+	if pat, ok := a.Junk(r.Path); ok {
+		return cache.Local, fmt.Sprintf("kept in the mount, never uploaded: %q is a name desktops and systems leave beside files (pattern %q)", name, pat)
+	}
 	if pat, ok := a.TempName(name); ok {
 		return cache.Skipped, fmt.Sprintf("not uploaded: %q is a temporary name (pattern %q); rename it to upload it", name, pat)
 	}

@@ -72,23 +72,42 @@ func TestRefuse(t *testing.T) {
 		{"text/subtitles/4913", "text", "subtitles", 1, cache.Skipped, "temporary"},
 		{"text/subtitles/#clip.srt#", "text", "subtitles", 1, cache.Skipped, "temporary"},
 		{"text/subtitles/.#clip.srt", "text", "subtitles", 1, cache.Skipped, "temporary"},
-		{"other/.~lock.report.odt#", "other", "general", 1, cache.Skipped, "temporary"},
-		{"other/~$report.docx", "other", "general", 1, cache.Skipped, "temporary"},
+		{"other/.~lock.report.odt#", "other", "general", 1, cache.Local, "kept in the mount, never uploaded"},
+		{"other/~$report.docx", "other", "general", 1, cache.Local, "kept in the mount, never uploaded"},
 		{"other/lu12345abcd.tmp", "other", "general", 1, cache.Skipped, "temporary"},
 		{"other/~WRL0001.tmp", "other", "general", 1, cache.Skipped, "temporary"},
 		{"video/clip.mp4.crdownload", "video", "general", 1, cache.Skipped, "temporary"},
 		{"video/clip.mp4.part", "video", "general", 1, cache.Skipped, "temporary"},
 		{"video/.clip.mp4.Ab3xYz", "video", "general", 1, cache.Skipped, "temporary"},
 		{"text/subtitles/.goutputstream-ABC123", "text", "subtitles", 1, cache.Skipped, "temporary"},
-		{"image/.DS_Store", "image", "default", 1, cache.Skipped, "temporary"},
-		{"image/._poster.png", "image", "default", 1, cache.Skipped, "temporary"},
-		{"image/Thumbs.db", "image", "default", 1, cache.Skipped, "temporary"},
+		{"image/.DS_Store", "image", "default", 1, cache.Local, "kept in the mount, never uploaded"},
+		{"image/._poster.png", "image", "default", 1, cache.Local, "kept in the mount, never uploaded"},
+		{"image/Thumbs.db", "image", "default", 1, cache.Local, "kept in the mount, never uploaded"},
+		{"video/desktop.ini", "video", "general", 1, cache.Local, "desktop.ini"},
+		{"video/.fuse_hidden0001", "video", "general", 1, cache.Local, ".fuse_hidden*"},
+		{"video/.nfs0001", "video", "general", 1, cache.Local, ".nfs*"},
 	} {
 		r := cache.Record{Path: tt.path, Type: tt.typ, BusinessType: tt.biz, Size: tt.size}
 		state, why := a.Refuse(&r)
 		if state != tt.state || !strings.Contains(why, tt.why) || (why == "") != (tt.why == "") {
 			t.Errorf("Refuse(%s %s/%s %d) = %s %q, want %s saying %q", tt.path, tt.typ, tt.biz, tt.size, state, why, tt.state, tt.why)
 		}
+	}
+	// A folder's own list replaces the defaults there.
+	a.SetJunk(func(dir string) []string {
+		if dir == "video/raw" {
+			return []string{"*.bak"}
+		}
+		return DefaultJunkNames
+	})
+	for p, want := range map[string]cache.State{"video/raw/take.bak": cache.Local, "video/raw/._take.mp4": "", "video/._take.mp4": cache.Local} {
+		r := cache.Record{Path: p, Type: "video", BusinessType: "general", Size: 1}
+		if state, why := a.Refuse(&r); state != want {
+			t.Errorf("%s with video/raw ignoring *.bak: %s %q, want %s", p, state, why, want)
+		}
+	}
+	if err := CheckPatterns([]string{"*.bak", "[bad"}); err == nil {
+		t.Error("a malformed ignore pattern was accepted")
 	}
 	if _, err := NewAdmitter("ok,[bad"); err == nil {
 		t.Error("a malformed pattern was accepted")

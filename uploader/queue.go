@@ -93,7 +93,7 @@ func (q *Queue) Recover() error {
 				size = st.Size()
 			}
 			ev = &cache.Event{Kind: cache.Closed, Size: size, Mode: r.Mode, Mtime: r.Mtime}
-		case r.State == cache.Failed || r.State == cache.Skipped:
+		case r.State == cache.Failed || r.State.Kept():
 			continue
 		}
 		if ev != nil {
@@ -259,6 +259,9 @@ func (q *Queue) Status() ([]FileStatus, error) {
 	}
 	var out []FileStatus
 	for _, r := range recs {
+		if r.State == cache.Local {
+			continue // .DS_Store and its kind are nothing to wait for
+		}
 		fs := FileStatus{Path: r.Path, Status: string(r.State), Total: r.Size, Error: r.Error, MediaID: r.MediaID}
 		if sent, total, ok := q.Progress(r.ID); ok {
 			fs.Sent, fs.Total = sent, total

@@ -334,6 +334,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	if err != nil {
 		return fmt.Errorf("--temp-names: %w", err)
 	}
+	names.SetJunk(o.mapping.Junk)
 	onOverwrite, err := uploader.ParsePolicy(o.onOverwrite)
 	if err != nil {
 		return fmt.Errorf("--on-overwrite: %w", err)
@@ -441,7 +442,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	fetcher := uploader.NewFetcher(client)
 	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Log: log,
 		Objects: fetcher, CacheMaxSize: int64(cacheMax), ControlSocket: sock, Sidecars: o.sidecars, SyncOnClose: o.syncOnClose, NoPassthrough: !o.passthrough,
-		Observer: fsObs, Mapping: o.mapping})
+		Observer: fsObs, Mapping: o.mapping, Junk: func(p string) bool { _, junk := names.Junk(p); return junk }})
 	if m != nil {
 		m.watch(store, queue, fsys, client.Paces, log)
 		addr, err := m.serve(o.metricsAddr, log)

@@ -168,7 +168,7 @@ func newWaitCommand() *cli.Command {
 		Name:      "wait",
 		Usage:     "wait until each file is ready (exit 0), or one failed or will not be uploaded (exit 1)",
 		ArgsUsage: "PATH...",
-		Description: "Reads user.ims.status of each PATH until it is ready. A failed or skipped file ends the wait\n" +
+		Description: "Reads user.ims.status of each PATH until it is ready. A failed, skipped or local file ends the wait\n" +
 			"with exit status 1 and the reason; --timeout ends it with exit status 3. A wrong command\n" +
 			"line exits 2.",
 		Flags: []cli.Flag{&cli.DurationFlag{Name: "timeout", Usage: "give up after `D`", DefaultText: "wait for ever"}},
@@ -198,7 +198,7 @@ func newWaitCommand() *cli.Command {
 					if status == "ready" {
 						break
 					}
-					if status == "failed" || status == "skipped" {
+					if status == "failed" || status == "skipped" || status == "local" {
 						why, _ := getxattr(p, "user.ims.error")
 						return cli.Exit(fmt.Sprintf("%s: %s: %s", p, status, why), exitFailed)
 					}

@@ -56,7 +56,7 @@ var configKeys = map[string]func(v string) error{
 }
 
 // folderKeys are what a folder entry may say.
-var folderKeys = []string{"type", "business-type", "cate-id", "tags", "app-id", "entity-id", "workflow", "storage-location", "callback-url"}
+var folderKeys = []string{"type", "business-type", "cate-id", "tags", "app-id", "entity-id", "workflow", "storage-location", "callback-url", "ignore"}
 
 func checkDuration(v string) error {
 	d, err := time.ParseDuration(v)
@@ -347,6 +347,18 @@ func parseFolders(p string, n *yaml.Node, errs *configError) []folderConfig {
 			if !given {
 				continue
 			}
+			if k == "ignore" {
+				// Its own junk names, in place of the defaults (an empty list: none).
+				rule.Ignore = []string{}
+				if v != "" {
+					rule.Ignore = strings.Split(v, ",")
+				}
+				if err := uploader.CheckPatterns(rule.Ignore); err != nil {
+					errs.add(p, line, "folder %s: ignore: %v", e.path, err)
+					ok = false
+				}
+				continue
+			}
 			if err := setAsset(set, k, v, rule.Type); err != nil {
 				errs.add(p, line, "folder %s: %s: %v", e.path, k, err)
 				ok = false
@@ -578,4 +590,6 @@ folders:
     # app-id: app-1000000
     # entity-id: my-entity
     # storage-location: outin-0123456789abcdef.oss-cn-shanghai.aliyuncs.com
+  video/raw:                  # names kept in the mount and never uploaded (no sidecar, status local);
+    ignore: ["*.bak", ".DS_Store", "._*", "Thumbs.db"]   # the default: .DS_Store, ._*, Thumbs.db, desktop.ini, .~lock.*#, ~$*, .fuse_hidden*, .nfs*
 `

@@ -11,7 +11,7 @@ func TestConfigExamplePasses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the example does not pass:\n%v", err)
 	}
-	if len(cfg.Folders) != 2 || cfg.Folders[0].Path != "image/cover" && cfg.Folders[0].Path != "video/promo" {
+	if len(cfg.Folders) != 3 || cfg.Folders[0].Path != "image/cover" && cfg.Folders[0].Path != "video/promo" {
 		t.Fatalf("folders: %+v", cfg.Folders)
 	}
 	for _, f := range cfg.Folders {
@@ -43,6 +43,7 @@ func TestConfigRefusals(t *testing.T) {
 		{"folders:\n  video/x:\n    tags: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q]\n", `f.yaml:3: folder video/x: tags: tags: too long: 17 tags`},
 		{"folders:\n  video/x:\n    storage-location: https://b.oss-cn-shanghai.aliyuncs.com/\n", `f.yaml:3: folder video/x: storage-location: "https://b.oss-cn-shanghai.aliyuncs.com/": want a storage address`},
 		{"folders:\n  video/x:\n    callback-url: ftp://x\n", `f.yaml:3: folder video/x: callback-url: "ftp://x": want an http(s) URL`},
+		{"folders:\n  video/x:\n    ignore: [\"[bad\"]\n", `f.yaml:3: folder video/x: ignore: pattern "[bad": want a shell glob`},
 		{"folders:\n  ../etc:\n    type: video\n", `f.yaml:2: folder "../etc": want a plain path under the mount root`},
 		{"folders: [video]\n", `f.yaml:1: folders: want a mapping of folder paths`},
 		{"- a\n", `f.yaml:1: the file is to be a mapping of settings`},
