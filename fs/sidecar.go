@@ -2,10 +2,10 @@ package fs
 
 import (
 	"bytes"
-	"path"
 	"context"
 	"encoding/json"
 	"os"
+	"path"
 	"strings"
 	"syscall"
 	"time"
