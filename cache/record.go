@@ -75,6 +75,10 @@ type Record struct {
 
 	// Xattrs are the user.* attributes set on the file other than imsfs's own (xattr.go).
 	Xattrs Xattrs `json:"xattrs,omitempty"`
+
+	// MetaRefused says why a value of the asset's fields written in its sidecar was refused,
+	// until one is taken ("": none).
+	MetaRefused string `json:"meta_refused,omitempty"`
 }
 
 // Meta is what a file's extended attributes set for its asset; an empty field is the default

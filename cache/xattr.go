@@ -127,3 +127,20 @@ func (s *Store) DirXattrs(path string) (Xattrs, error) {
 	})
 	return d.Xattrs, err
 }
+
+// SetMetaRefused keeps why a field written in the file's sidecar was refused ("": none now), for
+// the sidecar to say.
+func (s *Store) SetMetaRefused(id uint64, why string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		var rec Record
+		if err := getRecordID(tx, id, &rec); err != nil {
+			return err
+		}
+		if rec.MetaRefused == why {
+			return nil
+		}
+		before := rec
+		rec.MetaRefused = why
+		return putRecord(tx, &rec, &before)
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -95,14 +96,14 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		// A copy of the mount (cp -r, rsync, a backup copied back) brings sidecars along: they
 		// are taken and their bytes dropped, so that the copy succeeds and makes no asset. The
 		// sidecar that shows is the mount's own.
-		d.fsys.opts.Log.Info("a sidecar was written; its bytes are dropped (sidecars are the mount's)", "path", p)
+		d.fsys.opts.Log.Info("a sidecar was written before its file: the fields it sets go to the file when it comes", "path", p)
 		n := &ghostNode{fsys: d.fsys, mtime: time.Now()}
 		var a fuse.AttrOut
 		n.Getattr(ctx, nil, &a)
 		out.Attr = a.Attr
 		out.SetEntryTimeout(time.Nanosecond)
 		out.SetAttrTimeout(time.Nanosecond)
-		return d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG}), discard{}, fuse.FOPEN_DIRECT_IO, gofs.OK
+		return d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG}), &sidecarWriter{done: n.keep}, fuse.FOPEN_DIRECT_IO, gofs.OK
 	}
 	if d.GetChild(name) != nil {
 		return nil, nil, 0, d.fsys.refuse("create", p, syscall.EEXIST, "the name is taken")
@@ -138,6 +139,9 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		go n.watchDirect() // n is shared from here on
 	}
 	d.touch()
+	if fields := d.ghostFields(name); len(fields) > 0 {
+		n.setFields(p, fields) // what a sidecar a copy wrote before its file set
+	}
 	d.dropSidecar(name) // a sidecar a copy wrote before its file: the file's own shows now
 	return child, h, 0, gofs.OK
 }
@@ -241,13 +245,23 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		return d.fsys.refuse("rename", from, syscall.ENAMETOOLONG, fmt.Sprintf("the name %d bytes; at most %d are allowed", len(newName), nameMax))
 	}
 	if d.fsys.opts.Sidecars && isSidecar(newName) && !isSidecar(name) {
-		if f, ok := src.Operations().(*fileNode); ok && f.looksLikeSidecar() {
-			// rsync writes a sidecar of a copy under a temporary name, then renames it: drop it.
+		if f, ok := src.Operations().(*fileNode); ok {
+			// A sidecar written under another name and renamed over (rsync's temporary name, an
+			// editor's safe save): the fields it sets go to its file, the bytes go.
+			data, _ := f.smallContent()
 			if err := f.remove(); err != nil {
 				return d.fsys.fail("rename", from, err)
 			}
-			d.fsys.opts.Log.Info("a sidecar was written; its bytes are dropped (sidecars are the mount's)", "path", to)
 			d.RmChild(name)
+			var target *fileNode
+			if c := newParent.EmbeddedInode().GetChild(strings.TrimSuffix(newName, SidecarSuffix)); c != nil {
+				target, _ = c.Operations().(*fileNode)
+			}
+			if fields, isJSON := fieldsOf(data); target != nil && isJSON {
+				target.setFields(strings.TrimSuffix(to, SidecarSuffix), fields)
+			} else {
+				d.fsys.opts.Log.Info("a sidecar was written; its bytes are dropped (sidecars are the mount's)", "path", to)
+			}
 			return gofs.OK
 		}
 	}

@@ -4,14 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/imsfs/imsfs/cache"
 )
 
 // SidecarSuffix ends the name of the read-only file beside each file that shows, as JSON, what
@@ -29,12 +35,40 @@ func (f *FS) showsSidecar(p string) bool {
 	return f.opts.Sidecars && len(path.Base(p))+len(SidecarSuffix) <= nameMax && (f.opts.Junk == nil || !f.opts.Junk(p))
 }
 
-// ghostNode is a sidecar name a copy wrote: it takes what is written and keeps none of it,
-// until the sidecar of a file of that name shows in its place.
+// ghostNode is a sidecar name a copy wrote before its file: it keeps nothing of what is written
+// but the fields it sets, which the file gets when it comes; the mount's sidecar then shows in
+// its place.
 type ghostNode struct {
 	gofs.Inode
 	fsys  *FS       // read only
 	mtime time.Time // read only
+
+	mu     sync.Mutex
+	fields map[string]string // protected by mu: what the last write set
+}
+
+// keep takes the fields a write of the ghost sets.
+func (g *ghostNode) keep(data []byte) {
+	if fields, ok := fieldsOf(data); ok {
+		g.mu.Lock()
+		g.fields = fields
+		g.mu.Unlock()
+	}
+}
+
+// ghostFields returns what the sidecar a copy wrote for file name before it set, if any.
+func (d *dirNode) ghostFields(name string) map[string]string {
+	c := d.GetChild(name + SidecarSuffix)
+	if c == nil {
+		return nil
+	}
+	g, ok := c.Operations().(*ghostNode)
+	if !ok {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.fields
 }
 
 var _ = (gofs.NodeGetattrer)((*ghostNode)(nil))
@@ -60,38 +94,18 @@ func (g *ghostNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Se
 var _ = (gofs.NodeOpener)((*ghostNode)(nil))
 
 func (g *ghostNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	return discard{}, fuse.FOPEN_DIRECT_IO, gofs.OK
+	return &sidecarWriter{done: g.keep}, fuse.FOPEN_DIRECT_IO, gofs.OK
 }
 
-// discard is a handle that takes every write and reads nothing.
-type discard struct{}
-
-var _ = (gofs.FileWriter)(discard{})
-
-func (discard) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	return uint32(len(data)), gofs.OK
-}
-
-var _ = (gofs.FileReader)(discard{})
-
-func (discard) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	return fuse.ReadResultData(nil), gofs.OK
-}
-
-// looksLikeSidecar reports whether the file holds a sidecar's JSON (a copy of one): an object
-// with the path and status a sidecar shows.
-func (n *fileNode) looksLikeSidecar() bool {
+// smallContent returns the bytes of a file of at most maxSidecarWrite bytes.
+func (n *fileNode) smallContent() ([]byte, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.evicted || n.size > 64<<10 {
-		return false
+	if n.evicted || n.size > maxSidecarWrite {
+		return nil, false
 	}
 	data, err := os.ReadFile(n.fsys.opts.Store.SpoolPath(n.id))
-	if err != nil {
-		return false
-	}
-	var v struct{ Path, Status string }
-	return json.Unmarshal(data, &v) == nil && v.Path != "" && v.Status != ""
+	return data, err == nil
 }
 
 // sidecarNode is NAME.ims.json. It exists exactly while NAME does; its content is made on each
@@ -154,10 +168,9 @@ var _ = (gofs.NodeOpener)((*sidecarNode)(nil))
 
 func (s *sidecarNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
-		// A copy into the mount (cp -r, rsync, a backup copied back) writes sidecars too: the
-		// write succeeds and its bytes are dropped; the sidecar stays the mount's.
-		s.file.fsys.opts.Log.Info("a sidecar was written; its bytes are dropped (sidecars are the mount's)", "path", s.file.path()+SidecarSuffix)
-		return discard{}, fuse.FOPEN_DIRECT_IO, gofs.OK
+		// Written (a copy into the mount, an editor): the fields it sets are the asset's; the
+		// sidecar shows what the mount says, as always.
+		return &sidecarWriter{done: s.file.setFromSidecar}, fuse.FOPEN_DIRECT_IO, gofs.OK
 	}
 	if _, errno := s.content(ctx, true); errno != gofs.OK {
 		return nil, 0, errno
@@ -264,4 +277,135 @@ func (d *dirNode) dropSidecar(name string) {
 	}
 	d.RmChild(name + SidecarSuffix)
 	go func() { _ = d.NotifyEntry(name + SidecarSuffix) }()
+}
+
+// A sidecar written as JSON sets the asset's fields, as the attributes do (a Windows or Mac
+// editor, reaching the mount over SMB, cannot set extended attributes): the keys title,
+// description, tags (a list, or a string of commas) and cate_id (a number or a string). Other
+// keys are ignored, so that a sidecar copied from another mount (with its status, URLs…)
+// carries its metadata and nothing else. Bytes that are not a JSON object are dropped, as a
+// copy's, and every write succeeds: cp -r of a tree with sidecars exits 0.
+
+// sidecarFields are the keys of a written sidecar that set an asset field, and the field.
+var sidecarFields = map[string]string{"title": "title", "description": "description", "tags": "tags", "cate_id": "cate_id"}
+
+// maxSidecarWrite bounds what a sidecar write is read for: fields of a few KiB at most.
+const maxSidecarWrite = 64 << 10
+
+// fieldsOf reads the fields a written sidecar sets; ok is false for what is not a JSON object.
+func fieldsOf(data []byte) (map[string]string, bool) {
+	var obj map[string]json.RawMessage
+	if len(data) > maxSidecarWrite || json.Unmarshal(data, &obj) != nil || obj == nil {
+		return nil, false
+	}
+	out := map[string]string{}
+	for key, field := range sidecarFields {
+		raw, ok := obj[key]
+		if !ok {
+			continue
+		}
+		var str string
+		var list []string
+		var num json.Number
+		switch {
+		case json.Unmarshal(raw, &str) == nil:
+			out[field] = str
+		case json.Unmarshal(raw, &list) == nil:
+			out[field] = strings.Join(list, ",")
+		case json.Unmarshal(raw, &num) == nil:
+			out[field] = num.String()
+		default:
+			out[field] = string(raw) // refused by its field's check, with what it was
+		}
+	}
+	return out, true
+}
+
+// sidecarWriter takes the bytes written to a sidecar; at its close (a FLUSH: the writer reads
+// the fields back at once), the fields they set.
+type sidecarWriter struct {
+	mu      sync.Mutex
+	data    []byte // protected by mu: up to maxSidecarWrite+1 bytes
+	written bool   // protected by mu: written since the fields were last taken
+	done    func(data []byte)
+}
+
+var _ = (gofs.FileWriter)((*sidecarWriter)(nil))
+
+func (w *sidecarWriter) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if end := off + int64(len(data)); off <= maxSidecarWrite {
+		if need := min(end, maxSidecarWrite+1); int64(len(w.data)) < need {
+			w.data = append(w.data, make([]byte, need-int64(len(w.data)))...)
+		}
+		copy(w.data[off:], data[:min(int64(len(data)), maxSidecarWrite+1-off)])
+	}
+	w.written = true
+	return uint32(len(data)), gofs.OK
+}
+
+var _ = (gofs.FileReader)((*sidecarWriter)(nil))
+
+func (w *sidecarWriter) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	return fuse.ReadResultData(nil), gofs.OK
+}
+
+var _ = (gofs.FileFlusher)((*sidecarWriter)(nil))
+
+func (w *sidecarWriter) Flush(ctx context.Context) syscall.Errno {
+	w.mu.Lock()
+	data, written := w.data, w.written
+	w.written = false
+	w.mu.Unlock()
+	if written {
+		w.done(data)
+	}
+	return gofs.OK
+}
+
+var _ = (gofs.FileReleaser)((*sidecarWriter)(nil))
+
+// Release takes what was written after the last close (through a descriptor a child kept).
+func (w *sidecarWriter) Release(ctx context.Context) syscall.Errno { return w.Flush(ctx) }
+
+// setFromSidecar sets the fields a write of the file's sidecar gave, each as its attribute
+// would be set; the first refusal is kept for the sidecar to show ("update": "refused: …").
+func (n *fileNode) setFromSidecar(data []byte) {
+	fields, ok := fieldsOf(data)
+	if !ok {
+		n.fsys.opts.Log.Info("a sidecar was written with what is not a JSON object; its bytes are dropped", "path", n.path()+SidecarSuffix)
+		return
+	}
+	n.setFields(n.path(), fields)
+}
+
+// setFields sets fields on the file at p, as a written sidecar gives them.
+func (n *fileNode) setFields(p string, fields map[string]string) {
+	refused := ""
+	for _, field := range slices.Sorted(maps.Keys(fields)) {
+		if errno, why := n.setField(p, "write "+SidecarSuffix, field, fields[field], 0); errno != gofs.OK && refused == "" {
+			refused = why
+		}
+	}
+	if refused != "" {
+		if err := n.fsys.opts.Store.SetMetaRefused(n.id, refused); err != nil && !errors.Is(err, cache.ErrNotFound) {
+			n.fsys.opts.Log.Error("keep why a sidecar's value was refused", "path", p+SidecarSuffix, "err", err)
+		}
+	}
+}
+
+// A sidecar (and a ghost) takes the attributes a copy or Samba sets on it (DOS attributes) and
+// keeps none: it is made from its file.
+
+var _ = (gofs.NodeSetxattrer)((*sidecarNode)(nil))
+
+func (s *sidecarNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return gofs.OK
+}
+
+var _ = (gofs.NodeSetxattrer)((*ghostNode)(nil))
+
+func (g *ghostNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return gofs.OK
 }

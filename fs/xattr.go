@@ -51,6 +51,8 @@ var xattrs = []xattrDef{
 	// creation), "done" once UpdateMediaInfo carried the last one.
 	{name: "update", value: func(_ context.Context, _ *fileNode, r *cache.Record) string {
 		switch {
+		case r.MetaRefused != "":
+			return "refused: " + r.MetaRefused
 		case r.MetaPending:
 			return "pending"
 		case !r.MetaDone.IsZero():
@@ -302,19 +304,27 @@ func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 // it, it goes with CreateUploadMedia if the asset is not asked for yet, or else by
 // UpdateMediaInfo once the bytes are up.
 func (n *fileNode) setMeta(op, field, value string, flags uint32) syscall.Errno {
-	p := n.path()
+	errno, _ := n.setField(n.path(), op, field, value, flags)
+	return errno
+}
+
+// setField is setMeta of the file at p, saying why a value was refused ("": it was not).
+func (n *fileNode) setField(p, op, field, value string, flags uint32) (syscall.Errno, string) {
+	refuse := func(errno syscall.Errno, why string) (syscall.Errno, string) {
+		return n.fsys.refuse(op, p, errno, why), why
+	}
 	r, err := n.fsys.opts.Store.GetID(n.id)
 	if err != nil {
-		return n.fsys.refuse(op, p, syscall.ENOENT, "the file is deleted: its asset's fields cannot be set")
+		return refuse(syscall.ENOENT, "the file is deleted: its asset's fields cannot be set")
 	}
 	attr := xattrPrefix + field
 	switch cur := r.Meta.Field(field); {
 	case flags&unix.XATTR_CREATE != 0 && cur != "":
-		return n.fsys.refuse(op, p, syscall.EEXIST, attr+" is set already (XATTR_CREATE)")
+		return refuse(syscall.EEXIST, attr+" is set already (XATTR_CREATE)")
 	case op == "removexattr" && cur == "":
-		return gofs.OK // nothing set: the default stands (the title shows, and goes, as the name's)
+		return gofs.OK, "" // nothing set: the default stands (the title shows, and goes, as the name's)
 	case flags&unix.XATTR_REPLACE != 0 && cur == "":
-		return syscall.ENODATA // nothing set: the default stands
+		return syscall.ENODATA, "" // nothing set: the default stands
 	}
 	// Once the asset is asked for, a change goes by UpdateMediaInfo, whose limits are in bytes.
 	value, err = uploader.CheckMeta(field, value, r.MediaID != "" || !r.Asked.IsZero())
@@ -323,7 +333,7 @@ func (n *fileNode) setMeta(op, field, value string, flags uint32) syscall.Errno 
 		if errors.Is(err, uploader.ErrMetaTooLong) {
 			errno = syscall.E2BIG
 		}
-		return n.fsys.refuse(op, p, errno, attr+": "+err.Error())
+		return refuse(errno, attr+": "+err.Error())
 	}
 	effective := r.Meta.Field(field)
 	if field == "title" {
@@ -332,18 +342,21 @@ func (n *fileNode) setMeta(op, field, value string, flags uint32) syscall.Errno 
 	if value == effective && value != "" {
 		// What it is already (a copy of the mount's attributes carries them all): set as is,
 		// so that a title taken from the name still follows the name.
-		return gofs.OK
+		return gofs.OK, ""
 	}
 	rec, err := n.fsys.opts.Uploads.Apply(n.id, cache.Event{Kind: cache.MetaSet, Field: field, Value: value})
 	if err != nil {
-		return n.fsys.fail(op, p, err)
+		return n.fsys.fail(op, p, err), err.Error()
+	}
+	if rec.MetaRefused != "" {
+		_ = n.fsys.opts.Store.SetMetaRefused(n.id, "") // a value is taken: the refusal is past
 	}
 	how := "with the upload"
 	if rec.MetaPending {
 		how = "by an update of the asset"
 	}
 	n.fsys.opts.Log.Info("asset field set", "path", p, "field", field, "value", value, "sent", how)
-	return gofs.OK
+	return gofs.OK, ""
 }
 
 // copyOut answers a getxattr/listxattr: the size alone for an empty buffer, ERANGE for a small one.

@@ -139,3 +139,54 @@ func TestJunkNamesStayLocal(t *testing.T) {
 	}
 	waitStatus(t, filepath.Join(m.Dir, "video", "clip.mp4"), "ready", 30*time.Second)
 }
+
+// TestASidecarWrittenAsJSONSetsTheFields: a Windows editor (Notepad over SMB) writes the
+// sidecar: title, description, tags and cate_id are set as the attributes would be, other keys
+// are ignored, a refused value shows in the sidecar and in the log, bytes that are not JSON are
+// dropped; a sidecar written before its file sets the file's fields when it comes.
+func TestASidecarWrittenAsJSONSetsTheFields(t *testing.T) {
+	t.Parallel()
+	emu := startEmulator(t)
+	m := startMount(t, emu, "", "--upload-delay", "3s")
+	p := filepath.Join(m.Dir, "video", "clip.mp4")
+	os.WriteFile(p, []byte("clip bytes"), 0o644)
+	side := p + ".ims.json"
+	if err := os.WriteFile(side, []byte(`{"title":"Opening night","description":"the wide shot","tags":["premiere","wide"],"cate_id":12,"status":"ready","media_id":"copied"}`), 0o644); err != nil {
+		t.Fatalf("write the sidecar: %v", err)
+	}
+	for name, want := range map[string]string{"user.ims.title": "Opening night", "user.ims.description": "the wide shot", "user.ims.tags": "premiere,wide", "user.ims.cate_id": "12"} {
+		if v, _ := xattr(p, name); v != want {
+			t.Errorf("%s after the sidecar was written: %q, want %q", name, v, want)
+		}
+	}
+	waitStatus(t, p, "ready", 30*time.Second)
+	if a, _ := emu.asset(t, mediaIDOf(t, p)); a.Title != "Opening night" || a.Description != "the wide shot" || a.Tags != "premiere,wide" || a.CateId != 12 {
+		t.Errorf("the asset: %+v", a)
+	}
+
+	// A refused value says so in the sidecar and the log; the others still hold.
+	if err := os.WriteFile(side, []byte(`{"title":"`+strings.Repeat("t", 129)+`"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(side)
+	if !strings.Contains(string(data), `"update": "refused: user.ims.title: title: too long`) || !strings.Contains(m.output(), "op=\"write .ims.json\"") {
+		t.Errorf("a refused title is not said in the sidecar, or the log:\n%s", data)
+	}
+	if v, _ := xattr(p, "user.ims.title"); v != "Opening night" {
+		t.Errorf("the refused title replaced the title: %q", v)
+	}
+	// Not JSON: dropped, and the write succeeds.
+	if err := os.WriteFile(side, []byte("not json"), 0o644); err != nil {
+		t.Errorf("a sidecar written with what is not JSON: %v", err)
+	}
+
+	// Before its file.
+	early := filepath.Join(m.Dir, "video", "later.mp4")
+	if err := os.WriteFile(early+".ims.json", []byte(`{"title":"Came first"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(early, []byte("later bytes"), 0o644)
+	if v, _ := xattr(early, "user.ims.title"); v != "Came first" {
+		t.Errorf("the title of a sidecar written before its file: %q", v)
+	}
+}
