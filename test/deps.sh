@@ -16,9 +16,10 @@ fi
 # DEPS_ROOT prefixes the files (for deps.sh's own test).
 writer=/usr/lib/libreoffice/program/libswlo.so
 uno=/usr/lib/python3/dist-packages/uno.py
+fruit='/usr/lib/*/samba/vfs/fruit.so' # the share Mac clients need (vfs_fruit)
 case "${1:-test}" in
   run)  want="fusermount3:fuse3 getfattr:attr" ;;
-  test) want="fusermount3:fuse3 getfattr:attr umount:mount rsync:rsync unzip:unzip ffmpeg:ffmpeg vim.basic:vim gio:libglib2.0-bin curl:curl jq:jq soffice:libreoffice-writer-nogui $writer:libreoffice-writer-nogui $uno:python3-uno dbus-daemon:dbus-daemon" ;;
+  test) want="fusermount3:fuse3 getfattr:attr umount:mount rsync:rsync unzip:unzip ffmpeg:ffmpeg vim.basic:vim gio:libglib2.0-bin curl:curl jq:jq soffice:libreoffice-writer-nogui $writer:libreoffice-writer-nogui $uno:python3-uno dbus-daemon:dbus-daemon smbd:samba smbclient:smbclient $fruit:samba-vfs-modules" ;;
   bench) want="fusermount3:fuse3 getfattr:attr umount:mount curl:curl rclone:rclone" ;;
   *)    echo "usage: $0 [--list] run|test|bench" >&2; exit 2 ;;
 esac
@@ -27,7 +28,7 @@ missing=()
 for w in $want; do
   check=${w%%:*} pkg=${w#*:}
   if [[ $check == /* ]]; then
-    [[ -e ${DEPS_ROOT:-}$check ]] && continue
+    compgen -G "${DEPS_ROOT:-}$check" >/dev/null && continue
   else
     command -v "$check" >/dev/null && continue
   fi

@@ -68,6 +68,9 @@ func TestTheCommandLine(t *testing.T) {
 		{[]string{"retry", os.TempDir()}, 1, "", "not in an imsfs mount", ""},
 		{[]string{"status", os.TempDir()}, 1, "", "not in an imsfs mount", ""},
 		{[]string{"mount", "--region", "cn-hangzhou", t.TempDir()}, 1, "", "only in cn-shanghai, cn-beijing and cn-shenzhen", ""},
+		{[]string{"samba-conf", "/srv/ims"}, 0, "vfs objects = catia fruit streams_xattr", "", ""},
+		{[]string{"samba-conf", "--name", "media", "/srv/ims"}, 0, "[media]\n   path = /srv/ims", "", ""},
+		{[]string{"samba-conf"}, 2, "", "imsfs samba-conf takes one MOUNTPOINT", ""},
 	} {
 		code, out, errOut := runCLI(t, tt.args...)
 		if code != tt.code || !strings.Contains(out, tt.out) || !strings.Contains(errOut, tt.err) || tt.notErr != "" && strings.Contains(errOut, tt.notErr) {

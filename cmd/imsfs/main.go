@@ -73,7 +73,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Description: "Files saved under the mount's type folders (video/, image/cover/, …) are uploaded to the IMS\n" +
 			"media library when closed. Each file shows its upload status, MediaId and URLs as extended\n" +
 			"attributes: getfattr -d -m user.ims FILE. `imsfs help COMMAND` tells more of each command.",
-		Commands:  []*cli.Command{newMountCommand(), newStatusCommand(), newWaitCommand(), newRetryCommand(), newURLCommand(), newDoctorCommand(), newSystemdUnitCommand(), newConfigCommand(), newEmulatorCommand()},
+		Commands:  []*cli.Command{newMountCommand(), newStatusCommand(), newWaitCommand(), newRetryCommand(), newURLCommand(), newDoctorCommand(), newSystemdUnitCommand(), newSambaConfCommand(), newConfigCommand(), newEmulatorCommand()},
 		Writer:    stdout,
 		ErrWriter: stderr,
 		// Errors are printed and mapped to exit statuses by run, not by the library.
