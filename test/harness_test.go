@@ -149,6 +149,19 @@ func (p *proc) output() string {
 	return string(data)
 }
 
+// logged waits for the process to log want: a log line is written after the
+// request it tells of has been answered, so a test that saw the answer polls.
+func (p *proc) logged(want string, within time.Duration) bool {
+	for deadline := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(p.output(), want) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 func (p *proc) exited() bool {
 	select {
 	case <-p.done:

@@ -128,7 +128,7 @@ func TestUpdateMediaInfosOwnRules(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !strings.Contains(m.output(), `msg="asset updated" path=video/ready.mp4 id=1 media_id=`+id+` fields="description (8 bytes)"`) {
+	if !m.logged(`msg="asset updated" path=video/ready.mp4 id=1 media_id=`+id+` fields="description (8 bytes)"`, 10*time.Second) {
 		t.Errorf("the update sent more than the description:\n%s", m.output())
 	}
 
