@@ -132,7 +132,7 @@ type Effects struct {
 	Cancel   bool      // withdraw the upload that waits or runs: it is for old bytes, an old place, or a file that is gone
 	Schedule bool      // hand the record to the queue at Due
 	Due      time.Time //
-	Settled  bool      // the record is ready, skipped or gone: an overwritten asset's disposal waiting on it may go
+	Settled  bool      // the record is ready, skipped, local or gone: an overwritten asset's disposal waiting on it may go
 	Removed  bool      // the record is gone
 	Disposal uint64    // the disposal the change committed (its Seq), if any
 

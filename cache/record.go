@@ -149,7 +149,7 @@ type Part struct {
 	CRC64 uint64 `json:"crc64,omitempty"`
 }
 
-// Dir is what the store keeps for a folder a user made (the fixed folders are not stored).
+// Dir is what the store keeps for a folder a user made, or for a fixed folder once a user sets an attribute on it.
 type Dir struct {
 	Path   string    `json:"path"`
 	Mode   uint32    `json:"mode"`

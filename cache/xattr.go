@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -95,16 +96,20 @@ func (s *Store) SetXattr(id uint64, name string, value []byte, remove bool, f Xa
 	})
 }
 
-// SetDirXattr sets (or, with remove, removes) a kept attribute of the folder at path, a fixed
-// one of the mapping too (its record then keeps nothing else).
-func (s *Store) SetDirXattr(path, name string, value []byte, remove bool, f XattrFlags) error {
+// SetDirXattr sets (or, with remove, removes) a kept attribute of the folder at path. A folder
+// a user made has its record; one of the mapping's (or the root, ".") gets one, with make,
+// that keeps nothing else; with neither, the folder is gone (ErrNotFound).
+func (s *Store) SetDirXattr(path, name string, value []byte, remove bool, f XattrFlags, make bool) error {
 	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDirs)
-		d := Dir{Path: path}
-		if v := b.Get([]byte(path)); v != nil {
+		d := Dir{Path: path, Mode: 0o755, Mtime: time.Now().UTC()}
+		switch v := b.Get([]byte(path)); {
+		case v != nil:
 			if err := decodeDir([]byte(path), v, &d); err != nil {
 				return err
 			}
+		case !make:
+			return fmt.Errorf("folder %s: %w", path, ErrNotFound)
 		}
 		xs, err := d.Xattrs.set(name, value, remove, f)
 		if err != nil {

@@ -51,8 +51,11 @@ func TestKeptAttributesAsExt4KeepsThem(t *testing.T) {
 	}
 
 	// A folder's, a fixed one's too; its mode and time set later keep them.
-	if err := s.SetDirXattr("video", "user.DOSATTRIB", []byte("0x10"), false, XattrFlags{}); err != nil {
+	if err := s.SetDirXattr("video", "user.DOSATTRIB", []byte("0x10"), false, XattrFlags{}, true); err != nil {
 		t.Fatal(err)
+	}
+	if err := s.SetDirXattr("video/gone", "user.DOSATTRIB", []byte("0x10"), false, XattrFlags{}, false); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a folder with no record that is not the mapping's: %v", err)
 	}
 	if err := s.PutDir(Dir{Path: "video", Mode: 0o755}); err != nil {
 		t.Fatal(err)

@@ -246,23 +246,23 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	}
 	if d.fsys.opts.Sidecars && isSidecar(newName) && !isSidecar(name) {
 		if f, ok := src.Operations().(*fileNode); ok {
-			// A sidecar written under another name and renamed over (rsync's temporary name, an
-			// editor's safe save): the fields it sets go to its file, the bytes go.
-			data, _ := f.smallContent()
-			if err := f.remove(); err != nil {
-				return d.fsys.fail("rename", from, err)
+			if fields, ok := f.asSidecar(); ok {
+				// A sidecar written under another name and renamed over (rsync's temporary
+				// name, an editor's safe save): the fields it sets go to its file, the bytes go.
+				var target *fileNode
+				if c := newParent.EmbeddedInode().GetChild(strings.TrimSuffix(newName, SidecarSuffix)); c != nil {
+					target, _ = c.Operations().(*fileNode)
+				}
+				if err := f.remove(); err != nil {
+					return d.fsys.fail("rename", from, err)
+				}
+				d.RmChild(name)
+				if target != nil {
+					target.setFields(strings.TrimSuffix(to, SidecarSuffix), fields)
+				}
+				d.fsys.opts.Log.Info("a sidecar written under another name set its file's fields; its bytes are dropped", "path", to)
+				return gofs.OK
 			}
-			d.RmChild(name)
-			var target *fileNode
-			if c := newParent.EmbeddedInode().GetChild(strings.TrimSuffix(newName, SidecarSuffix)); c != nil {
-				target, _ = c.Operations().(*fileNode)
-			}
-			if fields, isJSON := fieldsOf(data); target != nil && isJSON {
-				target.setFields(strings.TrimSuffix(to, SidecarSuffix), fields)
-			} else {
-				d.fsys.opts.Log.Info("a sidecar was written; its bytes are dropped (sidecars are the mount's)", "path", to)
-			}
-			return gofs.OK
 		}
 	}
 	if d.fsys.opts.Sidecars && (isSidecar(name) || isSidecar(newName)) {
@@ -324,6 +324,11 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	}
 	d.dropSidecar(name)
 	if nd, ok := newParent.(*dirNode); ok {
+		if f, isFile := src.Operations().(*fileNode); isFile {
+			if fields := nd.ghostFields(newName); len(fields) > 0 {
+				f.setFields(to, fields) // what a sidecar written before its file set
+			}
+		}
 		nd.dropSidecar(newName)
 	}
 	d.touch()

@@ -97,6 +97,21 @@ func (g *ghostNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, ui
 	return &sidecarWriter{done: g.keep}, fuse.FOPEN_DIRECT_IO, gofs.OK
 }
 
+// asSidecar returns the fields of a file that is a sidecar written under another name: a JSON
+// object of at most maxSidecarWrite bytes that was never sent to IMS. Anything else renamed onto
+// a sidecar's name is refused, not taken: it may be a user's file.
+func (n *fileNode) asSidecar() (map[string]string, bool) {
+	rec, err := n.fsys.opts.Store.GetID(n.id)
+	if err != nil || rec.MediaID != "" || !rec.Asked.IsZero() {
+		return nil, false
+	}
+	data, ok := n.smallContent()
+	if !ok {
+		return nil, false
+	}
+	return fieldsOf(data)
+}
+
 // smallContent returns the bytes of a file of at most maxSidecarWrite bytes.
 func (n *fileNode) smallContent() ([]byte, bool) {
 	n.mu.Lock()
@@ -355,7 +370,7 @@ var _ = (gofs.FileFlusher)((*sidecarWriter)(nil))
 
 func (w *sidecarWriter) Flush(ctx context.Context) syscall.Errno {
 	w.mu.Lock()
-	data, written := w.data, w.written
+	data, written := bytes.Clone(w.data), w.written
 	w.written = false
 	w.mu.Unlock()
 	if written {
@@ -380,6 +395,12 @@ func (n *fileNode) setFromSidecar(data []byte) {
 	n.setFields(n.path(), fields)
 }
 
+// metaRefused reports whether the sidecar says a value was refused.
+func (n *fileNode) metaRefused() bool {
+	rec, err := n.fsys.opts.Store.GetID(n.id)
+	return err == nil && rec.MetaRefused != ""
+}
+
 // setFields sets fields on the file at p, as a written sidecar gives them.
 func (n *fileNode) setFields(p string, fields map[string]string) {
 	refused := ""
@@ -388,7 +409,8 @@ func (n *fileNode) setFields(p string, fields map[string]string) {
 			refused = why
 		}
 	}
-	if refused != "" {
+	// The sidecar says the last write's refusal, or none.
+	if refused != "" || n.metaRefused() {
 		if err := n.fsys.opts.Store.SetMetaRefused(n.id, refused); err != nil && !errors.Is(err, cache.ErrNotFound) {
 			n.fsys.opts.Log.Error("keep why a sidecar's value was refused", "path", p+SidecarSuffix, "err", err)
 		}

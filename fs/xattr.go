@@ -379,9 +379,13 @@ func (d *dirNode) Setxattr(ctx context.Context, attr string, data []byte, flags 
 	case isACL(attr):
 		return d.fsys.unsupported("setxattr", d.path(), attr+": no ACLs here")
 	case strings.HasPrefix(attr, xattrPrefix):
-		return d.fsys.refuse("setxattr", d.path(), syscall.EPERM, attr+": a folder has none of the mount's attributes to set")
+		return gofs.OK // the mount's (user.ims.control): a copy of the mount carries it; it changes nothing
 	case strings.HasPrefix(attr, "user."):
-		return d.fsys.keptErrno("setxattr", d.path(), d.fsys.opts.Store.SetDirXattr(d.storeKey(), attr, data, false, xattrFlags(flags)))
+		key, errno := d.storeKey()
+		if errno != gofs.OK {
+			return errno
+		}
+		return d.fsys.keptErrno("setxattr", d.path(), d.fsys.opts.Store.SetDirXattr(key, attr, data, false, xattrFlags(flags), d.stored()))
 	}
 	return d.fsys.refuse("setxattr", d.path(), syscall.ENOTSUP, attr+" is not kept: folders have no extended attributes here")
 }
@@ -397,25 +401,41 @@ func (d *dirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint3
 	if !strings.HasPrefix(attr, "user.") || strings.HasPrefix(attr, xattrPrefix) {
 		return 0, syscall.ENODATA
 	}
-	kept, err := d.fsys.opts.Store.DirXattrs(d.storeKey())
+	key, errno := d.storeKey()
+	if errno != gofs.OK {
+		return 0, errno
+	}
+	kept, err := d.fsys.opts.Store.DirXattrs(key)
 	if err != nil {
 		return 0, d.fsys.fail("getxattr", d.path(), err)
 	}
 	return keptValue(kept, attr, dest)
 }
 
-// storeKey is the folder's key in the store's folders: its path, "." for the root.
-func (d *dirNode) storeKey() string {
-	if p := d.path(); p != "" {
-		return p
+// storeKey is the folder's key in the store's folders: its path, "." for the root; a folder
+// removed since (a handle still open) has none.
+func (d *dirNode) storeKey() (string, syscall.Errno) {
+	switch p := d.path(); {
+	case p != "":
+		return p, gofs.OK
+	case d.IsRoot():
+		return ".", gofs.OK
 	}
-	return "."
+	return "", syscall.ENOENT
 }
+
+// stored reports whether the folder's record is made by its attributes: the root and the
+// mapping's fixed folders have none until then (a folder a user made has one from its mkdir).
+func (d *dirNode) stored() bool { return d.IsRoot() || d.fsys.opts.Mapping.IsFixed(d.path()) }
 
 var _ = (gofs.NodeListxattrer)((*dirNode)(nil))
 
 func (d *dirNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	kept, err := d.fsys.opts.Store.DirXattrs(d.storeKey())
+	key, errno := d.storeKey()
+	if errno != gofs.OK {
+		return 0, errno
+	}
+	kept, err := d.fsys.opts.Store.DirXattrs(key)
 	if err != nil {
 		return 0, d.fsys.fail("listxattr", d.path(), err)
 	}
@@ -429,8 +449,15 @@ func (d *dirNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.E
 var _ = (gofs.NodeRemovexattrer)((*dirNode)(nil))
 
 func (d *dirNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if !strings.HasPrefix(attr, "user.") || strings.HasPrefix(attr, xattrPrefix) {
+	switch {
+	case strings.HasPrefix(attr, xattrPrefix):
+		return gofs.OK // the mount's: rsync -X removes what its source lacks; it changes nothing
+	case !strings.HasPrefix(attr, "user."):
 		return syscall.ENODATA
 	}
-	return d.fsys.keptErrno("removexattr", d.path(), d.fsys.opts.Store.SetDirXattr(d.storeKey(), attr, nil, true, cache.XattrFlags{}))
+	key, errno := d.storeKey()
+	if errno != gofs.OK {
+		return errno
+	}
+	return d.fsys.keptErrno("removexattr", d.path(), d.fsys.opts.Store.SetDirXattr(key, attr, nil, true, cache.XattrFlags{}, d.stored()))
 }

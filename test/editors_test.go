@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,9 +72,31 @@ func TestCopyToolsKeepWhatTheyCarry(t *testing.T) {
 	if err := os.Rename(moved, filepath.Join(in, "copy.mp4")); err != nil {
 		t.Fatal(err)
 	}
+	// Folders keep theirs: a folder copied in with rsync -aX, a fixed folder a Finder tags, and
+	// the mount's own read-only names on a folder copied back (they change nothing).
+	shoot := filepath.Join(src, "shoot")
+	os.Mkdir(shoot, 0o755)
+	if err := unix.Setxattr(shoot, "user.xdg.comment", []byte("day one"), 0); err != nil {
+		t.Fatal(err)
+	}
+	rsync(shoot, in)
+	if err := unix.Setxattr(in, "user.com.apple.FinderInfo", []byte("tagged"), 0); err != nil {
+		t.Errorf("an attribute on a fixed folder: %v", err)
+	}
+	if err := unix.Setxattr(in, "user.ims.status", []byte("ready"), 0); err != nil {
+		t.Errorf("the mount's own name set on a folder: %v", err)
+	}
+	if err := unix.Removexattr(in, "user.ims.status"); err != nil {
+		t.Errorf("the mount's own name removed from a folder: %v", err)
+	}
 	run(t, "umount", m.Dir)
 	m.waitExit(t, 60*time.Second)
 	m2 := startMount(t, emu, cache)
+	for dir, want := range map[string][2]string{"video/shoot": {"user.xdg.comment", "day one"}, "video": {"user.com.apple.FinderInfo", "tagged"}} {
+		if v, err := xattr(filepath.Join(m2.Dir, dir), want[0]); v != want[1] {
+			t.Errorf("%s on the folder %s after a restart: %q %v", want[0], dir, v, err)
+		}
+	}
 	final := filepath.Join(m2.Dir, "video", "copy.mp4")
 	for name, want := range map[string]string{"user.xdg.origin.url": "https://example.com/download.mp4", "user.DOSATTRIB": "0x20"} {
 		if v, err := xattr(final, name); v != want {
@@ -178,6 +201,25 @@ func TestASidecarWrittenAsJSONSetsTheFields(t *testing.T) {
 	// Not JSON: dropped, and the write succeeds.
 	if err := os.WriteFile(side, []byte("not json"), 0o644); err != nil {
 		t.Errorf("a sidecar written with what is not JSON: %v", err)
+	}
+
+	// rsync writes a sidecar under a temporary name and renames it over: the fields are set.
+	elsewhere := filepath.Join(t.TempDir(), "clip.mp4.ims.json")
+	os.WriteFile(elsewhere, []byte(`{"title":"By rsync"}`), 0o644)
+	if out, err := exec.Command("rsync", elsewhere, filepath.Dir(p)+"/").CombinedOutput(); err != nil {
+		t.Errorf("rsync of a sidecar: %v\n%s", err, out)
+	}
+	if v, _ := xattr(p, "user.ims.title"); v != "By rsync" {
+		t.Errorf("the title after rsync brought a sidecar: %q", v)
+	}
+	// A media file renamed onto a sidecar's name is refused and kept.
+	other := filepath.Join(m.Dir, "video", "other.mp4")
+	os.WriteFile(other, []byte("other bytes, not JSON"), 0o644)
+	if err := os.Rename(other, side); !isErrno(err, syscall.EACCES) {
+		t.Errorf("a media file renamed onto a sidecar's name: %v, want EACCES", err)
+	}
+	if data, err := os.ReadFile(other); string(data) != "other bytes, not JSON" {
+		t.Errorf("the media file after its rename was refused: %q %v", data, err)
 	}
 
 	// Before its file.

@@ -150,7 +150,7 @@ func (q *Queue) decide(d cache.Disposal) (act, wait bool) {
 		}
 		if d.After != 0 {
 			r, err := q.cfg.Store.GetID(d.After)
-			if err == nil && r.State != cache.Ready && r.State != cache.Skipped {
+			if err == nil && r.State != cache.Ready && !r.State.Kept() {
 				return false, true
 			}
 		}
