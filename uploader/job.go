@@ -184,8 +184,9 @@ func listMediaType(typ string) string {
 	return ""
 }
 
-// maxFindCalls bounds the listing calls that look for an asset whose creation answer was lost.
-const maxFindCalls = 10
+// maxFindCalls bounds the listing calls that look for an asset whose creation answer was lost:
+// a window of a bulk copy's creations, a hundred assets two calls, comes well within it.
+const maxFindCalls = 40
 
 // findAsked looks for the asset an earlier CreateUploadMedia for this content made although its
 // answer never arrived (a crash, a cut connection), and takes it up with new upload credentials
@@ -236,38 +237,43 @@ func tagOf(instance string, id, gen uint64) string { return fmt.Sprintf("%s/%d.%
 // findTagged looks for the asset with tag that a CreateUploadMedia asked at asked may have made.
 // ListMediaBasicInfos cannot filter on UserData, so it lists what was made of this Type and
 // BusinessType in the time the call can have run in, stopping at the first asset with the tag,
-// after maxFindCalls calls at most: first in the window the clocks give, then in one two minutes
-// wider each way, for a clock that differs from the service's. It returns nil when none is found.
+// after maxFindCalls calls at most: first in the window the clocks give, then in the two minutes
+// either side of it, for a clock that differs from the service's. Each window is listed whole,
+// however many assets a bulk copy made in it (ims.ListWindow). It returns nil when none is found.
 func (q *Queue) findTagged(ctx context.Context, log *slog.Logger, tag string, asked time.Time, typ, business string) (*ims.MediaBasicInfo, error) {
-	calls := 0
-	for _, margin := range []time.Duration{2 * time.Second, 2 * time.Minute} {
-		req := ims.ListRequest{
-			StartTime: asked.Add(-margin), EndTime: asked.Add(createTimeout + margin),
-			MediaType: listMediaType(typ), BusinessType: business, SortBy: "asc", MaxResults: 100,
-		}
-		for ; calls < maxFindCalls; calls++ {
-			page, err := q.cfg.IMS.ListMediaBasicInfos(ctx, req)
-			if err != nil {
-				return nil, err
-			}
-			for _, m := range page.Media {
+	calls := maxFindCalls
+	sec := func(t time.Time) time.Time { return t.Truncate(time.Second) }
+	near := ims.Window{Start: sec(asked.Add(-2 * time.Second)), End: sec(asked.Add(createTimeout + 2*time.Second))}
+	windows := []ims.Window{near,
+		{Start: sec(asked.Add(-2 * time.Minute)), End: near.Start},
+		{Start: near.End, End: sec(asked.Add(createTimeout + 2*time.Minute))}}
+	req := ims.ListRequest{MediaType: listMediaType(typ), BusinessType: business}
+	var found *ims.MediaBasicInfo
+	for _, w := range windows {
+		err := ims.ListWindow(ctx, q.cfg.IMS, req, w, &calls, func(_ ims.Window, media []ims.MediaInfo, _ bool) error {
+			for _, m := range media {
 				var ud struct {
 					Extend struct{ Imsfs string } `json:"Extend"`
 				}
-				if json.Unmarshal([]byte(m.UserData), &ud) != nil || ud.Extend.Imsfs != tag {
-					continue
+				if json.Unmarshal([]byte(m.MediaBasicInfo.UserData), &ud) == nil && ud.Extend.Imsfs == tag {
+					found = &m.MediaBasicInfo
+					return ims.ErrStop
 				}
-				log.Debug("found an asset by its tag", "media_id", m.MediaID, "calls", calls+1)
-				return &m, nil
 			}
-			if page.NextToken == "" {
-				calls++
-				break
-			}
-			req.NextToken = page.NextToken
+			return nil
+		})
+		if errors.Is(err, ims.ErrBudget) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if found != nil {
+			log.Debug("found an asset by its tag", "media_id", found.MediaID, "calls", maxFindCalls-calls)
+			return found, nil
 		}
 	}
-	log.Debug("no asset with the tag", "tag", tag, "calls", calls)
+	log.Debug("no asset with the tag", "tag", tag, "calls", maxFindCalls-calls)
 	return nil, nil
 }
 

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -619,9 +622,32 @@ func (s *Server) deleteMediaInfos(q url.Values) (map[string]any, *imsError) {
 	return map[string]any{"ForbiddenList": []string{}, "IgnoredList": ignored}, nil
 }
 
-// listMediaBasicInfos pages through the assets by creation time (StartTime exclusive, EndTime
-// inclusive), newest first unless SortBy is asc; NextToken is opaque to callers.
+// listParams are the parameters ListMediaBasicInfos takes (its reference and SDK model), besides
+// the RPC signature's. The reference's description also names Category among the fields matched
+// exactly, but its parameter table and the SDK model have no such parameter.
+var listParams = []string{"StartTime", "EndTime", "MediaType", "BusinessType", "Source", "Status",
+	"MediaId", "IncludeFileBasicInfo", "SortBy", "MaxResults", "NextToken", "AuthTimeout"}
+
+// rpcParams are what every RPC call carries besides its own parameters (the signature's).
+var rpcParams = []string{"Action", "Version", "Format", "RegionId", "AccessKeyId", "SecurityToken",
+	"Signature", "SignatureMethod", "SignatureVersion", "SignatureNonce", "SignatureType", "Timestamp"}
+
+// listCap is how many matches ListMediaBasicInfos returns at most, over all its pages: its
+// reference says "at most the first 100 entries that meet the specified conditions are returned",
+// read strictly. A client lists a larger library in windows of creation time.
+const listCap = 100
+
+// listMediaBasicInfos pages through the first listCap assets that match, by creation time
+// (StartTime exclusive, EndTime inclusive), newest first unless SortBy is asc; NextToken is
+// opaque to callers. A parameter the reference does not name is refused: the reference is silent
+// on what the service does with one, and a client that counts on a filter it lacks must fail here,
+// not list everything there.
 func (s *Server) listMediaBasicInfos(q url.Values) (map[string]any, *imsError) {
+	for name := range q {
+		if !contains(listParams, name) && !contains(rpcParams, name) {
+			return nil, invalid("The parameter %s is not one ListMediaBasicInfos takes (it takes %s).", name, strings.Join(listParams, ", "))
+		}
+	}
 	parseTime := func(name string) (time.Time, *imsError) {
 		v := q.Get(name)
 		if v == "" {
@@ -665,7 +691,18 @@ func (s *Server) listMediaBasicInfos(q url.Values) (map[string]any, *imsError) {
 		}
 		offset = n
 	}
-	withFiles := q.Get("IncludeFileBasicInfo") == "true"
+	timeout, e := authTimeout(q)
+	if e != nil {
+		return nil, e
+	}
+	withFiles := false
+	switch v := q.Get("IncludeFileBasicInfo"); v {
+	case "", "false":
+	case "true":
+		withFiles = true
+	default:
+		return nil, invalid("The specified parameter IncludeFileBasicInfo %q is not valid: use true or false.", v)
+	}
 	// The reference's MediaType values: image, video, audio, text (no other).
 	if mt := q.Get("MediaType"); mt != "" && !contains([]string{"image", "video", "audio", "text"}, mt) {
 		return nil, invalid("The specified parameter MediaType %q is not valid: use image, video, audio or text.", mt)
@@ -673,12 +710,20 @@ func (s *Server) listMediaBasicInfos(q url.Values) (map[string]any, *imsError) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	all := s._inCreationOrder()
+	// The window, by binary search: created after start, up to end.
+	lo, hi := 0, len(all)
+	if !start.IsZero() {
+		lo = sort.Search(len(all), func(i int) bool { return all[i].CreateTime.After(start) })
+	}
+	if !end.IsZero() {
+		hi = sort.Search(len(all), func(i int) bool { return all[i].CreateTime.After(end) })
+	}
 	var match []*Asset
-	for _, a := range s.assets {
+	for i := lo; i < hi; i++ {
+		a := all[i]
 		switch {
-		case !start.IsZero() && !a.CreateTime.After(start),
-			!end.IsZero() && a.CreateTime.After(end),
-			q.Get("MediaType") != "" && a.MediaType != q.Get("MediaType"),
+		case q.Get("MediaType") != "" && a.MediaType != q.Get("MediaType"),
 			q.Get("BusinessType") != "" && a.BusinessType != q.Get("BusinessType"),
 			q.Get("Source") != "" && q.Get("Source") != "oss",
 			q.Get("Status") != "" && a.Status != q.Get("Status"),
@@ -687,19 +732,17 @@ func (s *Server) listMediaBasicInfos(q url.Values) (map[string]any, *imsError) {
 		}
 		match = append(match, a)
 	}
-	sort.Slice(match, func(i, j int) bool {
-		a, b := match[i], match[j]
-		if !a.CreateTime.Equal(b.CreateTime) {
-			return a.CreateTime.Before(b.CreateTime) == (sortBy == "asc")
-		}
-		return (a.MediaId < b.MediaId) == (sortBy == "asc")
-	})
+	total := len(match)
+	if sortBy == "desc" {
+		slices.Reverse(match)
+	}
+	match = match[:min(len(match), listCap)]
 	infos := []any{}
 	for i := offset; i < len(match) && i < offset+max; i++ {
 		a := match[i]
 		info := map[string]any{"MediaId": a.MediaId, "MediaBasicInfo": s.basicInfo(a)}
 		if withFiles {
-			info["FileInfoList"] = s.fileInfoList(a, time.Hour)
+			info["FileInfoList"] = s.fileInfoList(a, timeout)
 		}
 		infos = append(infos, info)
 	}
@@ -707,7 +750,9 @@ func (s *Server) listMediaBasicInfos(q url.Values) (map[string]any, *imsError) {
 	if offset+max < len(match) {
 		next = base64.StdEncoding.EncodeToString([]byte("offset:" + strconv.Itoa(offset+max)))
 	}
-	return map[string]any{"TotalCount": len(match), "MediaInfos": infos, "NextToken": next, "MaxResults": max}, nil
+	// TotalCount: the reference does not say whether it counts past the cap; the emulator
+	// counts every match, and imsfs does not read it.
+	return map[string]any{"TotalCount": total, "MediaInfos": infos, "NextToken": next, "MaxResults": max}, nil
 }
 
 // The asset lifecycle: Init at creation; Preparing once bytes for its object arrive; Normal
@@ -933,9 +978,12 @@ func (s *Server) callback(target string, event map[string]any) {
 }
 
 // handleSeed fills the library with assets other users made: POST
-// /_emulator/seed?count=N&type=T&business_type=B&spread=D makes N Normal assets (without
-// objects) of that type, created evenly over the D before now, the newest first. It is how a test
-// puts a library of 20,000 assets behind a lost creation answer without 20,000 uploads.
+// /_emulator/seed?count=N&type=T&business_type=B&spread=D[&size=S][&name=F] makes N Normal
+// assets of that type, created evenly over the D before now, the newest first. Without size they
+// have no object (an asset whose upload never came); with it each has an object of S random bytes
+// (one file, hard-linked under each asset's key, so that 100,000 cost seconds). Each is named
+// seeded-I.bin, or F for all of them. It is how a test or the bench puts a library of 100,000
+// assets in place without 100,000 uploads.
 func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	count, err := strconv.Atoi(q.Get("count"))
@@ -961,14 +1009,52 @@ func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	size := int64(-1)
+	if v := q.Get("size"); v != "" {
+		if size, err = strconv.ParseInt(v, 10, 64); err != nil || size < 0 || size > 1<<30 {
+			http.Error(w, "size: want 0 to 1073741824 bytes", http.StatusBadRequest)
+			return
+		}
+	}
+	var seedObj string // the object every seeded asset's key links to
+	var seedMeta objectMeta
+	var seedMD5 string
+	if size >= 0 {
+		data := make([]byte, size)
+		rand.Read(data)
+		sum := md5.Sum(data)
+		seedMD5 = hex.EncodeToString(sum[:])
+		seedObj = objectIndex(s.opts.Bucket, "sv/seeded/"+randomHex(8)) // the first asset's
+		seedMeta, err = s.writeObject(seedObj, bytes.NewReader(data), "application/octet-stream",
+			func(digest) error { return nil }, func(d digest) string { return `"` + strings.ToUpper(seedMD5) + `"` })
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
 	now := time.Now().UTC()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range count {
 		created := now.Add(-spread * time.Duration(i+1) / time.Duration(count)).Truncate(time.Second)
+		name := "seeded-" + strconv.Itoa(i) + ".bin"
+		if q.Get("name") != "" {
+			name = q.Get("name")
+		}
 		a := &Asset{MediaId: randomHex(16), Status: "Normal", Title: "seeded " + strconv.Itoa(i), Type: typ, MediaType: typ,
-			BusinessType: biz, AppId: defaultAppID, FileName: "seeded.bin", Bucket: s.opts.Bucket,
+			BusinessType: biz, AppId: defaultAppID, FileName: name, Bucket: s.opts.Bucket,
 			Key: "sv/seeded/" + randomHex(8), CreateTime: created, ModifiedTime: created}
+		if i == 0 && seedObj != "" {
+			a.Key = strings.TrimPrefix(seedObj, a.Bucket+"/")
+		}
+		if seedObj != "" {
+			obj := objectIndex(a.Bucket, a.Key)
+			if err := errors.Join(link(s.objectFile(seedObj), s.objectFile(obj)), link(s.metaPath(seedObj), s.metaPath(obj))); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			a.Size, a.MD5 = seedMeta.Size, seedMD5
+		}
 		s._index(a)
 		if err := s._saveAsset(a); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -976,4 +1062,12 @@ func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// link hard-links name as alias unless they are one file.
+func link(name, alias string) error {
+	if name == alias {
+		return nil
+	}
+	return os.Link(name, alias)
 }

@@ -3,6 +3,8 @@ package emulator_test
 import (
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +168,77 @@ func TestListMediaBasicInfosTakesTheMediaTypesItsReferenceLists(t *testing.T) {
 	_, err := call(c, "ListMediaBasicInfos", map[string]string{"MediaType": "other"})
 	if code, _ := errCode(err); code != "InvalidParameter" {
 		t.Errorf("MediaType other: %v, want InvalidParameter", err)
+	}
+}
+
+// TestListMediaBasicInfosReturnsTheFirst100: its reference, read strictly, returns at most the
+// first 100 matches over all pages; a window of creation time holds the rest. Parameters it does
+// not name are refused; seeded assets with bytes list their files, signed for AuthTimeout.
+func TestListMediaBasicInfosReturnsTheFirst100(t *testing.T) {
+	s := startEmulator(t, emulator.Options{})
+	c := client(t, s, "", nil)
+	resp, err := http.Post(s.URL()+"/_emulator/seed?count=250&spread=250s&size=10", "", nil)
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("seed: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	type listed struct {
+		ids   []string
+		times []string
+		files []any
+	}
+	list := func(q map[string]string) listed {
+		t.Helper()
+		var l listed
+		for {
+			body, err := call(c, "ListMediaBasicInfos", q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range body["MediaInfos"].([]any) {
+				m := m.(map[string]any)
+				l.ids = append(l.ids, m["MediaId"].(string))
+				l.times = append(l.times, m["MediaBasicInfo"].(map[string]any)["CreateTime"].(string))
+				if f, ok := m["FileInfoList"].([]any); ok {
+					l.files = append(l.files, f...)
+				}
+			}
+			next, _ := body["NextToken"].(string)
+			if next == "" {
+				return l
+			}
+			q["NextToken"] = next
+		}
+	}
+	all := list(map[string]string{"MaxResults": "30", "SortBy": "asc"})
+	if len(all.ids) != 100 {
+		t.Fatalf("paged through %d matches, want the first 100", len(all.ids))
+	}
+	// The rest, in a window that starts (exclusive) at the 100th's creation time.
+	rest := list(map[string]string{"MaxResults": "100", "SortBy": "asc", "StartTime": all.times[99], "IncludeFileBasicInfo": "true", "AuthTimeout": "60"})
+	if len(rest.ids) != 100 || rest.times[0] <= all.times[99] {
+		t.Errorf("the next window: %d from %v, after %s", len(rest.ids), rest.times[:1], all.times[99])
+	}
+	if len(rest.files) != 100 {
+		t.Fatalf("%d files listed with IncludeFileBasicInfo", len(rest.files))
+	}
+	f := rest.files[0].(map[string]any)["FileBasicInfo"].(map[string]any)
+	u, _ := url.Parse(f["FileUrl"].(string))
+	if exp, _ := strconv.ParseInt(u.Query().Get("Expires"), 10, 64); f["FileSize"] != "10" || exp > time.Now().Add(61*time.Second).Unix() {
+		t.Errorf("a seeded file: %v", f)
+	}
+	get, err := http.Get(f["FileUrl"].(string))
+	if err != nil || get.StatusCode != 200 {
+		t.Fatalf("GET of a seeded file's URL: %v %v", get, err)
+	}
+	data, _ := io.ReadAll(get.Body)
+	get.Body.Close()
+	if len(data) != 10 {
+		t.Errorf("a seeded object holds %d bytes", len(data))
+	}
+	for _, q := range []map[string]string{{"Title": "x"}, {"Category": "x"}, {"UserData": "x"}, {"IncludeFileBasicInfo": "yes"}} {
+		if _, err := call(c, "ListMediaBasicInfos", q); func() string { c, _ := errCode(err); return c }() != "InvalidParameter" {
+			t.Errorf("ListMediaBasicInfos %v: %v, want InvalidParameter", q, err)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -253,6 +254,27 @@ func (s *Server) migrateAssetList() error {
 func (s *Server) _index(a *Asset) {
 	s.assets[a.MediaId] = a
 	s.byObject[objectIndex(a.Bucket, a.Key)] = a
+	if n := len(s.byTime); n > 0 && !createdBefore(s.byTime[n-1], a) {
+		s.unsorted = true
+	}
+	s.byTime = append(s.byTime, a)
+}
+
+// createdBefore orders assets as the listing does: by creation time, then MediaId.
+func createdBefore(a, b *Asset) bool {
+	if !a.CreateTime.Equal(b.CreateTime) {
+		return a.CreateTime.Before(b.CreateTime)
+	}
+	return a.MediaId < b.MediaId
+}
+
+// _inCreationOrder returns every asset in creation order. Call with s.mu held.
+func (s *Server) _inCreationOrder() []*Asset {
+	if s.unsorted {
+		sort.Slice(s.byTime, func(i, j int) bool { return createdBefore(s.byTime[i], s.byTime[j]) })
+		s.unsorted = false
+	}
+	return s.byTime
 }
 
 // _saveAsset writes one asset's record. Call with s.mu held.
@@ -263,6 +285,10 @@ func (s *Server) _saveAsset(a *Asset) error {
 // _deleteAsset forgets an asset. Call with s.mu held.
 func (s *Server) _deleteAsset(a *Asset) error {
 	delete(s.assets, a.MediaId)
+	list := s._inCreationOrder()
+	if i := sort.Search(len(list), func(i int) bool { return !createdBefore(list[i], a) }); i < len(list) && list[i] == a {
+		s.byTime = slices.Delete(list, i, i+1)
+	}
 	delete(s.byObject, objectIndex(a.Bucket, a.Key))
 	if t := s.timers[a.MediaId]; t != nil {
 		t.Stop()
@@ -330,15 +356,9 @@ func writeJSONFile(path string, v any) error {
 // _assetList returns the assets in creation order. Call with s.mu held.
 func (s *Server) _assetList() []Asset {
 	list := make([]Asset, 0, len(s.assets))
-	for _, a := range s.assets {
+	for _, a := range s._inCreationOrder() {
 		list = append(list, *a)
 	}
-	sort.Slice(list, func(i, j int) bool {
-		if !list[i].CreateTime.Equal(list[j].CreateTime) {
-			return list[i].CreateTime.Before(list[j].CreateTime)
-		}
-		return list[i].MediaId < list[j].MediaId
-	})
 	return list
 }
 

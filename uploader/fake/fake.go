@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"hash/crc64"
 	"io"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,6 +108,7 @@ func (c *Cloud) Add(a Asset) {
 	defer c.mu.Unlock()
 	c.seq++
 	a.MediaID = fmt.Sprintf("media-%d", c.seq)
+	a.Created = a.Created.Truncate(time.Second) // the service's times are whole seconds
 	c.assets[a.MediaID] = &a
 	c.order = append(c.order, a.MediaID)
 }
@@ -246,7 +248,7 @@ func (c *Cloud) CreateUploadMedia(ctx context.Context, req ims.CreateUploadMedia
 	a := &Asset{MediaID: fmt.Sprintf("media-%d", c.seq), Type: req.FileInfo.Type, BusinessType: req.MediaMetaData.BusinessType,
 		Title: req.MediaMetaData.Title, UserData: string(ud),
 		Description: req.MediaMetaData.Description, Tags: req.MediaMetaData.Tags, CateID: cateString(req.MediaMetaData.CateID), Bucket: "fake", Key: fmt.Sprintf("sv/%d.%s", c.seq, req.FileInfo.Ext),
-		Status: ims.MediaInit, Created: c.now(), hidden: c.Hide}
+		Status: ims.MediaInit, Created: c.now().Truncate(time.Second), hidden: c.Hide}
 	c.assets[a.MediaID] = a
 	c.order = append(c.order, a.MediaID)
 	t := c._ticket(a)
@@ -283,7 +285,14 @@ func (c *Cloud) _info(a *Asset) ims.MediaInfo {
 		CreateTime: a.Created.UTC().Format(ims.TimeFormat)}}
 	if !a.Complete.IsZero() {
 		info.FileInfoList = make([]ims.MediaFile, 1)
-		info.FileInfoList[0].FileBasicInfo.FileURL = "http://oss.fake/" + a.Bucket + "/" + a.Key + "?Signature=x"
+		f := &info.FileInfoList[0].FileBasicInfo
+		f.FileURL = "http://oss.fake/" + a.Bucket + "/" + a.Key + "?Signature=x"
+		f.FileType, f.FileName = "source_file", path.Base(a.Key)
+		f.CreateTime = a.Complete.UTC().Format(ims.TimeFormat)
+		f.ModifiedTime = f.CreateTime
+		if o := c.objects[a.Bucket+"/"+a.Key]; o != nil {
+			f.FileSize = strconv.Itoa(len(o.data))
+		}
 	}
 	return info
 }
@@ -373,7 +382,8 @@ func (c *Cloud) DeleteMediaInfos(ctx context.Context, mediaIDs ...string) error 
 	return nil
 }
 
-// ListMediaBasicInfos pages through the assets that match, by creation time.
+// ListMediaBasicInfos pages through the first ims.ListCap assets that match, by creation time
+// (StartTime exclusive, EndTime inclusive), as the emulator does.
 func (c *Cloud) ListMediaBasicInfos(ctx context.Context, r ims.ListRequest) (*ims.ListPage, error) {
 	if err := c.enter(ctx, "ims.list"); err != nil {
 		return nil, err
@@ -390,7 +400,7 @@ func (c *Cloud) ListMediaBasicInfos(ctx context.Context, r ims.ListRequest) (*im
 		a := c.assets[id]
 		switch {
 		case a.Deleted, a.hidden,
-			!r.StartTime.IsZero() && a.Created.Before(r.StartTime),
+			!r.StartTime.IsZero() && !a.Created.After(r.StartTime),
 			!r.EndTime.IsZero() && a.Created.After(r.EndTime),
 			r.MediaType != "" && a.Type != r.MediaType,
 			r.BusinessType != "" && a.BusinessType != r.BusinessType,
@@ -399,9 +409,10 @@ func (c *Cloud) ListMediaBasicInfos(ctx context.Context, r ims.ListRequest) (*im
 		}
 		match = append(match, a)
 	}
-	if r.SortBy == "desc" {
+	if r.SortBy != "asc" { // the reference's default: newest first
 		sort.SliceStable(match, func(i, j int) bool { return match[i].Created.After(match[j].Created) })
 	}
+	match = match[:min(len(match), ims.ListCap)]
 	n := r.MaxResults
 	if n <= 0 || n > 100 {
 		n = 10
@@ -409,7 +420,11 @@ func (c *Cloud) ListMediaBasicInfos(ctx context.Context, r ims.ListRequest) (*im
 	offset, _ := strconv.Atoi(r.NextToken)
 	page := &ims.ListPage{}
 	for i := offset; i < len(match) && i < offset+n; i++ {
-		page.Media = append(page.Media, c._info(match[i]).MediaBasicInfo)
+		info := c._info(match[i])
+		if !r.Files {
+			info.FileInfoList = nil
+		}
+		page.Media = append(page.Media, info)
 	}
 	if offset+n < len(match) {
 		page.NextToken = strconv.Itoa(offset + n)

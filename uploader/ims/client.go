@@ -288,11 +288,30 @@ type MediaInfo struct {
 // MediaFile is one file of an asset (its source file, once uploaded).
 type MediaFile struct {
 	FileBasicInfo struct {
-		FileName   string `json:"FileName"`
-		FileStatus string `json:"FileStatus"`
-		FileSize   string `json:"FileSize"`
-		FileURL    string `json:"FileUrl"` // signed, valid for the AuthTimeout asked
+		FileName     string `json:"FileName"`
+		FileStatus   string `json:"FileStatus"`
+		FileType     string `json:"FileType"` // source_file, …
+		FileSize     string `json:"FileSize"` // bytes, as a string
+		FileURL      string `json:"FileUrl"`  // signed, valid for the AuthTimeout asked
+		CreateTime   string `json:"CreateTime"`
+		ModifiedTime string `json:"ModifiedTime"`
 	} `json:"FileBasicInfo"`
+}
+
+// SourceFile returns the asset's source file: the one of FileType source_file, else the first
+// with a size; ok is false when the asset lists none (its upload has not come).
+func (m *MediaInfo) SourceFile() (f MediaFile, ok bool) {
+	for _, f := range m.FileInfoList {
+		if f.FileBasicInfo.FileType == "source_file" && f.FileBasicInfo.FileSize != "" {
+			return f, true
+		}
+	}
+	for _, f := range m.FileInfoList {
+		if f.FileBasicInfo.FileSize != "" {
+			return f, true
+		}
+	}
+	return MediaFile{}, false
 }
 
 // MediaBasicInfo is an asset's description, as every media action gives it.
@@ -304,9 +323,13 @@ type MediaBasicInfo struct {
 	Title        string `json:"Title"`
 	Description  string `json:"Description"`
 	MediaTags    string `json:"MediaTags"`
+	CateID       int64  `json:"CateId"`
+	Category     string `json:"Category"`
+	Source       string `json:"Source"`
 	Status       string `json:"Status"`
 	UserData     string `json:"UserData"`
 	CreateTime   string `json:"CreateTime"`
+	ModifiedTime string `json:"ModifiedTime"`
 }
 
 // FileURL returns the signed URL of the asset's source file, or "".
@@ -409,26 +432,32 @@ func (c *Client) DeleteMediaInfos(ctx context.Context, mediaIDs ...string) error
 }
 
 // ListRequest is a page of ListMediaBasicInfos: its filters (all optional) and where to go on.
+// Its reference says at most the first 100 matches are returned, over all pages: a caller that
+// may match more lists in windows of creation time (ListWindows).
 type ListRequest struct {
-	StartTime, EndTime time.Time // created after StartTime, up to EndTime
+	StartTime, EndTime time.Time // created after StartTime, up to EndTime (whole seconds)
 	MediaType          string
 	BusinessType       string
+	Source             string
 	Status             string
-	SortBy             string // "asc" or "desc" by creation time
-	MaxResults         int    // at most 100
+	MediaID            string
+	SortBy             string        // "asc" or "desc" by creation time
+	MaxResults         int           // at most 100
+	Files              bool          // IncludeFileBasicInfo: each asset's files too
+	AuthTimeout        time.Duration // how long the files' URLs open [the service's: an hour]
 	NextToken          string
 }
 
 // ListPage is one page of assets and the token of the next ("" at the end).
 type ListPage struct {
-	Media     []MediaBasicInfo
+	Media     []MediaInfo
 	NextToken string
 }
 
 // ListMediaBasicInfos returns one page of the assets that match r.
 func (c *Client) ListMediaBasicInfos(ctx context.Context, r ListRequest) (*ListPage, error) {
-	q := map[string]string{"MediaType": r.MediaType, "BusinessType": r.BusinessType, "Status": r.Status,
-		"SortBy": r.SortBy, "NextToken": r.NextToken}
+	q := map[string]string{"MediaType": r.MediaType, "BusinessType": r.BusinessType, "Source": r.Source,
+		"Status": r.Status, "MediaId": r.MediaID, "SortBy": r.SortBy, "NextToken": r.NextToken}
 	if !r.StartTime.IsZero() {
 		q["StartTime"] = r.StartTime.UTC().Format(TimeFormat)
 	}
@@ -438,23 +467,28 @@ func (c *Client) ListMediaBasicInfos(ctx context.Context, r ListRequest) (*ListP
 	if r.MaxResults > 0 {
 		q["MaxResults"] = strconv.Itoa(r.MaxResults)
 	}
+	if r.Files {
+		q["IncludeFileBasicInfo"] = "true"
+	}
+	if r.AuthTimeout > 0 {
+		q["AuthTimeout"] = strconv.FormatInt(int64(r.AuthTimeout/time.Second), 10)
+	}
 	var res struct {
-		MediaInfos []struct {
-			MediaID        string         `json:"MediaId"`
-			MediaBasicInfo MediaBasicInfo `json:"MediaBasicInfo"`
-		} `json:"MediaInfos"`
-		NextToken string `json:"NextToken"`
+		MediaInfos []MediaInfo `json:"MediaInfos"`
+		NextToken  string      `json:"NextToken"`
 	}
 	if err := c.call(ctx, "ListMediaBasicInfos", q, &res); err != nil {
 		return nil, err
 	}
-	page := &ListPage{NextToken: res.NextToken}
-	for _, m := range res.MediaInfos {
-		b := m.MediaBasicInfo
-		if b.MediaID == "" {
-			b.MediaID = m.MediaID
+	page := &ListPage{Media: res.MediaInfos, NextToken: res.NextToken}
+	for i := range page.Media {
+		m := &page.Media[i]
+		if m.MediaBasicInfo.MediaID == "" {
+			m.MediaBasicInfo.MediaID = m.MediaID
 		}
-		page.Media = append(page.Media, b)
+		if m.MediaID == "" {
+			m.MediaID = m.MediaBasicInfo.MediaID
+		}
 	}
 	return page, nil
 }
