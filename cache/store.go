@@ -151,7 +151,7 @@ func Open(dir string, opts Options) (*Store, error) {
 
 // init makes the buckets, names the store, and moves an older layout on.
 func (s *Store) init(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bucketFiles, bucketIDs, bucketUnfinished, bucketParts, bucketDirs, bucketDisposals, bucketMeta} {
+	for _, b := range [][]byte{bucketFiles, bucketIDs, bucketUnfinished, bucketParts, bucketDirs, bucketDisposals, bucketMeta, bucketLibrary} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}

@@ -234,6 +234,9 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	toDir := relPath(newParent.EmbeddedInode())
 	to := join(toDir, newName)
 	m := d.fsys.opts.Mapping
+	if _, ok := newParent.(*libDirNode); ok {
+		return d.fsys.readOnly("rename", to)
+	}
 	src := d.GetChild(name)
 	if src == nil {
 		return syscall.ENOENT

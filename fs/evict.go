@@ -51,15 +51,21 @@ func (f *FS) evictLoop(stop <-chan struct{}) {
 }
 
 // evictOnce evicts ready files that no one has open, least recently used first, until the
-// spool is a tenth under the limit. Only a file whose bytes are an asset in IMS is evicted, so
-// nothing is lost: its bytes come back from the object. It reports whether the cache is within
-// its limit afterwards.
+// cache is a tenth under the limit. Only a file whose bytes are an asset in IMS is evicted, so
+// nothing is lost: its bytes come back from the object. The library's fetched bytes go first:
+// they are fetched again at will, and no upload waits on them. It reports whether the cache is
+// within its limit afterwards.
 func (f *FS) evictOnce() bool {
 	limit := f.opts.CacheMaxSize
-	total := f.cached.Load()
-	if limit <= 0 || total <= limit {
+	if limit <= 0 {
+		f.trimLibrary(f.volumeShare())
 		return true
 	}
+	total := f.cached.Load() + f.libSize()
+	if total <= limit {
+		return true
+	}
+	f.trimLibrary(limit - limit/10 - f.cached.Load())
 	type candidate struct {
 		n    *fileNode
 		p    string
@@ -77,12 +83,12 @@ func (f *FS) evictOnce() bool {
 	sort.Slice(cands, func(i, j int) bool { return cands[i].used.Before(cands[j].used) })
 	target := limit - limit/10
 	for _, c := range cands {
-		if f.cached.Load() <= target {
+		if f.cached.Load()+f.libSize() <= target {
 			break
 		}
 		c.n.evict(c.p)
 	}
-	if total = f.cached.Load(); total > limit {
+	if total = f.cached.Load() + f.libSize(); total > limit {
 		f.opts.Log.Warn("the cache is over --cache-max-size: the rest is not uploaded yet or is open", "bytes", total, "limit", limit)
 		return false
 	}

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader"
 )
 
 // Uploads is what the file system asks of the uploader: it reports what happens to each file
@@ -72,6 +73,10 @@ type Options struct {
 	// as a mount did before grouped commits [off: see cache/durable.go].
 	SyncOnClose bool
 	Log         *slog.Logger
+	// Library, when set, is shown read-only as library/ (every asset in IMS), its bytes read
+	// through Objects and kept in Chunks [none: no library/].
+	Library *uploader.Library
+	Chunks  *cache.Chunks
 	// Observer is told of refusals, failures and evictions, for metrics [nothing].
 	Observer Observer
 }
@@ -108,6 +113,7 @@ type FS struct {
 	// passthrough: new and truncated files are written by the kernel straight to their spool,
 	// without a write request (set once the kernel has said it can).
 	passthrough atomic.Bool
+	lib         *libBytes // the library's bytes, fetched on demand
 	// roomSeen is when the cache volume was last seen with room for passthrough (UnixNano):
 	// a burst of new files asks statfs once, not once each.
 	roomSeen atomic.Int64
@@ -126,9 +132,14 @@ func New(opts Options) *FS {
 	}
 	if opts.Objects == nil {
 		opts.CacheMaxSize = 0 // evicted bytes could not be read back
+		opts.Library = nil    // nor the library's
+	}
+	if opts.Chunks == nil {
+		opts.Library = nil
 	}
 	f := &FS{opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), stop: make(chan struct{})}
 	f.root = &dirNode{fsys: f, mode: 0o755, mtime: time.Now()}
+	f.lib = &libBytes{fsys: f, flights: map[flightKey]*flight{}}
 	return f
 }
 
@@ -197,7 +208,7 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 		f.opts.Log.Info("FUSE passthrough is on: a new or truncated file is written straight to its spool")
 	}
 	f.raiseReadAhead(dir)
-	if f.opts.CacheMaxSize > 0 {
+	if f.opts.CacheMaxSize > 0 || f.opts.Library != nil {
 		go f.evictLoop(f.stop)
 	}
 	return server, nil
@@ -246,6 +257,9 @@ func (d *dirNode) OnAdd(ctx context.Context) {
 	now := time.Now()
 	for _, p := range f.opts.Mapping.Fixed() {
 		f.addDir(ctx, p, 0o755, now)
+	}
+	if f.opts.Library != nil {
+		f.addLibrary(ctx)
 	}
 	dirs, err := f.opts.Store.Dirs()
 	if err != nil {

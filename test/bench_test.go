@@ -750,21 +750,15 @@ func (e *emulatorProc) waitNormal(t *testing.T, id string) {
 // the MediaId of its asset.
 func directUpload(t *testing.T, emu *emulatorProc, path string) string {
 	t.Helper()
-	c, err := openapi.NewClient(&openapi.Config{AccessKeyId: dara.String("emulator"), AccessKeySecret: dara.String("emulator-secret"),
-		Endpoint: dara.String(strings.TrimPrefix(emu.URL, "http://")), Protocol: dara.String("http")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	params := &openapi.Params{Action: dara.String("CreateUploadMedia"), Version: dara.String("2020-11-09"), Protocol: dara.String("HTTP"),
-		Pathname: dara.String("/"), Method: dara.String("POST"), AuthType: dara.String("AK"), Style: dara.String("RPC"),
-		ReqBodyType: dara.String("formData"), BodyType: dara.String("json")}
-	q := map[string]*string{"FileInfo": dara.String(`{"Type":"video","Name":"direct","Ext":"mp4"}`),
-		"MediaMetaData": dara.String(`{"Title":"direct","BusinessType":"general"}`)}
-	res, err := c.CallApi(params, &openapi.OpenApiRequest{Query: q}, &dara.RuntimeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := res["body"].(map[string]any)
+	return apiUpload(t, emu, path, `{"Type":"video","Name":"direct","Ext":"mp4"}`, `{"Title":"direct","BusinessType":"general"}`)
+}
+
+// apiUpload makes an asset with CreateUploadMedia's FileInfo and MediaMetaData (JSON) and
+// uploads the file at path to it with the OSS SDK, as a program other than imsfs would, and
+// returns its MediaId.
+func apiUpload(t *testing.T, emu *emulatorProc, path, fileInfo, mediaMetaData string) string {
+	t.Helper()
+	body := imsCall(t, emu, "CreateUploadMedia", map[string]string{"FileInfo": fileInfo, "MediaMetaData": mediaMetaData})
 	var addr struct{ Endpoint, Bucket, FileName string }
 	var auth struct{ AccessKeyId, AccessKeySecret, SecurityToken string }
 	a, _ := base64.StdEncoding.DecodeString(body["UploadAddress"].(string))
@@ -782,6 +776,29 @@ func directUpload(t *testing.T, emu *emulatorProc, path string) string {
 	}
 	id, _ := body["MediaId"].(string)
 	return id
+}
+
+// imsCall makes one IMS call as a program using the SDK's generic CallApi would, and returns
+// the answer's body.
+func imsCall(t *testing.T, emu *emulatorProc, action string, query map[string]string) map[string]any {
+	t.Helper()
+	c, err := openapi.NewClient(&openapi.Config{AccessKeyId: dara.String("emulator"), AccessKeySecret: dara.String("emulator-secret"),
+		Endpoint: dara.String(strings.TrimPrefix(emu.URL, "http://")), Protocol: dara.String("http")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := &openapi.Params{Action: dara.String(action), Version: dara.String("2020-11-09"), Protocol: dara.String("HTTP"),
+		Pathname: dara.String("/"), Method: dara.String("POST"), AuthType: dara.String("AK"), Style: dara.String("RPC"),
+		ReqBodyType: dara.String("formData"), BodyType: dara.String("json")}
+	q := map[string]*string{}
+	for k, v := range query {
+		q[k] = dara.String(v)
+	}
+	res, err := c.CallApi(params, &openapi.OpenApiRequest{Query: q}, &dara.RuntimeOptions{})
+	if err != nil {
+		t.Fatalf("%s: %v", action, err)
+	}
+	return res["body"].(map[string]any)
 }
 
 // directDownload reads an object whole with the OSS SDK, as a program would, given its plain

@@ -32,7 +32,10 @@ const urlLife = time.Hour
 
 // NewFetcher returns a Fetcher that asks ims for object URLs.
 func NewFetcher(ims IMS) *Fetcher {
-	return &Fetcher{ims: ims, client: &http.Client{Timeout: 5 * time.Minute}, urls: map[string]signedURL{}}
+	// Chunks are fetched several at once, ahead of readers: their connections are kept.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 32
+	return &Fetcher{ims: ims, client: &http.Client{Timeout: 5 * time.Minute, Transport: tr}, urls: map[string]signedURL{}}
 }
 
 // URL returns a signed URL of the asset's source file that opens as it is for another quarter

@@ -189,13 +189,14 @@ func (d *doctor) service(ctx context.Context, endpoint, region string) {
 	answered := false
 	if client != nil {
 		start := time.Now()
-		_, err = client.ListMediaBasicInfos(cctx, ims.ListRequest{MaxResults: 1})
+		// The call library/ lists with (IncludeFileBasicInfo), for one asset.
+		_, err = client.ListMediaBasicInfos(cctx, ims.ListRequest{MaxResults: 1, Files: true})
 		took := time.Since(start).Round(time.Millisecond)
 		var api *ims.APIError
 		switch {
 		case err == nil:
 			answered = true
-			d.ok("IMS at %s (region %s) answered a signed call (ListMediaBasicInfos) in %v: the key is accepted", endpoint, region, took)
+			d.ok("IMS at %s (region %s) answered a signed call (ListMediaBasicInfos) in %v: the key is accepted, and library/ can list the assets", endpoint, region, took)
 		case errors.As(err, &api) && !api.Temporary():
 			answered = true
 			d.fix("IMS at %s %s", endpoint, keyRefused(*m.AccessKeyId, api))

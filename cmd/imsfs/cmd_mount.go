@@ -61,6 +61,8 @@ type mountOptions struct {
 	appID         string
 	configFile    string
 	notify        bool
+	library       bool
+	libRefresh    time.Duration
 
 	config  *config     // the configuration file read, if any
 	mapping *fs.Mapping // the folder layout: the default one and the file's folders
@@ -80,6 +82,8 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.IntFlag{Name: "transfers", Value: 4, Destination: &o.workers, Usage: "files over one PUT (larger than --part-size) uploaded at once"},
 		&cli.IntFlag{Name: "small-transfers", Destination: &o.smallWorkers, DefaultText: "4 × --transfers", Usage: "files of one PUT (up to --part-size) uploaded at once, the larger ones at most --transfers among them"},
 		&cli.StringFlag{Name: "temp-names", Value: uploader.DefaultTempNames, Destination: &o.tempNames, Usage: "comma-separated `PATTERNS` (shell globs on the file name) of temporary files: kept in the mount, never uploaded (skipped) until renamed; \"\" names none (junk names, .DS_Store and the like, stay local: see a folder's ignore: in imsfs config example)"},
+		&cli.BoolFlag{Name: "library", Value: true, Destination: &o.library, Usage: "show library/: every asset in IMS, read-only, in the folder its type maps to, read on demand (--library=false hides it)"},
+		&cli.DurationFlag{Name: "library-refresh", Value: 30 * time.Second, Destination: &o.libRefresh, Usage: "how often library/ looks for new assets in IMS"},
 		&cli.BoolFlag{Name: "sidecars", Value: true, Destination: &o.sidecars, Usage: "show NAME.ims.json beside each file, with what its extended attributes say (--sidecars=false hides them)"},
 		&cli.StringFlag{Name: "cache-max-size", Destination: &o.cacheMax, Usage: "bound the cache (e.g. 20GiB): ready files no one has open are evicted, least recently used first, and read back from their objects (default: no bound)"},
 		&cli.StringFlag{Name: "part-size", Value: "8MiB", Destination: &o.partSize, Usage: "multipart part `SIZE` (at least 100KiB); a file up to this size goes in one PUT; a file of more than 10,000 parts gets bigger ones"},
@@ -124,6 +128,12 @@ func newMountCommand() *cli.Command {
 			}
 			if o.uploadDelay < 0 || o.drainTimeout < 0 || o.readyTimeout < 0 {
 				return usagef("imsfs mount: --upload-delay, --drain-timeout and --ready-timeout take durations of 0 or more")
+			}
+			if o.libRefresh < time.Second {
+				return usagef("imsfs mount: --library-refresh %v: want 1s or more", o.libRefresh)
+			}
+			if o.library && o.mapping.IsFixed(fs.LibraryDir) {
+				return usagef("imsfs mount: the configuration's folders hold %s/, which is the library's (every asset in IMS): name that folder otherwise, or set library: false", fs.LibraryDir)
 			}
 			return runMount(c.Context, &o, c.Args().First())
 		},
@@ -440,9 +450,24 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		Observer: upObs, AppID: o.appID, Settings: o.mapping.Settings})
 	sock := filepath.Join(o.cacheDir, controlSocket)
 	fetcher := uploader.NewFetcher(client)
+	var (
+		library *uploader.Library
+		chunks  *cache.Chunks
+	)
+	if o.library {
+		if chunks, err = store.Chunks(); err != nil {
+			return err
+		}
+		library, err = uploader.NewLibrary(uploader.LibraryConfig{Store: store, IMS: client, Chunks: chunks,
+			Place: fs.LibraryFolder, Folders: fs.LibraryFolders(), Refresh: o.libRefresh, Log: log})
+		if err != nil {
+			return err
+		}
+	}
 	fsys := fs.New(fs.Options{Store: store, Uploads: queue, UploadDelay: o.uploadDelay, Log: log,
 		Objects: fetcher, CacheMaxSize: int64(cacheMax), ControlSocket: sock, Sidecars: o.sidecars, SyncOnClose: o.syncOnClose, NoPassthrough: !o.passthrough,
-		Observer: fsObs, Mapping: o.mapping, Junk: func(p string) bool { _, junk := names.Junk(p); return junk }})
+		Observer: fsObs, Mapping: o.mapping, Junk: func(p string) bool { _, junk := names.Junk(p); return junk },
+		Library: library, Chunks: chunks})
 	if m != nil {
 		m.watch(store, queue, fsys, client.Paces, log)
 		addr, err := m.serve(o.metricsAddr, log)
@@ -462,7 +487,13 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		return fmt.Errorf("%w (is %s already a mount, or is FUSE unavailable? see /dev/fuse and fusermount3)", err, mountpoint)
 	}
 	queue.Run()
-	ctl := &control{queue: queue, store: store, urls: fetcher, fsys: fsys, paces: client.Paces, log: log}
+	if library != nil {
+		listing, stopListing := context.WithCancel(ctx)
+		listed := make(chan struct{})
+		go func() { library.Run(listing); close(listed) }()
+		defer func() { stopListing(); <-listed }() // before the store closes
+	}
+	ctl := &control{queue: queue, store: store, urls: fetcher, fsys: fsys, paces: client.Paces, library: library, log: log}
 	if stop, err := ctl.serve(sock); err != nil {
 		log.Warn("imsfs status, retry and url will not reach this mount", "err", err)
 	} else {

@@ -35,7 +35,10 @@ type control struct {
 	urls  *uploader.Fetcher
 	fsys  *fs.FS
 	paces func() []ims.Pace // how fast IMS is called, action by action
-	log   *slog.Logger
+	// library is library/'s listing, which status says is stale while IMS cannot be reached
+	// [nil: --library=false].
+	library *uploader.Library
+	log     *slog.Logger
 }
 
 // throttledFor is how long a throttled action is shown in imsfs status after its last throttled
@@ -154,6 +157,16 @@ func (c *control) status(w http.ResponseWriter, r *http.Request) {
 			}
 			list = append(list, uploader.FileStatus{Path: p.Action, Status: "throttled",
 				Error: fmt.Sprintf("IMS answered %d calls with flow control (last: %s at %s); %s", p.Throttled, p.LastCode, p.Last.Format(time.TimeOnly), pace)})
+		}
+	}
+	if c.library != nil {
+		if st := c.library.State(); st.Stale != nil {
+			listed := "never listed whole yet"
+			if !st.Listed.IsZero() {
+				listed = "listed whole at " + st.Listed.Format(time.DateTime)
+			}
+			list = append(list, uploader.FileStatus{Path: fs.LibraryDir + "/", Status: "stale",
+				Error: fmt.Sprintf("IMS cannot be reached since %s: it shows the %d assets last listed (%s): %v", st.Since.Format(time.TimeOnly), st.Assets, listed, st.Stale)})
 		}
 	}
 	for _, f := range c.fsys.Refusals() {

@@ -24,7 +24,8 @@ func newStatusCommand() *cli.Command {
 		ArgsUsage: "[PATH]",
 		Description: "PATH is any path in the mount (default: the current directory). Exits 0; prints nothing\n" +
 			"when every file is ready. After the files: assets imsfs is to delete whose deletion failed\n" +
-			"(\"deleting\"), and the most recent operations the mount refused, with why (\"refused\").",
+			"(\"deleting\"), library/ while IMS cannot be reached (\"stale\"), and the most recent\n" +
+			"operations the mount refused, with why (\"refused\").",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON array for scripts (with --watch, one array a line, every second)"},
 			&cli.BoolFlag{Name: "watch", Usage: "redraw every second, with progress bars, until interrupted"},
@@ -83,7 +84,7 @@ func newStatusCommand() *cli.Command {
 func notReady(list []uploader.FileStatus) string {
 	n := 0
 	for _, f := range list {
-		if f.Status != "refused" && f.Status != "deleting" && f.Status != "throttled" {
+		if f.Status != "refused" && f.Status != "deleting" && f.Status != "throttled" && f.Status != "stale" {
 			n++
 		}
 	}
@@ -97,11 +98,14 @@ func notReady(list []uploader.FileStatus) string {
 // bytes are all sent says it is completing (the last call can take a while on a large file).
 func printStatus(out io.Writer, list []uploader.FileStatus, bars bool) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	var refused, throttled []uploader.FileStatus
+	var refused, throttled, stale []uploader.FileStatus
 	for _, f := range list {
 		switch f.Status {
 		case "refused":
 			refused = append(refused, f)
+			continue
+		case "stale":
+			stale = append(stale, f)
 			continue
 		case "throttled":
 			throttled = append(throttled, f)
@@ -124,6 +128,7 @@ func printStatus(out io.Writer, list []uploader.FileStatus, bars bool) {
 	}
 	w.Flush()
 	printSection(out, "IMS is throttling (files wait and go on by themselves):", throttled)
+	printSection(out, "the library is stale (it shows what was last listed, and lists again by itself):", stale)
 	printSection(out, "recently refused:", refused)
 }
 

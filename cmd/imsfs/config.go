@@ -45,6 +45,8 @@ var configKeys = map[string]func(v string) error{
 	"on-overwrite":    func(v string) error { _, err := uploader.ParsePolicy(v); return err },
 	"on-delete":       func(v string) error { _, err := uploader.ParsePolicy(v); return err },
 	"sidecars":        checkBool,
+	"library":         checkBool,
+	"library-refresh": checkDuration,
 	"passthrough":     checkBool,
 	"sync-on-close":   checkBool,
 	"allow-other":     checkBool,
@@ -561,6 +563,8 @@ on-delete: keep         # keep or delete the asset of a file that is deleted
 # cache-dir: /var/cache/imsfs              # default: ~/.cache/imsfs
 # cache-max-size: 20GiB                    # default: no bound
 sidecars: true          # NAME.ims.json beside each file
+library: true           # library/: every asset in IMS, read-only, read on demand
+library-refresh: 30s    # how often library/ looks for new assets
 passthrough: true       # the kernel writes new files straight to the cache (Linux 6.9+, as root)
 sync-on-close: false    # fsync each file, its name and its record at every close (slower)
 

@@ -978,11 +978,12 @@ func (s *Server) callback(target string, event map[string]any) {
 }
 
 // handleSeed fills the library with assets other users made: POST
-// /_emulator/seed?count=N&type=T&business_type=B&spread=D[&size=S][&name=F] makes N Normal
-// assets of that type, created evenly over the D before now, the newest first. Without size they
-// have no object (an asset whose upload never came); with it each has an object of S random bytes
-// (one file, hard-linked under each asset's key, so that 100,000 cost seconds). Each is named
-// seeded-I.bin, or F for all of them. It is how a test or the bench puts a library of 100,000
+// /_emulator/seed?count=N&type=T&business_type=B&spread=D[&size=S][&name=F][&title=T] makes N
+// Normal assets of that type, created evenly over the D before now, the newest first. Without
+// size they have no object (an asset whose upload never came); with it each has an object of S
+// random bytes (one file, hard-linked under each asset's key, so that 100,000 cost seconds). Each
+// has the FileName seeded-I.bin and the Title "seeded I", or F and T for all of them (an empty
+// F: a file without a name). It is how a test or the bench puts a library of 100,000
 // assets in place without 100,000 uploads.
 func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -1037,11 +1038,14 @@ func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	for i := range count {
 		created := now.Add(-spread * time.Duration(i+1) / time.Duration(count)).Truncate(time.Second)
-		name := "seeded-" + strconv.Itoa(i) + ".bin"
-		if q.Get("name") != "" {
+		name, title := "seeded-"+strconv.Itoa(i)+".bin", "seeded "+strconv.Itoa(i)
+		if q.Has("name") {
 			name = q.Get("name")
 		}
-		a := &Asset{MediaId: randomHex(16), Status: "Normal", Title: "seeded " + strconv.Itoa(i), Type: typ, MediaType: typ,
+		if q.Has("title") {
+			title = q.Get("title")
+		}
+		a := &Asset{MediaId: randomHex(16), Status: "Normal", Title: title, Type: typ, MediaType: typ,
 			BusinessType: biz, AppId: defaultAppID, FileName: name, Bucket: s.opts.Bucket,
 			Key: "sv/seeded/" + randomHex(8), CreateTime: created, ModifiedTime: created}
 		if i == 0 && seedObj != "" {

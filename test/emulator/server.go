@@ -51,12 +51,12 @@ type Server struct {
 	closed sync.Once
 
 	mu       sync.Mutex
-	assets   map[string]*Asset      // protected by mu: by MediaId
-	byObject map[string]*Asset      // protected by mu: by "bucket/key"
+	assets   map[string]*Asset // protected by mu: by MediaId
+	byObject map[string]*Asset // protected by mu: by "bucket/key"
 	// byTime is every asset in creation order (CreateTime, then MediaId), for the listing to
 	// take a window of; sorted only when a listing needs it (unsorted is set when not).
-	byTime   []*Asset // protected by mu
-	unsorted bool     // protected by mu
+	byTime   []*Asset               // protected by mu
+	unsorted bool                   // protected by mu
 	sts      map[string]*stsKey     // protected by mu: temporary keys by AccessKeyId
 	nonces   map[string]time.Time   // protected by mu: signature nonces seen, with when
 	uploads  map[string]*multipart  // protected by mu: unfinished multipart uploads by UploadId

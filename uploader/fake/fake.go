@@ -71,6 +71,8 @@ type Asset struct {
 	Complete                                     time.Time // when its object was completed
 	Deleted                                      bool
 	hidden                                       bool
+	// Data, given to Add, is the asset's object: its upload is complete.
+	Data []byte
 }
 
 type object struct {
@@ -102,15 +104,27 @@ func (c *Cloud) now() time.Time {
 	return c.Clock.Now()
 }
 
-// Add puts an asset in the library, as another user of the account made it.
-func (c *Cloud) Add(a Asset) {
+// Add puts an asset in the library, as another user of the account made it, and returns its
+// MediaId.
+func (c *Cloud) Add(a Asset) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
 	a.MediaID = fmt.Sprintf("media-%d", c.seq)
 	a.Created = a.Created.Truncate(time.Second) // the service's times are whole seconds
+	if a.Data != nil {
+		if a.Bucket == "" {
+			a.Bucket = "fake"
+		}
+		if a.Key == "" {
+			a.Key = "sv/" + a.MediaID + ".bin"
+		}
+		c.objects[a.Bucket+"/"+a.Key] = &object{data: a.Data}
+		a.Complete, a.Data = a.Created, nil
+	}
 	c.assets[a.MediaID] = &a
 	c.order = append(c.order, a.MediaID)
+	return a.MediaID
 }
 
 // Calls returns how many calls of op were made (failed ones included).
@@ -472,6 +486,18 @@ func (c *Cloud) _complete(bucket, key string, data []byte, etag string) {
 			a.Status, a.Complete = ims.MediaPreparing, c.now()
 		}
 	}
+}
+
+// Upload stores data as the object of asset mediaID, as another client's upload would.
+func (c *Cloud) Upload(mediaID string, data []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := c.assets[mediaID]
+	if a == nil {
+		return fmt.Errorf("fake: no asset %s", mediaID)
+	}
+	c._complete(a.Bucket, a.Key, data, md5hex(data))
+	return nil
 }
 
 func md5hex(b []byte) string {

@@ -1,0 +1,228 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader/fake"
+	"github.com/imsfs/imsfs/uploader/ims"
+)
+
+func testPlace(mediaType, businessType string) string {
+	if businessType == "opening" {
+		return mediaType + "/opening"
+	}
+	return mediaType
+}
+
+type changeLog struct {
+	mu   sync.Mutex
+	list []LibraryChange
+}
+
+func (c *changeLog) add(ch []LibraryChange) {
+	c.mu.Lock()
+	c.list = append(c.list, ch...)
+	c.mu.Unlock()
+}
+
+func (c *changeLog) take() []LibraryChange {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.list
+	c.list = nil
+	return l
+}
+
+func newTestLibrary(t *testing.T, cloud *fake.Cloud, dir string) (*Library, *changeLog) {
+	t.Helper()
+	store, err := cache.Open(dir, cache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	l, err := NewLibrary(LibraryConfig{Store: store, IMS: cloud, Place: testPlace, Folders: []string{"video", "video/opening", "image"}, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := &changeLog{}
+	l.OnChange(ch.add)
+	return l, ch
+}
+
+func short(id string) string { return id[:min(8, len(id))] }
+
+func names(l *Library, dir string) []string {
+	var out []string
+	for _, e := range l.List(dir) {
+		out = append(out, e.Name)
+	}
+	return out
+}
+
+// TestTheLibraryIsListedWhole: 450 assets, 90 a second (past the cap of 100 in any window wider),
+// go in their folders with their names and sizes; two of one name are told apart by MediaId;
+// an asset whose upload has not come is not shown until it has.
+func TestTheLibraryIsListedWhole(t *testing.T) {
+	cloud := fake.New()
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for i := range 450 {
+		cloud.Add(fake.Asset{Type: "video", BusinessType: "general", Status: ims.MediaNormal, Created: base.Add(time.Duration(i/90) * time.Second),
+			Key: fmt.Sprintf("sv/%03d.mp4", i), Data: []byte(strings.Repeat("v", i))})
+	}
+	older := cloud.Add(fake.Asset{Type: "video", BusinessType: "opening", Status: ims.MediaNormal, Created: base.Add(-time.Minute), Key: "sv/same.mp4", Data: []byte("first")})
+	newer := cloud.Add(fake.Asset{Type: "video", BusinessType: "opening", Status: ims.MediaNormal, Created: base.Add(time.Minute), Key: "sv/same.mp4", Data: []byte("second")})
+	cloud.Add(fake.Asset{Type: "image", BusinessType: "default", Status: ims.MediaInit, Created: base})
+	l, ch := newTestLibrary(t, cloud, t.TempDir())
+	l.refresh(context.Background())
+
+	st := l.State()
+	if st.Assets != 452 || st.Listed.IsZero() || st.Stale != nil {
+		t.Errorf("state after the first listing: %+v", st)
+	}
+	if got := names(l, "video"); len(got) != 450 || got[0] != "000.mp4" {
+		t.Errorf("video: %d names, first %v", len(got), got[:1])
+	}
+	if e, ok := l.Lookup("video", "123.mp4"); !ok || e.Size != 123 {
+		t.Errorf("video/123.mp4: %+v %v", e, ok)
+	}
+	if got := names(l, "video/opening"); len(got) != 2 || got[1] != "same.mp4" || got[0] != "same ["+short(newer)+"].mp4" {
+		t.Errorf("two of one name: %v", got)
+	}
+	if e, _ := l.Lookup("video/opening", "same.mp4"); e.MediaID != older {
+		t.Errorf("the older asset does not keep the name: %s", e.MediaID)
+	}
+	if len(names(l, "image")) != 0 {
+		t.Errorf("an asset without a file is shown: %v", names(l, "image"))
+	}
+	if n := len(ch.take()); n != 452 {
+		t.Errorf("%d changes told", n)
+	}
+	// Not more than twice the calls the cap asks for (452 assets, 100 a call).
+	if n := cloud.Calls("ims.list"); n > 20 {
+		t.Errorf("%d listing calls", n)
+	}
+}
+
+// TestTheLibraryFollowsTheService: a new asset comes, one is deleted, one gets its file; a
+// restart shows the library at once, with the same names; a service that cannot be reached
+// leaves what was listed, and says it is stale.
+func TestTheLibraryFollowsTheService(t *testing.T) {
+	cloud := fake.New()
+	dir := t.TempDir()
+	now := time.Now().Truncate(time.Second)
+	keep := cloud.Add(fake.Asset{Type: "video", BusinessType: "general", Status: ims.MediaNormal, Created: now.Add(-time.Hour), Key: "sv/a/keep.mp4", Data: []byte("keep")})
+	gone := cloud.Add(fake.Asset{Type: "video", BusinessType: "general", Status: ims.MediaNormal, Created: now.Add(-2 * time.Hour), Key: "sv/gone.mp4", Data: []byte("gone")})
+	l, ch := newTestLibrary(t, cloud, dir)
+	ctx := context.Background()
+	l.refresh(ctx)
+	ch.take()
+
+	cloud.DeleteMediaInfos(ctx, gone)
+	fresh := cloud.Add(fake.Asset{Type: "video", BusinessType: "general", Status: ims.MediaNormal, Created: now.Add(-3 * time.Second), Key: "sv/b/keep.mp4", Data: []byte("a new one")})
+	l.refresh(ctx)
+	got := names(l, "video")
+	if want := []string{"keep [" + short(fresh) + "].mp4", "keep.mp4"}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("after a deletion and a new asset: %v, want %v", got, want)
+	}
+	told := map[string]bool{}
+	for _, c := range ch.take() {
+		told[fmt.Sprintf("%s %v", c.Name, c.Gone)] = true
+	}
+	if !told["gone.mp4 true"] || !told["keep ["+short(fresh)+"].mp4 false"] {
+		t.Errorf("changes told: %v", told)
+	}
+
+	// A restart shows it at once.
+	l.cfg.Store.Close()
+	l2, _ := newTestLibrary(t, cloud, dir)
+	if got2 := names(l2, "video"); strings.Join(got2, "|") != strings.Join(got, "|") {
+		t.Errorf("after a restart: %v, want %v", got2, got)
+	}
+	if e, ok := l2.Entry(keep); !ok || e.Name != "keep.mp4" || e.Size != 4 {
+		t.Errorf("the kept asset after a restart: %+v", e)
+	}
+
+	// Offline.
+	cloud.Fail = func(op string) error {
+		if strings.HasPrefix(op, "ims.") {
+			return errors.New("dial tcp: connection refused")
+		}
+		return nil
+	}
+	l2.refresh(ctx)
+	if st := l2.State(); st.Stale == nil || st.Since.IsZero() || st.Assets != 2 {
+		t.Errorf("offline: %+v", st)
+	}
+	cloud.Fail = nil
+	l2.refresh(ctx)
+	if st := l2.State(); st.Stale != nil {
+		t.Errorf("back online: %+v", st)
+	}
+}
+
+// TestAnUploadThatComesLaterIsShown: an asset listed before its file is asked after until it
+// has one, then shown.
+func TestAnUploadThatComesLaterIsShown(t *testing.T) {
+	cloud := fake.New()
+	// Made a minute ago: the listing leaves the last seconds to the next refresh.
+	cloud.Clock = clockwork.NewFakeClockAt(time.Now().Add(-time.Minute))
+	l, _ := newTestLibrary(t, cloud, t.TempDir())
+	ctx := context.Background()
+	l.refresh(ctx)
+	ticket, err := cloud.CreateUploadMedia(ctx, ims.CreateUploadMediaRequest{FileInfo: ims.FileInfo{Type: "video", Name: "late", Ext: "mp4"},
+		MediaMetaData: ims.MediaMetaData{Title: "late", BusinessType: "general"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.refresh(ctx)
+	if len(names(l, "video")) != 0 {
+		t.Fatalf("an asset without its file is shown")
+	}
+	if err := cloud.Upload(ticket.MediaID, []byte("late bytes")); err != nil {
+		t.Fatal(err)
+	}
+	l.refresh(ctx)
+	if got := names(l, "video"); len(got) != 1 {
+		t.Errorf("after its upload: %v", got)
+	}
+}
+
+func TestLibraryNames(t *testing.T) {
+	long := strings.Repeat("é", 200) // 400 bytes
+	for _, tc := range []struct {
+		a    cache.LibraryAsset
+		want string
+	}{
+		{cache.LibraryAsset{FileName: "clip.mp4", Title: "t"}, "clip.mp4"},
+		{cache.LibraryAsset{Title: "a/b", FileURL: "http://b.oss/sv/x.mov"}, "a_b.mov"},
+		{cache.LibraryAsset{Title: "nul\x00", FileURL: "http://b.oss/sv/x"}, "nul_"},
+		{cache.LibraryAsset{MediaID: "abc", FileURL: "http://b.oss/sv/x.png"}, "abc.png"},
+		{cache.LibraryAsset{MediaID: "abc", Title: ".."}, "abc"},
+		{cache.LibraryAsset{Title: long, FileURL: "http://b.oss/sv/x.mp4"}, strings.Repeat("é", 125) + ".mp4"},
+	} {
+		if got := libraryName(&tc.a); got != tc.want || len(got) > nameMax {
+			t.Errorf("libraryName(%+v) = %q (%d bytes), want %q", tc.a, got, len(got), tc.want)
+		}
+	}
+	l := &Library{dirs: map[string]map[string]*LibraryEntry{"video": {"a.mp4": {MediaID: "m1"}}}, reserved: map[string]map[string]bool{"video": {"opening": true}}}
+	for _, tc := range []struct{ want, got string }{
+		{"a [m2abcdef].mp4", l._freeName("video", "a.mp4", "m2abcdefgh")},
+		{"a.mp4", l._freeName("video", "a.mp4", "m1")},
+		{"opening [m2abcdef]", l._freeName("video", "opening", "m2abcdefgh")},
+		{"x.ims [m2abcdef].json", l._freeName("video", "x.ims.json", "m2abcdefgh")},
+		{strings.Repeat("é", 120) + " [m2abcdef].mp4", fitName(strings.Repeat("é", 125)+".mp4", " [m2abcdef]")},
+	} {
+		if tc.got != tc.want || len(tc.got) > nameMax {
+			t.Errorf("free name %q (%d bytes), want %q", tc.got, len(tc.got), tc.want)
+		}
+	}
+}
