@@ -33,6 +33,7 @@ run: build
 	@echo "  getfattr -d -m user.ims $(MNT)/video/clip.mp4                     # media_id, file_url, type, business_type…"
 	@echo "  curl -s \"\$$(getfattr -n user.ims.file_url --only-values $(MNT)/video/clip.mp4)\" | cmp - clip.mp4   # the file_url opens"
 	@echo "  $(BIN) status $(MNT)                                               # what is not ready yet, and what was refused"
+	@echo "  ls -l $(MNT)/library/video/                                          # every asset in IMS (the emulator's), clip.mp4 within 30 s"
 	@echo
 	$(BIN) mount --emulator --cache-dir $(CACHE_DIR) $(MNT)
 

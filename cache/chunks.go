@@ -10,7 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 )
 
 // Chunks keeps what was fetched of the library's files, chunk by chunk, in the cache
@@ -19,6 +22,8 @@ import (
 // cache's bound; the least recently used go first. Nothing here is the only copy of anything.
 type Chunks struct {
 	dir string // read only
+
+	noDirect atomic.Bool // O_DIRECT was refused: chunks are written through the page cache
 
 	mu    sync.Mutex
 	files map[chunkKey]*chunkFile // protected by mu
@@ -97,6 +102,9 @@ func (c *Chunks) Has(version string, index int64) bool {
 
 // Put keeps data as chunk index of version.
 func (c *Chunks) Put(version string, index int64, data []byte) error {
+	if version == "" || strings.ContainsAny(version, "/\x00") || strings.HasPrefix(version, ".") {
+		return fmt.Errorf("cache: %q names no chunk folder", version)
+	}
 	k := chunkKey{version, index}
 	dir := filepath.Join(c.dir, version)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -106,7 +114,7 @@ func (c *Chunks) Put(version string, index int64, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
-	_, err = tmp.Write(data)
+	err = c.write(tmp, data)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -125,6 +133,33 @@ func (c *Chunks) Put(version string, index int64, data []byte) error {
 	c.files[k] = &chunkFile{size: int64(len(data)), used: time.Now()}
 	c.total += int64(len(data))
 	return nil
+}
+
+// directAlign is what O_DIRECT asks of a buffer's address and length (the largest logical block
+// size of a disk).
+const directAlign = 4096
+
+// write writes data to f. The whole blocks go with O_DIRECT where the file system takes it:
+// a reader of the library fetches a GiB faster than the kernel writes dirty pages back, and a
+// buffered write then stalls on them (and copies each byte once more); the blocks go to the disk
+// from data itself. The tail, and a file system without O_DIRECT (tmpfs), are written as usual.
+func (c *Chunks) write(f *os.File, data []byte) error {
+	whole := len(data) &^ (directAlign - 1)
+	if whole > 0 && !c.noDirect.Load() && uintptr(unsafe.Pointer(&data[0]))%directAlign == 0 {
+		if d, err := os.OpenFile(f.Name(), os.O_WRONLY|syscall.O_DIRECT, 0); err == nil {
+			_, err := d.Write(data[:whole])
+			if cerr := d.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				_, err = f.WriteAt(data[whole:], int64(whole))
+				return err
+			}
+		}
+		c.noDirect.Store(true) // and never again
+	}
+	_, err := f.Write(data)
+	return err
 }
 
 // Size is how many bytes the chunks hold.

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -9,46 +10,47 @@ import (
 )
 
 // The library is every asset of the IMS account as it was last listed: kept here so that a
-// restarted mount shows it at once (and offline), and so that each asset keeps its name.
-var bucketLibrary = []byte("library") // MediaId → LibraryAsset (JSON)
+// restarted mount shows it at once (and offline), and so that each asset keeps its name. Keys
+// are the creation time (8 bytes, big endian Unix seconds) then the MediaId: a listing, which
+// goes in creation order, writes pages one after another, and the bucket stays dense; a mount
+// with 100,000 assets keeps its memory for them, not for half-empty pages.
+var bucketLibrary = []byte("library")
 
 // libraryMetaKey names the LibraryMeta in the meta bucket.
 var libraryMetaKey = []byte("library")
 
 // LibraryAsset is one asset of the library as ListMediaBasicInfos last gave it, and where the
-// mount shows it.
+// mount shows it. The JSON names are short: there may be 100,000 of them.
 type LibraryAsset struct {
-	MediaID string `json:"media_id"`
-	// Dir and Name are where library/ shows it (Dir under library/, such as video/opening),
-	// set once it has a file; Name is unique in Dir and kept while the asset exists.
+	MediaID string `json:"id"`
+	// Dir and Name are where library/ shows it (Dir under library/, such as video/opening); the
+	// name is given at its first listing and kept while the asset exists.
 	Dir  string `json:"dir,omitempty"`
 	Name string `json:"name,omitempty"`
 	// HasFile: the asset lists its source file (its upload is complete); it is shown only then.
-	HasFile bool  `json:"has_file,omitempty"`
-	Size    int64 `json:"size"`
+	HasFile bool  `json:"file,omitempty"`
+	Size    int64 `json:"size,omitempty"`
 	// Created is the asset's CreateTime; Changed its ModifiedTime (its fields); FileTime its
 	// file's (the bytes).
-	Created  time.Time `json:"created"`
-	Changed  time.Time `json:"changed,omitzero"`
-	FileTime time.Time `json:"file_time,omitzero"`
+	Created  time.Time `json:"c"`
+	Changed  time.Time `json:"m,omitzero"`
+	FileTime time.Time `json:"ft,omitzero"`
 
-	MediaType    string `json:"media_type,omitempty"`
-	BusinessType string `json:"business_type,omitempty"`
-	Status       string `json:"status,omitempty"` // Init, Preparing, PrepareFail, Normal
-	Source       string `json:"source,omitempty"`
+	MediaType    string `json:"mt,omitempty"`
+	BusinessType string `json:"bt,omitempty"`
+	Status       string `json:"st,omitempty"` // Init, Preparing, PrepareFail, Normal
 	Title        string `json:"title,omitempty"`
-	Description  string `json:"description,omitempty"`
+	Description  string `json:"desc,omitempty"`
 	Tags         string `json:"tags,omitempty"`
-	Category     string `json:"category,omitempty"`
-	CateID       int64  `json:"cate_id,omitempty"`
-	FileName     string `json:"file_name,omitempty"`
-	FileURL      string `json:"file_url,omitempty"` // unsigned: InputURL, the object's address
+	CateID       int64  `json:"cate,omitempty"`
+	FileName     string `json:"fn,omitempty"`
+	FileURL      string `json:"url,omitempty"` // unsigned: InputURL, the object's address
 }
 
-// Version names the asset's bytes: what was fetched of it is kept under this name, and goes
-// when the bytes change.
-func (a *LibraryAsset) Version() string {
-	return fmt.Sprintf("%s.%d.%d", a.MediaID, a.Size, a.FileTime.Unix())
+// LibraryVersion names the bytes of asset mediaID of size at fileTime: what was fetched of it
+// is kept under this name, and goes when the bytes change.
+func LibraryVersion(mediaID string, size int64, fileTime time.Time) string {
+	return fmt.Sprintf("%s.%d.%d", mediaID, size, fileTime.Unix())
 }
 
 // LibraryMeta is how far the listing of the library has come.
@@ -62,35 +64,31 @@ type LibraryMeta struct {
 	Newest time.Time `json:"newest,omitzero"`
 }
 
-// LibraryAssets returns every asset of the library as last listed.
-func (s *Store) LibraryAssets() ([]LibraryAsset, error) {
-	var out []LibraryAsset
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLibrary)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			var a LibraryAsset
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("cache: library asset %s: %w", k, err)
-			}
-			out = append(out, a)
-			return nil
-		})
-	})
-	return out, err
+func libraryKey(created time.Time, mediaID string) []byte {
+	k := make([]byte, 8, 8+len(mediaID))
+	binary.BigEndian.PutUint64(k, uint64(created.Unix()))
+	return append(k, mediaID...)
 }
 
-// LibraryAsset returns one asset of the library; ErrNotFound if it is not there.
-func (s *Store) LibraryAsset(mediaID string) (LibraryAsset, error) {
+// EachLibraryAsset calls fn with each asset of the library as last listed, in creation order,
+// one at a time (a library of 100,000 is never all in memory at once).
+func (s *Store) EachLibraryAsset(fn func(*LibraryAsset) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketLibrary).ForEach(func(k, v []byte) error {
+			var a LibraryAsset
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("cache: library asset %q: %w", k, err)
+			}
+			return fn(&a)
+		})
+	})
+}
+
+// LibraryAsset returns one asset of the library, made at created; ErrNotFound if it is not there.
+func (s *Store) LibraryAsset(created time.Time, mediaID string) (LibraryAsset, error) {
 	var a LibraryAsset
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLibrary)
-		if b == nil {
-			return ErrNotFound
-		}
-		v := b.Get([]byte(mediaID))
+		v := tx.Bucket(bucketLibrary).Get(libraryKey(created, mediaID))
 		if v == nil {
 			return ErrNotFound
 		}
@@ -101,19 +99,22 @@ func (s *Store) LibraryAsset(mediaID string) (LibraryAsset, error) {
 
 // PutLibrary keeps what a listing found, forgets the assets it found gone, and notes how far
 // the listing has come, in one transaction.
-func (s *Store) PutLibrary(put []LibraryAsset, gone []string, meta LibraryMeta) error {
+func (s *Store) PutLibrary(put, gone []LibraryAsset, meta LibraryMeta) error {
 	return s.update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketLibrary)
-		if err != nil {
-			return err
-		}
+		b := tx.Bucket(bucketLibrary)
+		// Listings come in creation order: pages filled up, not split in halves.
+		b.FillPercent = 0.9
 		for i := range put {
-			if err := putJSON(b, put[i].MediaID, &put[i]); err != nil {
+			data, err := json.Marshal(&put[i])
+			if err != nil {
+				return fmt.Errorf("encode library asset %s: %w", put[i].MediaID, err)
+			}
+			if err := b.Put(libraryKey(put[i].Created, put[i].MediaID), data); err != nil {
 				return err
 			}
 		}
-		for _, id := range gone {
-			if err := b.Delete([]byte(id)); err != nil {
+		for i := range gone {
+			if err := b.Delete(libraryKey(gone[i].Created, gone[i].MediaID)); err != nil {
 				return err
 			}
 		}

@@ -24,7 +24,7 @@ func TestLibraryAssetsSurviveAReopen(t *testing.T) {
 	if err := s.PutLibrary([]LibraryAsset{a, b}, nil, meta); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutLibrary(nil, []string{"m2"}, meta); err != nil {
+	if err := s.PutLibrary(nil, []LibraryAsset{b}, meta); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -33,14 +33,18 @@ func TestLibraryAssetsSurviveAReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	list, err := s.LibraryAssets()
+	var list []LibraryAsset
+	err = s.EachLibraryAsset(func(a *LibraryAsset) error { list = append(list, *a); return nil })
 	if err != nil || len(list) != 1 || list[0].Name != "a.mp4" || !list[0].Created.Equal(created) {
 		t.Errorf("after a reopen: %+v %v", list, err)
+	}
+	if got, err := s.LibraryAsset(created, "m1"); err != nil || got.Title != "a" {
+		t.Errorf("m1: %+v %v", got, err)
 	}
 	if got, err := s.LibraryMeta(); err != nil || !got.Newest.Equal(meta.Newest) {
 		t.Errorf("meta: %+v %v", got, err)
 	}
-	if _, err := s.LibraryAsset("m2"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.LibraryAsset(created, "m2"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a forgotten asset: %v", err)
 	}
 }

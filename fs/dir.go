@@ -184,6 +184,9 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if child == nil {
 		return syscall.ENOENT
 	}
+	if _, ok := child.Operations().(*libDirNode); ok {
+		return d.fsys.readOnly("rmdir", p)
+	}
 	if d.fsys.opts.Mapping.IsFixed(p) {
 		return d.fsys.refuse("rmdir", p, syscall.EACCES, "the folders of the mapping cannot be removed")
 	}
@@ -240,6 +243,9 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	src := d.GetChild(name)
 	if src == nil {
 		return syscall.ENOENT
+	}
+	if _, ok := src.Operations().(*libDirNode); ok {
+		return d.fsys.readOnly("rename", from)
 	}
 	if flags&gofs.RENAME_EXCHANGE != 0 {
 		return d.fsys.refuse("rename", from, syscall.EINVAL, "exchanging two names (RENAME_EXCHANGE) is not supported")

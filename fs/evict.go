@@ -65,7 +65,9 @@ func (f *FS) evictOnce() bool {
 	if total <= limit {
 		return true
 	}
-	f.trimLibrary(limit - limit/10 - f.cached.Load())
+	// Not below a tenth of the bound: uploads that hold the cache would leave a reader none, and
+	// each read would fetch its chunk again.
+	f.trimLibrary(max(limit-limit/10-f.cached.Load(), limit/10))
 	type candidate struct {
 		n    *fileNode
 		p    string

@@ -139,7 +139,7 @@ func New(opts Options) *FS {
 	}
 	f := &FS{opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), stop: make(chan struct{})}
 	f.root = &dirNode{fsys: f, mode: 0o755, mtime: time.Now()}
-	f.lib = &libBytes{fsys: f, flights: map[flightKey]*flight{}}
+	f.lib = &libBytes{fsys: f, flights: map[flightKey]*flight{}, slots: make(chan struct{}, libFetches)}
 	return f
 }
 

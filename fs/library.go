@@ -102,10 +102,15 @@ func (f *FS) libDir(dir string) *gofs.Inode {
 	return n
 }
 
-// libraryChanged tells the kernel of entries of library/ that came, went or changed, so that
-// ls shows them without waiting for what it was told to expire.
+// libraryChanged tells the kernel of entries of library/ that went or changed, so that ls
+// shows them without waiting for what it was told to expire. A new name needs no word: a name
+// looked up and not found is not kept (no negative timeout). An entry is told of even when no
+// child holds it here: a lookup that read it just before the change is not a child yet.
 func (f *FS) libraryChanged(changes []uploader.LibraryChange) {
 	for _, c := range changes {
+		if c.Came {
+			continue
+		}
 		dir := f.libDir(c.Dir)
 		if dir == nil {
 			continue
@@ -113,16 +118,15 @@ func (f *FS) libraryChanged(changes []uploader.LibraryChange) {
 		for _, name := range []string{c.Name, c.Name + SidecarSuffix} {
 			child := dir.GetChild(name)
 			switch {
-			case child == nil:
-				// The kernel holds no entry it was given (a name looked up and not found is
-				// not kept: no negative timeout).
-			case c.Gone:
+			case c.Gone && child != nil:
 				dir.RmChild(name)
 				_ = dir.NotifyDelete(name, child)
+			case c.Gone:
+				_ = dir.NotifyEntry(name)
 			default:
 				_ = dir.NotifyEntry(name)
-				if c.Bytes {
-					_ = child.NotifyContent(0, 0)
+				if child != nil && (c.Bytes || name != c.Name) {
+					_ = child.NotifyContent(0, 0) // the sidecar's content follows every change
 				}
 			}
 		}
@@ -141,11 +145,16 @@ func libIno(kind, mediaID string) uint64 {
 
 var _ = (gofs.NodeGetattrer)((*libDirNode)(nil))
 
+// Getattr gives the folder the time its content last changed (SMB and NFS clients list again
+// when it moves), else when the library was last listed whole.
 func (d *libDirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	st := d.fsys.opts.Library.State()
+	mtime := d.fsys.opts.Library.Changed(d.dir)
+	if mtime.IsZero() {
+		mtime = d.fsys.opts.Library.State().Listed
+	}
 	out.Mode = syscall.S_IFDIR | 0o555
 	out.Nlink = 2
-	out.Mtime, out.Mtimensec = timespec(st.Listed)
+	out.Mtime, out.Mtimensec = timespec(mtime)
 	out.Ctime, out.Ctimensec = out.Mtime, out.Mtimensec
 	out.Atime, out.Atimensec = out.Mtime, out.Mtimensec
 	out.Owner = fuse.Owner{Uid: d.fsys.uid, Gid: d.fsys.gid}
@@ -178,7 +187,7 @@ func (d *libDirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 			}
 			out.Attr = a.Attr
 			out.SetEntryTimeout(libraryTimeout)
-			out.SetAttrTimeout(time.Nanosecond)
+			out.SetAttrTimeout(libraryTimeout)
 			return d.NewInode(ctx, s, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: libIno("sidecar", e.MediaID)}), gofs.OK
 		}
 	}
@@ -300,6 +309,9 @@ var libDirXattrs = []string{"status", "listed", "assets", "error"}
 var _ = (gofs.NodeGetxattrer)((*libDirNode)(nil))
 
 func (d *libDirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if foreign(attr) {
+		return 0, syscall.ENOTSUP
+	}
 	name, ok := strings.CutPrefix(attr, xattrPrefix)
 	if v := d.values()[name]; ok && v != "" {
 		return copyOut(dest, v)
@@ -403,6 +415,9 @@ func (n *libFileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, 
 var _ = (gofs.NodeGetxattrer)((*libFileNode)(nil))
 
 func (n *libFileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if foreign(attr) {
+		return 0, syscall.ENOTSUP
+	}
 	name, ok := strings.CutPrefix(attr, xattrPrefix)
 	if !ok {
 		return 0, syscall.ENODATA
@@ -475,7 +490,8 @@ func (n *libFileNode) values(ctx context.Context, ask bool) (map[string]string, 
 	}
 	if objs := n.fsys.opts.Objects; objs != nil {
 		vals["file_url"] = objs.CachedURL(a.MediaID)
-		if vals["file_url"] == "" && ask {
+		// Not while IMS cannot be reached: a getfattr would wait on it.
+		if vals["file_url"] == "" && ask && n.fsys.opts.Library.State().Stale == nil {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
 			u, _, err := objs.URL(ctx, a.MediaID)
@@ -488,22 +504,25 @@ func (n *libFileNode) values(ctx context.Context, ask bool) (map[string]string, 
 	return vals, gofs.OK
 }
 
-// libSidecarNode is NAME.ims.json beside an asset of the library: its attributes as JSON.
+// libSidecarNode is NAME.ims.json beside an asset of the library: its attributes as JSON, as
+// the listing gave them. It never asks IMS (a grep -r of library/ must not wait on the network):
+// the signed URL is user.ims.file_url's. So its content changes only with the listing, which
+// tells the kernel, and its size is exact.
 type libSidecarNode struct {
 	gofs.Inode
 	fsys    *FS    // read only
 	mediaID string // read only
 }
 
-func (s *libSidecarNode) content(ctx context.Context, ask bool) ([]byte, syscall.Errno) {
+func (s *libSidecarNode) content(ctx context.Context) ([]byte, syscall.Errno) {
 	n := &libFileNode{fsys: s.fsys, mediaID: s.mediaID}
-	vals, errno := n.values(ctx, ask)
+	vals, errno := n.values(ctx, false)
 	if errno != gofs.OK {
 		return nil, errno
 	}
 	out := map[string]string{"path": n.path()}
 	for k, v := range vals {
-		if v != "" {
+		if v != "" && k != "file_url" {
 			out[k] = v
 		}
 	}
@@ -524,7 +543,7 @@ func (s *libSidecarNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *f
 	if !ok {
 		return syscall.ENOENT
 	}
-	data, errno := s.content(ctx, false)
+	data, errno := s.content(ctx)
 	if errno != gofs.OK {
 		return errno
 	}
@@ -535,7 +554,7 @@ func (s *libSidecarNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *f
 	out.Ctime, out.Ctimensec = out.Mtime, out.Mtimensec
 	out.Atime, out.Atimensec = out.Mtime, out.Mtimensec
 	out.Owner = fuse.Owner{Uid: s.fsys.uid, Gid: s.fsys.gid}
-	out.SetTimeout(time.Nanosecond) // the signed URL in it changes
+	out.SetTimeout(libraryTimeout)
 	return gofs.OK
 }
 
@@ -543,15 +562,15 @@ var _ = (gofs.NodeOpener)((*libSidecarNode)(nil))
 
 func (s *libSidecarNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
-		return nil, 0, s.fsys.readOnly("open for writing", (&libFileNode{fsys: s.fsys, mediaID: s.mediaID}).path()+SidecarSuffix)
+		return nil, 0, s.fsys.readOnly("open for writing", s.path())
 	}
-	return nil, fuse.FOPEN_DIRECT_IO, gofs.OK
+	return nil, 0, gofs.OK
 }
 
 var _ = (gofs.NodeReader)((*libSidecarNode)(nil))
 
 func (s *libSidecarNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	data, errno := s.content(ctx, true)
+	data, errno := s.content(ctx)
 	if errno != gofs.OK {
 		return nil, errno
 	}
@@ -564,5 +583,30 @@ func (s *libSidecarNode) Read(ctx context.Context, fh gofs.FileHandle, dest []by
 var _ = (gofs.NodeSetattrer)((*libSidecarNode)(nil))
 
 func (s *libSidecarNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	return s.fsys.readOnly("setattr", (&libFileNode{fsys: s.fsys, mediaID: s.mediaID}).path()+SidecarSuffix)
+	return s.fsys.readOnly("setattr", s.path())
+}
+
+func (s *libSidecarNode) path() string {
+	return (&libFileNode{fsys: s.fsys, mediaID: s.mediaID}).path() + SidecarSuffix
+}
+
+var _ = (gofs.NodeGetxattrer)((*libSidecarNode)(nil))
+
+func (s *libSidecarNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if foreign(attr) {
+		return 0, syscall.ENOTSUP
+	}
+	return 0, syscall.ENODATA
+}
+
+var _ = (gofs.NodeSetxattrer)((*libSidecarNode)(nil))
+
+func (s *libSidecarNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return s.fsys.readOnly("setxattr", s.path())
+}
+
+var _ = (gofs.NodeRemovexattrer)((*libSidecarNode)(nil))
+
+func (s *libSidecarNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return s.fsys.readOnly("removexattr", s.path())
 }

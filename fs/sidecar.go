@@ -206,6 +206,25 @@ func (s *sidecarNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte,
 	return fuse.ReadResultData(data[off:min(int64(len(data)), off+int64(len(dest)))]), gofs.OK
 }
 
+var _ = (gofs.NodeGetxattrer)((*sidecarNode)(nil))
+
+// Getxattr: a sidecar has no attributes (and no ACLs: see foreign).
+func (s *sidecarNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if foreign(attr) {
+		return 0, syscall.ENOTSUP
+	}
+	return 0, syscall.ENODATA
+}
+
+var _ = (gofs.NodeGetxattrer)((*ghostNode)(nil))
+
+func (g *ghostNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if foreign(attr) {
+		return 0, syscall.ENOTSUP
+	}
+	return 0, syscall.ENODATA
+}
+
 var _ = (gofs.NodeSetattrer)((*sidecarNode)(nil))
 
 // Setattr takes what a copy sets (times, mode, a truncation) and keeps none of it: the sidecar

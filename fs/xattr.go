@@ -150,8 +150,8 @@ func (n *fileNode) values(ctx context.Context, ask bool) (map[string]string, sys
 var _ = (gofs.NodeGetxattrer)((*fileNode)(nil))
 
 func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if !strings.HasPrefix(attr, "user.") {
-		return 0, syscall.ENODATA
+	if foreign(attr) {
+		return 0, syscall.ENOTSUP
 	}
 	r, errno := n.record()
 	if errno != gofs.OK {
@@ -275,6 +275,13 @@ func noSuchXattr(attr string) string {
 
 // isACL reports whether attr is a POSIX ACL, which tools set (cp -a, sed -i, vim) and take
 // ENOTSUP for as "no ACLs on this file system", as on any such file system: not a refusal.
+// foreign reports whether attr is outside user.*, and gives the answer to a get or removal of
+// it: imsfs keeps and shows user.* attributes only, as a file system without ACLs or security
+// labels, which answers ENOTSUP. ls -l, which asks for the security label and the ACL of every
+// file, takes that as "none on this file system" and asks no more: a listing of 10,000 files is
+// not 20,000 round trips more.
+func foreign(attr string) bool { return !strings.HasPrefix(attr, "user.") }
+
 func isACL(attr string) bool {
 	return attr == "system.posix_acl_access" || attr == "system.posix_acl_default"
 }
@@ -294,10 +301,10 @@ func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		}
 		return gofs.OK
 	}
-	if strings.HasPrefix(attr, "user.") {
-		return n.fsys.keptErrno("removexattr", n.path(), n.fsys.opts.Store.SetXattr(n.id, attr, nil, true, cache.XattrFlags{}))
+	if foreign(attr) {
+		return syscall.ENOTSUP
 	}
-	return syscall.ENODATA
+	return n.fsys.keptErrno("removexattr", n.path(), n.fsys.opts.Store.SetXattr(n.id, attr, nil, true, cache.XattrFlags{}))
 }
 
 // setMeta sets (or with "" removes) the asset field of the file: checked as IMS would check
@@ -398,7 +405,10 @@ func (d *dirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint3
 	if d.IsRoot() && attr == xattrPrefix+"control" && d.fsys.opts.ControlSocket != "" {
 		return copyOut(dest, d.fsys.opts.ControlSocket)
 	}
-	if !strings.HasPrefix(attr, "user.") || strings.HasPrefix(attr, xattrPrefix) {
+	if foreign(attr) {
+		return 0, syscall.ENOTSUP
+	}
+	if strings.HasPrefix(attr, xattrPrefix) {
 		return 0, syscall.ENODATA
 	}
 	key, errno := d.storeKey()
@@ -452,8 +462,8 @@ func (d *dirNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	switch {
 	case strings.HasPrefix(attr, xattrPrefix):
 		return gofs.OK // the mount's: rsync -X removes what its source lacks; it changes nothing
-	case !strings.HasPrefix(attr, "user."):
-		return syscall.ENODATA
+	case foreign(attr):
+		return syscall.ENOTSUP
 	}
 	key, errno := d.storeKey()
 	if errno != gofs.OK {

@@ -62,7 +62,7 @@ func TestBench(t *testing.T) {
 	defer b.rss.stop()
 	var others []other
 	var loop string
-	if want("1", "2", "6") {
+	if want("1", "2", "6", "10") {
 		rcl := startRclone(t)
 		// The floor FUSE itself sets on this machine: go-fuse's own loopback example over a local
 		// folder, no store, no upload.
@@ -110,6 +110,11 @@ func TestBench(t *testing.T) {
 	// 6. 10,000 empty files in one folder; ls -l of it.
 	if want("6") {
 		b.emptyFiles(m, loop)
+	}
+
+	// 10. library/: ls -l of 10,000 assets, a sequential read of 1 GiB, memory with 100,000.
+	if want("10") {
+		b.library(big, loop)
 	}
 
 	b.print()
@@ -534,6 +539,109 @@ func (b *bench) emptyFiles(m *mountProc, loop string) {
 			fmt.Sprintf("a round trip %s (%s)", dur(rt.took), rt.where),
 			fmt.Sprintf("%s at that alone; the rest %s", dur(floor), dur(f.took-floor)))
 	}
+}
+
+// library measures library/ on an emulator of its own, seeded with other users' assets: ls -l
+// of a folder of 10,000 against the bare loopback's of 10,000 local files; a sequential read of
+// 1 GiB against an SDK download of the same object; the mount's memory with 100,000 assets.
+func (b *bench) library(big, loop string) {
+	t := b.t
+	emu := startEmulatorOn(t, serviceDir(t, 2<<30), "127.0.0.1:0")
+	lowPriority(t, emu.proc.cmd.Process.Pid)
+	seed(t, emu, "count=10000&type=image&business_type=cover&spread=240h&size=1000")
+	m := startMount(t, emu, "", "--library-refresh", "5s")
+	cover := filepath.Join(m.Dir, "library", "image", "cover")
+	listing := timed(t, func() { waitAssets(t, cover, 10000) })
+	ls := func(dir string) time.Duration {
+		// The kernel forgets what it was told of the entries first, on both sides.
+		_ = os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0o200)
+		start := time.Now()
+		out, err := exec.Command("ls", "-l", dir).Output()
+		if err != nil {
+			t.Fatalf("ls -l %s: %v", dir, err)
+		}
+		if n := bytes.Count(out, []byte("\n")); n < 10000 {
+			t.Fatalf("ls -l %s: %d lines", dir, n)
+		}
+		return time.Since(start)
+	}
+	median := func(dir string) time.Duration {
+		var d []time.Duration
+		for range 3 {
+			d = append(d, ls(dir))
+		}
+		slices.Sort(d)
+		return d[1]
+	}
+	mine := median(cover)
+	side := fmt.Sprintf("listed in %s", dur(listing))
+	if loop != "" {
+		dir := filepath.Join(loop, "library")
+		os.MkdirAll(dir, 0o755)
+		names := make([]string, 10000)
+		for i := range names {
+			names[i] = fmt.Sprintf("seeded-%d.bin", i)
+		}
+		cmd := exec.Command("touch", names...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("touch: %v %s", err, out)
+		}
+		base := median(dir)
+		b.add("10", "ls -l of a library/ folder of 10,000 assets (and their sidecars), median of 3", dur(mine)+" ("+side+")",
+			dur(base)+" (bare go-fuse loopback, 10,000 files)", fmt.Sprintf("%.2f× the loopback's time (goal ≤ 2×)", float64(mine)/float64(base)))
+	} else {
+		b.add("10", "ls -l of a library/ folder of 10,000 assets (and their sidecars), median of 3", dur(mine)+" ("+side+")", "no bare go-fuse loopback", "goal ≤ 2× the loopback's time")
+	}
+
+	// A sequential read of 1 GiB made through the API, never read before, against the SDK's
+	// GetObject of it; each twice, the faster kept (the first of either warms the service).
+	id := directUpload(t, emu, big)
+	emu.waitNormal(t, id)
+	p := filepath.Join(m.Dir, "library", "video", "direct.mp4")
+	eventually(t, 2*time.Minute, "the uploaded asset in library/video", func() bool { return exists(p) })
+	var read, sdk []time.Duration
+	for range 2 {
+		sdk = append(sdk, timed(t, func() { directDownload(t, emu, xattrOr(p, "user.ims.input_url")) }))
+		// A new mount each time: nothing kept in the kernel or the cache.
+		run(t, "umount", m.Dir)
+		m.waitExit(t, time.Minute)
+		m = startMount(t, emu, "", "--library-refresh", "5s")
+		p = filepath.Join(m.Dir, "library", "video", "direct.mp4")
+		eventually(t, 2*time.Minute, "the asset in the new mount's library/", func() bool { return exists(p) })
+		read = append(read, timed(t, func() {
+			f, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if n, err := io.Copy(io.Discard, f); err != nil || n != 1<<30 {
+				t.Fatalf("read library/video/direct.mp4: %d bytes, %v", n, err)
+			}
+		}))
+	}
+	mineRead, sdkRead := slices.Min(read), slices.Min(sdk)
+	b.add("10", "sequential read of 1 GiB from library/ (fetched on demand)", dur(mineRead), dur(sdkRead)+" (SDK GetObject)", speed(mineRead, sdkRead)+" (goal ≥ 0.8×)")
+
+	// 100,000 assets: the mount's memory while it lists them and once it has.
+	seed(t, emu, "count=90000&type=video&business_type=general&spread=2400h&size=10")
+	run(t, "umount", m.Dir)
+	m.waitExit(t, time.Minute)
+	m = startMount(t, emu, "", "--library-refresh", "5s")
+	rss := watchRSS(m.proc.cmd.Process.Pid)
+	defer rss.stop()
+	took := timed(t, func() { waitAssets(t, filepath.Join(m.Dir, "library"), 100001) })
+	b.add("10", "mount RSS with 100,000 assets in library/", fmt.Sprintf("%d MiB peak, %d MiB listed (listed in %s)", rss.peak()>>20, rss.now()>>20, dur(took)), "—", "goal ≤ 200 MiB")
+}
+
+// waitAssets waits until the library folder dir shows n assets (its user.ims.assets).
+func waitAssets(t *testing.T, dir string, n int) {
+	t.Helper()
+	eventually(t, 30*time.Minute, fmt.Sprintf("%d assets in %s", n, dir), func() bool {
+		v, _ := xattr(dir, "user.ims.assets")
+		got, _ := strconv.Atoi(v)
+		return got >= n
+	})
 }
 
 // fuseRequests is how many requests the kernel has sent the mount and waited for: all but

@@ -186,6 +186,8 @@ func TestTheLibraryShowsWhatIMSHolds(t *testing.T) {
 		{"rename", os.Rename(p, filepath.Join(lib, "video", "moved.mp4"))},
 		{"rename in", os.Rename(filepath.Join(m.Dir, "video"), filepath.Join(lib, "video", "in"))},
 		{"mkdir", os.Mkdir(filepath.Join(lib, "video", "d"), 0o755)},
+		{"rename of library/", os.Rename(lib, filepath.Join(m.Dir, "video", "library"))},
+		{"rmdir of library/", syscall.Rmdir(lib)},
 		{"setxattr", unix.Setxattr(p, "user.ims.title", []byte("x"), 0)},
 		{"chmod", os.Chmod(p, 0o644)},
 	}
@@ -266,10 +268,20 @@ func TestTheLibraryOffline(t *testing.T) {
 	emu := startEmulator(t)
 	seed(t, emu, "count=50&size=100&spread=1h")
 	proxy := newSwitchProxy(t, strings.TrimPrefix(emu.URL, "http://"))
-	m := startMount(t, &emulatorProc{proc: emu.proc, URL: proxy.URL, Data: emu.Data}, "", "--library-refresh", "1s")
+	m := startMount(t, &emulatorProc{proc: emu.proc, URL: proxy.URL, Data: emu.Data}, "", "--library-refresh", "1s", "--metrics-addr", "127.0.0.1:0")
 	lib := filepath.Join(m.Dir, "library")
 	video := filepath.Join(lib, "video")
 	eventually(t, 60*time.Second, "50 assets in library/video", func() bool { return len(ls(t, video)) == 50 })
+	metrics := func() map[string]float64 {
+		match := metricsURL.FindStringSubmatch(m.output())
+		if match == nil {
+			t.Fatalf("no metrics address:\n%s", m.output())
+		}
+		return scrape(t, match[1])
+	}
+	if got := metrics(); got["imsfs_library_assets"] != 50 || got["imsfs_library_stale"] != 0 {
+		t.Errorf("metrics while current: assets %v, stale %v", got["imsfs_library_assets"], got["imsfs_library_stale"])
+	}
 
 	proxy.setHang(true)
 	eventually(t, 120*time.Second, "library/ says it is stale", func() bool {
@@ -278,6 +290,9 @@ func TestTheLibraryOffline(t *testing.T) {
 	})
 	if e, _ := xattr(lib, "user.ims.error"); !strings.Contains(e, "IMS cannot be reached since") {
 		t.Errorf("user.ims.error of a stale library/: %q", e)
+	}
+	if got := metrics(); got["imsfs_library_stale"] != 1 {
+		t.Errorf("imsfs_library_stale while IMS hangs: %v", got["imsfs_library_stale"])
 	}
 	out, _ := exec.Command(imsfsBin, "status", m.Dir).CombinedOutput()
 	if !strings.Contains(string(out), "the library is stale") || !strings.Contains(string(out), "library/") {

@@ -53,6 +53,14 @@ func (f *Fetcher) URL(ctx context.Context, mediaID string) (string, time.Time, e
 		return "", time.Time{}, err
 	}
 	f.mu.Lock()
+	if len(f.urls) >= 1024 {
+		// The library's readers ask for one URL an asset: those that expired go.
+		for id, u := range f.urls {
+			if time.Until(u.until) <= urlLife/4 {
+				delete(f.urls, id)
+			}
+		}
+	}
 	f.urls[mediaID] = signedURL{url: raw, until: until}
 	f.mu.Unlock()
 	return raw, until, nil

@@ -5,15 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"path"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/google/btree"
 
 	"github.com/imsfs/imsfs/cache"
 	"github.com/imsfs/imsfs/uploader/ims"
@@ -45,24 +47,29 @@ type LibraryConfig struct {
 	Log        *slog.Logger
 }
 
-// LibraryEntry is what the file system shows of one asset of the library.
+// LibraryEntry is what the file system shows of one asset of the library, and what the
+// library keeps in memory of each: small, for 100,000 of them.
 type LibraryEntry struct {
 	MediaID  string
 	Dir      string // under library/
 	Name     string
+	HasFile  bool // shown only then
 	Size     int64
 	Created  time.Time // the asset's
 	Changed  time.Time // its fields', as IMS last changed them
 	FileTime time.Time // its bytes'
 	Status   string    // as IMS says: Normal, Preparing…
-	Version  string    // names its bytes (cache.LibraryAsset.Version)
 }
+
+// Version names the asset's bytes (cache.LibraryVersion).
+func (e *LibraryEntry) Version() string { return cache.LibraryVersion(e.MediaID, e.Size, e.FileTime) }
 
 // LibraryChange is an entry that came, went or changed in a folder of the library.
 type LibraryChange struct {
 	Dir, Name string
 	MediaID   string
 	Gone      bool // it went (or moved away): the name is free
+	Came      bool // it is new there
 	Bytes     bool // it is there with other bytes than before
 }
 
@@ -75,37 +82,51 @@ type LibraryState struct {
 	Since time.Time
 }
 
-// Library keeps the listing of the account's assets.
+// Library keeps the listing of the account's assets. One goroutine (Run) changes it; the file
+// system reads it.
 type Library struct {
 	cfg      LibraryConfig // read only
 	reserved map[string]map[string]bool
 	onChange func([]LibraryChange) // set before Run
 
-	mu    sync.RWMutex
-	byID  map[string]*LibraryEntry            // protected by mu: every asset listed, shown or not
-	dirs  map[string]map[string]*LibraryEntry // protected by mu: dir → name → shown asset
-	lists map[string][]LibraryEntry           // protected by mu: a dir's entries by name, built when asked
-	meta  cache.LibraryMeta                   // protected by mu
-	stale error                               // protected by mu
-	since time.Time                           // protected by mu
+	mu     sync.RWMutex
+	byID   map[string]*LibraryEntry            // protected by mu: every asset listed, shown or not
+	byTime *btree.BTreeG[*LibraryEntry]        // protected by mu: the same, by creation time
+	names  map[string]map[string]*LibraryEntry // protected by mu: dir → name → asset that holds it
+	lists  map[string][]LibraryEntry           // protected by mu: a dir's shown assets by name, built when asked
+	shown  int                                 // protected by mu
+	mtimes map[string]time.Time                // protected by mu: when each folder last changed
+	// missed counts the complete listings of its window an asset was missing from: it is
+	// forgotten at the second, not the first (a listing that came back short).
+	missed map[string]int    // protected by mu
+	meta   cache.LibraryMeta // protected by mu
+	stale  error             // protected by mu
+	since  time.Time         // protected by mu
 }
 
 const (
 	// listCarry is how far back each refresh lists again before the newest it had listed: for
 	// a service clock behind this machine's, and a call made in the second an asset was.
 	listCarry = 5 * time.Minute
-	// listLag keeps the newest second out of a listing: assets made in it may come after.
+	// listLag keeps the newest seconds out of a listing: assets made in them may come after.
 	listLag = 2 * time.Second
 	// sweepWindow is how many known assets a sweep asks for in one window: under the cap, so
 	// that a window the library grew in comes back whole.
 	sweepWindow = 80
-	// pendingFor is how long an asset without a file is asked after at each refresh; later it
-	// waits for the sweeps.
+	// pendingFor is how long an asset without a file is asked after at each refresh, and holds
+	// its name; later it waits for the sweeps, and a newer asset may take the name.
 	pendingFor = 24 * time.Hour
 	// pendingCalls bounds the BatchGetMediaInfos calls of a refresh, of pendingBatch assets each.
 	pendingCalls = 5
 	pendingBatch = 20
 )
+
+func createdBefore(a, b *LibraryEntry) bool {
+	if !a.Created.Equal(b.Created) {
+		return a.Created.Before(b.Created)
+	}
+	return a.MediaID < b.MediaID
+}
 
 // NewLibrary returns the library as the store last kept it.
 func NewLibrary(cfg LibraryConfig) (*Library, error) {
@@ -119,7 +140,8 @@ func NewLibrary(cfg LibraryConfig) (*Library, error) {
 		cfg.Log = slog.Default()
 	}
 	l := &Library{cfg: cfg, reserved: map[string]map[string]bool{}, byID: map[string]*LibraryEntry{},
-		dirs: map[string]map[string]*LibraryEntry{}, lists: map[string][]LibraryEntry{}}
+		byTime: btree.NewG(32, createdBefore), names: map[string]map[string]*LibraryEntry{},
+		lists: map[string][]LibraryEntry{}, mtimes: map[string]time.Time{}, missed: map[string]int{}}
 	for _, f := range cfg.Folders {
 		parent := path.Dir(f)
 		if parent == "." {
@@ -130,19 +152,16 @@ func NewLibrary(cfg LibraryConfig) (*Library, error) {
 		}
 		l.reserved[parent][path.Base(f)] = true
 	}
-	assets, err := cfg.Store.LibraryAssets()
-	if err != nil {
-		return nil, err
-	}
+	var err error
 	if l.meta, err = cfg.Store.LibraryMeta(); err != nil {
 		return nil, err
 	}
-	for i := range assets {
-		e := entryOf(&assets[i])
-		l.byID[e.MediaID] = e
-		if e.Name != "" {
-			l._show(e)
-		}
+	err = cfg.Store.EachLibraryAsset(func(a *cache.LibraryAsset) error {
+		l._add(entryOf(a))
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return l, nil
 }
@@ -151,24 +170,48 @@ func NewLibrary(cfg LibraryConfig) (*Library, error) {
 // before Run.
 func (l *Library) OnChange(fn func([]LibraryChange)) { l.onChange = fn }
 
+// statuses interns the statuses IMS gives: one string for 100,000 assets.
+var statuses = map[string]string{ims.MediaInit: ims.MediaInit, ims.MediaPreparing: ims.MediaPreparing,
+	ims.MediaPrepareFail: ims.MediaPrepareFail, ims.MediaNormal: ims.MediaNormal}
+
 func entryOf(a *cache.LibraryAsset) *LibraryEntry {
-	return &LibraryEntry{MediaID: a.MediaID, Dir: a.Dir, Name: a.Name, Size: a.Size, Created: a.Created,
-		Changed: a.Changed, FileTime: a.FileTime, Status: a.Status, Version: a.Version()}
-}
-
-// _show puts e in its folder. Call with mu held.
-func (l *Library) _show(e *LibraryEntry) {
-	if l.dirs[e.Dir] == nil {
-		l.dirs[e.Dir] = map[string]*LibraryEntry{}
+	status, ok := statuses[a.Status]
+	if !ok {
+		status = a.Status
 	}
-	l.dirs[e.Dir][e.Name] = e
-	delete(l.lists, e.Dir)
+	return &LibraryEntry{MediaID: a.MediaID, Dir: a.Dir, Name: a.Name, HasFile: a.HasFile, Size: a.Size,
+		Created: a.Created, Changed: a.Changed, FileTime: a.FileTime, Status: status}
 }
 
-// _hide takes e out of its folder. Call with mu held.
-func (l *Library) _hide(e *LibraryEntry) {
-	if l.dirs[e.Dir][e.Name] == e {
-		delete(l.dirs[e.Dir], e.Name)
+// _add puts e in the maps. Call with mu held.
+func (l *Library) _add(e *LibraryEntry) {
+	l.byID[e.MediaID] = e
+	l.byTime.ReplaceOrInsert(e)
+	if e.Name == "" {
+		return
+	}
+	if l.names[e.Dir] == nil {
+		l.names[e.Dir] = map[string]*LibraryEntry{}
+	}
+	// Of two that hold one name (a reservation that lapsed), the one with a file shows.
+	if old := l.names[e.Dir][e.Name]; old == nil || !old.HasFile {
+		l.names[e.Dir][e.Name] = e
+	}
+	if e.HasFile {
+		l.shown++
+		delete(l.lists, e.Dir)
+	}
+}
+
+// _remove takes e out of the maps. Call with mu held.
+func (l *Library) _remove(e *LibraryEntry) {
+	delete(l.byID, e.MediaID)
+	l.byTime.Delete(e)
+	if e.Name != "" && l.names[e.Dir][e.Name] == e {
+		delete(l.names[e.Dir], e.Name)
+	}
+	if e.HasFile && e.Name != "" {
+		l.shown--
 		delete(l.lists, e.Dir)
 	}
 }
@@ -186,9 +229,11 @@ func (l *Library) List(dir string) []LibraryEntry {
 	if list, ok := l.lists[dir]; ok {
 		return list
 	}
-	list = make([]LibraryEntry, 0, len(l.dirs[dir]))
-	for _, e := range l.dirs[dir] {
-		list = append(list, *e)
+	list = make([]LibraryEntry, 0, len(l.names[dir]))
+	for _, e := range l.names[dir] {
+		if e.HasFile {
+			list = append(list, *e)
+		}
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 	l.lists[dir] = list
@@ -199,8 +244,8 @@ func (l *Library) List(dir string) []LibraryEntry {
 func (l *Library) Lookup(dir, name string) (LibraryEntry, bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	e, ok := l.dirs[dir][name]
-	if !ok {
+	e, ok := l.names[dir][name]
+	if !ok || !e.HasFile {
 		return LibraryEntry{}, false
 	}
 	return *e, true
@@ -211,26 +256,34 @@ func (l *Library) Entry(mediaID string) (LibraryEntry, bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	e, ok := l.byID[mediaID]
-	if !ok || e.Name == "" {
+	if !ok || !e.HasFile || e.Name == "" || l.names[e.Dir][e.Name] != e {
 		return LibraryEntry{}, false
 	}
 	return *e, true
 }
 
-// Asset returns all the store keeps of an asset (its fields, for attributes and sidecars).
+// Asset returns all the store keeps of an asset shown (its fields, for attributes and
+// sidecars).
 func (l *Library) Asset(mediaID string) (cache.LibraryAsset, error) {
-	return l.cfg.Store.LibraryAsset(mediaID)
+	e, ok := l.Entry(mediaID)
+	if !ok {
+		return cache.LibraryAsset{}, cache.ErrNotFound
+	}
+	return l.cfg.Store.LibraryAsset(e.Created, mediaID)
+}
+
+// Changed returns when folder dir last changed (an asset came, went or changed), or zero.
+func (l *Library) Changed(dir string) time.Time {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mtimes[dir]
 }
 
 // State says how current the library shown is.
 func (l *Library) State() LibraryState {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	n := 0
-	for _, d := range l.dirs {
-		n += len(d)
-	}
-	return LibraryState{Assets: n, Listed: l.meta.Listed, Stale: l.stale, Since: l.since}
+	return LibraryState{Assets: l.shown, Listed: l.meta.Listed, Stale: l.stale, Since: l.since}
 }
 
 // Run lists the library now and at each refresh until ctx ends.
@@ -250,22 +303,23 @@ func (l *Library) Run(ctx context.Context) {
 func (l *Library) refresh(ctx context.Context) {
 	now := time.Now().Add(-listLag).Truncate(time.Second)
 	l.mu.RLock()
-	meta := l.meta
+	listed, newest := !l.meta.Listed.IsZero(), l.meta.Newest
 	l.mu.RUnlock()
 	err := func() error {
-		if !meta.Listed.IsZero() {
-			start := meta.Newest.Add(-listCarry)
-			if err := l.list(ctx, ims.Window{Start: start, End: now}, nil, nil); err != nil {
+		if listed {
+			w := ims.Window{Start: newest.Add(-listCarry), End: now}
+			if err := l.list(ctx, w, nil, func(m *cache.LibraryMeta, part ims.Window) {
+				if part.End.Equal(now) {
+					m.Newest = now
+				}
+			}); err != nil {
 				return err
 			}
-			l.mu.Lock()
-			l.meta.Newest = now
-			l.mu.Unlock()
 			if err := l.askPending(ctx, now); err != nil {
 				return err
 			}
 		}
-		return l.sweep(ctx, now, !meta.Listed.IsZero())
+		return l.sweep(ctx, now, listed)
 	}()
 	l.setStale(ctx, err)
 }
@@ -309,24 +363,21 @@ func (l *Library) sweep(ctx context.Context, now time.Time, bounded bool) error 
 		n := l.cfg.SweepCalls
 		calls = &n
 	}
-	l.mu.RLock()
-	from := l.meta.SweptTo
-	created := make([]time.Time, 0, len(l.byID))
-	for _, e := range l.byID {
-		if e.Created.After(from) {
-			created = append(created, e.Created)
-		}
-	}
-	l.mu.RUnlock()
-	slices.SortFunc(created, time.Time.Compare)
 	for {
-		end := now
-		if len(created) > sweepWindow {
-			if t := created[sweepWindow-1].Truncate(time.Second); t.After(from) && t.Before(now) {
+		l.mu.RLock()
+		from := l.meta.SweptTo
+		end, n := now, 0
+		l.byTime.AscendGreaterOrEqual(&LibraryEntry{Created: from.Add(time.Second)}, func(e *LibraryEntry) bool {
+			if n++; n < sweepWindow {
+				return true
+			}
+			if t := e.Created.Truncate(time.Second); t.After(from) && t.Before(now) {
 				end = t
 			}
-		}
-		err := l.list(ctx, ims.Window{Start: from, End: end}, calls, func(part ims.Window) { l.meta.SweptTo = part.End })
+			return false
+		})
+		l.mu.RUnlock()
+		err := l.list(ctx, ims.Window{Start: from, End: end}, calls, func(m *cache.LibraryMeta, part ims.Window) { m.SweptTo = part.End })
 		if errors.Is(err, ims.ErrBudget) {
 			return nil
 		}
@@ -336,59 +387,50 @@ func (l *Library) sweep(ctx context.Context, now time.Time, bounded bool) error 
 		if !end.Before(now) {
 			break
 		}
-		from = end
-		i, _ := slices.BinarySearchFunc(created, end, func(t, end time.Time) int {
-			if t.After(end) {
-				return 1
-			}
-			return -1
-		})
-		created = created[i:]
 	}
 	l.mu.Lock()
-	if l.meta.Listed.IsZero() {
+	first := l.meta.Listed.IsZero()
+	if first {
 		l.meta.Newest = now
-		l.cfg.Log.Info("the library is listed", "assets", len(l.byID))
 	}
 	l.meta.Listed, l.meta.SweptTo = time.Now(), time.Time{}
-	meta := l.meta
+	meta, n := l.meta, len(l.byID)
 	l.mu.Unlock()
+	if first {
+		l.cfg.Log.Info("the library is listed", "assets", n)
+	}
 	return l.cfg.Store.PutLibrary(nil, nil, meta)
 }
 
-// list lists window w whole and applies each part as it comes; done (under mu) notes a part
-// listed whole, before it is kept.
-func (l *Library) list(ctx context.Context, w ims.Window, calls *int, done func(ims.Window)) error {
+// list lists window w whole and applies each part as it comes; done notes, in what is kept, a
+// part listed whole.
+func (l *Library) list(ctx context.Context, w ims.Window, calls *int, done func(*cache.LibraryMeta, ims.Window)) error {
 	return ims.ListWindow(ctx, l.cfg.IMS, ims.ListRequest{Files: true}, w, calls, func(part ims.Window, media []ims.MediaInfo, complete bool) error {
 		if !complete {
 			l.cfg.Log.Warn("more assets were made in one second than ListMediaBasicInfos lists; the library shows the first 100 of them",
 				"second", part.End.UTC().Format(ims.TimeFormat))
+			return l.apply(media, nil, nil, nil)
 		}
-		var gone *ims.Window
-		if complete {
-			gone = &part
-		}
-		return l.apply(media, gone, nil, func() {
-			if done != nil && complete {
-				done(part)
-			}
-		})
+		return l.apply(media, &part, nil, func(m *cache.LibraryMeta) { done(m, part) })
 	})
 }
 
-// askPending asks after the assets listed without a file in the last pendingFor: their upload
-// may have come since.
+// askPending asks after the assets listed without a file in the last pendingFor, the newest
+// first: their upload may have come since.
 func (l *Library) askPending(ctx context.Context, now time.Time) error {
-	l.mu.RLock()
 	var ids []string
-	for id, e := range l.byID {
-		if e.Name == "" && e.Created.After(now.Add(-pendingFor)) {
-			ids = append(ids, id)
+	l.mu.RLock()
+	l.byTime.Descend(func(e *LibraryEntry) bool {
+		if e.Created.Before(now.Add(-pendingFor)) || len(ids) >= pendingCalls*pendingBatch {
+			return false
 		}
-	}
+		if !e.HasFile {
+			ids = append(ids, e.MediaID)
+		}
+		return true
+	})
 	l.mu.RUnlock()
-	sort.Strings(ids)
-	for calls := 0; len(ids) > 0 && calls < pendingCalls; calls++ {
+	for len(ids) > 0 {
 		batch := ids[:min(len(ids), pendingBatch)]
 		ids = ids[len(batch):]
 		b, err := l.cfg.IMS.BatchGetMediaInfos(ctx, batch, true)
@@ -402,110 +444,179 @@ func (l *Library) askPending(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// apply takes what a listing gave: each asset's fields, where it shows (a name is given once
-// it has a file, and kept), and the assets gone: those of gone (a window listed whole) it did
-// not list, and those of ignored. It keeps them in the store, then tells onChange.
-func (l *Library) apply(media []ims.MediaInfo, window *ims.Window, ignored []string, done func()) error {
+// planned is one asset of a listing, as it is to be kept, and what it was.
+type planned struct {
+	a   cache.LibraryAsset
+	e   *LibraryEntry
+	old *LibraryEntry // nil: new
+}
+
+// apply takes what a listing gave: each asset's fields and where it shows (a name given at its
+// first listing, the oldest first, and kept), and the assets gone: those of window (listed
+// whole) it missed twice in a row, and those of ignored (asked for by id, and not there). It
+// keeps them in the store first, then shows them, then tells onChange. Only Run calls it.
+func (l *Library) apply(media []ims.MediaInfo, window *ims.Window, ignored []string, note func(*cache.LibraryMeta)) error {
 	listed := make([]cache.LibraryAsset, 0, len(media))
 	for i := range media {
 		a := assetOf(&media[i])
-		if a.HasFile {
-			a.Dir = l.cfg.Place(a.MediaType, a.BusinessType)
-		}
+		a.Dir = l.cfg.Place(a.MediaType, a.BusinessType)
 		listed = append(listed, a)
 	}
 	// The oldest first: of two assets of one name, it keeps the name.
-	sort.SliceStable(listed, func(i, j int) bool { return listed[i].Created.Before(listed[j].Created) })
+	sort.Slice(listed, func(i, j int) bool {
+		if !listed[i].Created.Equal(listed[j].Created) {
+			return listed[i].Created.Before(listed[j].Created)
+		}
+		return listed[i].MediaID < listed[j].MediaID
+	})
+
+	// Plan, reading what is shown (Run alone changes it).
+	l.mu.RLock()
 	seen := map[string]bool{}
-	var put []cache.LibraryAsset
-	var changes []LibraryChange
-	var dropBytes [][2]string // mediaID, version kept
-	l.mu.Lock()
 	for i := range listed {
-		a := &listed[i]
-		seen[a.MediaID] = true
-		old := l.byID[a.MediaID]
-		if old != nil && old.Name != "" && a.HasFile {
-			a.Name = old.Name
-			if old.Dir == a.Dir {
-				a.Dir = old.Dir
-			} else {
-				// Another BusinessType: it moves, with its name if that is free there.
-				l._hide(old)
-				changes = append(changes, LibraryChange{Dir: old.Dir, Name: old.Name, MediaID: a.MediaID, Gone: true})
-				a.Name = l._freeName(a.Dir, old.Name, a.MediaID)
-			}
-		} else if a.HasFile {
-			a.Name = l._freeName(a.Dir, libraryName(a), a.MediaID)
-		} else {
-			a.Dir = ""
-		}
-		e := entryOf(a)
-		switch {
-		case old != nil && old.Name != "" && e.Name == "":
-			// Its file is no longer listed: it goes from the folder.
-			l._hide(old)
-			changes = append(changes, LibraryChange{Dir: old.Dir, Name: old.Name, MediaID: a.MediaID, Gone: true})
-		case e.Name != "" && (old == nil || old.Name == "" || old.Dir != e.Dir):
-			changes = append(changes, LibraryChange{Dir: e.Dir, Name: e.Name, MediaID: a.MediaID})
-		case e.Name != "" && *old != *e:
-			changes = append(changes, LibraryChange{Dir: e.Dir, Name: e.Name, MediaID: a.MediaID, Bytes: old.Version != e.Version})
-		}
-		if old != nil && old.Version != e.Version {
-			dropBytes = append(dropBytes, [2]string{a.MediaID, e.Version})
-		}
-		if old != nil && old.Name != "" {
-			l._hide(old)
-		}
-		l.byID[a.MediaID] = e
-		if e.Name != "" {
-			l._show(e)
-		}
-		put = append(put, *a)
+		seen[listed[i].MediaID] = true
 	}
-	var gone []string
-	forget := func(e *LibraryEntry) {
-		gone = append(gone, e.MediaID)
-		if e.Name != "" {
-			l._hide(e)
-			changes = append(changes, LibraryChange{Dir: e.Dir, Name: e.Name, MediaID: e.MediaID, Gone: true})
-		}
-		dropBytes = append(dropBytes, [2]string{e.MediaID, ""})
-		delete(l.byID, e.MediaID)
-	}
+	var gone []*LibraryEntry
+	missed := map[string]int{}
 	if window != nil {
-		for id, e := range l.byID {
-			if !seen[id] && e.Created.After(window.Start) && !e.Created.After(window.End) {
-				forget(e)
-			}
+		from := &LibraryEntry{Created: window.Start.Add(time.Second)}
+		if window.Start.IsZero() {
+			from = &LibraryEntry{}
 		}
+		l.byTime.AscendGreaterOrEqual(from, func(e *LibraryEntry) bool {
+			if e.Created.After(window.End) {
+				return false
+			}
+			if !seen[e.MediaID] {
+				if l.missed[e.MediaID] >= 1 {
+					gone = append(gone, e)
+				} else {
+					missed[e.MediaID] = 1
+				}
+			}
+			return true
+		})
 	}
 	for _, id := range ignored {
 		if e := l.byID[id]; e != nil {
-			forget(e)
+			gone = append(gone, e)
 		}
 	}
-	if done != nil {
-		done()
+	// Names taken and freed by this listing itself.
+	type slot struct{ dir, name string }
+	takenNow := map[slot]string{}
+	freedNow := map[slot]bool{}
+	for _, e := range gone {
+		freedNow[slot{e.Dir, e.Name}] = true
+	}
+	taken := func(dir, name, id string) bool {
+		if owner, ok := takenNow[slot{dir, name}]; ok {
+			return owner != id
+		}
+		if l.reserved[dir][name] || strings.HasSuffix(name, sidecarSuffix) {
+			return true
+		}
+		e := l.names[dir][name]
+		if e == nil || e.MediaID == id || freedNow[slot{dir, name}] {
+			return false
+		}
+		// An asset without a file holds its name while its upload may still come.
+		return e.HasFile || time.Since(e.Created) < pendingFor
+	}
+	var plan []planned
+	for i := range listed {
+		a := &listed[i]
+		old := l.byID[a.MediaID]
+		want := libraryName(a)
+		if old != nil && old.Name != "" {
+			want = old.Name // kept, in its folder or the one it moves to, while no other holds it
+		}
+		a.Name = freeName(a.Dir, want, a.MediaID, taken)
+		takenNow[slot{a.Dir, a.Name}] = a.MediaID
+		if old != nil && (old.Dir != a.Dir || old.Name != a.Name) {
+			freedNow[slot{old.Dir, old.Name}] = true
+		}
+		e := entryOf(a)
+		if old != nil && *old == *e {
+			continue // as it was: nothing to keep again
+		}
+		plan = append(plan, planned{a: *a, e: e, old: old})
 	}
 	meta := l.meta
-	l.mu.Unlock()
-	if err := l.cfg.Store.PutLibrary(put, gone, meta); err != nil {
-		return err
+	l.mu.RUnlock()
+	if note != nil {
+		note(&meta)
 	}
+
+	// Keep, then show.
+	put := make([]cache.LibraryAsset, len(plan))
+	for i := range plan {
+		put[i] = plan[i].a
+	}
+	forget := make([]cache.LibraryAsset, len(gone))
+	for i, e := range gone {
+		forget[i] = cache.LibraryAsset{MediaID: e.MediaID, Created: e.Created}
+	}
+	if len(put) > 0 || len(forget) > 0 || meta != l.meta {
+		if err := l.cfg.Store.PutLibrary(put, forget, meta); err != nil {
+			return err
+		}
+	}
+	var changes []LibraryChange
+	var drops [][2]string // mediaID, the version kept ("" for none)
+	now := time.Now()
+	l.mu.Lock()
+	for _, e := range gone {
+		if e.HasFile && l.names[e.Dir][e.Name] == e {
+			changes = append(changes, LibraryChange{Dir: e.Dir, Name: e.Name, MediaID: e.MediaID, Gone: true})
+			l.mtimes[e.Dir] = now
+		}
+		l._remove(e)
+		delete(l.missed, e.MediaID)
+		drops = append(drops, [2]string{e.MediaID, ""})
+	}
+	for id := range seen {
+		delete(l.missed, id)
+	}
+	maps.Copy(l.missed, missed)
+	for _, p := range plan {
+		wasShown := p.old != nil && p.old.HasFile && l.names[p.old.Dir][p.old.Name] == p.old
+		moved := p.old != nil && (p.old.Dir != p.e.Dir || p.old.Name != p.e.Name)
+		if p.old != nil {
+			l._remove(p.old)
+			if p.old.Version() != p.e.Version() {
+				drops = append(drops, [2]string{p.e.MediaID, p.e.Version()})
+			}
+		}
+		l._add(p.e)
+		switch {
+		case wasShown && (moved || !p.e.HasFile):
+			changes = append(changes, LibraryChange{Dir: p.old.Dir, Name: p.old.Name, MediaID: p.e.MediaID, Gone: true})
+			l.mtimes[p.old.Dir] = now
+			if p.e.HasFile {
+				changes = append(changes, LibraryChange{Dir: p.e.Dir, Name: p.e.Name, MediaID: p.e.MediaID, Came: true})
+				l.mtimes[p.e.Dir] = now
+			}
+		case !wasShown && p.e.HasFile:
+			changes = append(changes, LibraryChange{Dir: p.e.Dir, Name: p.e.Name, MediaID: p.e.MediaID, Came: true})
+			l.mtimes[p.e.Dir] = now
+		case wasShown:
+			changes = append(changes, LibraryChange{Dir: p.e.Dir, Name: p.e.Name, MediaID: p.e.MediaID, Bytes: p.old.Version() != p.e.Version()})
+			l.mtimes[p.e.Dir] = now
+		}
+	}
+	l.meta = meta
+	l.mu.Unlock()
+
 	if l.cfg.Chunks != nil {
-		for _, d := range dropBytes {
+		for _, d := range drops {
 			if err := l.cfg.Chunks.Drop(d[0], d[1]); err != nil {
 				l.cfg.Log.Warn("the fetched bytes of a library asset stay in the cache", "media_id", d[0], "err", err)
 			}
 		}
 	}
 	for _, c := range changes {
-		if c.Gone {
-			l.cfg.Log.Debug("library asset gone", "path", path.Join("library", c.Dir, c.Name), "media_id", c.MediaID)
-		} else {
-			l.cfg.Log.Debug("library asset listed", "path", path.Join("library", c.Dir, c.Name), "media_id", c.MediaID)
-		}
+		l.cfg.Log.Debug("library/ changed", "path", path.Join("library", c.Dir, c.Name), "media_id", c.MediaID, "gone", c.Gone, "came", c.Came)
 	}
 	if len(changes) > 0 && l.onChange != nil {
 		l.onChange(changes)
@@ -521,8 +632,8 @@ func assetOf(m *ims.MediaInfo) cache.LibraryAsset {
 		return t
 	}
 	a := cache.LibraryAsset{MediaID: m.MediaID, Created: parse(b.CreateTime), Changed: parse(b.ModifiedTime),
-		MediaType: b.MediaType, BusinessType: b.BusinessType, Status: b.Status, Source: b.Source,
-		Title: b.Title, Description: b.Description, Tags: b.MediaTags, Category: b.Category, CateID: b.CateID,
+		MediaType: b.MediaType, BusinessType: b.BusinessType, Status: b.Status,
+		Title: b.Title, Description: b.Description, Tags: b.MediaTags, CateID: b.CateID,
 		FileURL: b.InputURL}
 	if a.MediaID == "" {
 		a.MediaID = b.MediaID
@@ -608,22 +719,17 @@ func fitName(name, suffix string) string {
 // taken for the sidecar of another.
 const sidecarSuffix = ".ims.json"
 
-// _freeName returns want if no other asset shows under it in dir, else want with the first 8
-// characters of mediaID before its extension (the whole MediaId if even that is taken). Call
-// with mu held.
-func (l *Library) _freeName(dir, want, mediaID string) string {
-	taken := func(n string) bool {
-		e := l.dirs[dir][n]
-		return (e != nil && e.MediaID != mediaID) || l.reserved[dir][n] || strings.HasSuffix(n, sidecarSuffix)
-	}
-	if !taken(want) {
+// freeName returns want if it is not taken in dir, else want with the first 8 characters of
+// mediaID before its extension (the whole MediaId if even that is taken).
+func freeName(dir, want, mediaID string, taken func(dir, name, id string) bool) string {
+	if !taken(dir, want, mediaID) {
 		return want
 	}
 	short := mediaID
 	if len(short) > 8 {
 		short = short[:8]
 	}
-	if n := fitName(want, " ["+short+"]"); !taken(n) {
+	if n := fitName(want, " ["+short+"]"); !taken(dir, n, mediaID) {
 		return n
 	}
 	return fitName(want, " ["+mediaID+"]")

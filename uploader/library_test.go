@@ -129,6 +129,10 @@ func TestTheLibraryFollowsTheService(t *testing.T) {
 	cloud.DeleteMediaInfos(ctx, gone)
 	fresh := cloud.Add(fake.Asset{Type: "video", BusinessType: "general", Status: ims.MediaNormal, Created: now.Add(-3 * time.Second), Key: "sv/b/keep.mp4", Data: []byte("a new one")})
 	l.refresh(ctx)
+	if got := names(l, "video"); len(got) != 3 {
+		t.Errorf("a deleted asset goes at the second listing that misses it, not the first: %v", got)
+	}
+	l.refresh(ctx)
 	got := names(l, "video")
 	if want := []string{"keep [" + short(fresh) + "].mp4", "keep.mp4"}; strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("after a deletion and a new asset: %v, want %v", got, want)
@@ -213,16 +217,69 @@ func TestLibraryNames(t *testing.T) {
 			t.Errorf("libraryName(%+v) = %q (%d bytes), want %q", tc.a, got, len(got), tc.want)
 		}
 	}
-	l := &Library{dirs: map[string]map[string]*LibraryEntry{"video": {"a.mp4": {MediaID: "m1"}}}, reserved: map[string]map[string]bool{"video": {"opening": true}}}
+	taken := func(dir, name, id string) bool {
+		return dir == "video" && (name == "a.mp4" && id != "m1" || name == "opening")
+	}
 	for _, tc := range []struct{ want, got string }{
-		{"a [m2abcdef].mp4", l._freeName("video", "a.mp4", "m2abcdefgh")},
-		{"a.mp4", l._freeName("video", "a.mp4", "m1")},
-		{"opening [m2abcdef]", l._freeName("video", "opening", "m2abcdefgh")},
-		{"x.ims [m2abcdef].json", l._freeName("video", "x.ims.json", "m2abcdefgh")},
+		{"a [m2abcdef].mp4", freeName("video", "a.mp4", "m2abcdefgh", taken)},
+		{"a.mp4", freeName("video", "a.mp4", "m1", taken)},
+		{"opening [m2abcdef]", freeName("video", "opening", "m2abcdefgh", taken)},
 		{strings.Repeat("é", 120) + " [m2abcdef].mp4", fitName(strings.Repeat("é", 125)+".mp4", " [m2abcdef]")},
 	} {
 		if tc.got != tc.want || len(tc.got) > nameMax {
 			t.Errorf("free name %q (%d bytes), want %q", tc.got, len(tc.got), tc.want)
 		}
+	}
+}
+
+// TestTheOldestKeepsItsNameThoughItsUploadComesLater: an asset whose upload is under way holds
+// its name; a newer one of the same name is told apart; the older shows under the name once its
+// bytes come; a mount started later names them alike.
+func TestTheOldestKeepsItsNameThoughItsUploadComesLater(t *testing.T) {
+	cloud := fake.New()
+	now := time.Now().Truncate(time.Second)
+	older := cloud.Add(fake.Asset{Type: "video", BusinessType: "general", Status: ims.MediaInit, Created: now.Add(-time.Hour), Title: "x", Key: "sv/a/x.mp4"})
+	newer := cloud.Add(fake.Asset{Type: "video", BusinessType: "general", Status: ims.MediaNormal, Created: now.Add(-time.Minute), Key: "sv/b/x.mp4", Data: []byte("newer")})
+	l, _ := newTestLibrary(t, cloud, t.TempDir())
+	ctx := context.Background()
+	l.refresh(ctx)
+	if got := names(l, "video"); strings.Join(got, "|") != "x ["+short(newer)+"].mp4" {
+		t.Errorf("while the older uploads: %v", got)
+	}
+	cloud.Upload(older, []byte("older"))
+	l.refresh(ctx)
+	want := "x [" + short(newer) + "].mp4|x.mp4"
+	if got := names(l, "video"); strings.Join(got, "|") != want {
+		t.Errorf("once the older is uploaded: %v, want %s", got, want)
+	}
+	if e, _ := l.Lookup("video", "x.mp4"); e.MediaID != older {
+		t.Errorf("x.mp4 is %s, want the older %s", e.MediaID, older)
+	}
+	l2, _ := newTestLibrary(t, cloud, t.TempDir())
+	l2.refresh(ctx)
+	if got := names(l2, "video"); strings.Join(got, "|") != want {
+		t.Errorf("another mount names them %v, want %s", got, want)
+	}
+}
+
+// TestAnAssetOfAnotherBusinessTypeMoves: UpdateMediaInfo gives an asset another BusinessType;
+// it moves to that folder under its name, and both folders are told.
+func TestAnAssetOfAnotherBusinessTypeMoves(t *testing.T) {
+	cloud := fake.New()
+	id := cloud.Add(fake.Asset{Type: "video", BusinessType: "general", Status: ims.MediaNormal, Created: time.Now().Add(-time.Hour), Key: "sv/m.mp4", Data: []byte("m")})
+	l, ch := newTestLibrary(t, cloud, t.TempDir())
+	ctx := context.Background()
+	l.refresh(ctx)
+	ch.take()
+	if err := cloud.UpdateMediaInfo(ctx, ims.Update{MediaID: id, BusinessType: "opening"}); err != nil {
+		t.Fatal(err)
+	}
+	l.refresh(ctx)
+	if len(names(l, "video")) != 0 || strings.Join(names(l, "video/opening"), "|") != "m.mp4" {
+		t.Errorf("after its BusinessType changed: video %v, video/opening %v", names(l, "video"), names(l, "video/opening"))
+	}
+	told := ch.take()
+	if len(told) != 2 || !told[0].Gone || told[0].Dir != "video" || !told[1].Came || told[1].Dir != "video/opening" {
+		t.Errorf("changes told: %+v", told)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -469,7 +470,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		Observer: fsObs, Mapping: o.mapping, Junk: func(p string) bool { _, junk := names.Junk(p); return junk },
 		Library: library, Chunks: chunks})
 	if m != nil {
-		m.watch(store, queue, fsys, client.Paces, log)
+		m.watch(store, queue, fsys, library, client.Paces, log)
 		addr, err := m.serve(o.metricsAddr, log)
 		if err != nil {
 			return err
@@ -487,11 +488,13 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 		return fmt.Errorf("%w (is %s already a mount, or is FUSE unavailable? see /dev/fuse and fusermount3)", err, mountpoint)
 	}
 	queue.Run()
+	stopLibrary := func() {}
 	if library != nil {
 		listing, stopListing := context.WithCancel(ctx)
 		listed := make(chan struct{})
 		go func() { library.Run(listing); close(listed) }()
-		defer func() { stopListing(); <-listed }() // before the store closes
+		stopLibrary = sync.OnceFunc(func() { stopListing(); <-listed })
+		defer stopLibrary() // before the store closes
 	}
 	ctl := &control{queue: queue, store: store, urls: fetcher, fsys: fsys, paces: client.Paces, library: library, log: log}
 	if stop, err := ctl.serve(sock); err != nil {
@@ -510,6 +513,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	go unmountOnSignal(stop, server, mountpoint, log, unmounted, cancel)
 	server.Wait()
 	close(unmounted)
+	stopLibrary() // no one to show it to
 	fsys.Close()
 	log.Info("unmounted", "mountpoint", mountpoint)
 

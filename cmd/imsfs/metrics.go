@@ -68,7 +68,7 @@ func newMetrics() *metrics {
 }
 
 // watch adds the series read at each scrape: files by status, the queue, the cache.
-func (m *metrics) watch(store *cache.Store, queue *uploader.Queue, fsys *fs.FS, paces func() []ims.Pace, log *slog.Logger) {
+func (m *metrics) watch(store *cache.Store, queue *uploader.Queue, fsys *fs.FS, library *uploader.Library, paces func() []ims.Pace, log *slog.Logger) {
 	m.reg.MustRegister(&filesByStatus{store: store, log: log}, &imsPaces{paces: paces},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imsfs_queue_waiting_files", Help: "Files waiting for an upload worker (settle delay, backoff or a free worker)."},
 			func() float64 { q, _ := queue.Depth(); return float64(q) }),
@@ -78,6 +78,20 @@ func (m *metrics) watch(store *cache.Store, queue *uploader.Queue, fsys *fs.FS, 
 			func() float64 { return float64(fsys.CachedBytes()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "imsfs_store_commits_total", Help: "Write transactions the store (bbolt) committed."},
 			func() float64 { return float64(store.Commits()) }))
+	if library != nil {
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imsfs_library_assets", Help: "Assets library/ shows (every asset in IMS with its file)."},
+				func() float64 { return float64(library.State().Assets) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imsfs_library_stale", Help: "1 while IMS cannot be reached and library/ shows what was last listed."},
+				func() float64 {
+					if library.State().Stale != nil {
+						return 1
+					}
+					return 0
+				}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imsfs_library_cache_bytes", Help: "Bytes of library/'s files the cache holds (fetched on demand)."},
+				func() float64 { return float64(fsys.LibraryCachedBytes()) }))
+	}
 }
 
 // serve listens on addr and answers /metrics; it returns the address it listens on.

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -719,24 +718,33 @@ func (s *Server) listMediaBasicInfos(q url.Values) (map[string]any, *imsError) {
 	if !end.IsZero() {
 		hi = sort.Search(len(all), func(i int) bool { return all[i].CreateTime.After(end) })
 	}
-	var match []*Asset
-	for i := lo; i < hi; i++ {
-		a := all[i]
+	// Every match is counted; the first listCap in the order asked are kept (a library of
+	// 100,000 costs one pass, not a copy of it a call).
+	matches := func(a *Asset) bool {
 		switch {
 		case q.Get("MediaType") != "" && a.MediaType != q.Get("MediaType"),
 			q.Get("BusinessType") != "" && a.BusinessType != q.Get("BusinessType"),
 			q.Get("Source") != "" && q.Get("Source") != "oss",
 			q.Get("Status") != "" && a.Status != q.Get("Status"),
 			q.Get("MediaId") != "" && a.MediaId != q.Get("MediaId"):
-			continue
+			return false
 		}
-		match = append(match, a)
+		return true
 	}
-	total := len(match)
-	if sortBy == "desc" {
-		slices.Reverse(match)
+	var match []*Asset
+	total := 0
+	for k := 0; k < hi-lo; k++ {
+		i := lo + k
+		if sortBy == "desc" {
+			i = hi - 1 - k
+		}
+		if matches(all[i]) {
+			total++
+			if len(match) < listCap {
+				match = append(match, all[i])
+			}
+		}
 	}
-	match = match[:min(len(match), listCap)]
 	infos := []any{}
 	for i := offset; i < len(match) && i < offset+max; i++ {
 		a := match[i]
@@ -1037,7 +1045,8 @@ func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range count {
-		created := now.Add(-spread * time.Duration(i+1) / time.Duration(count)).Truncate(time.Second)
+		// In floating point: spread × count passes int64 for a long spread over many assets.
+		created := now.Add(-time.Duration(float64(spread) * float64(i+1) / float64(count))).Truncate(time.Second)
 		name, title := "seeded-"+strconv.Itoa(i)+".bin", "seeded "+strconv.Itoa(i)
 		if q.Has("name") {
 			name = q.Get("name")

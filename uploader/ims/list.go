@@ -88,14 +88,16 @@ func ListWindow(ctx context.Context, l Lister, r ListRequest, w Window, calls *i
 		if first {
 			ordered = false
 		}
-		mid, ok := split(part, media, ordered)
+		mid, byLast, ok := split(part, media, ordered)
 		if !ok {
 			if err := visit(part, media, false); err != nil {
 				return stopped(err)
 			}
 			continue
 		}
-		todo = append([]todoPart{{Window{part.Start, mid}, ordered}, {Window: Window{mid, part.End}}}, todo...)
+		// Only a first half cut just before the last listed says, coming back full, that the
+		// service did not return the first matches.
+		todo = append([]todoPart{{Window{part.Start, mid}, byLast}, {Window: Window{mid, part.End}}}, todo...)
 	}
 	return nil
 }
@@ -111,9 +113,9 @@ func stopped(err error) error {
 }
 
 // split returns a time strictly inside part (whole seconds) to cut it at: a second before the
-// last creation time listed (ordered) or the middle one listed, or else halfway. ok is false
-// for a part of one second.
-func split(part Window, media []MediaInfo, ordered bool) (time.Time, bool) {
+// last creation time listed (ordered; byLast) or the middle one listed, or else halfway. ok is
+// false for a part of one second.
+func split(part Window, media []MediaInfo, ordered bool) (cut time.Time, byLast, ok bool) {
 	start := part.Start
 	if start.IsZero() {
 		start = time.Unix(0, 0)
@@ -127,20 +129,20 @@ func split(part Window, media []MediaInfo, ordered bool) (time.Time, bool) {
 	}
 	slices.SortFunc(times, time.Time.Compare)
 	if len(times) > 0 {
-		cut := times[len(times)/2]
-		if ordered {
-			cut = times[len(times)-1].Add(-time.Second)
+		last := times[len(times)-1].Add(-time.Second).Truncate(time.Second)
+		if ordered && inside(last) {
+			return last, true, true
 		}
-		if cut = cut.Truncate(time.Second); inside(cut) {
-			return cut, true
+		if mid := times[len(times)/2].Truncate(time.Second); inside(mid) {
+			return mid, false, true
 		}
 		// All in a second or two: cut before the last second listed.
-		if cut = times[len(times)-1].Add(-time.Second).Truncate(time.Second); inside(cut) {
-			return cut, true
+		if inside(last) {
+			return last, false, true
 		}
 	}
 	if t := start.Add(part.End.Sub(start) / 2).Truncate(time.Second); inside(t) {
-		return t, true
+		return t, false, true
 	}
-	return time.Time{}, false
+	return time.Time{}, false, false
 }
