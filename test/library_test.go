@@ -406,3 +406,28 @@ func (p *switchProxy) closeAll() {
 	}
 	p.conns = map[net.Conn]bool{}
 }
+
+// TestTheLibraryCanBeHidden: library: false in the configuration file hides library/; a
+// configuration that maps a folder named library, with the library shown, stops the mount before
+// it mounts, saying why and what to change.
+func TestTheLibraryCanBeHidden(t *testing.T) {
+	t.Parallel()
+	emu := startEmulator(t)
+	conf := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(conf, []byte("library: false\n"), 0o644)
+	m := startMount(t, emu, "", "--config", conf)
+	if _, err := os.Stat(filepath.Join(m.Dir, "library")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("library/ with library: false: %v", err)
+	}
+	os.WriteFile(conf, []byte("folders:\n  library/raw:\n    type: video\n    business-type: general\n"), 0o644)
+	mnt := t.TempDir()
+	cmd := exec.Command(imsfsBin, "mount", "--config", conf, "--endpoint", emu.URL, "--cache-dir", t.TempDir(), mnt)
+	cmd.Env = append(testEnv(), "ALIBABA_CLOUD_ACCESS_KEY_ID=emulator", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-secret")
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "library/, which is the library's") || !strings.Contains(string(out), "library: false") {
+		t.Errorf("a folder named library beside library/: exit %d:\n%s", code, out)
+	}
+	if isMounted(mnt) {
+		t.Error("it mounted anyway")
+	}
+}
