@@ -1,9 +1,7 @@
 package fs
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"hash/fnv"
 	"path"
 	"sort"
@@ -526,14 +524,7 @@ func (s *libSidecarNode) content(ctx context.Context) ([]byte, syscall.Errno) {
 			out[k] = v
 		}
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return nil, syscall.EIO
-	}
-	return b.Bytes(), gofs.OK
+	return sidecarJSON(out)
 }
 
 var _ = (gofs.NodeGetattrer)((*libSidecarNode)(nil))

@@ -144,12 +144,17 @@ func (s *sidecarNode) content(ctx context.Context, ask bool) ([]byte, syscall.Er
 		return nil, syscall.ENOENT
 	}
 	out["path"] = s.file.path()
-	// As it is: a URL copied from `cat` opens (json.Marshal would write & as \u0026).
+	return sidecarJSON(out)
+}
+
+// sidecarJSON is a sidecar's content: the values, indented, as they are (a URL copied from
+// `cat` opens: json.Marshal would write & as \u0026).
+func sidecarJSON(vals map[string]string) ([]byte, syscall.Errno) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
+	if err := enc.Encode(vals); err != nil {
 		return nil, syscall.EIO
 	}
 	return b.Bytes(), gofs.OK
