@@ -11,8 +11,12 @@ RACE      ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 
 .PHONY: build run test test-live bench lint clean
 
+# The version imsfs --version names: the tag and commits since it (git describe), "-dirty" with
+# uncommitted changes.
+VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/imsfs
+	$(GO) build -ldflags "-X main.stamped=$(VERSION)" -o $(BIN) ./cmd/imsfs
 
 run: build
 	@test/deps.sh run

@@ -87,7 +87,10 @@ func TestTheLibraryShowsWhatIMSHolds(t *testing.T) {
 	cacheDir := t.TempDir()
 	m := startMount(t, emu, cacheDir, "--library-refresh", "1s")
 	lib := filepath.Join(m.Dir, "library")
-	eventually(t, 60*time.Second, "library/video/clip.mp4", func() bool { return exists(filepath.Join(lib, "video", "clip.mp4")) })
+	for _, p := range []string{"video/clip.mp4", "video/opening/big.mov", "text/subtitles/subs.srt", "image/same.png", "image/cover/poster_final"} {
+		eventually(t, 60*time.Second, "library/"+p, func() bool { return exists(filepath.Join(lib, p)) })
+	}
+	eventually(t, 60*time.Second, "the library listed whole", func() bool { s, _ := xattr(lib, "user.ims.status"); return s == "current" })
 
 	// Sizes, without reading the bytes.
 	for p, src := range map[string]string{"video/clip.mp4": clip, "video/opening/big.mov": big, "text/subtitles/subs.srt": subs} {

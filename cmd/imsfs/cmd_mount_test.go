@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -133,5 +134,26 @@ func TestLogger(t *testing.T) {
 	log.Debug("CreateUploadMedia", "type", "video")
 	if !strings.Contains(out.String(), "level=DEBUG msg=CreateUploadMedia type=video") {
 		t.Errorf("text log with --debug: %q", out.String())
+	}
+}
+
+// TestVersionNamesWhatWasBuilt: what make build stamps; else the module's version; else the
+// revision and its date; "(devel)" only when nothing is known.
+func TestVersionNamesWhatWasBuilt(t *testing.T) {
+	rev := []debug.BuildSetting{{Key: "vcs.revision", Value: "0af7cf9aabbccddeeff"}, {Key: "vcs.time", Value: "2026-12-02T01:00:00Z"}, {Key: "vcs.modified", Value: "true"}}
+	for _, tc := range []struct {
+		stamped string
+		info    *debug.BuildInfo
+		want    string
+	}{
+		{"v0.3.0-12-g0af7cf9", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "v0.3.0-12-g0af7cf9"},
+		{"", &debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}}, "v1.2.3"},
+		{"", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: rev}, "devel-0af7cf9aabbc-dirty (2026-12-02T01:00:00Z)"},
+		{"", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "(devel)"},
+		{"", nil, "(devel)"},
+	} {
+		if got := versionOf(tc.stamped, tc.info); got != tc.want {
+			t.Errorf("versionOf(%q, %+v) = %q, want %q", tc.stamped, tc.info, got, tc.want)
+		}
 	}
 }

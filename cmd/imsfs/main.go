@@ -45,22 +45,48 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
-// version is the module version the binary was built from, or the VCS revision.
+// stamped is the version `make build` stamps in (-ldflags -X main.stamped=…, from git
+// describe); empty in a plain go build. Set by the linker, never changed.
+var stamped string
+
+// version names what the binary was built from: the version stamped in; else the module's
+// version (go install …@v1.2.3); else the VCS revision and its date (a go build in a checkout,
+// without -buildvcs=false); else "(devel)".
 func version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
+	info, _ := debug.ReadBuildInfo()
+	return versionOf(stamped, info)
+}
+
+func versionOf(stamped string, info *debug.BuildInfo) string {
+	if stamped != "" {
+		return stamped
 	}
-	v := info.Main.Version
+	if info == nil {
+		return "(devel)"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, at, dirty string
 	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" && (v == "" || v == "(devel)") {
-			v = "devel-" + s.Value[:min(12, len(s.Value))]
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value[:min(12, len(s.Value))]
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
 		}
 	}
-	if v == "" {
-		v = "(devel)"
+	if rev == "" {
+		return "(devel)"
 	}
-	return v
+	if at != "" {
+		return fmt.Sprintf("devel-%s%s (%s)", rev, dirty, at)
+	}
+	return "devel-" + rev + dirty
 }
 
 // newApp is the command line: every command, and how a wrong one is answered (briefly, with
