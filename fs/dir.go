@@ -24,8 +24,9 @@ type dirNode struct {
 	fsys *FS // read only
 
 	mu    sync.Mutex
-	mode  uint32    // protected by mu: permission bits
+	mode  uint32    // protected by mu: permission bits, setgid and sticky included
 	mtime time.Time // protected by mu
+	atime time.Time // protected by mu: as set; zero: mtime
 }
 
 func (d *dirNode) path() string { return relPath(d.EmbeddedInode()) }
@@ -40,6 +41,9 @@ func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 	out.Mtime, out.Mtimensec = timespec(d.mtime)
 	out.Ctime, out.Ctimensec = out.Mtime, out.Mtimensec
 	out.Atime, out.Atimensec = out.Mtime, out.Mtimensec
+	if !d.atime.IsZero() {
+		out.Atime, out.Atimensec = timespec(d.atime)
+	}
 	out.Owner = fuse.Owner{Uid: d.fsys.uid, Gid: d.fsys.gid}
 	return gofs.OK
 }
@@ -65,7 +69,10 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 	if t, ok := in.GetMTime(); ok {
 		d.mtime = t
 	}
-	dr := cache.Dir{Path: p, Mode: d.mode, Mtime: d.mtime}
+	if t, ok := in.GetATime(); ok {
+		d.atime = t
+	}
+	dr := cache.Dir{Path: p, Mode: d.mode, Mtime: d.mtime, Atime: d.atime}
 	d.mu.Unlock()
 	if err := d.fsys.opts.Store.PutDir(dr); err != nil {
 		return d.fsys.fail("setattr", p, err)
@@ -164,10 +171,16 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 		return nil, d.fsys.refuse("mkdir", p, syscall.EEXIST, "the name is taken")
 	}
 	now := time.Now()
-	if err := d.fsys.opts.Store.PutDir(cache.Dir{Path: p, Mode: mode & 0o7777, Mtime: now}); err != nil {
+	mode &= 0o7777
+	d.mu.Lock()
+	if d.mode&syscall.S_ISGID != 0 {
+		mode |= syscall.S_ISGID // as on Linux: a folder made in a setgid folder is setgid
+	}
+	d.mu.Unlock()
+	if err := d.fsys.opts.Store.PutDir(cache.Dir{Path: p, Mode: mode, Mtime: now}); err != nil {
 		return nil, d.fsys.fail("mkdir", p, err)
 	}
-	n := &dirNode{fsys: d.fsys, mode: mode & 0o7777, mtime: now}
+	n := &dirNode{fsys: d.fsys, mode: mode, mtime: now}
 	child := d.NewPersistentInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFDIR})
 	var a fuse.AttrOut
 	n.Getattr(ctx, nil, &a)

@@ -256,7 +256,7 @@ func (d *dirNode) OnAdd(ctx context.Context) {
 	f := d.fsys
 	now := time.Now()
 	for _, p := range f.opts.Mapping.Fixed() {
-		f.addDir(ctx, p, 0o755, now)
+		f.addDir(ctx, cache.Dir{Path: p, Mode: 0o755, Mtime: now})
 	}
 	if f.opts.Library != nil {
 		f.addLibrary(ctx)
@@ -269,7 +269,7 @@ func (d *dirNode) OnAdd(ctx context.Context) {
 		if dr.Path == "." {
 			continue // the root's kept attributes: it is there
 		}
-		f.addDir(ctx, dr.Path, dr.Mode, dr.Mtime)
+		f.addDir(ctx, dr)
 	}
 	recs, err := f.opts.Store.Files()
 	if err != nil {
@@ -296,7 +296,8 @@ func (d *dirNode) OnAdd(ctx context.Context) {
 }
 
 // addDir adds folder p (its parent must exist) unless it is there already.
-func (f *FS) addDir(ctx context.Context, p string, mode uint32, mtime time.Time) {
+func (f *FS) addDir(ctx context.Context, dr cache.Dir) {
+	p := dr.Path
 	parent := f.lookupDir(path.Dir(p))
 	if parent == nil {
 		f.opts.Log.Error("folder in the store has no parent; not shown", "path", p)
@@ -305,7 +306,7 @@ func (f *FS) addDir(ctx context.Context, p string, mode uint32, mtime time.Time)
 	if parent.GetChild(path.Base(p)) != nil {
 		return
 	}
-	n := &dirNode{fsys: f, mode: mode, mtime: mtime}
+	n := &dirNode{fsys: f, mode: dr.Mode, mtime: dr.Mtime, atime: dr.Atime}
 	parent.AddChild(path.Base(p), parent.NewPersistentInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFDIR}), true)
 }
 

@@ -397,3 +397,41 @@ func TestAWriteImsfsIsNotToldOfIsAWriteAllTheSame(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestAFolderKeepsItsTimesAndModeBits: a folder's atime is its own (utimensat), its setgid and
+// sticky bits stay, and a folder made in a setgid folder is setgid, as on a local disk (the
+// cases pjdfstest's utimensat/00 and chmod/00 found).
+func TestAFolderKeepsItsTimesAndModeBits(t *testing.T) {
+	m := testMount(t, testOptions{})
+	d := filepath.Join(m.dir, "video", "d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o2755|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	atime, mtime := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC), time.Date(2021, 1, 2, 3, 4, 5, 6, time.UTC)
+	if err := unix.UtimesNano(d, []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(d, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o7777 != 0o2755 || time.Unix(st.Atim.Unix()).UTC() != atime || time.Unix(st.Mtim.Unix()).UTC() != mtime {
+		t.Errorf("a folder after chmod 2755 and utimensat: mode %o, atime %v, mtime %v", st.Mode&0o7777, time.Unix(st.Atim.Unix()).UTC(), time.Unix(st.Mtim.Unix()).UTC())
+	}
+	sub := filepath.Join(d, "e")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(sub, &st); err != nil || st.Mode&0o7777 != 0o2755 {
+		t.Errorf("a folder made in a setgid folder: mode %o, %v", st.Mode&0o7777, err)
+	}
+	if err := os.Chmod(sub, 0o1777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(sub, &st); err != nil || st.Mode&0o7777 != 0o1777 {
+		t.Errorf("chmod 1777: mode %o, %v", st.Mode&0o7777, err)
+	}
+}
