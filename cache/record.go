@@ -154,7 +154,7 @@ type Dir struct {
 	Path   string    `json:"path"`
 	Mode   uint32    `json:"mode"`
 	Mtime  time.Time `json:"mtime"`
-	Atime  time.Time `json:"atime,omitzero"`    // as set (touch -a); zero: its mtime
+	Atime  time.Time `json:"atime,omitzero"`   // as set (touch -a); zero: its mtime
 	Xattrs Xattrs    `json:"xattrs,omitempty"` // user.* attributes set on it (xattr.go)
 }
 
