@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"sync"
 	"time"
 
 	"github.com/imsfs/imsfs/cache"
@@ -33,10 +34,40 @@ func ParsePolicy(s string) (Policy, error) {
 // applies the overwrite and delete policies to finished assets. A disposal that fails is tried
 // again, with the retry policy's backoff, for as long as it takes (an orphan asset costs the
 // user money): it stays in the store, and `imsfs status` shows it with its last error.
-func (q *Queue) disposer() {
-	defer q.wg.Done()
+type disposer struct {
+	cfg     *Config              // read only
+	running func(id uint64) bool // the pool's: whether a worker is on a record
+
+	disposals *schedule // disposal Seqs due
+
+	mu      sync.Mutex
+	waiting map[uint64][]uint64 // protected by mu: record → disposals waiting for it to settle
+}
+
+func newDisposer(cfg *Config, running func(uint64) bool) *disposer {
+	return &disposer{cfg: cfg, running: running, disposals: newSchedule(cfg.Clock), waiting: map[uint64][]uint64{}}
+}
+
+// add makes disposal seq due at at (now if zero).
+func (q *disposer) add(seq uint64, at time.Time) { q.disposals.Add(seq, at) }
+
+// settled wakes the disposals that waited for record id to settle.
+func (q *disposer) settled(id uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, seq := range q.waiting[id] {
+		q.disposals.Add(seq, time.Time{})
+	}
+	delete(q.waiting, id)
+}
+
+// drain lets run end once nothing is due; what is not due waits for the next mount.
+func (q *disposer) drain() { q.disposals.Close() }
+
+// run carries out the disposals as they come due, until ctx is done or the disposer drained.
+func (q *disposer) run(ctx context.Context) {
 	for {
-		seq, ok := q.disposals.Next(q.ctx)
+		seq, ok := q.disposals.Next(ctx)
 		if !ok {
 			return
 		}
@@ -48,20 +79,18 @@ func (q *Queue) disposer() {
 			q.cfg.Log.Error("read disposal", "seq", seq, "err", err)
 			continue
 		}
-		q.dispose(q.ctx, d)
+		q.dispose(ctx, d)
 	}
 }
 
 // dispose carries out one disposal, or schedules its next try.
-func (q *Queue) dispose(ctx context.Context, d cache.Disposal) {
+func (q *disposer) dispose(ctx context.Context, d cache.Disposal) {
 	log := q.cfg.Log.With("path", d.Path, "media_id", d.MediaID, "why", d.Why)
 	if l := d.Lost; l != nil && d.MediaID == "" {
 		// Not looked for while a call that may make it can still be under way (a run of the
 		// record's goes on; a call is let finish), nor before the service lists what it made.
 		now := q.cfg.Clock.Now()
-		q.mu.Lock()
-		running := q.running[l.Record] != nil
-		q.mu.Unlock()
+		running := q.running(l.Record)
 		if after := l.Asked.Add(lostListed); running || now.Before(after) {
 			next := now.Add(time.Second)
 			if after.After(next) {
@@ -135,7 +164,7 @@ const lostListed = 5 * time.Second
 // (or their file is gone, or under a name that is not uploaded), so that the cloud never holds
 // neither while an upload is on its way. A file under a temporary name that is deleted was an
 // old version moved aside (vim's "name~"), so it counts as overwritten.
-func (q *Queue) decide(d cache.Disposal) (act, wait bool) {
+func (q *disposer) decide(d cache.Disposal) (act, wait bool) {
 	switch d.Why {
 	case cache.Voided:
 		return true, false
@@ -161,7 +190,7 @@ func (q *Queue) decide(d cache.Disposal) (act, wait bool) {
 
 // undo aborts a disposal's multipart upload, if it has one, and deletes its asset, found by its
 // tag when its creation answer was lost. It returns the asset deleted ("": none).
-func (q *Queue) undo(ctx context.Context, d cache.Disposal) (string, error) {
+func (q *disposer) undo(ctx context.Context, d cache.Disposal) (string, error) {
 	if up := d.Upload; up != nil && up.MultipartID != "" && d.MediaID != "" {
 		if err := q.abort(ctx, d); err != nil {
 			return "", err
@@ -169,7 +198,7 @@ func (q *Queue) undo(ctx context.Context, d cache.Disposal) (string, error) {
 	}
 	mediaID := d.MediaID
 	if l := d.Lost; l != nil && mediaID == "" {
-		m, err := q.findTagged(ctx, q.cfg.Log.With("path", d.Path), tagOf(q.cfg.Store.Instance(), l.Record, l.Gen), l.Asked, l.Type, l.BusinessType)
+		m, err := findTagged(ctx, q.cfg.IMS, q.cfg.Log.With("path", d.Path), tagOf(q.cfg.Store.Instance(), l.Record, l.Gen), l.Asked, l.Type, l.BusinessType)
 		if err != nil || m == nil {
 			return "", err // none found: none was made
 		}
@@ -182,7 +211,7 @@ func (q *Queue) undo(ctx context.Context, d cache.Disposal) (string, error) {
 }
 
 // abort aborts a multipart upload with new upload credentials for its asset (none are kept).
-func (q *Queue) abort(ctx context.Context, d cache.Disposal) error {
+func (q *disposer) abort(ctx context.Context, d cache.Disposal) error {
 	t, err := q.cfg.IMS.RefreshUploadMedia(ctx, d.MediaID)
 	if err != nil && !temporary(err) {
 		// No credentials for the object (the asset is gone, say): deleting the asset is what
@@ -208,14 +237,12 @@ func (q *Queue) abort(ctx context.Context, d cache.Disposal) error {
 	return nil
 }
 
-// addDisposal records d, an asset no record knows of, and hands it to the disposer at once.
-func (q *Queue) addDisposal(d cache.Disposal) error {
+// addNew records d, an asset no record knows of, and makes it due at once.
+func (q *disposer) addNew(d cache.Disposal) error {
 	seq, err := q.cfg.Store.AddDisposal(d)
 	if err != nil {
 		return err
 	}
-	q.mu.Lock()
 	q.disposals.Add(seq, time.Time{})
-	q.mu.Unlock()
 	return nil
 }

@@ -41,24 +41,36 @@ func (e *early) finish(size int64) {
 	e.once.Do(func() { e.final <- size })
 }
 
-// Growing tells the queue that the file of record id, written from its start in order, has
-// reached size bytes. Once it holds two parts and has been written for EarlyAfter, they start
-// going up.
-func (q *Queue) Growing(id uint64, size int64) {
-	if size < 2*q.cfg.PartSize {
+// sender holds the uploads under way while their files are written, one per record.
+type sender struct {
+	partSize int64                     // read only
+	start    func(id uint64, e *early) // read only: the queue's, sets e's upload going
+
+	mu       sync.Mutex
+	byRec    map[uint64]*early // protected by mu
+	draining bool              // protected by mu: nothing new starts
+}
+
+func newSender(partSize int64, start func(uint64, *early)) *sender {
+	return &sender{partSize: partSize, start: start, byRec: map[uint64]*early{}}
+}
+
+// growing tells that the file of record id, written from its start in order, has reached size
+// bytes. Once it holds two parts, its upload while written starts (and waits for EarlyAfter).
+func (s *sender) growing(id uint64, size int64) {
+	if size < 2*s.partSize {
 		return
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.draining {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
 		return
 	}
-	e := q.early[id]
+	e := s.byRec[id]
 	if e == nil {
 		e = &early{grown: make(chan int64, 1), final: make(chan int64, 1), done: make(chan struct{})}
-		q.early[id] = e
-		q.wg.Add(1)
-		go q.uploadEarly(id, e)
+		s.byRec[id] = e
+		s.start(id, e)
 	}
 	select {
 	case <-e.grown: // the newer size replaces one not taken yet
@@ -67,12 +79,43 @@ func (q *Queue) Growing(id uint64, size int64) {
 	e.grown <- size
 }
 
+// closed hands the upload while written of record id, if there is one, the file's size at its
+// last close: its last parts need no worker.
+func (s *sender) closed(id uint64, size int64) {
+	if e := s.of(id); e != nil {
+		e.finish(size)
+	}
+}
+
+func (s *sender) of(id uint64) *early {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byRec[id]
+}
+
+// ended forgets the upload while written of record id: it stopped.
+func (s *sender) ended(id uint64) {
+	s.mu.Lock()
+	delete(s.byRec, id)
+	s.mu.Unlock()
+}
+
+// drain lets nothing new start.
+func (s *sender) drain() {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+}
+
+// Growing tells the queue that the file of record id, written from its start in order, has
+// reached size bytes. Once it holds two parts and has been written for EarlyAfter, they start
+// going up.
+func (q *Queue) Growing(id uint64, size int64) { q.sender.growing(id, size) }
+
 // takeOver ends the upload while writing of record id, now size bytes and closed, if one is
 // under way, and waits until its parts are stored: the upload after the close goes on from them.
 func (q *Queue) takeOver(ctx context.Context, id uint64, size int64) {
-	q.mu.Lock()
-	e := q.early[id]
-	q.mu.Unlock()
+	e := q.sender.of(id)
 	if e == nil {
 		return
 	}
@@ -94,9 +137,7 @@ func (q *Queue) uploadEarly(id uint64, e *early) {
 		// request, sending one again costs more than waiting for it.
 		inflight.Wait()
 		cancel()
-		q.mu.Lock()
-		delete(q.early, id)
-		q.mu.Unlock()
+		q.sender.ended(id)
 		close(e.done)
 	}()
 	// A writer as fast as the disk is done in a moment: its upload after the close costs no
@@ -113,7 +154,7 @@ func (q *Queue) uploadEarly(id uint64, e *early) {
 	if err != nil || rec.State != cache.Writing {
 		return
 	}
-	j := &job{q: q, rec: rec, gen: rec.Gen, log: q.cfg.Log.With("path", rec.Path, "id", id)}
+	j := &job{q: q, cfg: &q.cfg, rec: rec, gen: rec.Gen, log: q.cfg.Log.With("path", rec.Path, "id", id)}
 	quiet := func(err error) bool {
 		return errors.Is(err, cache.ErrSuperseded) || errors.Is(err, cache.ErrNotFound) || ctx.Err() != nil
 	}
@@ -203,7 +244,7 @@ func (s *earlySend) send(ctx context.Context, size int64, closed bool) error {
 		if skip {
 			continue
 		}
-		if n > s.j.q.cfg.MaxParts {
+		if n > s.j.cfg.MaxParts {
 			return errors.New("more parts than OSS takes: the close starts over with bigger parts")
 		}
 		select {
@@ -227,7 +268,7 @@ func (s *earlySend) send(ctx context.Context, size int64, closed bool) error {
 }
 
 func (s *earlySend) partOf(ctx context.Context, uploadID string, n int, partSize, length int64) (cache.Part, error) {
-	f, err := os.Open(s.j.q.cfg.Store.SpoolPath(s.j.rec.ID))
+	f, err := os.Open(s.j.cfg.Store.SpoolPath(s.j.rec.ID))
 	if err != nil {
 		return cache.Part{}, err
 	}
@@ -242,23 +283,23 @@ func (j *job) earlyStart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if state, _ := j.q.cfg.Names.Refuse(&rec); state != "" {
+	if state, _ := j.cfg.Names.Refuse(&rec); state != "" {
 		return fmt.Errorf("%s is not uploaded", rec.Path)
 	}
 	req := j.createRequest(&rec, name, 0)
-	t, err := j.q.cfg.IMS.CreateUploadMedia(ctx, req)
+	t, err := j.cfg.IMS.CreateUploadMedia(ctx, req)
 	if err != nil {
 		return err
 	}
-	now := j.q.cfg.Clock.Now()
+	now := j.cfg.Clock.Now()
 	addr, auth, err := t.Decode(now)
 	if err != nil {
 		return err
 	}
-	j.q.keepCreds(rec.ID, j.gen, auth, now)
+	j.q.creds.keep(rec.ID, j.gen, auth, now)
 	if err := j.apply(cache.Event{Kind: cache.EarlyAsset, Asset: &cache.Asset{MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL, Meta: rec.Meta, Fields: sentFields(req.MediaMetaData),
 		Upload: cache.Upload{Endpoint: addr.Endpoint, Bucket: addr.Bucket, Key: addr.Key, Region: auth.Region}}}); err != nil {
-		if err2 := j.q.addDisposal(cache.Disposal{Path: rec.Path, Why: cache.Voided, MediaID: t.MediaID}); err2 != nil {
+		if err2 := j.q.disposer.addNew(cache.Disposal{Path: rec.Path, Why: cache.Voided, MediaID: t.MediaID}); err2 != nil {
 			j.log.Error("record the disposal of an unused asset", "media_id", t.MediaID, "err", err2)
 		}
 		return err
@@ -266,17 +307,17 @@ func (j *job) earlyStart(ctx context.Context) error {
 	j.log.Info("asset created while the file is written", "media_id", t.MediaID)
 	u := j.uploadRun()
 	var uploadID string
-	if err := u.call(ctx, func() (err error) { uploadID, err = j.q.cfg.Objects.Initiate(ctx, u.target, u.sign); return err }); err != nil {
+	if err := u.call(ctx, func() (err error) { uploadID, err = j.cfg.Objects.Initiate(ctx, u.target, u.sign); return err }); err != nil {
 		return err
 	}
-	return j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: uploadID, PartSize: j.q.cfg.PartSize})
+	return j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: uploadID, PartSize: j.cfg.PartSize})
 }
 
 // uploadRun is the upload step's state for this run's record.
 func (j *job) uploadRun() *uploadRun {
 	rec := j.record()
 	up := rec.Upload
-	return &uploadRun{j: j, creds: j.q.credsOf(rec.ID, j.gen), target: transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}}
+	return &uploadRun{j: j, creds: j.q.creds.of(rec.ID, j.gen), target: transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}}
 }
 
 // partCheck is verifyParts of the parts a file had stored when its upload after the close
@@ -295,14 +336,14 @@ func (j *job) startPartCheck(rec cache.Record) *partCheck {
 	if rec.Upload != nil {
 		c.partSize = rec.Upload.PartSize
 	}
-	parts, err := j.q.cfg.Store.Parts(rec.ID, j.gen)
+	parts, err := j.cfg.Store.Parts(rec.ID, j.gen)
 	if err != nil || len(parts) == 0 || rec.Upload == nil || rec.Upload.PartSize <= 0 {
 		close(c.done)
 		return c
 	}
 	go func() {
 		defer close(c.done)
-		f, err := os.Open(j.q.cfg.Store.SpoolPath(rec.ID))
+		f, err := os.Open(j.cfg.Store.SpoolPath(rec.ID))
 		if err != nil {
 			return // checked after, as the parts stored since are
 		}

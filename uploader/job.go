@@ -23,8 +23,9 @@ import (
 // job is one run of a worker on one record: it takes the record from where it stands as far
 // as it goes without waiting (creating → uploading → uploaded), reporting each step as an event.
 type job struct {
-	q   *Queue
-	gen uint64 // the content generation this run uploads
+	q   *Queue  // the router its changes go through, and the parts it asks (credentials, disposals)
+	cfg *Config // read only: q's
+	gen uint64  // the content generation this run uploads
 	log *slog.Logger
 
 	mu  sync.Mutex   // guards rec: parts of a multipart upload commit concurrently
@@ -44,7 +45,7 @@ func (j *job) record() cache.Record {
 func (j *job) apply(ev cache.Event) error {
 	ev.Gen = j.gen
 	if ev.Now.IsZero() {
-		ev.Now = j.q.cfg.Clock.Now()
+		ev.Now = j.cfg.Clock.Now()
 	}
 	rec, err := j.q.Apply(j.rec.ID, ev)
 	if err != nil {
@@ -93,7 +94,7 @@ func (j *job) create(ctx context.Context, askedBefore bool) error {
 		return &permanentError{fmt.Errorf("%s: %w", rec.Path, err)}
 	}
 	// The spool is the truth: after a crash mid-write the record's size may be older.
-	st, err := os.Stat(j.q.cfg.Store.SpoolPath(rec.ID))
+	st, err := os.Stat(j.cfg.Store.SpoolPath(rec.ID))
 	if err != nil {
 		return &permanentError{fmt.Errorf("%s: spool: %w", rec.Path, err)}
 	}
@@ -122,24 +123,24 @@ func (j *job) create(ctx context.Context, askedBefore bool) error {
 	if t == nil {
 		// The intent (Asked) must outlive a power loss as the asset will: else a restart would
 		// make a second asset and not look for the first.
-		if err := j.q.cfg.Store.Sync(); err != nil {
+		if err := j.cfg.Store.Sync(); err != nil {
 			return err
 		}
 		j.log.Debug("CreateUploadMedia", "type", req.FileInfo.Type, "business_type", req.MediaMetaData.BusinessType)
-		if t, err = j.q.cfg.IMS.CreateUploadMedia(cctx, req); err != nil {
+		if t, err = j.cfg.IMS.CreateUploadMedia(cctx, req); err != nil {
 			return businessTypeHint(err, rec)
 		}
 		// Made with this request's fields (one taken up after a lost answer was made with
 		// what is not known for sure).
 		fields = sentFields(req.MediaMetaData)
 	}
-	now := j.q.cfg.Clock.Now()
+	now := j.cfg.Clock.Now()
 	addr, auth, err := t.Decode(now)
 	if err != nil {
 		return err
 	}
 	j.log.Info("asset created", "media_id", t.MediaID)
-	j.q.keepCreds(rec.ID, j.gen, auth, now)
+	j.q.creds.keep(rec.ID, j.gen, auth, now)
 	return j.apply(cache.Event{Kind: cache.AssetCreated, Asset: &cache.Asset{
 		MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL, Meta: rec.Meta, Fields: fields,
 		Upload: cache.Upload{Endpoint: addr.Endpoint, Bucket: addr.Bucket, Key: addr.Key, Region: auth.Region},
@@ -150,7 +151,7 @@ func (j *job) create(ctx context.Context, askedBefore bool) error {
 // folder, what was set on it (Meta), and this content's tag in UserData, by which an asset
 // whose creation answer was lost is recognised as this file's.
 func (j *job) createRequest(rec *cache.Record, name Name, size int64) ims.CreateUploadMediaRequest {
-	set := j.q.cfg.Settings(rec.Path)
+	set := j.cfg.Settings(rec.Path)
 	md := ims.MediaMetaData{Title: Title(rec), BusinessType: rec.BusinessType,
 		Description: rec.Meta.Description, Tags: cmp.Or(rec.Meta.Tags, set.Tags), CateID: cmp.Or(cateID(rec.Meta.CateID), set.CateID)}
 	ud := map[string]any{"Extend": map[string]string{"imsfs": j.tag()}}
@@ -158,7 +159,7 @@ func (j *job) createRequest(rec *cache.Record, name Name, size int64) ims.Create
 		ud["MessageCallback"] = map[string]string{"CallbackURL": set.CallbackURL}
 	}
 	req := ims.CreateUploadMediaRequest{
-		AppID:    cmp.Or(set.AppID, j.q.cfg.AppID),
+		AppID:    cmp.Or(set.AppID, j.cfg.AppID),
 		EntityID: set.EntityID,
 		FileInfo: ims.FileInfo{Type: rec.Type, Name: name.Base, Ext: name.Ext, Size: size}, MediaMetaData: md, UserData: ud,
 	}
@@ -172,7 +173,7 @@ func (j *job) createRequest(rec *cache.Record, name Name, size int64) ims.Create
 }
 
 // tag names this file's content across stores: it goes in the UserData of the asset made for it.
-func (j *job) tag() string { return tagOf(j.q.cfg.Store.Instance(), j.rec.ID, j.gen) }
+func (j *job) tag() string { return tagOf(j.cfg.Store.Instance(), j.rec.ID, j.gen) }
 
 // listMediaType is the MediaType filter of ListMediaBasicInfos for assets of FileInfo.Type typ:
 // its reference takes image, video, audio or text, so other is not filtered on ("").
@@ -193,7 +194,7 @@ const maxFindCalls = 40
 // (RefreshUploadMedia). It returns nil when none is found: a new asset is made then.
 func (j *job) findAsked(ctx context.Context, tag string) (*ims.Ticket, error) {
 	rec := j.record()
-	m, err := j.q.findTagged(ctx, j.log, tag, rec.Asked, rec.Type, rec.BusinessType)
+	m, err := findTagged(ctx, j.cfg.IMS, j.log, tag, rec.Asked, rec.Type, rec.BusinessType)
 	if err != nil {
 		return nil, err
 	}
@@ -201,11 +202,11 @@ func (j *job) findAsked(ctx context.Context, tag string) (*ims.Ticket, error) {
 		j.log.Warn("an asset whose creation answer was lost was not found; making another")
 		return nil, nil
 	}
-	t, err := j.q.cfg.IMS.RefreshUploadMedia(ctx, m.MediaID)
+	t, err := j.cfg.IMS.RefreshUploadMedia(ctx, m.MediaID)
 	if err != nil && !temporary(err) {
 		// It cannot be written to: it goes, and another is made.
 		j.log.Warn("an asset whose creation answer was lost cannot be taken up: it is deleted, and another made", "media_id", m.MediaID, "err", err)
-		if err := j.q.addDisposal(cache.Disposal{Path: rec.Path, Why: cache.Voided, MediaID: m.MediaID}); err != nil {
+		if err := j.q.disposer.addNew(cache.Disposal{Path: rec.Path, Why: cache.Voided, MediaID: m.MediaID}); err != nil {
 			return nil, err
 		}
 		return nil, nil
@@ -240,7 +241,7 @@ func tagOf(instance string, id, gen uint64) string { return fmt.Sprintf("%s/%d.%
 // after maxFindCalls calls at most: first in the window the clocks give, then in the two minutes
 // either side of it, for a clock that differs from the service's. Each window is listed whole,
 // however many assets a bulk copy made in it (ims.ListWindow). It returns nil when none is found.
-func (q *Queue) findTagged(ctx context.Context, log *slog.Logger, tag string, asked time.Time, typ, business string) (*ims.MediaBasicInfo, error) {
+func findTagged(ctx context.Context, api IMS, log *slog.Logger, tag string, asked time.Time, typ, business string) (*ims.MediaBasicInfo, error) {
 	calls := maxFindCalls
 	sec := func(t time.Time) time.Time { return t.Truncate(time.Second) }
 	near := ims.Window{Start: sec(asked.Add(-2 * time.Second)), End: sec(asked.Add(createTimeout + 2*time.Second))}
@@ -250,7 +251,7 @@ func (q *Queue) findTagged(ctx context.Context, log *slog.Logger, tag string, as
 	req := ims.ListRequest{MediaType: listMediaType(typ), BusinessType: business}
 	var found *ims.MediaBasicInfo
 	for _, w := range windows {
-		err := ims.ListWindow(ctx, q.cfg.IMS, req, w, &calls, func(_ ims.Window, media []ims.MediaInfo, _ bool) error {
+		err := ims.ListWindow(ctx, api, req, w, &calls, func(_ ims.Window, media []ims.MediaInfo, _ bool) error {
 			for _, m := range media {
 				var ud struct {
 					Extend struct{ Imsfs string } `json:"Extend"`
@@ -334,7 +335,7 @@ func (j *job) updateMeta(ctx context.Context) error {
 	send("tags", want.Tags, had.Tags, &u.Tags)
 	send("cate_id", want.CateID, had.CateID, &u.CateID)
 	if len(changed) > 0 {
-		if err := j.q.cfg.IMS.UpdateMediaInfo(ctx, u); err != nil {
+		if err := j.cfg.IMS.UpdateMediaInfo(ctx, u); err != nil {
 			if temporary(err) {
 				return err
 			}
@@ -365,10 +366,10 @@ func (j *job) failed(err error) {
 		} else {
 			// The file's outcome in one line.
 			j.log.Error("upload failed", "state", rec.State, "media_id", rec.MediaID, "size", rec.Size, "tries", rec.Retries+1, "err", err)
-			j.q.cfg.Observer.Failed(ErrorCode(err))
+			j.cfg.Observer.Failed(ErrorCode(err))
 			reason := err.Error()
 			if err = j.apply(cache.Event{Kind: cache.UploadFailed, Reason: reason}); err == nil {
-				j.q.cfg.Observer.Outcome(rec.Path, false, reason)
+				j.cfg.Observer.Outcome(rec.Path, false, reason)
 			}
 		}
 		if err != nil && !errors.Is(err, cache.ErrSuperseded) && !errors.Is(err, cache.ErrNotFound) {
@@ -384,8 +385,8 @@ func (j *job) failed(err error) {
 		// grown by earlier failures.
 		attempts = 1
 	}
-	wait := j.q.cfg.Retry.Delay(attempts)
-	due := j.q.cfg.Clock.Now().Add(wait)
+	wait := j.cfg.Retry.Delay(attempts)
+	due := j.cfg.Clock.Now().Add(wait)
 	reason := fmt.Sprintf("try %d failed, next at %s: %v", rec.Attempts+1, due.UTC().Format(time.RFC3339), err)
 	ev := cache.Event{Kind: cache.TryFailed, Attempts: attempts, Due: due, Reason: reason, Unasked: throttled && rec.State == cache.Creating}
 	if uerr := j.apply(ev); uerr != nil {
@@ -394,6 +395,6 @@ func (j *job) failed(err error) {
 		}
 		return
 	}
-	j.q.cfg.Observer.Retried(ErrorCode(err))
+	j.cfg.Observer.Retried(ErrorCode(err))
 	j.log.Warn("upload try failed, will retry", "try", attempts, "in", wait.Round(time.Millisecond), "state", rec.State, "err", err)
 }

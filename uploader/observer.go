@@ -99,9 +99,4 @@ func ErrorCode(err error) string {
 
 // Depth is how many files wait for a worker (or, over one PUT, for a slot) and how many are
 // being uploaded now.
-func (q *Queue) Depth() (queued, running int) {
-	q.mu.Lock()
-	running, parked := len(q.running), len(q.parked)
-	q.mu.Unlock()
-	return q.uploads.Len() + parked, running
-}
+func (q *Queue) Depth() (queued, running int) { return q.pool.depth() }

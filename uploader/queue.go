@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,25 +12,19 @@ import (
 	"github.com/imsfs/imsfs/cache"
 )
 
-// Queue schedules uploads and runs them on a pool of workers; readiness checks and disposals
-// have their own schedules and one goroutine each, so that neither holds a worker.
+// Queue uploads what the file system reports, in parts that each own their state and lock:
+// the pool of workers and its slots, the readiness checker, the disposer, the sender of files
+// uploaded while written, and the cache of upload credentials. The queue itself only routes:
+// each committed change of a record asks for effects (cache.Effects), and route sends each to
+// the part it concerns, as plan says.
 type Queue struct {
 	cfg Config // read only
 
-	uploads   *schedule // record IDs due for a worker
-	checks    *schedule // record IDs (uploaded) due for a readiness check
-	disposals *schedule // disposal Seqs due
-
-	mu       sync.Mutex
-	running  map[uint64]*run          // protected by mu: records a worker is on
-	creds    map[uint64]*liveCreds    // protected by mu: upload credentials by record, in memory only
-	waiting  map[uint64][]uint64      // protected by mu: record → disposals waiting for it to settle
-	interval map[uint64]time.Duration // protected by mu: the current wait between readiness checks of a record
-	told     map[uint64]bool          // protected by mu: records whose readiness wait was logged
-	early    map[uint64]*early        // protected by mu: uploads under way while their file is written
-	large    int                      // protected by mu: files over one PUT a worker is on (at most Workers)
-	parked   []uint64                 // protected by mu: files over one PUT due, waiting for one of those to end
-	draining bool                     // protected by mu: Close was called
+	pool     *pool
+	ready    *readiness
+	disposer *disposer
+	sender   *sender
+	creds    *credCache
 
 	progress sync.Map // ID → *progress, while an upload is in flight
 
@@ -40,24 +33,20 @@ type Queue struct {
 	wg     sync.WaitGroup
 }
 
-type run struct {
-	cancel  context.CancelFunc
-	again   bool      // scheduled while running: scheduled when this run ends
-	againAt time.Time // when
-}
-
 type progress struct{ sent, total atomic.Int64 }
 
 // New returns a queue; Recover and Run set it going.
 func New(cfg Config) *Queue {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Queue{
-		cfg: cfg, ctx: ctx, cancel: cancel,
-		uploads: newSchedule(cfg.Clock), checks: newSchedule(cfg.Clock), disposals: newSchedule(cfg.Clock),
-		running: map[uint64]*run{}, creds: map[uint64]*liveCreds{}, waiting: map[uint64][]uint64{},
-		interval: map[uint64]time.Duration{}, told: map[uint64]bool{}, early: map[uint64]*early{},
-	}
+	q := &Queue{cfg: cfg, ctx: ctx, cancel: cancel, pool: newPool(cfg.Clock, cfg.Workers), creds: newCredCache()}
+	q.ready = newReadiness(&q.cfg, q.route)
+	q.disposer = newDisposer(&q.cfg, q.pool.isRunning)
+	q.sender = newSender(cfg.PartSize, func(id uint64, e *early) {
+		q.wg.Add(1)
+		go q.uploadEarly(id, e)
+	})
+	return q
 }
 
 // Recover hands every record with unfinished work, and every pending disposal, to the schedules
@@ -101,7 +90,7 @@ func (q *Queue) Recover() error {
 			if err != nil {
 				return fmt.Errorf("uploader: resume %s: %w", r.Path, err)
 			}
-			q.do(rec, fx)
+			q.route(rec, fx)
 		} else {
 			q.resume(r)
 		}
@@ -115,7 +104,7 @@ func (q *Queue) Recover() error {
 		return fmt.Errorf("uploader: read disposals: %w", err)
 	}
 	for _, d := range ds {
-		q.disposals.Add(d.Seq, d.Due)
+		q.disposer.add(d.Seq, d.Due)
 	}
 	return nil
 }
@@ -123,22 +112,21 @@ func (q *Queue) Recover() error {
 // resume schedules a record where it stands.
 func (q *Queue) resume(r cache.Record) {
 	if r.State == cache.Uploaded {
-		q.checks.Add(r.ID, time.Time{})
+		q.ready.resume(r.ID)
 	}
 	if r.State != cache.Uploaded || r.MetaPending {
-		q.uploads.Add(r.ID, r.Due)
+		q.pool.resume(r.ID, r.Due)
 	}
 }
 
 // Run starts the workers, the readiness checker and the disposer.
 func (q *Queue) Run() {
+	q.wg.Add(q.cfg.SmallWorkers + 2)
 	for range q.cfg.SmallWorkers {
-		q.wg.Add(1)
-		go q.worker()
+		go func() { defer q.wg.Done(); q.pool.work(q.ctx, q.process) }()
 	}
-	q.wg.Add(2)
-	go q.checker()
-	go q.disposer()
+	go func() { defer q.wg.Done(); q.ready.run(q.ctx) }()
+	go func() { defer q.wg.Done(); q.disposer.run(q.ctx) }()
 }
 
 // Apply commits event ev on record id and carries out what it asks of the queue: this is how
@@ -146,7 +134,7 @@ func (q *Queue) Run() {
 func (q *Queue) Apply(id uint64, ev cache.Event) (cache.Record, error) {
 	rec, fx, err := q.cfg.Store.Apply(id, ev)
 	if err == nil || fx.Disposal != 0 {
-		q.do(rec, fx)
+		q.route(rec, fx)
 	}
 	return rec, err
 }
@@ -159,62 +147,63 @@ func (q *Queue) Rename(from, to string, follow func(cache.Record) cache.Event) (
 		return res, err
 	}
 	if res.Replaced != nil {
-		q.do(res.Replaced.Record, res.Replaced.Effects)
+		q.route(res.Replaced.Record, res.Replaced.Effects)
 	}
 	for _, c := range res.Moved {
-		q.do(c.Record, c.Effects)
+		q.route(c.Record, c.Effects)
 	}
 	return res, nil
 }
 
-// do carries out the effects of a committed change of rec.
-func (q *Queue) do(rec cache.Record, fx cache.Effects) {
-	id := rec.ID
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if fx.Cancel {
-		q.uploads.Remove(id)
-		q.parked = slices.DeleteFunc(q.parked, func(p uint64) bool { return p == id })
-		q.checks.Remove(id)
-		delete(q.interval, id)
-		if r := q.running[id]; r != nil {
-			r.again = false
-			r.cancel()
-		}
-		if c := q.creds[id]; c != nil && (fx.Removed || c.gen != rec.Gen) {
-			delete(q.creds, id)
-		}
+// route carries out the effects of a committed change of rec, by the parts plan names.
+func (q *Queue) route(rec cache.Record, fx cache.Effects) {
+	id, p := rec.ID, plan(rec, fx)
+	if p.cancel {
+		q.pool.cancel(id)
+		q.ready.forget(id)
 	}
 	switch {
-	case fx.Removed, rec.State != cache.Writing && rec.State != cache.Queued && rec.State != cache.Creating && rec.State != cache.Uploading:
-		// The upload is over (or the file gone): its credentials are not kept a moment longer.
-		delete(q.creds, id)
+	case p.dropCreds:
+		q.creds.drop(id)
+	case p.cancel:
+		q.creds.dropOther(id, rec.Gen)
 	}
-	if fx.Schedule && !q.draining {
-		switch {
-		case rec.State == cache.Uploaded && !rec.MetaPending:
-			delete(q.interval, id)
-			q.checks.Add(id, fx.Due.Add(q.cfg.Ready.First))
-		case q.running[id] != nil:
-			r := q.running[id]
-			r.again, r.againAt = true, fx.Due
-		default:
-			q.parked = slices.DeleteFunc(q.parked, func(p uint64) bool { return p == id }) // due anew
-			q.uploads.Add(id, fx.Due)
-		}
+	switch {
+	case p.check:
+		q.ready.first(id, fx.Due.Add(q.cfg.Ready.First))
+	case p.upload:
+		q.pool.schedule(id, fx.Due)
 	}
-	if e := q.early[id]; e != nil && fx.Schedule && rec.Early && rec.State == cache.Queued {
-		// The last close of a file uploaded while written: its last parts need no worker.
-		e.finish(rec.Size)
+	if p.lastClose {
+		q.sender.closed(id, rec.Size)
 	}
 	if fx.Disposal != 0 {
-		q.disposals.Add(fx.Disposal, time.Time{})
+		q.disposer.add(fx.Disposal, time.Time{})
 	}
 	if fx.Settled {
-		for _, seq := range q.waiting[id] {
-			q.disposals.Add(seq, time.Time{})
-		}
-		delete(q.waiting, id)
+		q.disposer.settled(id)
+	}
+}
+
+// routing is what the parts of the queue are asked to do after one committed change.
+type routing struct {
+	cancel    bool // the pool drops the record's run and schedule, the checker its check
+	dropCreds bool // the upload is over, or the file gone: its credentials leave memory
+	check     bool // the checker asks about the asset from the first wait
+	upload    bool // the pool runs the record at Due
+	lastClose bool // the sender of a file uploaded while written sends its last parts
+}
+
+// plan says what a committed change asks of each part of the queue: the in-memory half of the
+// life-cycle, beside the table that makes the change (its matrix test covers both).
+func plan(rec cache.Record, fx cache.Effects) routing {
+	under := rec.State == cache.Writing || rec.State == cache.Queued || rec.State == cache.Creating || rec.State == cache.Uploading
+	return routing{
+		cancel:    fx.Cancel,
+		dropCreds: fx.Removed || !under,
+		check:     fx.Schedule && rec.State == cache.Uploaded && !rec.MetaPending,
+		upload:    fx.Schedule && !(rec.State == cache.Uploaded && !rec.MetaPending),
+		lastClose: fx.Schedule && rec.Early && rec.State == cache.Queued,
 	}
 }
 
@@ -289,13 +278,10 @@ func (q *Queue) Status() ([]FileStatus, error) {
 // mount, which resumes them; Close returns how many there are (files whose bytes are not all in
 // the cloud: readiness is only waited for).
 func (q *Queue) Close(ctx context.Context) (unfinished int) {
-	q.mu.Lock()
-	q.draining = true
-	q.mu.Unlock()
-	q.uploads.DueAll()
-	q.uploads.Close()
-	q.checks.Close()
-	q.disposals.Close()
+	q.sender.drain()
+	q.pool.drain()
+	q.ready.drain()
+	q.disposer.drain()
 
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
@@ -315,70 +301,6 @@ func (q *Queue) Close(ctx context.Context) (unfinished int) {
 	return unfinished
 }
 
-func (q *Queue) isDraining() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.draining
-}
-
-func (q *Queue) worker() {
-	defer q.wg.Done()
-	for {
-		id, ok := q.uploads.Next(q.ctx)
-		if !ok {
-			return
-		}
-		q.mu.Lock()
-		if q.running[id] != nil { // cannot be: a key is scheduled once and taken once
-			q.mu.Unlock()
-			continue
-		}
-		ctx, cancel := context.WithCancel(q.ctx)
-		r := &run{cancel: cancel}
-		q.running[id] = r
-		q.mu.Unlock()
-
-		q.process(ctx, id)
-
-		q.mu.Lock()
-		delete(q.running, id)
-		cancel()
-		if r.again && !q.draining {
-			q.uploads.Add(id, r.againAt)
-		}
-		q.mu.Unlock()
-	}
-}
-
-// takeLarge takes one of the Workers slots for a file over one PUT, or parks the file until
-// one ends: a worker does not wait for a slot, so that small files go on meanwhile.
-func (q *Queue) takeLarge(id uint64) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.large < q.cfg.Workers {
-		q.large++
-		return true
-	}
-	if !slices.Contains(q.parked, id) {
-		q.parked = append(q.parked, id)
-	}
-	return false
-}
-
-// endLarge gives back a slot taken by takeLarge and makes the first parked file due, during a
-// drain too: it would have been uploaded by it had a worker been free. The worker ending here
-// is still at the schedule to take it.
-func (q *Queue) endLarge() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.large--
-	if len(q.parked) > 0 {
-		id := q.parked[0]
-		q.parked = q.parked[1:]
-		q.uploads.Add(id, q.cfg.Clock.Now())
-	}
-}
-
 // process takes record id as far as it can go now without waiting, and reports a failed try.
 func (q *Queue) process(ctx context.Context, id uint64) {
 	rec, err := q.cfg.Store.GetID(id)
@@ -390,17 +312,17 @@ func (q *Queue) process(ctx context.Context, id uint64) {
 	}
 	if due := rec.Due; due.After(q.cfg.Clock.Now()) {
 		// Taken early by a drain: a settle delay ends now, a backoff outlasts the drain.
-		if !(q.isDraining() && rec.State == cache.Queued && rec.Attempts == 0) {
+		if !(q.pool.isDraining() && rec.State == cache.Queued && rec.Attempts == 0) {
 			return
 		}
 	}
 	if rec.Early || !q.cfg.onePut(rec.Size) {
-		if !q.takeLarge(id) {
+		if !q.pool.takeLarge(id) {
 			return
 		}
-		defer q.endLarge()
+		defer q.pool.endLarge()
 	}
-	j := &job{q: q, rec: rec, gen: rec.Gen, log: q.cfg.Log.With("path", rec.Path, "id", id)}
+	j := &job{q: q, cfg: &q.cfg, rec: rec, gen: rec.Gen, log: q.cfg.Log.With("path", rec.Path, "id", id)}
 	err = j.run(ctx)
 	q.progress.Delete(id)
 	switch {

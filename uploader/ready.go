@@ -1,31 +1,80 @@
 package uploader
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/imsfs/imsfs/cache"
 	"github.com/imsfs/imsfs/uploader/ims"
 )
 
-// checker asks IMS, in batches, about the assets of uploaded files until each is Normal
-// (ready) or PrepareFail (failed). It holds no worker: a file waits for IMS's processing in the
-// checks schedule, however long that takes.
-func (q *Queue) checker() {
-	defer q.wg.Done()
+// readiness asks IMS, in batches, about the assets of uploaded files until each is Normal
+// (ready) or PrepareFail (failed). It holds no worker: a file waits for IMS's processing in its
+// schedule, however long that takes, each wait twice the last.
+type readiness struct {
+	cfg   *Config                           // read only
+	route func(cache.Record, cache.Effects) // the queue's: carries out what a committed change asks
+
+	checks *schedule // record IDs (uploaded) due for a check
+
+	mu       sync.Mutex
+	interval map[uint64]time.Duration // protected by mu: the current wait between checks of a record
+	told     map[uint64]bool          // protected by mu: records whose wait was logged
+	draining bool                     // protected by mu: nothing new is scheduled
+}
+
+func newReadiness(cfg *Config, route func(cache.Record, cache.Effects)) *readiness {
+	return &readiness{cfg: cfg, route: route, checks: newSchedule(cfg.Clock),
+		interval: map[uint64]time.Duration{}, told: map[uint64]bool{}}
+}
+
+// run checks what comes due until ctx is done or the checker is drained.
+func (q *readiness) run(ctx context.Context) {
 	for {
 		// Checks due soon (Gather) go together: one call asks about many assets.
-		ids := q.checks.TakeDue(q.ctx, q.cfg.Ready.Batch, q.cfg.Ready.Gather)
+		ids := q.checks.TakeDue(ctx, q.cfg.Ready.Batch, q.cfg.Ready.Gather)
 		if ids == nil {
 			return
 		}
-		q.check(ids)
+		q.check(ctx, ids)
 	}
 }
 
+// first schedules the first check of record id, at at; its waits start again from the first.
+func (q *readiness) first(id uint64, at time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.draining {
+		return
+	}
+	delete(q.interval, id)
+	q.checks.Add(id, at)
+}
+
+// resume schedules a check of record id now, as found in the store at mount.
+func (q *readiness) resume(id uint64) { q.checks.Add(id, time.Time{}) }
+
+// forget takes record id out: its asset is no longer the one to wait for.
+func (q *readiness) forget(id uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.checks.Remove(id)
+	delete(q.interval, id)
+}
+
+// drain stops the checks: readiness is only waited for, and the next mount asks again.
+func (q *readiness) drain() {
+	q.mu.Lock()
+	q.draining = true
+	q.mu.Unlock()
+	q.checks.Close()
+}
+
 // check asks about the assets of records ids in one call and reports what IMS says.
-func (q *Queue) check(ids []uint64) {
+func (q *readiness) check(ctx context.Context, ids []uint64) {
 	recs := make(map[string]cache.Record, len(ids))
 	var mediaIDs []string
 	for _, id := range ids {
@@ -39,9 +88,9 @@ func (q *Queue) check(ids []uint64) {
 	if len(mediaIDs) == 0 {
 		return
 	}
-	batch, err := q.cfg.IMS.BatchGetMediaInfos(q.ctx, mediaIDs, false)
+	batch, err := q.cfg.IMS.BatchGetMediaInfos(ctx, mediaIDs, false)
 	if err != nil {
-		if q.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return
 		}
 		q.cfg.Log.Warn("readiness check failed; asking again later", "assets", len(mediaIDs), "err", err)
@@ -111,7 +160,7 @@ type saying struct {
 
 // reportAll commits what one answer said of each file in one transaction, and reports each.
 // Should that commit fail, each is committed (and may fail) on its own.
-func (q *Queue) reportAll(said []saying) {
+func (q *readiness) reportAll(said []saying) {
 	if len(said) == 0 {
 		return
 	}
@@ -131,22 +180,25 @@ func (q *Queue) reportAll(said []saying) {
 	}
 	for i, a := range applied {
 		if a.Err == nil || a.Effects.Disposal != 0 {
-			q.do(a.Record, a.Effects)
+			q.route(a.Record, a.Effects)
 		}
 		q.reported(said[i].r, said[i].ev, said[i].code, a.Record, a.Err)
 	}
 }
 
 // report commits what IMS said of r's asset: ready, or failed (counted as code).
-func (q *Queue) report(r cache.Record, ev cache.Event, code string) {
+func (q *readiness) report(r cache.Record, ev cache.Event, code string) {
 	ev.Gen, ev.Now = r.Gen, q.cfg.Clock.Now()
-	rec, err := q.Apply(r.ID, ev)
+	rec, fx, err := q.cfg.Store.Apply(r.ID, ev)
+	if err == nil || fx.Disposal != 0 {
+		q.route(rec, fx)
+	}
 	q.reported(r, ev, code, rec, err)
 }
 
 // reported tells what became of r once ev, what IMS said of its asset, was committed (or not,
 // err): its outcome, or a later check when the commit failed.
-func (q *Queue) reported(r cache.Record, ev cache.Event, code string, rec cache.Record, err error) {
+func (q *readiness) reported(r cache.Record, ev cache.Event, code string, rec cache.Record, err error) {
 	switch {
 	case err == nil && rec.State == cache.Ready:
 		// The file's outcome in one line: how big, how long its upload and its preparation took.
@@ -179,7 +231,7 @@ func (q *Queue) reported(r cache.Record, ev cache.Event, code string, rec cache.
 
 // waited schedules the next check of an asset that is not ready yet, or, past Ready.Timeout
 // since its upload, returns the event that fails it.
-func (q *Queue) waited(r cache.Record, status string) *cache.Event {
+func (q *readiness) waited(r cache.Record, status string) *cache.Event {
 	if !r.Uploaded.IsZero() && q.cfg.Clock.Since(r.Uploaded) > q.cfg.Ready.Timeout {
 		return &cache.Event{Kind: cache.UploadFailed, Reason: fmt.Sprintf(
 			"IMS did not report asset %s Normal within --ready-timeout %v of its upload (it says %s); imsfs retry uploads it again as a new asset",
@@ -191,7 +243,7 @@ func (q *Queue) waited(r cache.Record, status string) *cache.Event {
 
 // checkLater schedules the next check of r, each wait twice the last up to Ready.Max (at once
 // the longest, after a refusal that will not pass by itself).
-func (q *Queue) checkLater(r cache.Record, longest bool) {
+func (q *readiness) checkLater(r cache.Record, longest bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.draining {
@@ -206,7 +258,7 @@ func (q *Queue) checkLater(r cache.Record, longest bool) {
 }
 
 // checkAgain schedules the next check of r after the wait it had: the last one told nothing.
-func (q *Queue) checkAgain(r cache.Record) {
+func (q *readiness) checkAgain(r cache.Record) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.draining {
@@ -218,7 +270,7 @@ func (q *Queue) checkAgain(r cache.Record) {
 
 // once logs msg the first time a warning is given of record id's readiness in this mount: a
 // wait that may last minutes is said once, not at every check.
-func (q *Queue) once(id uint64, msg string, args ...any) {
+func (q *readiness) once(id uint64, msg string, args ...any) {
 	q.mu.Lock()
 	told := q.told[id]
 	q.told[id] = true

@@ -13,83 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/imsfs/imsfs/cache"
 	"github.com/imsfs/imsfs/uploader/ims"
 	"github.com/imsfs/imsfs/uploader/transfer"
 )
-
-// refreshAhead is how long before they expire upload credentials are renewed, at the most: for
-// short-lived credentials, a third of their life.
-const refreshAhead = time.Minute
-
-// liveCreds are the upload credentials of one record's generation, in memory only. Every OSS
-// request signs with them as they are at that moment, so a refresh swaps them under requests in
-// flight and an upload of hours outlives credentials of seconds.
-type liveCreds struct {
-	gen uint64 // read only
-
-	mu      sync.Mutex
-	creds   transfer.Credentials // protected by mu
-	expires time.Time            // protected by mu
-	life    time.Duration        // protected by mu: from when they were received to when they expire
-}
-
-func (c *liveCreds) get() transfer.Credentials {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.creds
-}
-
-func (c *liveCreds) set(a ims.Auth, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.creds = transfer.Credentials{AccessKeyID: a.AccessKeyID, AccessKeySecret: a.AccessKeySecret, SecurityToken: a.SecurityToken}
-	c.expires, c.life = a.Expires, a.Expires.Sub(now)
-}
-
-// stale reports whether the credentials are to be renewed before the next request.
-func (c *liveCreds) stale(now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.creds.AccessKeyID == "" {
-		return true
-	}
-	if c.expires.IsZero() {
-		return false
-	}
-	return c.expires.Sub(now) < min(refreshAhead, c.life/3)
-}
-
-// expire marks the credentials stale: OSS said they are no longer valid.
-func (c *liveCreds) expire() {
-	c.mu.Lock()
-	c.expires, c.life = time.Unix(1, 0), 0
-	c.mu.Unlock()
-}
-
-// keepCreds remembers the upload credentials of record id's generation gen.
-func (q *Queue) keepCreds(id, gen uint64, a ims.Auth, now time.Time) {
-	c := &liveCreds{gen: gen}
-	c.set(a, now)
-	q.mu.Lock()
-	q.creds[id] = c
-	q.mu.Unlock()
-}
-
-// credsOf returns the credentials of record id's generation gen; none in memory (after a
-// restart) are asked for on first use.
-func (q *Queue) credsOf(id, gen uint64) *liveCreds {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	c := q.creds[id]
-	if c == nil || c.gen != gen {
-		c = &liveCreds{gen: gen}
-		q.creds[id] = c
-	}
-	return c
-}
 
 // uploadRun is the state of one upload step: the credentials it signs with, and one refresh at
 // a time however many parts find them stale.
@@ -109,29 +37,29 @@ func (u *uploadRun) sign() transfer.Credentials { return u.creds.get() }
 func (u *uploadRun) fresh(ctx context.Context) error {
 	u.refreshMu.Lock()
 	defer u.refreshMu.Unlock()
-	now := u.j.q.cfg.Clock.Now()
+	now := u.j.cfg.Clock.Now()
 	if !u.creds.stale(now) {
 		return nil
 	}
-	if u.refreshes >= u.j.q.cfg.Retry.Refreshes {
+	if u.refreshes >= u.j.cfg.Retry.Refreshes {
 		return fmt.Errorf("upload credentials of %s: %d refreshes in one try did not give credentials OSS takes", u.j.rec.MediaID, u.refreshes)
 	}
 	u.refreshes++
 	mediaID := u.j.record().MediaID
 	// A refresh that fails for a while is tried again here, as a part is: the parts sent so far
 	// stand, and the file does not go back to the queue's backoff for one lost answer.
-	retry := u.j.q.cfg.Retry
+	retry := u.j.cfg.Retry
 	var t *ims.Ticket
 	var err error
 	for try := 1; ; try++ {
-		t, err = u.j.q.cfg.IMS.RefreshUploadMedia(ctx, mediaID)
+		t, err = u.j.cfg.IMS.RefreshUploadMedia(ctx, mediaID)
 		if err == nil || !temporary(err) || try >= retry.PartTries {
 			break
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-u.j.q.cfg.Clock.After(retry.partDelay(try)):
+		case <-u.j.cfg.Clock.After(retry.partDelay(try)):
 		}
 	}
 	if err != nil {
@@ -184,7 +112,7 @@ func (u *uploadRun) call(ctx context.Context, fn func() error) error {
 // changed (a write no event told of) or an object of other bytes starts over with a new asset.
 func (j *job) upload(ctx context.Context) error {
 	rec := j.record()
-	f, err := os.Open(j.q.cfg.Store.SpoolPath(rec.ID))
+	f, err := os.Open(j.cfg.Store.SpoolPath(rec.ID))
 	if err != nil {
 		return &permanentError{fmt.Errorf("%s: open spool: %w", rec.Path, err)}
 	}
@@ -200,7 +128,7 @@ func (j *job) upload(ctx context.Context) error {
 		// per request, the wait for the last ones is the longer of the two.
 		early = j.startPartCheck(rec)
 		j.q.takeOver(ctx, rec.ID, rec.Size)
-		if r, err := j.q.cfg.Store.GetID(rec.ID); err == nil && r.Gen == j.gen {
+		if r, err := j.cfg.Store.GetID(rec.ID); err == nil && r.Gen == j.gen {
 			j.mu.Lock()
 			j.rec = r
 			j.mu.Unlock()
@@ -215,13 +143,13 @@ func (j *job) upload(ctx context.Context) error {
 	p.total.Store(size)
 	j.q.progress.Store(rec.ID, p)
 	up := rec.Upload
-	u := &uploadRun{j: j, creds: j.q.credsOf(rec.ID, j.gen), early: early,
+	u := &uploadRun{j: j, creds: j.q.creds.of(rec.ID, j.gen), early: early,
 		target: transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}}
 	var object, read uint64
-	if j.q.cfg.onePut(size) && up.MultipartID == "" {
+	if j.cfg.onePut(size) && up.MultipartID == "" {
 		err = u.call(ctx, func() (err error) {
 			p.sent.Store(0)
-			object, err = j.q.cfg.Objects.Put(ctx, u.target, u.sign, io.NewSectionReader(f, 0, size), size, func(n int64) { p.sent.Add(n); j.q.cfg.Observer.Sent(n) })
+			object, err = j.cfg.Objects.Put(ctx, u.target, u.sign, io.NewSectionReader(f, 0, size), size, func(n int64) { p.sent.Add(n); j.cfg.Observer.Sent(n) })
 			return err
 		})
 		read = object // Put checked it against the bytes it read
@@ -251,7 +179,7 @@ func (j *job) upload(ctx context.Context) error {
 	}
 	j.log.Debug("object complete", "size", size, "crc64", object)
 	if !rec.Asked.IsZero() {
-		j.q.cfg.Observer.Uploaded(j.q.cfg.Clock.Since(rec.Asked))
+		j.cfg.Observer.Uploaded(j.cfg.Clock.Since(rec.Asked))
 	}
 	return nil
 }
@@ -268,7 +196,7 @@ const maxStartOvers = 5
 func (j *job) startOver(why string, again bool) error {
 	n := j.record().StartOvers + 1
 	giveUp := !again && n >= maxStartOvers
-	ev := cache.Event{Kind: cache.StartOver, Reason: why, Due: j.q.cfg.Clock.Now().Add(j.q.cfg.Retry.Delay(n)), GiveUp: giveUp}
+	ev := cache.Event{Kind: cache.StartOver, Reason: why, Due: j.cfg.Clock.Now().Add(j.cfg.Retry.Delay(n)), GiveUp: giveUp}
 	if giveUp {
 		ev.Reason = fmt.Sprintf("%s (the upload started over %d times for this; imsfs retry tries again)", why, n)
 		j.log.Error("upload failed", "err", ev.Reason)
@@ -289,7 +217,7 @@ func (u *uploadRun) resumeParts(ctx context.Context, uploadID string, stored []c
 	}
 	var held []transfer.Part
 	err := u.call(ctx, func() (err error) {
-		held, err = u.j.q.cfg.Objects.ListParts(ctx, u.target, u.sign, uploadID)
+		held, err = u.j.cfg.Objects.ListParts(ctx, u.target, u.sign, uploadID)
 		return err
 	})
 	if err != nil {
@@ -322,13 +250,13 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 	if rec.Upload.MultipartID == "" {
 		var id string
 		err := u.call(ctx, func() (err error) {
-			id, err = j.q.cfg.Objects.Initiate(ctx, u.target, u.sign)
+			id, err = j.cfg.Objects.Initiate(ctx, u.target, u.sign)
 			return err
 		})
 		if err != nil {
 			return 0, 0, err
 		}
-		if err := j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: id, PartSize: j.q.cfg.partSize(size)}); err != nil {
+		if err := j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: id, PartSize: j.cfg.partSize(size)}); err != nil {
 			return 0, 0, err
 		}
 		rec = j.record()
@@ -337,7 +265,7 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 	count := int((size + partSize - 1) / partSize)
 	partLen := func(n int) int64 { return min(partSize, size-int64(n-1)*partSize) }
 
-	if count > j.q.cfg.MaxParts {
+	if count > j.cfg.MaxParts {
 		// Parts sent while the file was written, of a size that takes too many now.
 		j.log.Info("the file outgrew its parts; the multipart upload starts over with bigger ones", "parts", count)
 		if err := j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: ""}); err != nil {
@@ -345,7 +273,7 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 		}
 		return u.multipart(ctx, f, size, p)
 	}
-	stored, err := j.q.cfg.Store.Parts(rec.ID, j.gen)
+	stored, err := j.cfg.Store.Parts(rec.ID, j.gen)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -377,7 +305,7 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 		mu       sync.Mutex // guards firstErr and done while parts finish
 		firstErr error
 		wg       sync.WaitGroup
-		slots    = make(chan struct{}, j.q.cfg.PartWorkers)
+		slots    = make(chan struct{}, j.cfg.PartWorkers)
 	)
 	var todo []int
 	for n := 1; n <= count; n++ {
@@ -435,7 +363,7 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 		tparts[i] = transfer.Part{Number: part.Number, ETag: part.ETag, Size: part.Size}
 	}
 	err = u.call(ctx, func() (err error) {
-		object, err = j.q.cfg.Objects.Complete(ctx, u.target, u.sign, uploadID, tparts)
+		object, err = j.cfg.Objects.Complete(ctx, u.target, u.sign, uploadID, tparts)
 		return err
 	})
 	if transfer.Gone(err) {
@@ -467,18 +395,18 @@ func (u *uploadRun) part(ctx context.Context, f *os.File, uploadID string, n int
 			p.sent.Add(-sent) // what a failed try sent is sent again
 			sent = 0
 			sum = &summer{r: io.NewSectionReader(f, int64(n-1)*partSize, length), h: crc32.New(castagnoli)}
-			stored, err = u.j.q.cfg.Objects.UploadPart(ctx, u.target, u.sign, uploadID, n, sum, length, func(k int64) { sent += k; p.sent.Add(k); u.j.q.cfg.Observer.Sent(k) })
+			stored, err = u.j.cfg.Objects.UploadPart(ctx, u.target, u.sign, uploadID, n, sum, length, func(k int64) { sent += k; p.sent.Add(k); u.j.cfg.Observer.Sent(k) })
 			return err
 		})
 		if err == nil {
 			return cache.Part{Number: n, ETag: stored.ETag, Size: length, Sum: sum.sum(length), CRC64: stored.CRC64}, nil
 		}
 		p.sent.Add(-sent)
-		if ctx.Err() != nil || try >= u.j.q.cfg.Retry.PartTries || !temporary(err) || transfer.Gone(err) {
+		if ctx.Err() != nil || try >= u.j.cfg.Retry.PartTries || !temporary(err) || transfer.Gone(err) {
 			return cache.Part{}, err
 		}
 		select {
-		case <-u.j.q.cfg.Clock.After(u.j.q.cfg.Retry.partDelay(try)):
+		case <-u.j.cfg.Clock.After(u.j.cfg.Retry.partDelay(try)):
 		case <-ctx.Done():
 			return cache.Part{}, ctx.Err()
 		}
@@ -492,7 +420,7 @@ func (u *uploadRun) part(ctx context.Context, f *os.File, uploadID string, n int
 func (u *uploadRun) gone(ctx context.Context, f *os.File, size int64, count int) (object, read uint64, err error) {
 	j := u.j
 	rec := j.record()
-	parts, err := j.q.cfg.Store.Parts(rec.ID, j.gen)
+	parts, err := j.cfg.Store.Parts(rec.ID, j.gen)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -501,7 +429,7 @@ func (u *uploadRun) gone(ctx context.Context, f *os.File, size int64, count int)
 		if parts = verifyParts(f, parts, rec.Upload.PartSize); len(parts) == count {
 			var o transfer.Object
 			err := u.call(ctx, func() (err error) {
-				o, err = j.q.cfg.Objects.Head(ctx, u.target, u.sign)
+				o, err = j.cfg.Objects.Head(ctx, u.target, u.sign)
 				return err
 			})
 			if err == nil && o.Size == size && sameETag(o.ETag, multipartETag(parts)) {

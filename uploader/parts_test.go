@@ -1,0 +1,287 @@
+package uploader
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader/ims"
+	"github.com/jonboulle/clockwork"
+)
+
+// TestPlanMatrix is the in-memory half of the life-cycle: what each committed change asks of
+// the parts of the queue, by the state it leaves and the effects the table gave. Letters: c the
+// pool and the checker drop the record, x its credentials leave memory, k the checker asks
+// about its asset, u the pool runs it, l the sender of a file uploaded while written sends its
+// last parts.
+func TestPlanMatrix(t *testing.T) {
+	type row struct {
+		state         cache.State
+		meta, early   bool
+		none, c, s    string
+		cs, goneByRec string
+	}
+	rows := []row{
+		{state: cache.Writing, none: "", c: "c", s: "u", cs: "c u", goneByRec: "c x"},
+		{state: cache.Queued, none: "", c: "c", s: "u", cs: "c u", goneByRec: "c x"},
+		{state: cache.Queued, early: true, none: "", c: "c", s: "u l", cs: "c u l", goneByRec: "c x"},
+		{state: cache.Creating, none: "", c: "c", s: "u", cs: "c u", goneByRec: "c x"},
+		{state: cache.Uploading, none: "", c: "c", s: "u", cs: "c u", goneByRec: "c x"},
+		{state: cache.Uploaded, none: "x", c: "c x", s: "x k", cs: "c x k", goneByRec: "c x"},
+		{state: cache.Uploaded, meta: true, none: "x", c: "c x", s: "x u", cs: "c x u", goneByRec: "c x"},
+		{state: cache.Ready, none: "x", c: "c x", s: "x u", cs: "c x u", goneByRec: "c x"},
+		{state: cache.Failed, none: "x", c: "c x", s: "x u", cs: "c x u", goneByRec: "c x"},
+		{state: cache.Skipped, none: "x", c: "c x", s: "x u", cs: "c x u", goneByRec: "c x"},
+		{state: cache.Local, none: "x", c: "c x", s: "x u", cs: "c x u", goneByRec: "c x"},
+	}
+	covered := map[cache.State]bool{}
+	for _, r := range rows {
+		covered[r.state] = true
+		rec := cache.Record{State: r.state, MetaPending: r.meta, Early: r.early}
+		for _, cell := range []struct {
+			fx   cache.Effects
+			want string
+		}{
+			{cache.Effects{}, r.none},
+			{cache.Effects{Cancel: true}, r.c},
+			{cache.Effects{Schedule: true}, r.s},
+			{cache.Effects{Cancel: true, Schedule: true}, r.cs},
+			{cache.Effects{Cancel: true, Removed: true}, r.goneByRec},
+		} {
+			if got := plan(rec, cell.fx).String(); got != cell.want {
+				t.Errorf("%s (meta %v, early %v) with %+v: got %q, want %q", r.state, r.meta, r.early, cell.fx, got, cell.want)
+			}
+		}
+	}
+	for _, s := range cache.States() {
+		if !covered[s] {
+			t.Errorf("no row for %s", s)
+		}
+	}
+}
+
+func (r routing) String() string {
+	var out []string
+	for _, f := range []struct {
+		on bool
+		s  string
+	}{{r.cancel, "c"}, {r.dropCreds, "x"}, {r.check, "k"}, {r.upload, "u"}, {r.lastClose, "l"}} {
+		if f.on {
+			out = append(out, f.s)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// TestThePoolKeepsItsInvariants drives the pool with random schedules, cancels, runs and slots
+// from several goroutines, and checks its invariants throughout; every record scheduled and
+// not cancelled is run, and each at most once at a time.
+func TestThePoolKeepsItsInvariants(t *testing.T) {
+	clock := clockwork.NewRealClock()
+	p := newPool(clock, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var mu sync.Mutex
+	runningNow := map[uint64]bool{}
+	ran := map[uint64]int{}
+	process := func(ctx context.Context, id uint64) {
+		mu.Lock()
+		if runningNow[id] {
+			t.Errorf("record %d run twice at once", id)
+		}
+		runningNow[id] = true
+		mu.Unlock()
+		if id%3 == 0 { // a large file
+			if p.takeLarge(id) {
+				time.Sleep(time.Millisecond)
+				p.endLarge()
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(id%4) * time.Millisecond):
+		}
+		mu.Lock()
+		delete(runningNow, id)
+		ran[id]++
+		mu.Unlock()
+	}
+	var workers sync.WaitGroup
+	for range 4 {
+		workers.Add(1)
+		go func() { defer workers.Done(); p.work(ctx, process) }()
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		id := uint64(rng.IntN(40) + 1)
+		switch rng.IntN(3) {
+		case 0:
+			p.cancel(id)
+		default:
+			p.schedule(id, clock.Now().Add(time.Duration(rng.IntN(3))*time.Millisecond))
+		}
+		if err := p.check(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Everything left scheduled runs; then the pool is idle.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		q, r := p.depth()
+		if q == 0 && r == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool does not settle: %d queued, %d running", q, r)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.mu.Lock()
+	large := p.large
+	p.mu.Unlock()
+	if large != 0 {
+		t.Errorf("%d slots still taken", large)
+	}
+	if err := p.check(); err != nil {
+		t.Error(err)
+	}
+	p.drain()
+	workers.Wait()
+	p.schedule(99, time.Time{})
+	if q, _ := p.depth(); q != 0 {
+		t.Error("a drained pool took a new record")
+	}
+}
+
+// TestAParkedFileIsDueWhenASlotFrees: a large file that finds the slots taken is parked
+// without a worker, and due when a slot frees; a cancel unparks it.
+func TestAParkedFileIsDueWhenASlotFrees(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	p := newPool(clock, 1)
+	if !p.takeLarge(1) {
+		t.Fatal("the first large file got no slot")
+	}
+	if p.takeLarge(2) || p.takeLarge(3) {
+		t.Fatal("a second large file got a slot")
+	}
+	p.cancel(3)
+	if q, _ := p.depth(); q != 1 {
+		t.Fatalf("parked: %d, want 1 (the cancelled one unparked)", q)
+	}
+	p.endLarge()
+	if !p.uploads.Has(2) {
+		t.Error("the parked file is not due once the slot freed")
+	}
+	if err := p.check(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestAFileScheduledWhileRunningRunsAgainAfter: a change during a run schedules the record
+// after it, not beside it; a cancel during the run drops that.
+func TestAFileScheduledWhileRunningRunsAgainAfter(t *testing.T) {
+	clock := clockwork.NewRealClock()
+	p := newPool(clock, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started, release := make(chan struct{}), make(chan struct{})
+	runs := make(chan uint64, 4)
+	go p.work(ctx, func(ctx context.Context, id uint64) {
+		runs <- id
+		if len(runs) == 1 {
+			close(started)
+			<-release
+		}
+	})
+	p.schedule(7, time.Time{})
+	<-started
+	p.schedule(7, time.Time{})
+	if p.uploads.Has(7) {
+		t.Fatal("scheduled beside its run")
+	}
+	close(release)
+	for range 2 {
+		select {
+		case <-runs:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the run after the run did not come")
+		}
+	}
+}
+
+// TestTheCheckerWaitsLongerEachTime: the waits between readiness checks of one asset double up
+// to Ready.Max; first starts them over; a drained checker schedules nothing.
+func TestTheCheckerWaitsLongerEachTime(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	cfg := Config{Clock: clock, Ready: ReadyCheck{First: time.Second, Max: 4 * time.Second}}
+	q := newReadiness(&cfg, func(cache.Record, cache.Effects) {})
+	r := cache.Record{ID: 5}
+	var waits []time.Duration
+	for range 4 {
+		q.checkLater(r, false)
+		q.mu.Lock()
+		waits = append(waits, q.interval[5])
+		q.mu.Unlock()
+	}
+	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second}; !equalDurations(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+	q.first(5, clock.Now())
+	q.checkLater(r, false)
+	if q.interval[5] != time.Second {
+		t.Errorf("after first, the wait is %v", q.interval[5])
+	}
+	q.forget(5)
+	if q.checks.Has(5) {
+		t.Error("forgotten, still scheduled")
+	}
+	q.drain()
+	q.first(6, clock.Now())
+	if q.checks.Has(6) {
+		t.Error("a drained checker scheduled a check")
+	}
+}
+
+func equalDurations(a, b []time.Duration) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCredentialsAreOnePerGeneration: a new generation's upload does not sign with the old
+// one's credentials, and a dropped record has none in memory.
+func TestCredentialsAreOnePerGeneration(t *testing.T) {
+	c := newCredCache()
+	now := time.Now()
+	c.keep(1, 1, ims.Auth{AccessKeyID: "a", Expires: now.Add(time.Hour)}, now)
+	if got := c.of(1, 1).get().AccessKeyID; got != "a" {
+		t.Errorf("generation 1 signs with %q", got)
+	}
+	c.dropOther(1, 1)
+	if c.len() != 1 {
+		t.Error("dropOther dropped the generation's own")
+	}
+	if got := c.of(1, 2).get().AccessKeyID; got != "" {
+		t.Errorf("generation 2 signs with generation 1's %q", got)
+	}
+	c.dropOther(1, 1)
+	if c.len() != 0 {
+		t.Error("dropOther kept another generation's")
+	}
+	c.keep(2, 1, ims.Auth{AccessKeyID: "b"}, now)
+	c.drop(2)
+	if c.len() != 0 {
+		t.Error("drop kept them")
+	}
+}
