@@ -357,6 +357,17 @@ func (j *job) updateMeta(ctx context.Context) error {
 // keeps the record where it stands and schedules another try after a backoff.
 func (j *job) failed(err error) {
 	rec := j.record()
+	attempts := rec.Attempts + 1
+	throttled := isThrottled(err)
+	if j.progressed.Load() || throttled {
+		// The run got somewhere before it failed, or the service only asked it to go slower
+		// (the client paces itself for that): the next one starts soon, not after a backoff
+		// grown by earlier failures.
+		attempts = 1
+	}
+	if j.cfg.Retry.capped(err, attempts) {
+		err = &permanentError{fmt.Errorf("gave up after %d tries in a row that got nowhere (imsfs does not know this error to pass by itself; imsfs retry tries again): %w", attempts, err)}
+	}
 	if !temporary(err) {
 		if rec.State.Finished() {
 			// A refusal of the update is noted by updateMeta; anything else here is ours. The
@@ -376,14 +387,6 @@ func (j *job) failed(err error) {
 			j.log.Error("record the failure", "err", err)
 		}
 		return
-	}
-	attempts := rec.Attempts + 1
-	throttled := isThrottled(err)
-	if j.progressed.Load() || throttled {
-		// The run got somewhere before it failed, or the service only asked it to go slower
-		// (the client paces itself for that): the next one starts soon, not after a backoff
-		// grown by earlier failures.
-		attempts = 1
 	}
 	wait := j.cfg.Retry.Delay(attempts)
 	due := j.cfg.Clock.Now().Add(wait)

@@ -2,14 +2,22 @@ package uploader
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/uploader/fake"
 	"github.com/imsfs/imsfs/uploader/ims"
+	"github.com/imsfs/imsfs/uploader/transfer"
 	"github.com/jonboulle/clockwork"
 )
 
@@ -215,26 +223,35 @@ func TestAFileScheduledWhileRunningRunsAgainAfter(t *testing.T) {
 }
 
 // TestTheCheckerWaitsLongerEachTime: the waits between readiness checks of one asset double up
-// to Ready.Max; first starts them over; a drained checker schedules nothing.
+// to Ready.Max; first starts them over; a drained checker
+// schedules nothing.
 func TestTheCheckerWaitsLongerEachTime(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	cfg := Config{Clock: clock, Ready: ReadyCheck{First: time.Second, Max: 4 * time.Second}}
 	q := newReadiness(&cfg, func(cache.Record, cache.Effects) {})
 	r := cache.Record{ID: 5}
-	var waits []time.Duration
-	for range 4 {
+	due := func() time.Duration {
+		q.checks.mu.Lock()
+		defer q.checks.mu.Unlock()
+		if it := q.checks.where[5]; it != nil {
+			return it.at.Sub(clock.Now())
+		}
+		return -1
+	}
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
 		q.checkLater(r, false)
-		q.mu.Lock()
-		waits = append(waits, q.interval[5])
-		q.mu.Unlock()
+		if got := due(); got != want {
+			t.Errorf("wait %d: %v, want %v", i+1, got, want)
+		}
 	}
-	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second}; !equalDurations(waits, want) {
-		t.Errorf("waits %v, want %v", waits, want)
-	}
-	q.first(5, clock.Now())
+	q.first(5, clock.Now().Add(time.Hour))
 	q.checkLater(r, false)
-	if q.interval[5] != time.Second {
-		t.Errorf("after first, the wait is %v", q.interval[5])
+	if got := due(); got != time.Second {
+		t.Errorf("after first, the wait is %v", got)
+	}
+	q.checkLater(r, true)
+	if got := due(); got != 4*time.Second {
+		t.Errorf("the longest wait is %v", got)
 	}
 	q.forget(5)
 	if q.checks.Has(5) {
@@ -245,18 +262,6 @@ func TestTheCheckerWaitsLongerEachTime(t *testing.T) {
 	if q.checks.Has(6) {
 		t.Error("a drained checker scheduled a check")
 	}
-}
-
-func equalDurations(a, b []time.Duration) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestCredentialsAreOnePerGeneration: a new generation's upload does not sign with the old
@@ -283,5 +288,84 @@ func TestCredentialsAreOnePerGeneration(t *testing.T) {
 	c.drop(2)
 	if c.len() != 0 {
 		t.Error("drop kept them")
+	}
+}
+
+// TestAnErrorOfNoKnownKindFailsTheFileAfterTheCap: an error imsfs cannot tell will pass is
+// tried Retry.Cap times in a row, then fails the file with it; a network error as often as
+// that is tried on, and the file becomes ready.
+func TestAnErrorOfNoKnownKindFailsTheFileAfterTheCap(t *testing.T) {
+	fast := Retry{First: time.Millisecond, Max: 5 * time.Millisecond, Cap: 3}
+
+	cloud := fake.New()
+	cloud.Fail = failN("ims.create", 1000, errors.New("the signer's clock is a potato"))
+	r := newRig(t, cloud, Config{Retry: fast})
+	rec := r.waitFor(r.add("video/a.mp4", []byte("abc")).ID, cache.Failed)
+	if !strings.Contains(rec.Error, "gave up after 3 tries") || !strings.Contains(rec.Error, "potato") || !strings.Contains(rec.Error, "imsfs retry") {
+		t.Errorf("failed with %q", rec.Error)
+	}
+	if n := cloud.Calls("ims.create"); n != 3 {
+		t.Errorf("CreateUploadMedia called %d times, want 3 (the cap)", n)
+	}
+
+	cloud = fake.New()
+	cloud.Fail = failN("ims.create", 6, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+	r = newRig(t, cloud, Config{Retry: fast})
+	r.waitFor(r.add("video/b.mp4", []byte("abc")).ID, cache.Ready)
+}
+
+// TestErrorsAreSortedInOnePlace: kindOf, the one sorting of errors for retrying.
+func TestErrorsAreSortedInOnePlace(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want errKind
+	}{
+		{errIMS503, temporaryErr},
+		{&ims.APIError{StatusCode: 400, Code: "Throttling.Api"}, temporaryErr},
+		{&ims.APIError{StatusCode: 400, Code: "InvalidParameter"}, permanentErr},
+		{errOSS500, temporaryErr},
+		{&transfer.Error{Status: 403, Code: "AccessDenied"}, permanentErr},
+		{fmt.Errorf("upload a.mp4: %w", &net.OpError{Op: "read", Err: syscall.ECONNRESET}), temporaryErr},
+		{fmt.Errorf("x: %w", syscall.ECONNREFUSED), temporaryErr},
+		{io.ErrUnexpectedEOF, temporaryErr},
+		{context.DeadlineExceeded, temporaryErr},
+		{&permanentError{errors.New("no")}, permanentErr},
+		{errors.New("something else"), unknownErr},
+		{fmt.Errorf("open spool: %w", os.ErrPermission), unknownErr},
+	} {
+		if got := kindOf(c.err); got != c.want {
+			t.Errorf("kindOf(%v) = %d, want %d", c.err, got, c.want)
+		}
+	}
+}
+
+// TestInStepTriesAFewTimesOnTheClock: a step's op is tried PartTries times while it fails for a
+// reason that may pass, waiting on the injected clock; not again once stop says so, nor after a
+// refusal.
+func TestInStepTriesAFewTimesOnTheClock(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	r := Retry{PartTries: 3, PartFirst: time.Second}.withDefaults()
+	ctx := context.Background()
+	tries := 0
+	done := make(chan error, 1)
+	go func() { done <- r.inStep(ctx, clock, nil, func() error { tries++; return errIMS503 }) }()
+	for range 2 {
+		if err := clock.BlockUntilContext(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(3 * time.Second)
+	}
+	if err := <-done; !errors.Is(err, errIMS503) || tries != 3 {
+		t.Errorf("got %v after %d tries, want the error after 3", err, tries)
+	}
+	tries = 0
+	err := r.inStep(ctx, clock, func(error) bool { return true }, func() error { tries++; return errIMS503 })
+	if err == nil || tries != 1 {
+		t.Errorf("stop: %d tries", tries)
+	}
+	tries = 0
+	err = r.inStep(ctx, clock, nil, func() error { tries++; return &ims.APIError{StatusCode: 400, Code: "InvalidParameter"} })
+	if err == nil || tries != 1 {
+		t.Errorf("a refusal: %d tries", tries)
 	}
 }

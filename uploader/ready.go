@@ -21,14 +21,14 @@ type readiness struct {
 	checks *schedule // record IDs (uploaded) due for a check
 
 	mu       sync.Mutex
-	interval map[uint64]time.Duration // protected by mu: the current wait between checks of a record
-	told     map[uint64]bool          // protected by mu: records whose wait was logged
-	draining bool                     // protected by mu: nothing new is scheduled
+	waits    map[uint64]int  // protected by mu: checks of a record that found its asset not ready yet
+	told     map[uint64]bool // protected by mu: records whose wait was logged
+	draining bool            // protected by mu: nothing new is scheduled
 }
 
 func newReadiness(cfg *Config, route func(cache.Record, cache.Effects)) *readiness {
 	return &readiness{cfg: cfg, route: route, checks: newSchedule(cfg.Clock),
-		interval: map[uint64]time.Duration{}, told: map[uint64]bool{}}
+		waits: map[uint64]int{}, told: map[uint64]bool{}}
 }
 
 // run checks what comes due until ctx is done or the checker is drained.
@@ -50,7 +50,7 @@ func (q *readiness) first(id uint64, at time.Time) {
 	if q.draining {
 		return
 	}
-	delete(q.interval, id)
+	delete(q.waits, id)
 	q.checks.Add(id, at)
 }
 
@@ -62,7 +62,7 @@ func (q *readiness) forget(id uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.checks.Remove(id)
-	delete(q.interval, id)
+	delete(q.waits, id)
 }
 
 // drain stops the checks: readiness is only waited for, and the next mount asks again.
@@ -224,7 +224,7 @@ func (q *readiness) reported(r cache.Record, ev cache.Event, code string, rec ca
 		return
 	}
 	q.mu.Lock()
-	delete(q.interval, r.ID)
+	delete(q.waits, r.ID)
 	delete(q.told, r.ID)
 	q.mu.Unlock()
 }
@@ -241,20 +241,26 @@ func (q *readiness) waited(r cache.Record, status string) *cache.Event {
 	return nil
 }
 
-// checkLater schedules the next check of r, each wait twice the last up to Ready.Max (at once
-// the longest, after a refusal that will not pass by itself).
+// checkLater schedules the next check of r, each wait about twice the last up to Ready.Max (at
+// once the longest, after a refusal that will not pass by itself).
 func (q *readiness) checkLater(r cache.Record, longest bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.draining {
 		return
 	}
-	d := min(max(q.interval[r.ID]*2, q.cfg.Ready.First), q.cfg.Ready.Max)
+	q.waits[r.ID]++
 	if longest {
-		d = q.cfg.Ready.Max
+		q.waits[r.ID] = 64 // past any doubling: Max from here on
 	}
-	q.interval[r.ID] = d
-	q.checks.Add(r.ID, q.cfg.Clock.Now().Add(d))
+	q.checks.Add(r.ID, q.cfg.Clock.Now().Add(q.backoff().delay(q.waits[r.ID])))
+}
+
+// backoff is the shape of the waits between checks: the retry policy's, from Ready.First to
+// Ready.Max, without its jitter: files uploaded together are best asked about together, in one
+// call, and a check that finds an asset not ready is no failure to spread out.
+func (q *readiness) backoff() backoff {
+	return backoff{first: q.cfg.Ready.First, max: q.cfg.Ready.Max}
 }
 
 // checkAgain schedules the next check of r after the wait it had: the last one told nothing.
@@ -264,8 +270,7 @@ func (q *readiness) checkAgain(r cache.Record) {
 	if q.draining {
 		return
 	}
-	d := max(q.interval[r.ID], q.cfg.Ready.First)
-	q.checks.Add(r.ID, q.cfg.Clock.Now().Add(d))
+	q.checks.Add(r.ID, q.cfg.Clock.Now().Add(q.backoff().delay(q.waits[r.ID])))
 }
 
 // once logs msg the first time a warning is given of record id's readiness in this mount: a

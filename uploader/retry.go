@@ -3,8 +3,13 @@ package uploader
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"net"
+	"syscall"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/imsfs/imsfs/uploader/ims"
 	"github.com/imsfs/imsfs/uploader/transfer"
@@ -23,10 +28,15 @@ type Retry struct {
 	PartTries int           // tries of one part, or one credential refresh, within one upload step, before the file goes back to the queue [4]
 	PartFirst time.Duration // the wait after a part's (or refresh's) first failed try [200ms]
 	Refreshes int           // credential refreshes in one step that makes no progress [5]
+	// Cap is how many tries in a row that get nowhere an error of a kind imsfs does not know to
+	// pass by itself is given, before the file fails with it [10, about 20 minutes]. Errors
+	// known to pass (the network, throttling, the service's 5xx, expired credentials) are tried
+	// for as long as they last, at Max at the longest: a day offline loses nothing.
+	Cap int
 }
 
 // DefaultRetry is the Retry of a zero Config.
-var DefaultRetry = Retry{First: time.Second, Max: 5 * time.Minute, Jitter: 0.2, PartTries: 4, PartFirst: 200 * time.Millisecond, Refreshes: 5}
+var DefaultRetry = Retry{First: time.Second, Max: 5 * time.Minute, Jitter: 0.2, PartTries: 4, PartFirst: 200 * time.Millisecond, Refreshes: 5, Cap: 10}
 
 func (r Retry) withDefaults() Retry {
 	d := DefaultRetry
@@ -48,21 +58,50 @@ func (r Retry) withDefaults() Retry {
 	if r.Refreshes > 0 {
 		d.Refreshes = r.Refreshes
 	}
+	if r.Cap > 0 {
+		d.Cap = r.Cap
+	}
 	return d
 }
 
-// Delay is the wait before try n+1, after n failed tries.
-func (r Retry) Delay(n int) time.Duration {
-	return r.jitter(min(r.First<<min(max(n-1, 0), 20), r.Max))
+// backoff is a series of waits that double from first up to max, each ± jitter: the one shape
+// of every wait between tries (a file's, a part's, a disposal's, a readiness check's).
+type backoff struct {
+	first, max time.Duration
+	jitter     float64
 }
 
-// partDelay is the wait before a part's try n+1.
-func (r Retry) partDelay(n int) time.Duration {
-	return r.jitter(min(r.PartFirst<<min(max(n-1, 0), 5), r.Max))
+// delay is the wait before try n+1, after n tries.
+func (b backoff) delay(n int) time.Duration {
+	d := min(b.first<<min(max(n-1, 0), 20), b.max)
+	return time.Duration(float64(d) * (1 - b.jitter + 2*b.jitter*rand.Float64()))
 }
 
-func (r Retry) jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (1 - r.Jitter + 2*r.Jitter*rand.Float64()))
+// Delay is the wait before a file's (or a disposal's) try n+1, after n failed tries.
+func (r Retry) Delay(n int) time.Duration { return backoff{r.First, r.Max, r.Jitter}.delay(n) }
+
+// inStep tries op up to PartTries times within one upload step, waiting on clock between tries,
+// while it fails for a reason that may pass and stop does not say otherwise: one lost answer
+// costs a short wait, not the file's way back to the queue. It returns op's last error.
+func (r Retry) inStep(ctx context.Context, clock clockwork.Clock, stop func(error) bool, op func() error) error {
+	steps := backoff{r.PartFirst, min(r.PartFirst<<5, r.Max), r.Jitter}
+	for try := 1; ; try++ {
+		err := op()
+		if err == nil || ctx.Err() != nil || try >= r.PartTries || !temporary(err) || (stop != nil && stop(err)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-clock.After(steps.delay(try)):
+		}
+	}
+}
+
+// capped reports whether a file that failed with err for the attempts-th time in a row gives up:
+// err is of no kind known to pass, and it came back Cap times.
+func (r Retry) capped(err error, attempts int) bool {
+	return kindOf(err) == unknownErr && attempts >= r.Cap
 }
 
 // permanentError marks a failure that trying again cannot mend.
@@ -71,25 +110,53 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
-// temporary reports whether err may pass on its own: network trouble, throttling, server errors,
-// expired credentials. It is the one place that sorts errors for retrying.
-func temporary(err error) bool {
+// errKind sorts errors for retrying.
+type errKind int
+
+const (
+	unknownErr   errKind = iota // may pass or not: tried again, up to Retry.Cap times in a row
+	temporaryErr                // passes by itself: tried again as long as it lasts
+	permanentErr                // trying again cannot mend it
+)
+
+// kindOf sorts err: the one place that does. The service's and OSS's answers say what they
+// are; the network's failures pass; anything else is unknown.
+func kindOf(err error) errKind {
 	var perm *permanentError
 	var api *ims.APIError
 	var oss *transfer.Error
 	var crc *transfer.CRCError
+	var nerr net.Error
+	var errno syscall.Errno
 	switch {
 	case errors.As(err, &perm):
-		return false
+		return permanentErr
 	case errors.As(err, &api):
-		return api.Temporary()
+		return kindIf(api.Temporary())
 	case errors.As(err, &oss), errors.As(err, &crc):
-		return transfer.Temporary(err)
-	case errors.Is(err, context.Canceled):
-		return true
+		return kindIf(transfer.Temporary(err))
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.As(err, &nerr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return temporaryErr
+	case errors.As(err, &errno):
+		switch errno {
+		case syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.ECONNABORTED, syscall.EPIPE, syscall.ETIMEDOUT,
+			syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ENETDOWN, syscall.ENOSPC, syscall.EAGAIN:
+			return temporaryErr
+		}
 	}
-	return true
+	return unknownErr
 }
+
+func kindIf(temporary bool) errKind {
+	if temporary {
+		return temporaryErr
+	}
+	return permanentErr
+}
+
+// temporary reports whether err may pass, on its own or after more tries.
+func temporary(err error) bool { return kindOf(err) != permanentErr }
 
 // isThrottled reports whether err is the service's flow control: the call was refused before
 // it acted, and may be made again as soon as the client's pace allows.

@@ -48,20 +48,11 @@ func (u *uploadRun) fresh(ctx context.Context) error {
 	mediaID := u.j.record().MediaID
 	// A refresh that fails for a while is tried again here, as a part is: the parts sent so far
 	// stand, and the file does not go back to the queue's backoff for one lost answer.
-	retry := u.j.cfg.Retry
 	var t *ims.Ticket
-	var err error
-	for try := 1; ; try++ {
+	err := u.j.cfg.Retry.inStep(ctx, u.j.cfg.Clock, nil, func() (err error) {
 		t, err = u.j.cfg.IMS.RefreshUploadMedia(ctx, mediaID)
-		if err == nil || !temporary(err) || try >= retry.PartTries {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-u.j.cfg.Clock.After(retry.partDelay(try)):
-		}
-	}
+		return err
+	})
 	if err != nil {
 		if !temporary(err) {
 			return &refreshRefused{mediaID: mediaID, err: err}
@@ -387,30 +378,25 @@ func combinedCRC(parts []cache.Part) uint64 {
 // pass, so that one bad request does not send the whole file back to the queue.
 func (u *uploadRun) part(ctx context.Context, f *os.File, uploadID string, n int, partSize, length int64, p *progress) (cache.Part, error) {
 	var stored transfer.Part
-	var err error
-	for try := 1; ; try++ {
+	var sum *summer
+	err := u.j.cfg.Retry.inStep(ctx, u.j.cfg.Clock, transfer.Gone, func() error {
 		var sent int64
-		var sum *summer
-		err = u.call(ctx, func() (err error) {
+		err := u.call(ctx, func() (err error) {
 			p.sent.Add(-sent) // what a failed try sent is sent again
 			sent = 0
 			sum = &summer{r: io.NewSectionReader(f, int64(n-1)*partSize, length), h: crc32.New(castagnoli)}
 			stored, err = u.j.cfg.Objects.UploadPart(ctx, u.target, u.sign, uploadID, n, sum, length, func(k int64) { sent += k; p.sent.Add(k); u.j.cfg.Observer.Sent(k) })
 			return err
 		})
-		if err == nil {
-			return cache.Part{Number: n, ETag: stored.ETag, Size: length, Sum: sum.sum(length), CRC64: stored.CRC64}, nil
+		if err != nil {
+			p.sent.Add(-sent)
 		}
-		p.sent.Add(-sent)
-		if ctx.Err() != nil || try >= u.j.cfg.Retry.PartTries || !temporary(err) || transfer.Gone(err) {
-			return cache.Part{}, err
-		}
-		select {
-		case <-u.j.cfg.Clock.After(u.j.cfg.Retry.partDelay(try)):
-		case <-ctx.Done():
-			return cache.Part{}, ctx.Err()
-		}
+		return err
+	})
+	if err != nil {
+		return cache.Part{}, err
 	}
+	return cache.Part{Number: n, ETag: stored.ETag, Size: length, Sum: sum.sum(length), CRC64: stored.CRC64}, nil
 }
 
 // gone handles a multipart upload OSS no longer knows. If the object already holds what it was
