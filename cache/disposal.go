@@ -41,6 +41,9 @@ type Disposal struct {
 	Lost     *LostAsset `json:"lost,omitempty"`
 	Attempts int        `json:"attempts,omitempty"` // failed tries
 	Error    string     `json:"error,omitempty"`    // why the last try failed, for imsfs status
+	// Waiting: an overwritten asset waits for record After to settle (its new bytes an asset,
+	// or gone) before the policy deletes it; kept, so that a restart waits as well.
+	Waiting bool `json:"waiting,omitempty"`
 }
 
 // LostAsset is an asset a CreateUploadMedia may have made, whose answer never came.
@@ -146,17 +149,113 @@ func (s *Store) GetDisposal(seq uint64) (Disposal, error) {
 	return d, err
 }
 
-// UpdateDisposal rewrites a pending disposal (its tries and due time).
-func (s *Store) UpdateDisposal(d Disposal) error {
-	return s.update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketDisposals).Get(seqKey(d.Seq)) == nil {
-			return fmt.Errorf("disposal %d: %w", d.Seq, ErrNotFound)
-		}
-		return putDisposal(tx, &d)
-	})
+// DisposalStage is where a disposal stands: due (never tried, or woken), waiting for the
+// record it follows, or retrying after failed tries. Done is its end: it is removed.
+type DisposalStage string
+
+const (
+	DisposalDue      DisposalStage = "due"
+	DisposalWaiting  DisposalStage = "waiting"
+	DisposalRetrying DisposalStage = "retrying"
+	DisposalDone     DisposalStage = "done"
+)
+
+// Stage returns where d stands.
+func (d Disposal) Stage() DisposalStage {
+	switch {
+	case d.Waiting:
+		return DisposalWaiting
+	case d.Attempts > 0:
+		return DisposalRetrying
+	}
+	return DisposalDue
 }
 
-// DoneDisposal removes a disposal that is carried out.
-func (s *Store) DoneDisposal(seq uint64) error {
-	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDisposals).Delete(seqKey(seq)) })
+// DisposalEventKind names what happened to a disposal.
+type DisposalEventKind int
+
+const (
+	// Disposed: its asset is deleted (or there was none to delete, or the policy keeps it).
+	Disposed DisposalEventKind = iota + 1
+	// DisposeFailed: a try failed (Reason); the next is at Due.
+	DisposeFailed
+	// DisposeWaits: it waits for record After to settle, or until Due at the latest.
+	DisposeWaits
+	// DisposeWoken: the record it waited for settled (or the wait ran out): it is tried now.
+	DisposeWoken
+)
+
+var disposalEventNames = [...]string{"", "disposed", "dispose-failed", "dispose-waits", "dispose-woken"}
+
+func (k DisposalEventKind) String() string {
+	if k > 0 && int(k) < len(disposalEventNames) {
+		return disposalEventNames[k]
+	}
+	return fmt.Sprintf("disposal-event(%d)", int(k))
+}
+
+// DisposalEvent is one thing that happened to a disposal.
+type DisposalEvent struct {
+	Kind   DisposalEventKind
+	Due    time.Time // DisposeFailed, DisposeWaits
+	Reason string    // DisposeFailed
+}
+
+// disposalTransition is the table of a disposal's life: what ev does to d, where it stands.
+// Nothing else changes a disposal.
+func disposalTransition(d Disposal, ev DisposalEvent) (Disposal, DisposalStage, error) {
+	stage := d.Stage()
+	bad := func() (Disposal, DisposalStage, error) {
+		return d, stage, fmt.Errorf("disposal %d of %s: %s when %s: %w", d.Seq, d.Path, ev.Kind, stage, ErrBadTransition)
+	}
+	switch ev.Kind {
+	case Disposed:
+		if stage == DisposalWaiting {
+			return bad() // woken first: a waiting disposal is not carried out
+		}
+		return d, DisposalDone, nil
+	case DisposeFailed:
+		if stage == DisposalWaiting {
+			return bad()
+		}
+		d.Attempts++
+		d.Error, d.Due = ev.Reason, ev.Due.UTC()
+	case DisposeWaits:
+		if d.After == 0 {
+			return bad() // nothing to wait for
+		}
+		d.Waiting, d.Due = true, ev.Due.UTC()
+	case DisposeWoken:
+		d.Waiting, d.Due = false, time.Time{}
+	default:
+		return bad()
+	}
+	return d, d.Stage(), nil
+}
+
+// ApplyDisposal commits ev on disposal seq through the table, and returns the disposal as it
+// now stands (removed once Done).
+func (s *Store) ApplyDisposal(seq uint64, ev DisposalEvent) (Disposal, error) {
+	var out Disposal
+	err := s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDisposals)
+		v := b.Get(seqKey(seq))
+		if v == nil {
+			return fmt.Errorf("disposal %d: %w", seq, ErrNotFound)
+		}
+		var d Disposal
+		if err := json.Unmarshal(v, &d); err != nil {
+			return fmt.Errorf("decode disposal %d: %w", seq, err)
+		}
+		next, stage, err := disposalTransition(d, ev)
+		if err != nil {
+			return err
+		}
+		out = next
+		if stage == DisposalDone {
+			return b.Delete(seqKey(seq))
+		}
+		return putDisposal(tx, &out)
+	})
+	return out, err
 }

@@ -343,3 +343,50 @@ func changed(r Record, fn func(*Record)) Record {
 	fn(&r)
 	return r
 }
+
+// TestDisposalMatrix applies every disposal event at every stage, as TestLifecycleMatrix does
+// for files: "!" is refused, "done" removes it; otherwise the stage it is left at. A disposal
+// that waits keeps the record it waits for, so that a restart waits too.
+func TestDisposalMatrix(t *testing.T) {
+	at := func(s DisposalStage) Disposal {
+		d := Disposal{Seq: 1, Path: "video/a.mp4", Why: Overwritten, MediaID: "m", After: 2}
+		switch s {
+		case DisposalWaiting:
+			d.Waiting = true
+		case DisposalRetrying:
+			d.Attempts, d.Error = 1, "503"
+		}
+		return d
+	}
+	// Columns: due, waiting, retrying.
+	want := map[DisposalEventKind][3]string{
+		Disposed:      {"done", "!", "done"},
+		DisposeFailed: {"retrying 1", "!", "retrying 2"},
+		DisposeWaits:  {"waiting", "waiting", "waiting"},
+		DisposeWoken:  {"due", "due", "retrying 1"},
+	}
+	for k, row := range want {
+		for i, s := range []DisposalStage{DisposalDue, DisposalWaiting, DisposalRetrying} {
+			d, stage, err := disposalTransition(at(s), DisposalEvent{Kind: k, Due: time.Unix(100, 0), Reason: "x"})
+			got := string(stage)
+			switch {
+			case err != nil:
+				got = "!"
+			case stage == DisposalRetrying:
+				got = fmt.Sprintf("%s %d", stage, d.Attempts)
+			}
+			if got != row[i] {
+				t.Errorf("%s when %s: got %q, want %q", k, s, got, row[i])
+			}
+			if err == nil && stage != DisposalDone && k != DisposeWoken && !d.Due.Equal(time.Unix(100, 0)) {
+				t.Errorf("%s when %s: due %v", k, s, d.Due)
+			}
+		}
+	}
+	if len(want) != len(disposalEventNames)-1 {
+		t.Errorf("the matrix has %d rows, there are %d kinds of disposal event", len(want), len(disposalEventNames)-1)
+	}
+	if _, _, err := disposalTransition(Disposal{Why: Voided}, DisposalEvent{Kind: DisposeWaits}); err == nil {
+		t.Error("a disposal that follows no record waits")
+	}
+}

@@ -301,15 +301,16 @@ func TestChangesLeaveDisposals(t *testing.T) {
 			t.Errorf("disposal %d: %+v, want %+v", i, d, w)
 		}
 	}
-	if err := s.DoneDisposal(ds[0].Seq); err != nil {
+	if _, err := s.ApplyDisposal(ds[0].Seq, DisposalEvent{Kind: Disposed}); err != nil {
 		t.Fatal(err)
 	}
-	ds[1].Attempts, ds[1].Error = 2, "503"
-	if err := s.UpdateDisposal(ds[1]); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if _, err := s.ApplyDisposal(ds[1].Seq, DisposalEvent{Kind: DisposeFailed, Reason: "503", Due: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if d, err := s.GetDisposal(ds[1].Seq); err != nil || d.Attempts != 2 || d.Error != "503" {
-		t.Errorf("GetDisposal after Update: %+v %v", d, err)
+		t.Errorf("GetDisposal after two failures: %+v %v", d, err)
 	}
 	if after, _ := s.Disposals(); len(after) != 3 || after[0].Attempts != 2 {
 		t.Errorf("after Done and Update: %+v", after)
@@ -317,7 +318,7 @@ func TestChangesLeaveDisposals(t *testing.T) {
 	if _, err := s.GetDisposal(ds[0].Seq); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a done disposal: %v", err)
 	}
-	if err := s.UpdateDisposal(ds[0]); !errors.Is(err, ErrNotFound) {
+	if _, err := s.ApplyDisposal(ds[0].Seq, DisposalEvent{Kind: DisposeFailed}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("updating a done disposal: %v", err)
 	}
 	if _, err := s.AddDisposal(Disposal{Path: "video/x.mp4", Why: Voided, MediaID: "extra"}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path"
 	"sync"
 	"time"
@@ -83,15 +84,16 @@ func (q *disposer) run(ctx context.Context) {
 	}
 }
 
-// dispose carries out one disposal, or schedules its next try.
+// dispose carries out one disposal, or schedules its next try. Each change of the disposal
+// goes through its table (cache.Store.ApplyDisposal).
 func (q *disposer) dispose(ctx context.Context, d cache.Disposal) {
 	log := q.cfg.Log.With("path", d.Path, "media_id", d.MediaID, "why", d.Why)
 	if l := d.Lost; l != nil && d.MediaID == "" {
 		// Not looked for while a call that may make it can still be under way (a run of the
 		// record's goes on; a call is let finish), nor before the service lists what it made.
+		// The wait is the schedule's only: a restart looks again.
 		now := q.cfg.Clock.Now()
-		running := q.running(l.Record)
-		if after := l.Asked.Add(lostListed); running || now.Before(after) {
+		if after := l.Asked.Add(lostListed); q.running(l.Record) || now.Before(after) {
 			next := now.Add(time.Second)
 			if after.After(next) {
 				next = after
@@ -100,19 +102,16 @@ func (q *disposer) dispose(ctx context.Context, d cache.Disposal) {
 			return
 		}
 	}
+	if d.Waiting {
+		var err error
+		if d, err = q.cfg.Store.ApplyDisposal(d.Seq, cache.DisposalEvent{Kind: cache.DisposeWoken}); err != nil {
+			q.recordFailed(log, err)
+			return
+		}
+	}
 	act, wait := q.decide(d)
 	if wait {
-		// Woken when that record settles, and looked at again after a while in any case. The
-		// order matters: the late look is set first (a wake after it must not be pushed back),
-		// then the wake is asked for, then the record is looked at again, since it may have
-		// settled (and found nobody to wake) between the first look and the asking.
-		q.disposals.Add(d.Seq, q.cfg.Clock.Now().Add(q.cfg.Retry.Max))
-		q.mu.Lock()
-		q.waiting[d.After] = append(q.waiting[d.After], d.Seq)
-		q.mu.Unlock()
-		if _, still := q.decide(d); !still {
-			q.disposals.Add(d.Seq, time.Time{})
-		}
+		q.wait(log, d)
 		return
 	}
 	var err error
@@ -129,30 +128,58 @@ func (q *disposer) dispose(ctx context.Context, d cache.Disposal) {
 		case act && d.Lost != nil:
 			log.Info("no asset was made for a creation whose answer was lost")
 		}
-		if err := q.cfg.Store.DoneDisposal(d.Seq); err != nil {
-			log.Error("record disposal", "err", err)
-		}
+		_, err := q.cfg.Store.ApplyDisposal(d.Seq, cache.DisposalEvent{Kind: cache.Disposed})
+		q.recordFailed(log, err)
 		return
 	}
 	if ctx.Err() != nil {
 		return // stopped by Close: the next mount goes on
 	}
-	d.Attempts++
-	d.Error = err.Error()
-	wait2 := q.cfg.Retry.Delay(d.Attempts)
+	wait2 := q.cfg.Retry.Delay(d.Attempts + 1)
 	if !temporary(err) {
 		// A refusal may pass when the account or its permissions change: try again at the
 		// longest interval, and say so loudly.
 		wait2 = q.cfg.Retry.Max
-		log.Error("cannot delete the asset; trying again later (see imsfs status)", "try", d.Attempts, "err", err)
+		log.Error("cannot delete the asset; trying again later (see imsfs status)", "try", d.Attempts+1, "err", err)
 	} else {
-		log.Warn("asset deletion failed, will retry", "try", d.Attempts, "err", err)
+		log.Warn("asset deletion failed, will retry", "try", d.Attempts+1, "err", err)
 	}
-	d.Due = q.cfg.Clock.Now().Add(wait2)
-	if err := q.cfg.Store.UpdateDisposal(d); err != nil && !errors.Is(err, cache.ErrNotFound) {
+	due := q.cfg.Clock.Now().Add(wait2)
+	_, err = q.cfg.Store.ApplyDisposal(d.Seq, cache.DisposalEvent{Kind: cache.DisposeFailed, Reason: err.Error(), Due: due})
+	q.recordFailed(log, err)
+	q.disposals.Add(d.Seq, due)
+}
+
+// wait makes d wait for the record it follows to settle: woken then (settled), and looked at
+// again after Retry.Max in any case. The order matters: the late look is set first (a wake
+// after it must not be pushed back), then the wake is asked for, then the record is looked at
+// again, since it may have settled (and found nobody to wake) between the first look and the
+// asking.
+func (q *disposer) wait(log *slog.Logger, d cache.Disposal) {
+	due := q.cfg.Clock.Now().Add(q.cfg.Retry.Max)
+	if _, err := q.cfg.Store.ApplyDisposal(d.Seq, cache.DisposalEvent{Kind: cache.DisposeWaits, Due: due}); err != nil {
+		q.recordFailed(log, err)
+		return
+	}
+	q.disposals.Add(d.Seq, due)
+	q.waitFor(d.After, d.Seq)
+	if _, still := q.decide(d); !still {
+		q.disposals.Add(d.Seq, time.Time{})
+	}
+}
+
+// waitFor asks that disposal seq be made due when record id settles.
+func (q *disposer) waitFor(id, seq uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.waiting[id] = append(q.waiting[id], seq)
+}
+
+// recordFailed logs a disposal's change the store did not take, but for one gone meanwhile.
+func (q *disposer) recordFailed(log *slog.Logger, err error) {
+	if err != nil && !errors.Is(err, cache.ErrNotFound) {
 		log.Error("record disposal", "err", err)
 	}
-	q.disposals.Add(d.Seq, d.Due)
 }
 
 // lostListed is how long after a CreateUploadMedia was asked the asset it made is looked for

@@ -369,3 +369,36 @@ func TestInStepTriesAFewTimesOnTheClock(t *testing.T) {
 		t.Errorf("a refusal: %d tries", tries)
 	}
 }
+
+// TestAWaitingDisposalWaitsAcrossARestart: an overwritten asset waits, in the store, for the
+// new bytes to be ready; after a restart it is woken by that record, not by its long look.
+func TestAWaitingDisposalWaitsAcrossARestart(t *testing.T) {
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{OnOverwrite: Delete, Retry: Retry{First: time.Millisecond, Max: time.Hour}})
+	b := r.waitFor(r.add("video/b.mp4", []byte("one")).ID, cache.Ready)
+	cloud.ReadyAfter = time.Hour
+	if _, err := r.queue.Apply(b.ID, cache.Event{Kind: cache.Wrote}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(r.store.SpoolPath(b.ID), []byte("two"), 0o600)
+	if _, err := r.queue.Apply(b.ID, cache.Event{Kind: cache.Closed, Size: 3}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(b.ID, cache.Uploaded)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ds, _ := r.store.Disposals()
+		if len(ds) == 1 && ds[0].Stage() == cache.DisposalWaiting && ds[0].After == b.ID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("disposals %+v, want one waiting for record %d", ds, b.ID)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.stop()
+	cloud.ReadyAfter = 0
+	r.start()
+	r.waitFor(b.ID, cache.Ready)
+	r.waitUntilAsset(b.MediaID, func(as fake.Asset) bool { return as.Deleted }, "deleted")
+}

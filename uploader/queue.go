@@ -104,6 +104,9 @@ func (q *Queue) Recover() error {
 		return fmt.Errorf("uploader: read disposals: %w", err)
 	}
 	for _, d := range ds {
+		if d.Waiting {
+			q.disposer.waitFor(d.After, d.Seq) // woken when its record settles, as before the restart
+		}
 		q.disposer.add(d.Seq, d.Due)
 	}
 	return nil
