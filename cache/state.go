@@ -24,16 +24,6 @@ func States() []State {
 	return []State{Writing, Queued, Creating, Uploading, Uploaded, Ready, Failed, Skipped, Local}
 }
 
-// Valid reports whether s is one of the states above.
-func (s State) Valid() bool {
-	for _, v := range States() {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
-
 // Pending reports whether a record in this state still has work for the uploader: after a
 // restart, every pending record is handed to the queue again.
 func (s State) Pending() bool {

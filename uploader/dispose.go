@@ -254,7 +254,7 @@ func (q *disposer) abort(ctx context.Context, d cache.Disposal) error {
 		return err
 	}
 	up := d.Upload
-	target := transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}
+	target := targetOf(up)
 	creds := func() transfer.Credentials {
 		return transfer.Credentials{AccessKeyID: auth.AccessKeyID, AccessKeySecret: auth.AccessKeySecret, SecurityToken: auth.SecurityToken}
 	}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/uploader/transfer"
 )
 
 // Upload while writing: a file written from its start, in order, has its asset made and its
@@ -291,17 +290,12 @@ func (j *job) earlyStart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	now := j.cfg.Clock.Now()
-	addr, auth, err := t.Decode(now)
-	if err != nil {
-		return err
+	ev, err := j.assetEvent(cache.EarlyAsset, t, rec.Meta, sentFields(req.MediaMetaData))
+	if err == nil {
+		err = j.apply(ev)
 	}
-	j.q.creds.keep(rec.ID, j.gen, auth, now)
-	if err := j.apply(cache.Event{Kind: cache.EarlyAsset, Asset: &cache.Asset{MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL, Meta: rec.Meta, Fields: sentFields(req.MediaMetaData),
-		Upload: cache.Upload{Endpoint: addr.Endpoint, Bucket: addr.Bucket, Key: addr.Key, Region: auth.Region}}}); err != nil {
-		if err2 := j.q.disposer.addNew(cache.Disposal{Path: rec.Path, Why: cache.Voided, MediaID: t.MediaID}); err2 != nil {
-			j.log.Error("record the disposal of an unused asset", "media_id", t.MediaID, "err", err2)
-		}
+	if err != nil {
+		j.unused(t.MediaID)
 		return err
 	}
 	j.log.Info("asset created while the file is written", "media_id", t.MediaID)
@@ -317,7 +311,7 @@ func (j *job) earlyStart(ctx context.Context) error {
 func (j *job) uploadRun() *uploadRun {
 	rec := j.record()
 	up := rec.Upload
-	return &uploadRun{j: j, creds: j.q.creds.of(rec.ID, j.gen), target: transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}}
+	return &uploadRun{j: j, creds: j.q.creds.of(rec.ID, j.gen), target: targetOf(up)}
 }
 
 // partCheck is verifyParts of the parts a file had stored when its upload after the close

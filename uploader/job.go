@@ -18,6 +18,7 @@ import (
 
 	"github.com/imsfs/imsfs/cache"
 	"github.com/imsfs/imsfs/uploader/ims"
+	"github.com/imsfs/imsfs/uploader/transfer"
 )
 
 // job is one run of a worker on one record: it takes the record from where it stands as far
@@ -134,17 +135,42 @@ func (j *job) create(ctx context.Context, askedBefore bool) error {
 		// what is not known for sure).
 		fields = sentFields(req.MediaMetaData)
 	}
-	now := j.cfg.Clock.Now()
-	addr, auth, err := t.Decode(now)
+	ev, err := j.assetEvent(cache.AssetCreated, t, rec.Meta, fields)
 	if err != nil {
 		return err
 	}
 	j.log.Info("asset created", "media_id", t.MediaID)
-	j.q.creds.keep(rec.ID, j.gen, auth, now)
-	return j.apply(cache.Event{Kind: cache.AssetCreated, Asset: &cache.Asset{
-		MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL, Meta: rec.Meta, Fields: fields,
+	return j.apply(ev)
+}
+
+// assetEvent is the event (kind) of an asset made for this run's record: the asset as IMS gave
+// it (t), with the fields it was made with. Its upload credentials are kept for the upload.
+func (j *job) assetEvent(kind cache.EventKind, t *ims.Ticket, meta cache.Meta, fields cache.AssetFields) (cache.Event, error) {
+	now := j.cfg.Clock.Now()
+	addr, auth, err := t.Decode(now)
+	if err != nil {
+		return cache.Event{}, err
+	}
+	j.q.creds.keep(j.rec.ID, j.gen, auth, now)
+	return cache.Event{Kind: kind, Asset: &cache.Asset{
+		MediaID: t.MediaID, MediaURL: t.MediaURL, FileURL: t.FileURL, Meta: meta, Fields: fields,
 		Upload: cache.Upload{Endpoint: addr.Endpoint, Bucket: addr.Bucket, Key: addr.Key, Region: auth.Region},
-	}})
+	}}, nil
+}
+
+// unused leaves the disposal of asset mediaID, made for this run's record but standing for
+// none of its bytes: no record will know of it.
+func (j *job) unused(mediaID string) error {
+	err := j.q.disposer.addNew(cache.Disposal{Path: j.record().Path, Why: cache.Voided, MediaID: mediaID})
+	if err != nil {
+		j.log.Error("record the disposal of an unused asset", "media_id", mediaID, "err", err)
+	}
+	return err
+}
+
+// targetOf is where in OSS the object of an upload goes.
+func targetOf(up *cache.Upload) transfer.Target {
+	return transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}
 }
 
 // createRequest is the CreateUploadMedia call for rec's bytes (size, if known): its name and
@@ -206,7 +232,7 @@ func (j *job) findAsked(ctx context.Context, tag string) (*ims.Ticket, error) {
 	if err != nil && !temporary(err) {
 		// It cannot be written to: it goes, and another is made.
 		j.log.Warn("an asset whose creation answer was lost cannot be taken up: it is deleted, and another made", "media_id", m.MediaID, "err", err)
-		if err := j.q.disposer.addNew(cache.Disposal{Path: rec.Path, Why: cache.Voided, MediaID: m.MediaID}); err != nil {
+		if err := j.unused(m.MediaID); err != nil {
 			return nil, err
 		}
 		return nil, nil

@@ -110,6 +110,7 @@ func (p *pool) work(ctx context.Context, process func(context.Context, uint64)) 
 		delete(p.running, id)
 		cancel()
 		if r.again && !p.draining {
+			p._unpark(id) // parked by this run, due anew: its next run parks it again if need be
 			p.uploads.Add(id, r.againAt)
 		}
 		p.mu.Unlock()

@@ -135,7 +135,7 @@ func (j *job) upload(ctx context.Context) error {
 	j.q.progress.Store(rec.ID, p)
 	up := rec.Upload
 	u := &uploadRun{j: j, creds: j.q.creds.of(rec.ID, j.gen), early: early,
-		target: transfer.Target{Endpoint: up.Endpoint, Bucket: up.Bucket, Key: up.Key, Region: up.Region}}
+		target: targetOf(up)}
 	var object, read uint64
 	if j.cfg.onePut(size) && up.MultipartID == "" {
 		err = u.call(ctx, func() (err error) {
