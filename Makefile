@@ -32,10 +32,11 @@ run: build
 	@mkdir -p $(MNT)
 	@echo "imsfs: mounting $(MNT) with the embedded emulator (cache in $(CACHE_DIR)); Ctrl-C unmounts."
 	@echo "In another terminal, try:"
-	@echo "  head -c 3M /dev/urandom > clip.mp4; cp clip.mp4 $(MNT)/video/"
+	@echo "  head -c 3M /dev/urandom > /tmp/clip.mp4; cp /tmp/clip.mp4 $(MNT)/video/"
 	@echo "  getfattr -n user.ims.status --only-values $(MNT)/video/clip.mp4   # queued, uploading, uploaded… then ready"
 	@echo "  getfattr -d -m user.ims $(MNT)/video/clip.mp4                     # media_id, file_url, type, business_type…"
-	@echo "  curl -s \"\$$(getfattr -n user.ims.file_url --only-values $(MNT)/video/clip.mp4)\" | cmp - clip.mp4   # the file_url opens"
+	@echo "  curl -s \"\$$(getfattr -n user.ims.file_url --only-values $(MNT)/video/clip.mp4)\" | cmp - /tmp/clip.mp4   # the file_url opens"
+	@echo "  curl -s http://\$$(cat $(CACHE_DIR)/emulator/listen)/_emulator/media   # what the emulator holds (its port is not fixed)"
 	@echo "  $(BIN) status $(MNT)                                               # what is not ready yet, and what was refused"
 	@echo "  ls -l $(MNT)/library/video/                                          # every asset in IMS (the emulator's), clip.mp4 within 30 s"
 	@echo

@@ -120,7 +120,8 @@ func outcome(r Record, ev Event) string {
 }
 
 // TestLifecycleMatrix applies every event in every state and compares what happens with the
-// life-cycle as the README states it.
+// life-cycle as docs/architecture.md states it ("The upload life-cycle": this matrix, as a table;
+// a change here is a change there).
 func TestLifecycleMatrix(t *testing.T) {
 	// Columns: writing, queued, creating, uploading, uploaded, ready, failed, skipped, local.
 	want := map[EventKind][9]string{

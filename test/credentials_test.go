@@ -34,7 +34,7 @@ func stsKey(t *testing.T, emu *emulatorProc) (id, secret, token string, expires 
 // profile, and one ALIBABA_CLOUD_PROFILE names, an AccessKey and an StsToken one, an External
 // one that runs a command, and a RAM role to assume, whose STS AssumeRole call reaches the
 // emulator through stsProxy), and ALIBABA_CLOUD_CREDENTIALS_URI. (An ECS instance role is read
-// from the instance metadata address, which tests never reach; the README shows it.)
+// from the instance metadata address, which tests never reach; docs/credentials.md shows it.)
 func TestEveryKindOfCredentialsMounts(t *testing.T) {
 	emu := startEmulator(t)
 	id, secret, token, expires := stsKey(t, emu)

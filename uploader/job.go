@@ -321,8 +321,8 @@ func sentFields(md ims.MediaMetaData) cache.AssetFields {
 // folder, and what was set on it (Meta). Only what differs from the asset's fields as imsfs last
 // set them is sent, all of it when those are not known. Its bytes are uploaded whatever happens
 // here, so a refusal is noted, not a failure. A field removed from the file is not sent:
-// UpdateMediaInfo has no documented way to empty one, so the asset keeps what it had (the
-// README says so).
+// UpdateMediaInfo has no documented way to empty one, so the asset keeps what it had
+// (docs/metadata.md says so).
 func (j *job) updateMeta(ctx context.Context) error {
 	rec := j.record()
 	want := cache.AssetFields{Title: Title(&rec), BusinessType: rec.BusinessType,

@@ -15,7 +15,7 @@ const sambaShare = `# imsfs: a Samba share of the mount at %[2]s, for Mac and Wi
 # Add it to /etc/samba/smb.conf, then: smbcontrol all reload-config (or systemctl reload smbd).
 # Who may reach it: the users of 'valid users' (smbpasswd -a NAME), over the networks smbd
 # listens on. smbd opens the files as those users: mount with --allow-other unless they are the
-# user who mounted it (see the README's security note).
+# user who mounted it (see the security note in imsfs's docs/samba.md).
 [%[1]s]
    path = %[2]s
    read only = no

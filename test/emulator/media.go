@@ -21,7 +21,7 @@ import (
 )
 
 // The parameter rules below are the reference's (../shared/CreateUploadMedia.md) where it is
-// clear; README.md ("The emulator") lists which are choices where it is not.
+// clear; docs/emulator.md (the CreateUploadMedia rules) lists which are choices where it is not.
 
 // businessTypes lists, for each FileInfo.Type, the BusinessTypes allowed: the reference's
 // pairs, watermark for images (the reference says "material", which is not a Type), and
