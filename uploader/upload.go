@@ -237,25 +237,12 @@ func sameETag(a, b string) bool { return strings.EqualFold(strings.Trim(a, `"`),
 // stored part is checked against the spool, by the CRC-32C taken when it was sent).
 func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *progress) (object, read uint64, err error) {
 	j := u.j
-	rec := j.record()
-	if rec.Upload.MultipartID == "" {
-		var id string
-		err := u.call(ctx, func() (err error) {
-			id, err = j.cfg.Objects.Initiate(ctx, u.target, u.sign)
-			return err
-		})
-		if err != nil {
-			return 0, 0, err
-		}
-		if err := j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: id, PartSize: j.cfg.partSize(size)}); err != nil {
-			return 0, 0, err
-		}
-		rec = j.record()
+	rec, err := u.started(ctx, size)
+	if err != nil {
+		return 0, 0, err
 	}
 	uploadID, partSize := rec.Upload.MultipartID, rec.Upload.PartSize
 	count := int((size + partSize - 1) / partSize)
-	partLen := func(n int) int64 { return min(partSize, size-int64(n-1)*partSize) }
-
 	if count > j.cfg.MaxParts {
 		// Parts sent while the file was written, of a size that takes too many now.
 		j.log.Info("the file outgrew its parts; the multipart upload starts over with bigger ones", "parts", count)
@@ -264,46 +251,104 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 		}
 		return u.multipart(ctx, f, size, p)
 	}
-	stored, err := j.cfg.Store.Parts(rec.ID, j.gen)
-	if err != nil {
-		return 0, 0, err
+	ps := &partSending{uploadID: uploadID, partSize: partSize, size: size, count: count, done: make(map[int]cache.Part, count)}
+	err = u.storedParts(ctx, f, rec, ps)
+	if err == nil {
+		p.sent.Store(ps.sent)
+		err = u.sendParts(ctx, f, ps, p)
 	}
-	if len(stored) > 0 {
-		before := len(stored)
-		stored = u.checkParts(f, stored, partSize)
-		if len(stored) < before {
-			j.log.Info("parts written again after they were sent go again", "parts", before-len(stored))
-		}
+	if err == nil {
+		err = ctx.Err()
 	}
-	stored, err = u.resumeParts(ctx, uploadID, stored)
+	var parts []cache.Part
+	if err == nil {
+		parts, object, err = u.complete(ctx, ps)
+	}
 	if transfer.Gone(err) {
 		return u.gone(ctx, f, size, count)
 	}
 	if err != nil {
 		return 0, 0, err
 	}
-	done := make(map[int]cache.Part, count)
-	var sent int64
-	for _, part := range stored {
-		if part.Number >= 1 && part.Number <= count && part.Size == partLen(part.Number) {
-			done[part.Number] = part
-			sent += part.Size
+	return object, combinedCRC(parts), nil
+}
+
+// partSending is one multipart upload's parts: how they cut the file, and those stored.
+type partSending struct {
+	uploadID       string
+	partSize, size int64
+	count          int
+
+	mu   sync.Mutex         // parts finish concurrently
+	done map[int]cache.Part // protected by mu: stored, by number
+	sent int64              // what the parts stored before this step hold
+}
+
+func (ps *partSending) length(n int) int64 { return min(ps.partSize, ps.size-int64(n-1)*ps.partSize) }
+
+// started returns the record with its multipart upload, initiated (and committed) if it has none.
+func (u *uploadRun) started(ctx context.Context, size int64) (cache.Record, error) {
+	j := u.j
+	if rec := j.record(); rec.Upload.MultipartID != "" {
+		return rec, nil
+	}
+	var id string
+	err := u.call(ctx, func() (err error) {
+		id, err = j.cfg.Objects.Initiate(ctx, u.target, u.sign)
+		return err
+	})
+	if err != nil {
+		return cache.Record{}, err
+	}
+	if err := j.apply(cache.Event{Kind: cache.MultipartStarted, Multipart: id, PartSize: j.cfg.partSize(size)}); err != nil {
+		return cache.Record{}, err
+	}
+	return j.record(), nil
+}
+
+// storedParts fills ps with the parts stored before this step that still hold the spool's bytes
+// and that OSS still has.
+func (u *uploadRun) storedParts(ctx context.Context, f *os.File, rec cache.Record, ps *partSending) error {
+	j := u.j
+	stored, err := j.cfg.Store.Parts(rec.ID, j.gen)
+	if err != nil {
+		return err
+	}
+	if len(stored) > 0 {
+		before := len(stored)
+		stored = u.checkParts(f, stored, ps.partSize)
+		if len(stored) < before {
+			j.log.Info("parts written again after they were sent go again", "parts", before-len(stored))
 		}
 	}
-	p.sent.Store(sent)
+	stored, err = u.resumeParts(ctx, ps.uploadID, stored)
+	if err != nil {
+		return err
+	}
+	for _, part := range stored {
+		if part.Number >= 1 && part.Number <= ps.count && part.Size == ps.length(part.Number) {
+			ps.done[part.Number] = part
+			ps.sent += part.Size
+		}
+	}
+	return nil
+}
 
-	var (
-		mu       sync.Mutex // guards firstErr and done while parts finish
-		firstErr error
-		wg       sync.WaitGroup
-		slots    = make(chan struct{}, j.cfg.PartWorkers)
-	)
+// sendParts sends the parts ps does not hold, PartWorkers at once, each committed as it is
+// stored, until all are or one fails.
+func (u *uploadRun) sendParts(ctx context.Context, f *os.File, ps *partSending, p *progress) error {
+	j := u.j
 	var todo []int
-	for n := 1; n <= count; n++ {
-		if _, ok := done[n]; !ok {
+	for n := 1; n <= ps.count; n++ {
+		if _, ok := ps.done[n]; !ok {
 			todo = append(todo, n)
 		}
 	}
+	var (
+		firstErr error // protected by ps.mu
+		wg       sync.WaitGroup
+		slots    = make(chan struct{}, j.cfg.PartWorkers)
+	)
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for _, n := range todo {
@@ -319,15 +364,15 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 		go func(n int) {
 			defer wg.Done()
 			defer func() { <-slots }()
-			part, err := u.part(pctx, f, uploadID, n, partSize, partLen(n), p)
+			part, err := u.part(pctx, f, ps.uploadID, n, ps.partSize, ps.length(n), p)
 			if err == nil {
 				// Committed at once, so that a restart resumes after this part.
-				err = j.apply(cache.Event{Kind: cache.PartStored, Multipart: uploadID, Part: part})
+				err = j.apply(cache.Event{Kind: cache.PartStored, Multipart: ps.uploadID, Part: part})
 			}
-			mu.Lock()
-			defer mu.Unlock()
+			ps.mu.Lock()
+			defer ps.mu.Unlock()
 			if err == nil {
-				done[n] = part
+				ps.done[n] = part
 			} else if firstErr == nil {
 				firstErr = err
 				cancel()
@@ -335,17 +380,14 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 		}(n)
 	}
 	wg.Wait()
-	if transfer.Gone(firstErr) {
-		return u.gone(ctx, f, size, count)
-	}
-	if firstErr != nil {
-		return 0, 0, firstErr
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, 0, err
-	}
-	parts := make([]cache.Part, 0, count)
-	for _, part := range done {
+	return firstErr
+}
+
+// complete completes the multipart upload of ps's parts, in order; it returns them and the
+// object's CRC-64.
+func (u *uploadRun) complete(ctx context.Context, ps *partSending) (parts []cache.Part, object uint64, err error) {
+	parts = make([]cache.Part, 0, ps.count)
+	for _, part := range ps.done {
 		parts = append(parts, part)
 	}
 	sort.Slice(parts, func(a, b int) bool { return parts[a].Number < parts[b].Number })
@@ -354,13 +396,10 @@ func (u *uploadRun) multipart(ctx context.Context, f *os.File, size int64, p *pr
 		tparts[i] = transfer.Part{Number: part.Number, ETag: part.ETag, Size: part.Size}
 	}
 	err = u.call(ctx, func() (err error) {
-		object, err = j.cfg.Objects.Complete(ctx, u.target, u.sign, uploadID, tparts)
+		object, err = u.j.cfg.Objects.Complete(ctx, u.target, u.sign, ps.uploadID, tparts)
 		return err
 	})
-	if transfer.Gone(err) {
-		return u.gone(ctx, f, size, count)
-	}
-	return object, combinedCRC(parts), err
+	return parts, object, err
 }
 
 // combinedCRC is the CRC-64 of an object made of parts, in number order.
