@@ -456,28 +456,55 @@ type planned struct {
 // whole) it missed twice in a row, and those of ignored (asked for by id, and not there). It
 // keeps them in the store first, then shows them, then tells onChange. Only Run calls it.
 func (l *Library) apply(media []ims.MediaInfo, window *ims.Window, ignored []string, note func(*cache.LibraryMeta)) error {
+	listed := l.listedOf(media)
+	// Plan, reading what is shown (Run alone changes it).
+	l.mu.RLock()
+	seen := make(map[string]bool, len(listed))
+	for i := range listed {
+		seen[listed[i].MediaID] = true
+	}
+	gone, missed := l._missing(window, seen, ignored)
+	plan := l._plan(listed, gone)
+	meta := l.meta
+	l.mu.RUnlock()
+	if note != nil {
+		note(&meta)
+	}
+	// Keep, then show.
+	if err := l.persist(plan, gone, meta); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	changes, drops := l._commit(plan, gone, seen, missed)
+	l.meta = meta
+	l.mu.Unlock()
+	l.tell(changes, drops)
+	return nil
+}
+
+// listedOf is what a listing gave, placed in their folders, the oldest first: of two assets of
+// one name, it keeps the name.
+func (l *Library) listedOf(media []ims.MediaInfo) []cache.LibraryAsset {
 	listed := make([]cache.LibraryAsset, 0, len(media))
 	for i := range media {
 		a := assetOf(&media[i])
 		a.Dir = l.cfg.Place(a.MediaType, a.BusinessType)
 		listed = append(listed, a)
 	}
-	// The oldest first: of two assets of one name, it keeps the name.
 	sort.Slice(listed, func(i, j int) bool {
 		if !listed[i].Created.Equal(listed[j].Created) {
 			return listed[i].Created.Before(listed[j].Created)
 		}
 		return listed[i].MediaID < listed[j].MediaID
 	})
+	return listed
+}
 
-	// Plan, reading what is shown (Run alone changes it).
-	l.mu.RLock()
-	seen := map[string]bool{}
-	for i := range listed {
-		seen[listed[i].MediaID] = true
-	}
-	var gone []*LibraryEntry
-	missed := map[string]int{}
+// _missing returns the assets known in window that the listing did not show (seen) a second
+// time, and the ones it missed a first time; and those IMS said it does not know (ignored).
+// Call with l.mu held.
+func (l *Library) _missing(window *ims.Window, seen map[string]bool, ignored []string) (gone []*LibraryEntry, missed map[string]int) {
+	missed = map[string]int{}
 	if window != nil {
 		from := &LibraryEntry{Created: window.Start.Add(time.Second)}
 		if window.Start.IsZero() {
@@ -502,6 +529,11 @@ func (l *Library) apply(media []ims.MediaInfo, window *ims.Window, ignored []str
 			gone = append(gone, e)
 		}
 	}
+	return gone, missed
+}
+
+// _plan names each listed asset and returns those that change. Call with l.mu held.
+func (l *Library) _plan(listed []cache.LibraryAsset, gone []*LibraryEntry) []planned {
 	// Names taken and freed by this listing itself.
 	type slot struct{ dir, name string }
 	takenNow := map[slot]string{}
@@ -542,13 +574,11 @@ func (l *Library) apply(media []ims.MediaInfo, window *ims.Window, ignored []str
 		}
 		plan = append(plan, planned{a: *a, e: e, old: old})
 	}
-	meta := l.meta
-	l.mu.RUnlock()
-	if note != nil {
-		note(&meta)
-	}
+	return plan
+}
 
-	// Keep, then show.
+// persist keeps a plan in the store, before memory shows it.
+func (l *Library) persist(plan []planned, gone []*LibraryEntry, meta cache.LibraryMeta) error {
 	put := make([]cache.LibraryAsset, len(plan))
 	for i := range plan {
 		put[i] = plan[i].a
@@ -557,19 +587,24 @@ func (l *Library) apply(media []ims.MediaInfo, window *ims.Window, ignored []str
 	for i, e := range gone {
 		forget[i] = cache.LibraryAsset{MediaID: e.MediaID, Created: e.Created}
 	}
-	if len(put) > 0 || len(forget) > 0 || meta != l.meta {
-		if err := l.cfg.Store.PutLibrary(put, forget, meta); err != nil {
-			return err
-		}
+	if len(put) == 0 && len(forget) == 0 && meta == l.meta {
+		return nil
 	}
-	var changes []LibraryChange
-	var drops [][2]string // mediaID, the version kept ("" for none)
+	return l.cfg.Store.PutLibrary(put, forget, meta)
+}
+
+// _commit shows a kept plan in memory and returns what changed in the folders, and the fetched
+// bytes no longer the asset's: mediaID and the version kept ("" for none). Call with l.mu held
+// for writing.
+func (l *Library) _commit(plan []planned, gone []*LibraryEntry, seen map[string]bool, missed map[string]int) (changes []LibraryChange, drops [][2]string) {
 	now := time.Now()
-	l.mu.Lock()
+	change := func(c LibraryChange) {
+		changes = append(changes, c)
+		l.mtimes[c.Dir] = now
+	}
 	for _, e := range gone {
 		if e.HasFile && l.names[e.Dir][e.Name] == e {
-			changes = append(changes, LibraryChange{Dir: e.Dir, Name: e.Name, MediaID: e.MediaID, Gone: true})
-			l.mtimes[e.Dir] = now
+			change(LibraryChange{Dir: e.Dir, Name: e.Name, MediaID: e.MediaID, Gone: true})
 		}
 		l._remove(e)
 		delete(l.missed, e.MediaID)
@@ -591,23 +626,21 @@ func (l *Library) apply(media []ims.MediaInfo, window *ims.Window, ignored []str
 		l._add(p.e)
 		switch {
 		case wasShown && (moved || !p.e.HasFile):
-			changes = append(changes, LibraryChange{Dir: p.old.Dir, Name: p.old.Name, MediaID: p.e.MediaID, Gone: true})
-			l.mtimes[p.old.Dir] = now
+			change(LibraryChange{Dir: p.old.Dir, Name: p.old.Name, MediaID: p.e.MediaID, Gone: true})
 			if p.e.HasFile {
-				changes = append(changes, LibraryChange{Dir: p.e.Dir, Name: p.e.Name, MediaID: p.e.MediaID, Came: true})
-				l.mtimes[p.e.Dir] = now
+				change(LibraryChange{Dir: p.e.Dir, Name: p.e.Name, MediaID: p.e.MediaID, Came: true})
 			}
 		case !wasShown && p.e.HasFile:
-			changes = append(changes, LibraryChange{Dir: p.e.Dir, Name: p.e.Name, MediaID: p.e.MediaID, Came: true})
-			l.mtimes[p.e.Dir] = now
+			change(LibraryChange{Dir: p.e.Dir, Name: p.e.Name, MediaID: p.e.MediaID, Came: true})
 		case wasShown:
-			changes = append(changes, LibraryChange{Dir: p.e.Dir, Name: p.e.Name, MediaID: p.e.MediaID, Bytes: p.old.Version() != p.e.Version()})
-			l.mtimes[p.e.Dir] = now
+			change(LibraryChange{Dir: p.e.Dir, Name: p.e.Name, MediaID: p.e.MediaID, Bytes: p.old.Version() != p.e.Version()})
 		}
 	}
-	l.meta = meta
-	l.mu.Unlock()
+	return changes, drops
+}
 
+// tell drops the cached bytes of what changed and tells the file system.
+func (l *Library) tell(changes []LibraryChange, drops [][2]string) {
 	if l.cfg.Chunks != nil {
 		for _, d := range drops {
 			if err := l.cfg.Chunks.Drop(d[0], d[1]); err != nil {
@@ -621,7 +654,6 @@ func (l *Library) apply(media []ims.MediaInfo, window *ims.Window, ignored []str
 	if len(changes) > 0 && l.onChange != nil {
 		l.onChange(changes)
 	}
-	return nil
 }
 
 // assetOf is what the library keeps of an asset as a listing gave it.
