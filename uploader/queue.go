@@ -25,6 +25,7 @@ type Queue struct {
 	disposer *disposer
 	sender   *sender
 	creds    *credCache
+	bw       *bandwidth // every upload byte goes through it
 
 	progress sync.Map // ID → *progress, while an upload is in flight
 
@@ -39,7 +40,8 @@ type progress struct{ sent, total atomic.Int64 }
 func New(cfg Config) *Queue {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	q := &Queue{cfg: cfg, ctx: ctx, cancel: cancel, pool: newPool(cfg.Clock, cfg.Workers), creds: newCredCache()}
+	q := &Queue{cfg: cfg, ctx: ctx, cancel: cancel, pool: newPool(cfg.Clock, cfg.Workers), creds: newCredCache(),
+		bw: newBandwidth(cfg.Bandwidth, cfg.Clock)}
 	q.ready = newReadiness(&q.cfg, q.route)
 	q.disposer = newDisposer(&q.cfg, q.pool.isRunning)
 	q.sender = newSender(cfg.PartSize, func(id uint64, e *early) {
@@ -220,6 +222,10 @@ func (q *Queue) Retry(path string) (cache.State, error) {
 	rec, err = q.Apply(rec.ID, cache.Event{Kind: cache.RetryAsked, Due: q.cfg.Clock.Now()})
 	return rec.State, err
 }
+
+// Bandwidth returns the upload limit (--bwlimit) and the rate it gives now, in bytes a second
+// (0: no limit).
+func (q *Queue) Bandwidth() (Timetable, int64) { return q.cfg.Bandwidth, q.bw.Rate() }
 
 // Progress returns the bytes sent and the total of an upload in flight.
 func (q *Queue) Progress(id uint64) (sent, total int64, ok bool) {

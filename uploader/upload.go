@@ -140,7 +140,7 @@ func (j *job) upload(ctx context.Context) error {
 	if j.cfg.onePut(size) && up.MultipartID == "" {
 		err = u.call(ctx, func() (err error) {
 			p.sent.Store(0)
-			object, err = j.cfg.Objects.Put(ctx, u.target, u.sign, io.NewSectionReader(f, 0, size), size, func(n int64) { p.sent.Add(n); j.cfg.Observer.Sent(n) })
+			object, err = j.cfg.Objects.Put(ctx, u.target, u.sign, j.q.bw.reader(ctx, io.NewSectionReader(f, 0, size)), size, func(n int64) { p.sent.Add(n); j.cfg.Observer.Sent(n) })
 			return err
 		})
 		read = object // Put checked it against the bytes it read
@@ -424,7 +424,7 @@ func (u *uploadRun) part(ctx context.Context, f *os.File, uploadID string, n int
 			p.sent.Add(-sent) // what a failed try sent is sent again
 			sent = 0
 			sum = &summer{r: io.NewSectionReader(f, int64(n-1)*partSize, length), h: crc32.New(castagnoli)}
-			stored, err = u.j.cfg.Objects.UploadPart(ctx, u.target, u.sign, uploadID, n, sum, length, func(k int64) { sent += k; p.sent.Add(k); u.j.cfg.Observer.Sent(k) })
+			stored, err = u.j.cfg.Objects.UploadPart(ctx, u.target, u.sign, uploadID, n, u.j.q.bw.reader(ctx, sum), length, func(k int64) { sent += k; p.sent.Add(k); u.j.cfg.Observer.Sent(k) })
 			return err
 		})
 		if err != nil {

@@ -69,6 +69,9 @@ type Config struct {
 	Names        *Admitter     // which names become assets [DefaultTempNames]
 	OnOverwrite  Policy        // what becomes of the asset of an overwritten file [keep]
 	OnDelete     Policy        // what becomes of the asset of a deleted file [keep]
+	// Bandwidth caps what every upload sends, across all transfers, at each time of the week
+	// (--bwlimit) [no limit].
+	Bandwidth Timetable
 	// ConfigID names the settings uploads depend on (endpoint, region, key): when it differs
 	// from the last mount's, failed uploads are tried again at Recover [never].
 	ConfigID string
