@@ -150,8 +150,8 @@ var (
 	ErrNotEvictable = errors.New("not evictable now")
 )
 
-// Admission says which files may become assets: the uploader's rules on names (temporary names,
-// no extension), formats and sizes.
+// Admission says which files may become assets: the rules on names (temporary names, no
+// extension), formats and sizes that imsrules.Admitter keeps.
 type Admission interface {
 	// Refuse returns why the file r stands for (its Path, Type, BusinessType and Size) is not
 	// uploaded, and as what: Skipped for a name that is not an asset's (renamed, it may be one),

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/test/testutil"
 	"github.com/imsfs/imsfs/uploader"
 	"github.com/imsfs/imsfs/uploader/fake"
@@ -52,7 +53,7 @@ func testMount(t *testing.T, o testOptions) *mounted {
 	if testing.Verbose() {
 		log = slog.Default()
 	}
-	names, _ := uploader.NewAdmitter(uploader.DefaultTempNames)
+	names, _ := imsrules.NewAdmitter(imsrules.DefaultTempNames)
 	store, err := cache.Open(t.TempDir(), cache.Options{Admission: names, SyncFile: o.sync, SyncEvery: time.Hour})
 	if err != nil {
 		t.Fatal(err)

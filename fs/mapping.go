@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/uploader"
 )
 
@@ -17,7 +18,7 @@ type Rule struct {
 	// the configuration file's folders).
 	Asset uploader.AssetSettings
 	// Ignore are the junk names of the folder (path.Match patterns): kept, never uploaded, no
-	// sidecar [nil: uploader.DefaultJunkNames].
+	// sidecar [nil: imsrules.DefaultJunkNames].
 	Ignore []string
 }
 
@@ -101,7 +102,7 @@ func (m *Mapping) Junk(dir string) []string {
 	if r, ok := m.RuleFor(dir); ok && r.Ignore != nil {
 		return r.Ignore
 	}
-	return uploader.DefaultJunkNames
+	return imsrules.DefaultJunkNames
 }
 
 // RuleFor returns the rule for files in folder dir: that of dir itself or of the nearest mapped

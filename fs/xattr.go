@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/uploader"
+	"github.com/imsfs/imsfs/imsrules"
 )
 
 // xattrPrefix starts every attribute imsfs shows. The names below are a contract that scripts
@@ -43,7 +43,7 @@ var xattrs = []xattrDef{
 	{name: "type", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.Type }},
 	{name: "business_type", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return r.BusinessType }},
 	// The asset's fields the user may set (setMeta); the title is the name's until one is set.
-	{name: "title", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return uploader.Title(r) }},
+	{name: "title", value: func(_ context.Context, _ *fileNode, r *cache.Record) string { return imsrules.Title(r) }},
 	{name: "description", value: metaValue("description")},
 	{name: "tags", value: metaValue("tags")},
 	{name: "cate_id", value: metaValue("cate_id")},
@@ -334,17 +334,17 @@ func (n *fileNode) setField(p, op, field, value string, flags uint32) (syscall.E
 		return syscall.ENODATA, "" // nothing set: the default stands
 	}
 	// Once the asset is asked for, a change goes by UpdateMediaInfo, whose limits are in bytes.
-	value, err = uploader.CheckMeta(field, value, r.MediaID != "" || !r.Asked.IsZero())
+	value, err = imsrules.CheckMeta(field, value, r.MediaID != "" || !r.Asked.IsZero())
 	if err != nil {
 		errno := syscall.EINVAL
-		if errors.Is(err, uploader.ErrMetaTooLong) {
+		if errors.Is(err, imsrules.ErrMetaTooLong) {
 			errno = syscall.E2BIG
 		}
 		return refuse(errno, attr+": "+err.Error())
 	}
 	effective := r.Meta.Field(field)
 	if field == "title" {
-		effective = uploader.Title(&r)
+		effective = imsrules.Title(&r)
 	}
 	if value == effective && value != "" {
 		// What it is already (a copy of the mount's attributes carries them all): set as is,

@@ -13,6 +13,7 @@ import (
 	"github.com/aliyun/credentials-go/credentials"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/test/emulator"
 	"github.com/imsfs/imsfs/uploader"
 	"github.com/imsfs/imsfs/uploader/ims"
@@ -51,7 +52,7 @@ func newQueueRig(t *testing.T, emuOpts emulator.Options, cfg uploader.Config, cl
 	if err != nil {
 		t.Fatal(err)
 	}
-	names, _ := uploader.NewAdmitter(uploader.DefaultTempNames)
+	names, _ := imsrules.NewAdmitter(imsrules.DefaultTempNames)
 	store, err := cache.Open(t.TempDir(), cache.Options{Admission: names})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/imsrules"
 )
 
 // Upload while writing: a file written from its start, in order, has its asset made and its
@@ -278,7 +279,7 @@ func (s *earlySend) partOf(ctx context.Context, uploadID string, n int, partSize
 // earlyStart makes the asset of a file being written and starts its multipart upload.
 func (j *job) earlyStart(ctx context.Context) error {
 	rec := j.record()
-	name, err := ParseName(path.Base(rec.Path))
+	name, err := imsrules.ParseName(path.Base(rec.Path))
 	if err != nil {
 		return err
 	}

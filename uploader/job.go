@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/uploader/ims"
 	"github.com/imsfs/imsfs/uploader/transfer"
 )
@@ -90,7 +91,7 @@ func (j *job) run(ctx context.Context) error {
 
 func (j *job) create(ctx context.Context, askedBefore bool) error {
 	rec := j.record()
-	name, err := ParseName(path.Base(rec.Path))
+	name, err := imsrules.ParseName(path.Base(rec.Path))
 	if err != nil {
 		return &permanentError{fmt.Errorf("%s: %w", rec.Path, err)}
 	}
@@ -176,10 +177,10 @@ func targetOf(up *cache.Upload) transfer.Target {
 // createRequest is the CreateUploadMedia call for rec's bytes (size, if known): its name and
 // folder, what was set on it (Meta), and this content's tag in UserData, by which an asset
 // whose creation answer was lost is recognised as this file's.
-func (j *job) createRequest(rec *cache.Record, name Name, size int64) ims.CreateUploadMediaRequest {
+func (j *job) createRequest(rec *cache.Record, name imsrules.Name, size int64) ims.CreateUploadMediaRequest {
 	set := j.cfg.Settings(rec.Path)
-	md := ims.MediaMetaData{Title: Title(rec), BusinessType: rec.BusinessType,
-		Description: rec.Meta.Description, Tags: cmp.Or(rec.Meta.Tags, set.Tags), CateID: cmp.Or(cateID(rec.Meta.CateID), set.CateID)}
+	md := ims.MediaMetaData{Title: imsrules.Title(rec), BusinessType: rec.BusinessType,
+		Description: rec.Meta.Description, Tags: cmp.Or(rec.Meta.Tags, set.Tags), CateID: cmp.Or(imsrules.CateID(rec.Meta.CateID), set.CateID)}
 	ud := map[string]any{"Extend": map[string]string{"imsfs": j.tag()}}
 	if set.CallbackURL != "" {
 		ud["MessageCallback"] = map[string]string{"CallbackURL": set.CallbackURL}
@@ -325,10 +326,10 @@ func sentFields(md ims.MediaMetaData) cache.AssetFields {
 // (docs/metadata.md says so).
 func (j *job) updateMeta(ctx context.Context) error {
 	rec := j.record()
-	want := cache.AssetFields{Title: Title(&rec), BusinessType: rec.BusinessType,
+	want := cache.AssetFields{Title: imsrules.Title(&rec), BusinessType: rec.BusinessType,
 		Description: rec.Meta.Description, Tags: rec.Meta.Tags, CateID: rec.Meta.CateID}
 	if want.Title == "" {
-		err := &permanentError{fmt.Errorf("%s: %w", rec.Path, ErrNoExtension)}
+		err := &permanentError{fmt.Errorf("%s: %w", rec.Path, imsrules.ErrNoExtension)}
 		j.log.Warn("asset not updated", "media_id", rec.MediaID, "err", err)
 		return j.apply(cache.Event{Kind: cache.MetaUpdated, Reason: "asset not updated (title, folder or metadata): " + err.Error(), MetaSeq: rec.MetaSeq})
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/uploader/fake"
 	"github.com/imsfs/imsfs/uploader/ims"
 	"github.com/imsfs/imsfs/uploader/transfer"
@@ -53,7 +54,7 @@ func newRig(t *testing.T, cloud *fake.Cloud, cfg Config) *rig {
 // start opens the store and starts a queue on it (again, after stop: a restart).
 func (r *rig) start() {
 	r.t.Helper()
-	names, _ := NewAdmitter(DefaultTempNames)
+	names, _ := imsrules.NewAdmitter(imsrules.DefaultTempNames)
 	store, err := cache.Open(r.dir, cache.Options{Admission: names})
 	if err != nil {
 		r.t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/uploader/ims"
 	"github.com/imsfs/imsfs/uploader/transfer"
 )
@@ -59,16 +60,16 @@ type Config struct {
 	// is mostly waiting on round trips (CreateUploadMedia, a commit made durable, the PUT),
 	// not on bytes, so more of them at once go faster without taking more of the link.
 	SmallWorkers int
-	PartSize     int64         // multipart part size; a file up to this size goes in one PUT [8 MiB]
-	MaxParts     int           // the most parts OSS takes in one object; bigger files get bigger parts [10,000]
-	PartWorkers  int           // parts of one file sent at once [4]
-	EarlyAfter   time.Duration // how long a file is written in order before its parts go while it is written [2 s]
-	AppID        string        // CreateUploadMedia AppId [IMS's default]
-	Retry        Retry         // how failing calls are tried again [DefaultRetry]
-	Ready        ReadyCheck    // how often readiness is asked [DefaultReadyCheck]
-	Names        *Admitter     // which names become assets [DefaultTempNames]
-	OnOverwrite  Policy        // what becomes of the asset of an overwritten file [keep]
-	OnDelete     Policy        // what becomes of the asset of a deleted file [keep]
+	PartSize     int64              // multipart part size; a file up to this size goes in one PUT [8 MiB]
+	MaxParts     int                // the most parts OSS takes in one object; bigger files get bigger parts [10,000]
+	PartWorkers  int                // parts of one file sent at once [4]
+	EarlyAfter   time.Duration      // how long a file is written in order before its parts go while it is written [2 s]
+	AppID        string             // CreateUploadMedia AppId [IMS's default]
+	Retry        Retry              // how failing calls are tried again [DefaultRetry]
+	Ready        ReadyCheck         // how often readiness is asked [DefaultReadyCheck]
+	Names        *imsrules.Admitter // which names become assets [imsrules.DefaultTempNames]
+	OnOverwrite  Policy             // what becomes of the asset of an overwritten file [keep]
+	OnDelete     Policy             // what becomes of the asset of a deleted file [keep]
 	// Bandwidth caps what every upload sends, across all transfers, at each time of the week
 	// (--bwlimit) [no limit].
 	Bandwidth Timetable
@@ -171,7 +172,7 @@ func (c *Config) defaults() {
 		c.Log = slog.Default()
 	}
 	if c.Names == nil {
-		c.Names, _ = NewAdmitter(DefaultTempNames)
+		c.Names, _ = imsrules.NewAdmitter(imsrules.DefaultTempNames)
 	}
 	if c.OnOverwrite == "" {
 		c.OnOverwrite = Keep

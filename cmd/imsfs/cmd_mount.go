@@ -25,6 +25,7 @@ import (
 
 	"github.com/imsfs/imsfs/cache"
 	"github.com/imsfs/imsfs/fs"
+	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/test/emulator"
 	"github.com/imsfs/imsfs/uploader"
 	"github.com/imsfs/imsfs/uploader/ims"
@@ -82,7 +83,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.BoolFlag{Name: "emulator", Destination: &o.emulator, Usage: "start an embedded IMS/OSS emulator and use it (no credentials needed)"},
 		&cli.IntFlag{Name: "transfers", Value: 4, Destination: &o.workers, Usage: "files over one PUT (larger than --part-size) uploaded at once"},
 		&cli.IntFlag{Name: "small-transfers", Destination: &o.smallWorkers, DefaultText: "4 × --transfers", Usage: "files of one PUT (up to --part-size) uploaded at once, the larger ones at most --transfers among them"},
-		&cli.StringFlag{Name: "temp-names", Value: uploader.DefaultTempNames, Destination: &o.tempNames, Usage: "comma-separated `PATTERNS` (shell globs on the file name) of temporary files: kept in the mount, never uploaded (skipped) until renamed; \"\" names none (junk names, .DS_Store and the like, stay local: see a folder's ignore: in imsfs config example)"},
+		&cli.StringFlag{Name: "temp-names", Value: imsrules.DefaultTempNames, Destination: &o.tempNames, Usage: "comma-separated `PATTERNS` (shell globs on the file name) of temporary files: kept in the mount, never uploaded (skipped) until renamed; \"\" names none (junk names, .DS_Store and the like, stay local: see a folder's ignore: in imsfs config example)"},
 		&cli.BoolFlag{Name: "library", Value: true, Destination: &o.library, Usage: "show library/: every asset in IMS, read-only, in the folder its type maps to, read on demand (--library=false hides it)"},
 		&cli.DurationFlag{Name: "library-refresh", Value: 30 * time.Second, Destination: &o.libRefresh, Usage: "how often library/ looks for new assets in IMS"},
 		&cli.BoolFlag{Name: "sidecars", Value: true, Destination: &o.sidecars, Usage: "show NAME.ims.json beside each file, with what its extended attributes say (--sidecars=false hides them)"},
@@ -341,7 +342,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	if o.pprofAddr != "" {
 		go func() { log.Warn("pprof", "err", http.ListenAndServe(o.pprofAddr, nil)) }()
 	}
-	names, err := uploader.NewAdmitter(o.tempNames)
+	names, err := imsrules.NewAdmitter(o.tempNames)
 	if err != nil {
 		return fmt.Errorf("--temp-names: %w", err)
 	}

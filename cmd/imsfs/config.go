@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imsfs/imsfs/fs"
+	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/uploader"
 )
 
@@ -39,7 +40,7 @@ var configKeys = map[string]func(v string) error{
 	"ready-timeout":   checkDuration,
 	"transfers":       checkPositive,
 	"small-transfers": checkPositive,
-	"temp-names":      func(v string) error { _, err := uploader.NewAdmitter(v); return err },
+	"temp-names":      func(v string) error { _, err := imsrules.NewAdmitter(v); return err },
 	"part-size":       checkPartSize,
 	"cache-max-size":  func(v string) error { _, err := humanize.ParseBytes(v); return err },
 	"on-overwrite":    func(v string) error { _, err := uploader.ParsePolicy(v); return err },
@@ -318,12 +319,12 @@ func parseFolders(p string, n *yaml.Node, errs *configError) []folderConfig {
 		rule, inherited := inheritedRule(rules, e.path)
 		get := func(k string) (string, int, bool) { s, ok := e.keys[k]; return s.Value, s.Line, ok }
 		if typ, line, ok := get("type"); ok {
-			if _, known := uploader.BusinessTypes[typ]; !known {
-				errs.add(p, line, "folder %s: type %q: IMS takes %s", e.path, typ, strings.Join(sortedKeys(uploader.BusinessTypes), ", "))
+			if _, known := imsrules.BusinessTypes[typ]; !known {
+				errs.add(p, line, "folder %s: type %q: IMS takes %s", e.path, typ, strings.Join(sortedKeys(imsrules.BusinessTypes), ", "))
 				continue
 			}
 			if typ != rule.Type {
-				rule = fs.Rule{Type: typ, BusinessType: uploader.BusinessTypes[typ][0]}
+				rule = fs.Rule{Type: typ, BusinessType: imsrules.BusinessTypes[typ][0]}
 			}
 			inherited = true
 		}
@@ -332,8 +333,8 @@ func parseFolders(p string, n *yaml.Node, errs *configError) []folderConfig {
 				errs.add(p, line, "folder %s: a business-type needs a type (video, image, audio, text or other)", e.path)
 				continue
 			}
-			if !slices.Contains(uploader.BusinessTypes[rule.Type], bt) {
-				errs.add(p, line, "folder %s: business-type %q is not one IMS takes for type %s: use %s", e.path, bt, rule.Type, strings.Join(uploader.BusinessTypes[rule.Type], ", "))
+			if !slices.Contains(imsrules.BusinessTypes[rule.Type], bt) {
+				errs.add(p, line, "folder %s: business-type %q is not one IMS takes for type %s: use %s", e.path, bt, rule.Type, strings.Join(imsrules.BusinessTypes[rule.Type], ", "))
 				continue
 			}
 			rule.BusinessType = bt
@@ -355,7 +356,7 @@ func parseFolders(p string, n *yaml.Node, errs *configError) []folderConfig {
 				if v != "" {
 					rule.Ignore = strings.Split(v, ",")
 				}
-				if err := uploader.CheckPatterns(rule.Ignore); err != nil {
+				if err := imsrules.CheckPatterns(rule.Ignore); err != nil {
 					errs.add(p, line, "folder %s: ignore: %v", e.path, err)
 					ok = false
 				}
@@ -378,13 +379,13 @@ func parseFolders(p string, n *yaml.Node, errs *configError) []folderConfig {
 func setAsset(a *uploader.AssetSettings, k, v, typ string) error {
 	switch k {
 	case "cate-id":
-		id, err := uploader.CheckMeta("cate_id", v, false) // the rule user.ims.cate_id follows
+		id, err := imsrules.CheckMeta("cate_id", v, false) // the rule user.ims.cate_id follows
 		if err != nil {
 			return err
 		}
 		a.CateID, _ = strconv.ParseInt(id, 10, 64)
 	case "tags":
-		tags, err := uploader.CheckMeta("tags", v, false)
+		tags, err := imsrules.CheckMeta("tags", v, false)
 		if err != nil {
 			return err
 		}

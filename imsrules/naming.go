@@ -1,4 +1,10 @@
-package uploader
+// Package imsrules holds the rules of Intelligent Media Services that imsfs follows: what a file
+// name gives CreateUploadMedia, which names and formats become assets, the BusinessTypes of each
+// Type, the limits of the fields a user sets and which of them UpdateMediaInfo takes, and the
+// names library/ gives assets. The file system and the commands ask them here, without the
+// upload queue; it imports nothing of imsfs but cache, whose records the rules are asked about
+// (the Admitter is the cache's Admission).
+package imsrules
 
 import (
 	"errors"

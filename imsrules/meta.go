@@ -1,4 +1,4 @@
-package uploader
+package imsrules
 
 import (
 	"errors"
@@ -93,8 +93,8 @@ func Title(r *cache.Record) string {
 	return name.Title
 }
 
-// cateID reads a checked CateId (0: none).
-func cateID(s string) int64 {
+// CateID reads a CateId CheckMeta passed (0: none).
+func CateID(s string) int64 {
 	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
 }
