@@ -157,6 +157,10 @@ var BusinessTypes = map[string][]string{
 	"other": {"general"},
 }
 
+// UpdateBusinessTypes are the BusinessTypes UpdateMediaInfo takes (its reference): an asset
+// of another (an image's default or cover, a font) keeps the one it was made with.
+var UpdateBusinessTypes = []string{"subtitles", "watermark", "opening", "ending", "general"}
+
 // MaxMediaSize is the largest audio or video file IMS takes: 5 GB, as the upload page says,
 // read as 5 GiB.
 const MaxMediaSize = 5 << 30

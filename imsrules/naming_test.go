@@ -2,6 +2,7 @@ package imsrules
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -118,5 +119,18 @@ func TestRefuse(t *testing.T) {
 	}
 	if Formats("other", "general") != nil || len(Formats("image", "cover")) != 6 {
 		t.Errorf("Formats: %v %v", Formats("other", "general"), Formats("image", "cover"))
+	}
+}
+
+// TestUpdateBusinessTypesAreBusinessTypes: what UpdateMediaInfo may set is one a Type takes.
+func TestUpdateBusinessTypesAreBusinessTypes(t *testing.T) {
+	for _, bt := range UpdateBusinessTypes {
+		found := false
+		for _, bts := range BusinessTypes {
+			found = found || slices.Contains(bts, bt)
+		}
+		if !found {
+			t.Errorf("UpdateBusinessTypes has %q, which no Type takes", bt)
+		}
 	}
 }

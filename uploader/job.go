@@ -305,10 +305,6 @@ func findTagged(ctx context.Context, api IMS, log *slog.Logger, tag string, aske
 	return nil, nil
 }
 
-// updateMetaBusinessTypes are the BusinessTypes UpdateMediaInfo takes (its reference): an
-// asset of another (an image's default or cover, a font) keeps the one it was made with.
-var updateMetaBusinessTypes = []string{"subtitles", "watermark", "opening", "ending", "general"}
-
 // sentFields are the asset's fields a CreateUploadMedia set.
 func sentFields(md ims.MediaMetaData) cache.AssetFields {
 	f := cache.AssetFields{Title: md.Title, BusinessType: md.BusinessType, Description: md.Description, Tags: md.Tags}
@@ -348,7 +344,7 @@ func (j *job) updateMeta(ctx context.Context) error {
 	}
 	send("title", want.Title, had.Title, &u.Title)
 	if want.BusinessType != had.BusinessType && want.BusinessType != "" {
-		if slices.Contains(updateMetaBusinessTypes, want.BusinessType) {
+		if slices.Contains(imsrules.UpdateBusinessTypes, want.BusinessType) {
 			send("business_type", want.BusinessType, had.BusinessType, &u.BusinessType)
 		} else {
 			j.log.Info("the asset keeps its business type: UpdateMediaInfo sets only subtitles, watermark, opening, ending or general",
