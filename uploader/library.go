@@ -13,11 +13,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/btree"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/uploader/ims"
 )
 
@@ -559,11 +559,11 @@ func (l *Library) _plan(listed []cache.LibraryAsset, gone []*LibraryEntry) []pla
 	for i := range listed {
 		a := &listed[i]
 		old := l.byID[a.MediaID]
-		want := libraryName(a)
+		want := imsrules.LibraryName(a)
 		if old != nil && old.Name != "" {
 			want = old.Name // kept, in its folder or the one it moves to, while no other holds it
 		}
-		a.Name = freeName(a.Dir, want, a.MediaID, taken)
+		a.Name = imsrules.FreeName(a.Dir, want, a.MediaID, taken)
 		takenNow[slot{a.Dir, a.Name}] = a.MediaID
 		if old != nil && (old.Dir != a.Dir || old.Name != a.Name) {
 			freedNow[slot{old.Dir, old.Name}] = true
@@ -700,69 +700,6 @@ func unsigned(raw string) string {
 	return u.String()
 }
 
-// libraryName is the name an asset asks for: its file's name, else its title and the extension
-// of its file's address, else its MediaId; made a valid name (no slash, no NUL, at most
-// nameMax bytes).
-func libraryName(a *cache.LibraryAsset) string {
-	name := a.FileName
-	if name == "" {
-		ext := ""
-		if u, err := url.Parse(a.FileURL); err == nil {
-			ext = path.Ext(u.Path)
-		}
-		title := a.Title
-		if title == "" {
-			title = a.MediaID
-		}
-		name = title + ext
-	}
-	name = strings.Map(func(r rune) rune {
-		if r == '/' || r == 0 {
-			return '_'
-		}
-		return r
-	}, name)
-	if name == "" || name == "." || name == ".." {
-		name = a.MediaID
-	}
-	return fitName(name, "")
-}
-
-// nameMax is the longest name a Linux file system takes, in bytes.
-const nameMax = 255
-
-// fitName puts suffix before name's extension and cuts what is before it, on a character's
-// boundary, so that the whole is at most nameMax bytes.
-func fitName(name, suffix string) string {
-	ext := path.Ext(name)
-	if len(ext) > 32 || ext == name {
-		ext = "" // not an extension worth keeping whole
-	}
-	base := strings.TrimSuffix(name, ext)
-	room := nameMax - len(suffix) - len(ext)
-	for len(base) > room {
-		_, size := utf8.DecodeLastRuneInString(base)
-		base = base[:len(base)-size]
-	}
-	return base + suffix + ext
-}
-
 // sidecarSuffix is the sidecars' (fs.SidecarSuffix): an asset's name that ends so would be
 // taken for the sidecar of another.
 const sidecarSuffix = ".ims.json"
-
-// freeName returns want if it is not taken in dir, else want with the first 8 characters of
-// mediaID before its extension (the whole MediaId if even that is taken).
-func freeName(dir, want, mediaID string, taken func(dir, name, id string) bool) string {
-	if !taken(dir, want, mediaID) {
-		return want
-	}
-	short := mediaID
-	if len(short) > 8 {
-		short = short[:8]
-	}
-	if n := fitName(want, " ["+short+"]"); !taken(dir, n, mediaID) {
-		return n
-	}
-	return fitName(want, " ["+mediaID+"]")
-}
