@@ -28,9 +28,10 @@ var (
 )
 
 // CheckMeta checks value for the asset field (one of cache.MetaFields) as IMS would, and
-// returns it as it is sent: tags without the spaces around them. With update, the value goes by
-// UpdateMediaInfo (the asset is made), whose limits are in bytes; else with CreateUploadMedia,
-// whose are in characters. An empty value is the field's default and always passes.
+// returns it as it is sent: tags without the spaces around them, a category id as IMS writes
+// it. With update, the value goes by UpdateMediaInfo (the asset is made), whose limits are in
+// bytes; else with CreateUploadMedia, whose are in characters. An empty value is the field's
+// default and always passes.
 func CheckMeta(field, value string, update bool) (string, error) {
 	if value == "" {
 		return "", nil
@@ -72,9 +73,12 @@ func CheckMeta(field, value string, update bool) (string, error) {
 		}
 		return strings.Join(tags, ","), nil
 	case "cate_id":
-		if n, err := strconv.ParseInt(value, 10, 64); err != nil || n <= 0 {
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || n <= 0 {
 			return "", fmt.Errorf("cate_id: %w: %q is not a category id (a positive integer)", ErrMetaInvalid, value)
 		}
+		// As IMS gives it back: "+12" or "012" would differ from the asset's 12.
+		return strconv.FormatInt(n, 10), nil
 	default:
 		return "", fmt.Errorf("%s: %w: not an asset field (%s are)", field, ErrMetaInvalid, strings.Join(cache.MetaFields, ", "))
 	}
