@@ -29,16 +29,25 @@ func LibraryName(a *cache.LibraryAsset) string {
 		}
 		name = title + ext
 	}
-	name = strings.Map(func(r rune) rune {
+	name = nameSafe(name)
+	if name == "" || name == "." || name == ".." {
+		name = nameSafe(a.MediaID)
+	}
+	if name == "" || name == "." || name == ".." {
+		name = "_" // IMS gave nothing to name it by
+	}
+	return fitName(name, "")
+}
+
+// nameSafe is s with what a name cannot hold (a slash, NUL) made '_', and what is not UTF-8
+// made U+FFFD.
+func nameSafe(s string) string {
+	return strings.Map(func(r rune) rune {
 		if r == '/' || r == 0 {
 			return '_'
 		}
 		return r
-	}, name)
-	if name == "" || name == "." || name == ".." {
-		name = a.MediaID
-	}
-	return fitName(name, "")
+	}, s)
 }
 
 // nameMax is the longest name a Linux file system takes, in bytes.
@@ -52,12 +61,7 @@ func fitName(name, suffix string) string {
 		ext = "" // not an extension worth keeping whole
 	}
 	base := strings.TrimSuffix(name, ext)
-	room := nameMax - len(suffix) - len(ext)
-	for len(base) > room {
-		_, size := utf8.DecodeLastRuneInString(base)
-		base = base[:len(base)-size]
-	}
-	return base + suffix + ext
+	return cut(base, nameMax-len(suffix)-len(ext)) + suffix + ext
 }
 
 // FreeName returns want if it is not taken in dir, else want with the first 8 characters of
@@ -66,12 +70,26 @@ func FreeName(dir, want, mediaID string, taken func(dir, name, id string) bool) 
 	if !taken(dir, want, mediaID) {
 		return want
 	}
-	short := mediaID
-	if len(short) > 8 {
-		short = short[:8]
-	}
-	if n := fitName(want, " ["+short+"]"); !taken(dir, n, mediaID) {
+	// MediaIds are 32 hex characters; one IMS could give otherwise is made fit for a name.
+	id := cut(nameSafe(mediaID), maxIDInName)
+	if n := fitName(want, " ["+cut(id, 8)+"]"); !taken(dir, n, mediaID) {
 		return n
 	}
-	return fitName(want, " ["+mediaID+"]")
+	return fitName(want, " ["+id+"]")
+}
+
+// maxIDInName is the most of a MediaId a name holds, in bytes: all of a real one, and room for
+// an extension and a little of the name.
+const maxIDInName = 64
+
+// cut is s cut to at most n bytes, on a character's boundary.
+func cut(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	for len(s) > n {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
 }

@@ -7,19 +7,21 @@ import (
 	"github.com/imsfs/imsfs/cache"
 )
 
+// libraryNameCases are TestLibraryNames's, and FuzzLibraryName's seeds.
+var libraryNameCases = []struct {
+	a    cache.LibraryAsset
+	want string
+}{
+	{cache.LibraryAsset{FileName: "clip.mp4", Title: "t"}, "clip.mp4"},
+	{cache.LibraryAsset{Title: "a/b", FileURL: "http://b.oss/sv/x.mov"}, "a_b.mov"},
+	{cache.LibraryAsset{Title: "nul\x00", FileURL: "http://b.oss/sv/x"}, "nul_"},
+	{cache.LibraryAsset{MediaID: "abc", FileURL: "http://b.oss/sv/x.png"}, "abc.png"},
+	{cache.LibraryAsset{MediaID: "abc", Title: ".."}, "abc"},
+	{cache.LibraryAsset{Title: strings.Repeat("é", 200), FileURL: "http://b.oss/sv/x.mp4"}, strings.Repeat("é", 125) + ".mp4"},
+}
+
 func TestLibraryNames(t *testing.T) {
-	long := strings.Repeat("é", 200) // 400 bytes
-	for _, tc := range []struct {
-		a    cache.LibraryAsset
-		want string
-	}{
-		{cache.LibraryAsset{FileName: "clip.mp4", Title: "t"}, "clip.mp4"},
-		{cache.LibraryAsset{Title: "a/b", FileURL: "http://b.oss/sv/x.mov"}, "a_b.mov"},
-		{cache.LibraryAsset{Title: "nul\x00", FileURL: "http://b.oss/sv/x"}, "nul_"},
-		{cache.LibraryAsset{MediaID: "abc", FileURL: "http://b.oss/sv/x.png"}, "abc.png"},
-		{cache.LibraryAsset{MediaID: "abc", Title: ".."}, "abc"},
-		{cache.LibraryAsset{Title: long, FileURL: "http://b.oss/sv/x.mp4"}, strings.Repeat("é", 125) + ".mp4"},
-	} {
+	for _, tc := range libraryNameCases {
 		if got := LibraryName(&tc.a); got != tc.want || len(got) > nameMax {
 			t.Errorf("LibraryName(%+v) = %q (%d bytes), want %q", tc.a, got, len(got), tc.want)
 		}

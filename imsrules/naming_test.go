@@ -10,25 +10,29 @@ import (
 	"github.com/imsfs/imsfs/cache"
 )
 
+// longBase is a base name of 600 bytes, 3 a character.
+var longBase = strings.Repeat("長", 200)
+
+// parseNameCases are TestParseName's, and FuzzParseName's seeds.
+var parseNameCases = []struct {
+	file             string
+	base, ext, title string
+	err              error
+}{
+	{"clip.mp4", "clip", "mp4", "clip", nil},
+	{"My Holiday (final).MOV", "My Holiday (final)", "MOV", "My Holiday (final)", nil},
+	{"archive.tar.gz", "archive.tar", "gz", "archive.tar", nil},
+	{"片头.mp4", "片头", "mp4", "片头", nil},
+	{longBase + ".mp4", longBase, "mp4", strings.Repeat("長", 42), nil}, // 126 bytes: a 43rd would make 129
+	{strings.Repeat("a", 200) + ".mp4", strings.Repeat("a", 200), "mp4", strings.Repeat("a", 128), nil},
+	{"bad\xffname.png", "bad\xffname", "png", "bad\uFFFDname", nil},
+	{"README", "", "", "", ErrNoExtension},
+	{".profile", "", "", "", ErrNoExtension},
+	{"trailing.", "", "", "", ErrNoExtension},
+}
+
 func TestParseName(t *testing.T) {
-	long := strings.Repeat("長", 200)
-	tests := []struct {
-		file             string
-		base, ext, title string
-		err              error
-	}{
-		{"clip.mp4", "clip", "mp4", "clip", nil},
-		{"My Holiday (final).MOV", "My Holiday (final)", "MOV", "My Holiday (final)", nil},
-		{"archive.tar.gz", "archive.tar", "gz", "archive.tar", nil},
-		{"片头.mp4", "片头", "mp4", "片头", nil},
-		{long + ".mp4", long, "mp4", strings.Repeat("長", 42), nil}, // 126 bytes: a 43rd would make 129
-		{strings.Repeat("a", 200) + ".mp4", strings.Repeat("a", 200), "mp4", strings.Repeat("a", 128), nil},
-		{"bad\xffname.png", "bad\xffname", "png", "bad\uFFFDname", nil},
-		{"README", "", "", "", ErrNoExtension},
-		{".profile", "", "", "", ErrNoExtension},
-		{"trailing.", "", "", "", ErrNoExtension},
-	}
-	for _, tt := range tests {
+	for _, tt := range parseNameCases {
 		got, err := ParseName(tt.file)
 		if !errors.Is(err, tt.err) {
 			t.Errorf("ParseName(%q) error %v, want %v", tt.file, err, tt.err)
