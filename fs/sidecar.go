@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path"
@@ -18,6 +19,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/imsrules"
 )
 
 // SidecarSuffix ends the name of the read-only file beside each file that shows, as JSON, what
@@ -44,7 +46,7 @@ type ghostNode struct {
 	mtime time.Time // read only
 
 	mu     sync.Mutex
-	fields map[string]string // protected by mu: what the last write set
+	fields map[string]fieldValue // protected by mu: what the last write set
 }
 
 // keep takes the fields a write of the ghost sets.
@@ -57,7 +59,7 @@ func (g *ghostNode) keep(data []byte) {
 }
 
 // ghostFields returns what the sidecar a copy wrote for file name before it set, if any.
-func (d *dirNode) ghostFields(name string) map[string]string {
+func (d *dirNode) ghostFields(name string) map[string]fieldValue {
 	c := d.GetChild(name + SidecarSuffix)
 	if c == nil {
 		return nil
@@ -100,7 +102,7 @@ func (g *ghostNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, ui
 // asSidecar returns the fields of a file that is a sidecar written under another name: a JSON
 // object of at most maxSidecarWrite bytes that was never sent to IMS. Anything else renamed onto
 // a sidecar's name is refused, not taken: it may be a user's file.
-func (n *fileNode) asSidecar() (map[string]string, bool) {
+func (n *fileNode) asSidecar() (map[string]fieldValue, bool) {
 	rec, err := n.fsys.opts.Store.GetID(n.id)
 	if err != nil || rec.MediaID != "" || !rec.Asked.IsZero() {
 		return nil, false
@@ -320,10 +322,11 @@ func (d *dirNode) dropSidecar(name string) {
 
 // A sidecar written as JSON sets the asset's fields, as the attributes do (a Windows or Mac
 // editor, reaching the mount over SMB, cannot set extended attributes): the keys title,
-// description, tags (a list, or a string of commas) and cate_id (a number or a string). Other
-// keys are ignored, so that a sidecar copied from another mount (with its status, URLs…)
-// carries its metadata and nothing else. Bytes that are not a JSON object are dropped, as a
-// copy's, and every write succeeds: cp -r of a tree with sidecars exits 0.
+// description, tags (a list, or a string of commas) and cate_id (a number or a string); null
+// gives a field its default, another value (an object, true) is refused. Other keys are
+// ignored, so that a sidecar copied from another mount (with its status, URLs…) carries its
+// metadata and nothing else. Bytes that are not a JSON object are dropped, as a copy's, and
+// every write succeeds: cp -r of a tree with sidecars exits 0.
 
 // sidecarFields are the keys of a written sidecar that set an asset field, and the field.
 var sidecarFields = map[string]string{"title": "title", "description": "description", "tags": "tags", "cate_id": "cate_id"}
@@ -331,13 +334,20 @@ var sidecarFields = map[string]string{"title": "title", "description": "descript
 // maxSidecarWrite bounds what a sidecar write is read for: fields of a few KiB at most.
 const maxSidecarWrite = 64 << 10
 
+// fieldValue is what a written sidecar gives a field: its text, or why it gives none.
+type fieldValue struct {
+	text string
+	err  error // the JSON value is not text (an object, true…): refused as not valid
+}
+
 // fieldsOf reads the fields a written sidecar sets; ok is false for what is not a JSON object.
-func fieldsOf(data []byte) (map[string]string, bool) {
+// The text of each is checked as its attribute's would be, when it is set (setFields).
+func fieldsOf(data []byte) (map[string]fieldValue, bool) {
 	var obj map[string]json.RawMessage
 	if len(data) > maxSidecarWrite || json.Unmarshal(data, &obj) != nil || obj == nil {
 		return nil, false
 	}
-	out := map[string]string{}
+	out := map[string]fieldValue{}
 	for key, field := range sidecarFields {
 		raw, ok := obj[key]
 		if !ok {
@@ -348,16 +358,32 @@ func fieldsOf(data []byte) (map[string]string, bool) {
 		var num json.Number
 		switch {
 		case json.Unmarshal(raw, &str) == nil:
-			out[field] = str
+			out[field] = fieldValue{text: str}
 		case json.Unmarshal(raw, &list) == nil:
-			out[field] = strings.Join(list, ",")
+			out[field] = fieldValue{text: strings.Join(list, ",")}
 		case json.Unmarshal(raw, &num) == nil:
-			out[field] = num.String()
+			out[field] = fieldValue{text: num.String()}
 		default:
-			out[field] = string(raw) // refused by its field's check, with what it was
+			// Refused here: its JSON taken as text would pass as a title, a description or tags.
+			out[field] = fieldValue{err: fmt.Errorf("%s: %w: %s, not a string, a list of strings or a number", field, imsrules.ErrMetaInvalid, jsonKind(raw))}
 		}
 	}
 	return out, true
+}
+
+// jsonKind names a JSON value that is not text.
+func jsonKind(raw json.RawMessage) string {
+	switch raw = bytes.TrimLeft(raw, " \t\r\n"); {
+	case len(raw) == 0:
+		return "nothing"
+	case raw[0] == '{':
+		return "an object"
+	case raw[0] == '[':
+		return "a list of other than strings"
+	case raw[0] == 't' || raw[0] == 'f':
+		return "true or false"
+	}
+	return "a value"
 }
 
 // sidecarWriter takes the bytes written to a sidecar; at its close (a FLUSH: the writer reads
@@ -426,10 +452,19 @@ func (n *fileNode) metaRefused() bool {
 }
 
 // setFields sets fields on the file at p, as a written sidecar gives them.
-func (n *fileNode) setFields(p string, fields map[string]string) {
+func (n *fileNode) setFields(p string, fields map[string]fieldValue) {
+	const op = "write " + SidecarSuffix
 	refused := ""
 	for _, field := range slices.Sorted(maps.Keys(fields)) {
-		if errno, why := n.setField(p, "write "+SidecarSuffix, field, fields[field], 0); errno != gofs.OK && refused == "" {
+		v := fields[field]
+		errno, why := gofs.OK, ""
+		if v.err != nil {
+			why = xattrPrefix + field + ": " + v.err.Error() // as setField says a refusal
+			errno = n.fsys.refuse(op, p, syscall.EINVAL, why)
+		} else {
+			errno, why = n.setField(p, op, field, v.text, 0)
+		}
+		if errno != gofs.OK && refused == "" {
 			refused = why
 		}
 	}

@@ -165,8 +165,9 @@ func TestJunkNamesStayLocal(t *testing.T) {
 
 // TestASidecarWrittenAsJSONSetsTheFields: a Windows editor (Notepad over SMB) writes the
 // sidecar: title, description, tags and cate_id are set as the attributes would be, other keys
-// are ignored, a refused value shows in the sidecar and in the log, bytes that are not JSON are
-// dropped; a sidecar written before its file sets the file's fields when it comes.
+// are ignored, a refused value (too long, not text) shows in the sidecar and in the log, bytes
+// that are not JSON are dropped; a sidecar written before its file sets the file's fields when
+// it comes.
 func TestASidecarWrittenAsJSONSetsTheFields(t *testing.T) {
 	t.Parallel()
 	emu := startEmulator(t)
@@ -197,6 +198,17 @@ func TestASidecarWrittenAsJSONSetsTheFields(t *testing.T) {
 	}
 	if v, _ := xattr(p, "user.ims.title"); v != "Opening night" {
 		t.Errorf("the refused title replaced the title: %q", v)
+	}
+	// What is not text is refused, not taken as its JSON.
+	if err := os.WriteFile(side, []byte(`{"description":{"en":"the wide shot"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, _ = os.ReadFile(side)
+	if !strings.Contains(string(data), `"update": "refused: user.ims.description: description: not valid: an object`) {
+		t.Errorf("a description given as an object is not refused:\n%s", data)
+	}
+	if v, _ := xattr(p, "user.ims.description"); v != "the wide shot" {
+		t.Errorf("the refused description replaced the description: %q", v)
 	}
 	// Not JSON: dropped, and the write succeeds.
 	if err := os.WriteFile(side, []byte("not json"), 0o644); err != nil {
