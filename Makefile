@@ -1,5 +1,5 @@
 # imsfs — see README.md. `make run` mounts ./mnt with the embedded emulator; `make test` runs
-# every test, real FUSE mounts included.
+# every test, real FUSE mounts included; `make fuzz` runs every fuzz target, FUZZTIME each.
 GO        ?= go
 BIN       := bin/imsfs
 MNT       ?= mnt
@@ -9,7 +9,7 @@ export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 # The race detector needs cgo; use it wherever a C compiler is at hand.
 RACE      ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 
-.PHONY: build run test test-live bench lint clean
+.PHONY: build run test test-live bench fuzz lint clean
 
 # The version imsfs --version names: the tag and commits since it (git describe), "-dirty" with
 # uncommitted changes.
@@ -68,6 +68,23 @@ bench:
 	@test/deps.sh bench
 	@IMSFS_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBench$$' -v ./test/ > .bench.out 2>&1; status=$$?; \
 	grep -v -E '^(=== RUN|--- PASS|PASS|ok )' .bench.out; rm -f .bench.out; exit $$status
+
+# Every fuzz target of the module (a func FuzzX in a _test.go file, wherever it is: a new one is
+# found without a change here), one after another for FUZZTIME each: go test -fuzz takes one
+# target of one package at a time. The mount point and the cache are not searched. An input
+# that fails is written to the package's testdata/fuzz/FuzzX/: once fixed, commit it, and every
+# go test runs it as a seed.
+FUZZTIME  ?= 1m
+
+fuzz:
+	@targets=$$(find . \( -path './$(MNT)' -o -path './$(CACHE_DIR)' -o -name testdata -o -name .git \) -prune \
+	    -o -name '*_test.go' -type f -print | xargs grep -HoE '^func Fuzz[A-Za-z0-9_]*\(' | \
+	  sed -E 's|^(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]*)\($$|\1 \2|' | sort -u); \
+	if [ -z "$$targets" ]; then echo "fuzz: no fuzz targets"; exit 1; fi; \
+	echo "$$targets" | while read -r dir name; do \
+	  echo "fuzz: $$name ($$dir) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$dir" </dev/null || exit 1; \
+	done
 
 lint:
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.imsfs-cache/*')); \
