@@ -246,118 +246,181 @@ var _ = (gofs.NodeRenamer)((*dirNode)(nil))
 // Rename moves a file or a folder a user made, within and across mapped folders; the mapping of
 // the new place applies. A file at the target is replaced.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	from := join(d.path(), name)
 	toDir := relPath(newParent.EmbeddedInode())
-	to := join(toDir, newName)
-	m := d.fsys.opts.Mapping
+	r := &renaming{d: d, name: name, newParent: newParent, newName: newName, flags: flags,
+		from: join(d.path(), name), toDir: toDir, to: join(toDir, newName)}
 	if _, ok := newParent.(*libDirNode); ok {
-		return d.fsys.readOnly("rename", to)
+		return d.fsys.readOnly("rename", r.to)
 	}
-	src := d.GetChild(name)
-	if src == nil {
+	if r.src = d.GetChild(name); r.src == nil {
 		return syscall.ENOENT
 	}
-	if _, ok := src.Operations().(*libDirNode); ok {
-		return d.fsys.readOnly("rename", from)
+	if errno := r.refuseName(); errno != gofs.OK {
+		return errno
 	}
-	if flags&gofs.RENAME_EXCHANGE != 0 {
-		return d.fsys.refuse("rename", from, syscall.EINVAL, "exchanging two names (RENAME_EXCHANGE) is not supported")
+	if f, fields, ok := r.writtenSidecar(); ok {
+		return r.takeSidecar(f, fields)
 	}
-	if len(newName) > nameMax {
-		return d.fsys.refuse("rename", from, syscall.ENAMETOOLONG, fmt.Sprintf("the name %d bytes; at most %d are allowed", len(newName), nameMax))
-	}
-	if d.fsys.opts.Sidecars && isSidecar(newName) && !isSidecar(name) {
-		if f, ok := src.Operations().(*fileNode); ok {
-			if fields, ok := f.asSidecar(); ok {
-				// A sidecar written under another name and renamed over (rsync's temporary
-				// name, an editor's safe save): the fields it sets go to its file, the bytes go.
-				var target *fileNode
-				if c := newParent.EmbeddedInode().GetChild(strings.TrimSuffix(newName, SidecarSuffix)); c != nil {
-					target, _ = c.Operations().(*fileNode)
-				}
-				if err := f.remove(); err != nil {
-					return d.fsys.fail("rename", from, err)
-				}
-				d.RmChild(name)
-				if target != nil {
-					target.setFields(strings.TrimSuffix(to, SidecarSuffix), fields)
-				}
-				d.fsys.opts.Log.Info("a sidecar written under another name set its file's fields; its bytes are dropped", "path", to)
-				return gofs.OK
-			}
-		}
-	}
-	if d.fsys.opts.Sidecars && (isSidecar(name) || isSidecar(newName)) {
-		return d.fsys.refuse("rename", from, syscall.EACCES, "sidecars ("+SidecarSuffix+") are read-only: they go with their file")
-	}
-	if src.IsDir() && m.IsFixed(from) {
-		return d.fsys.refuse("rename", from, syscall.EACCES, "the folders of the mapping cannot be renamed")
-	}
-	if _, ok := m.RuleFor(toDir); !ok {
-		return d.fsys.refuse("rename", from, syscall.EACCES, "cannot move to "+to+": "+whyNoFiles(toDir))
-	}
-	if src.IsDir() && (to == from || len(to) > len(from) && to[:len(from)+1] == from+"/") {
-		return d.fsys.refuse("rename", from, syscall.EINVAL, "a folder cannot be moved into itself")
+	if errno := r.refuseMove(); errno != gofs.OK {
+		return errno
 	}
 	dst := newParent.EmbeddedInode().GetChild(newName)
 	if dst != nil {
-		if dst == src {
+		if dst == r.src {
 			return gofs.OK
 		}
-		if flags&renameNoReplace != 0 {
-			return syscall.EEXIST
-		}
-		switch {
-		case dst.IsDir() && !src.IsDir():
-			return syscall.EISDIR
-		case !dst.IsDir() && src.IsDir():
-			return syscall.ENOTDIR
-		case dst.IsDir() && m.IsFixed(to):
-			return d.fsys.refuse("rename", from, syscall.EACCES, "cannot replace "+to+": the folders of the mapping cannot be removed")
-		case dst.IsDir() && len(dst.Children()) > 0:
-			return syscall.ENOTEMPTY
-		case dst.IsDir():
-			if err := d.fsys.opts.Store.DeleteDir(to); err != nil {
-				return d.fsys.fail("rename", from, err)
-			}
+		if errno := r.clear(dst); errno != gofs.OK {
+			return errno
 		}
 	}
 
 	// Files that move to another Type become new assets, so their bytes must be here.
-	if errno := d.fsys.restoreMoved(ctx, src, from, toDir); errno != gofs.OK {
+	if errno := d.fsys.restoreMoved(ctx, r.src, r.from, toDir); errno != gofs.OK {
 		return errno
 	}
 
+	m := d.fsys.opts.Mapping
 	due := time.Now().Add(d.fsys.opts.UploadDelay)
-	res, err := d.fsys.opts.Uploads.Rename(from, to, func(r cache.Record) cache.Event {
-		rule, _ := m.RuleFor(path.Dir(r.Path))
+	res, err := d.fsys.opts.Uploads.Rename(r.from, r.to, func(rec cache.Record) cache.Event {
+		rule, _ := m.RuleFor(path.Dir(rec.Path))
 		return cache.Event{Kind: cache.Renamed, Type: rule.Type, BusinessType: rule.BusinessType, Due: due}
 	})
 	if err != nil {
-		return d.fsys.fail("rename", from, err)
+		return d.fsys.fail("rename", r.from, err)
 	}
+	r.moved(res, dst)
+	return gofs.OK
+}
+
+// renaming is one Rename under way: what moves, from where to where.
+type renaming struct {
+	d             *dirNode // the folder it leaves
+	src           *gofs.Inode
+	name, newName string
+	newParent     gofs.InodeEmbedder
+	from, to      string // the mount-relative paths it leaves and takes
+	toDir         string // the folder it goes to, mount-relative
+	flags         uint32
+}
+
+// refuseName refuses what no move may do, whatever the folders: move what library/ shows,
+// exchange two names, take a name over NAME_MAX.
+func (r *renaming) refuseName() syscall.Errno {
+	fsys := r.d.fsys
+	if _, ok := r.src.Operations().(*libDirNode); ok {
+		return fsys.readOnly("rename", r.from)
+	}
+	if r.flags&gofs.RENAME_EXCHANGE != 0 {
+		return fsys.refuse("rename", r.from, syscall.EINVAL, "exchanging two names (RENAME_EXCHANGE) is not supported")
+	}
+	if len(r.newName) > nameMax {
+		return fsys.refuse("rename", r.from, syscall.ENAMETOOLONG, fmt.Sprintf("the name %d bytes; at most %d are allowed", len(r.newName), nameMax))
+	}
+	return gofs.OK
+}
+
+// writtenSidecar returns the file that moves and the fields it sets when it is a sidecar
+// written under another name and renamed over its sidecar's name (rsync's temporary name, an
+// editor's safe save).
+func (r *renaming) writtenSidecar() (*fileNode, map[string]fieldValue, bool) {
+	if !r.d.fsys.opts.Sidecars || !isSidecar(r.newName) || isSidecar(r.name) {
+		return nil, nil, false
+	}
+	f, ok := r.src.Operations().(*fileNode)
+	if !ok {
+		return nil, nil, false
+	}
+	fields, ok := f.asSidecar()
+	return f, fields, ok
+}
+
+// takeSidecar gives the fields a sidecar written under another name sets to its file, and
+// drops its bytes: the mount's own sidecar stays in its place.
+func (r *renaming) takeSidecar(f *fileNode, fields map[string]fieldValue) syscall.Errno {
+	var target *fileNode
+	if c := r.newParent.EmbeddedInode().GetChild(strings.TrimSuffix(r.newName, SidecarSuffix)); c != nil {
+		target, _ = c.Operations().(*fileNode)
+	}
+	if err := f.remove(); err != nil {
+		return r.d.fsys.fail("rename", r.from, err)
+	}
+	r.d.RmChild(r.name)
+	if target != nil {
+		target.setFields(strings.TrimSuffix(r.to, SidecarSuffix), fields)
+	}
+	r.d.fsys.opts.Log.Info("a sidecar written under another name set its file's fields; its bytes are dropped", "path", r.to)
+	return gofs.OK
+}
+
+// refuseMove refuses what the mount's layout forbids: moving a sidecar or onto one, renaming a
+// folder of the mapping, moving to where files may not be, moving a folder into itself.
+func (r *renaming) refuseMove() syscall.Errno {
+	fsys, m := r.d.fsys, r.d.fsys.opts.Mapping
+	if fsys.opts.Sidecars && (isSidecar(r.name) || isSidecar(r.newName)) {
+		return fsys.refuse("rename", r.from, syscall.EACCES, "sidecars ("+SidecarSuffix+") are read-only: they go with their file")
+	}
+	if r.src.IsDir() && m.IsFixed(r.from) {
+		return fsys.refuse("rename", r.from, syscall.EACCES, "the folders of the mapping cannot be renamed")
+	}
+	if _, ok := m.RuleFor(r.toDir); !ok {
+		return fsys.refuse("rename", r.from, syscall.EACCES, "cannot move to "+r.to+": "+whyNoFiles(r.toDir))
+	}
+	if r.src.IsDir() && (r.to == r.from || len(r.to) > len(r.from) && r.to[:len(r.from)+1] == r.from+"/") {
+		return fsys.refuse("rename", r.from, syscall.EINVAL, "a folder cannot be moved into itself")
+	}
+	return gofs.OK
+}
+
+// clear makes room at the target, which dst (not the source) holds, as rename(2) does: a file
+// is replaced (by the store's rename), an empty folder removed; anything else is refused.
+func (r *renaming) clear(dst *gofs.Inode) syscall.Errno {
+	fsys := r.d.fsys
+	if r.flags&renameNoReplace != 0 {
+		return syscall.EEXIST
+	}
+	switch {
+	case dst.IsDir() && !r.src.IsDir():
+		return syscall.EISDIR
+	case !dst.IsDir() && r.src.IsDir():
+		return syscall.ENOTDIR
+	case dst.IsDir() && fsys.opts.Mapping.IsFixed(r.to):
+		return fsys.refuse("rename", r.from, syscall.EACCES, "cannot replace "+r.to+": the folders of the mapping cannot be removed")
+	case dst.IsDir() && len(dst.Children()) > 0:
+		return syscall.ENOTEMPTY
+	case dst.IsDir():
+		if err := fsys.opts.Store.DeleteDir(r.to); err != nil {
+			return fsys.fail("rename", r.from, err)
+		}
+	}
+	return gofs.OK
+}
+
+// moved tidies up once the store moved the records: the replaced file dst (if res says one
+// was) is forgotten with its spool, the sidecars of both names are dropped, a file takes what
+// a sidecar written before it set, and both folders' times change.
+func (r *renaming) moved(res cache.Renaming, dst *gofs.Inode) {
+	d := r.d
 	if res.Replaced != nil {
 		if f, ok := dst.Operations().(*fileNode); ok {
 			f.forget()
 		}
 		if err := os.Remove(d.fsys.opts.Store.SpoolPath(res.Replaced.Record.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			d.fsys.opts.Log.Error("remove the spool of a replaced file", "path", to, "err", err)
+			d.fsys.opts.Log.Error("remove the spool of a replaced file", "path", r.to, "err", err)
 		}
 	}
-	d.dropSidecar(name)
-	if nd, ok := newParent.(*dirNode); ok {
-		if f, isFile := src.Operations().(*fileNode); isFile {
-			if fields := nd.ghostFields(newName); len(fields) > 0 {
-				f.setFields(to, fields) // what a sidecar written before its file set
+	d.dropSidecar(r.name)
+	if nd, ok := r.newParent.(*dirNode); ok {
+		if f, isFile := r.src.Operations().(*fileNode); isFile {
+			if fields := nd.ghostFields(r.newName); len(fields) > 0 {
+				f.setFields(r.to, fields) // what a sidecar written before its file set
 			}
 		}
-		nd.dropSidecar(newName)
+		nd.dropSidecar(r.newName)
 	}
 	d.touch()
-	if nd, ok := newParent.(*dirNode); ok && nd != d {
+	if nd, ok := r.newParent.(*dirNode); ok && nd != d {
 		nd.touch()
 	}
-	return gofs.OK
 }
 
 var _ = (gofs.NodeSymlinker)((*dirNode)(nil))
