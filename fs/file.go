@@ -290,29 +290,20 @@ var _ = (gofs.NodeOpener)((*fileNode)(nil))
 func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	p := n.path()
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
-	mode := os.O_RDONLY
-	if write {
-		mode = os.O_RDWR
-	}
 	if !write {
-		n.mu.Lock()
-		n.lastUse = time.Now()
-		if n.evicted {
-			defer n.mu.Unlock()
-			rec, err := n.fsys.opts.Store.GetID(n.id)
-			if err != nil {
-				return nil, 0, n.fsys.fail("open", p, err)
-			}
-			n.open++
-			return &handle{node: n, remote: newRemoteReader(n.fsys.opts.Objects, rec.MediaID, n.size)}, 0, gofs.OK
+		if h, errno, evicted := n.openEvicted(p); evicted {
+			return h, 0, errno
 		}
-		n.mu.Unlock()
 	}
 	if errno := n.lockRestored(ctx, p, flags&syscall.O_TRUNC != 0); errno != gofs.OK {
 		return nil, 0, errno
 	}
 	defer n.mu.Unlock()
 	n.lastUse = time.Now()
+	mode := os.O_RDONLY
+	if write {
+		mode = os.O_RDWR
+	}
 	// O_APPEND is left to the kernel, which sends each write at the end of the file.
 	f, err := os.OpenFile(n.fsys.opts.Store.SpoolPath(n.id), mode, 0)
 	if err != nil {
@@ -327,53 +318,98 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		}
 		return h, 0, gofs.OK
 	}
+	h, errno := n._openWriter(p, f, flags)
+	if errno != gofs.OK {
+		return nil, 0, errno
+	}
+	return h, 0, gofs.OK
+}
+
+// openEvicted opens a reader of an evicted file, which reads its asset's object: its bytes are
+// not here. evicted is false, and nothing is done, for a file whose bytes are.
+func (n *fileNode) openEvicted(p string) (h gofs.FileHandle, errno syscall.Errno, evicted bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.lastUse = time.Now()
+	if !n.evicted {
+		return nil, gofs.OK, false
+	}
+	rec, err := n.fsys.opts.Store.GetID(n.id)
+	if err != nil {
+		return nil, n.fsys.fail("open", p, err), true
+	}
+	n.open++
+	return &handle{node: n, remote: newRemoteReader(n.fsys.opts.Objects, rec.MediaID, n.size)}, gofs.OK, true
+}
+
+// _openWriter makes the handle of a writer of the file, whose spool f is open for it. On a
+// refusal f is closed and the open undone. Call with n.mu held.
+func (n *fileNode) _openWriter(p string, f *os.File, flags uint32) (*handle, syscall.Errno) {
+	trunc := flags&syscall.O_TRUNC != 0
 	if n.writers == 0 && !n.modified {
 		// The first writer: the spool as it is now is what a write imsfs is not told of would
 		// change; and a file that waits for its upload is held until this writer's release.
 		if st, err := cache.SpoolIDOf(f); err == nil {
 			n.settled = st
 		}
-		if flags&syscall.O_TRUNC == 0 || n.size == 0 {
+		if !trunc || n.size == 0 {
 			n._hold(p)
 		}
 	}
-	if flags&syscall.O_TRUNC != 0 && n.size > 0 {
-		if errno := n._modify(p); errno != gofs.OK {
+	if trunc && n.size > 0 {
+		if errno := n._truncateAtOpen(p, f); errno != gofs.OK {
 			f.Close()
 			n.open--
-			return nil, 0, errno
+			return nil, errno
 		}
-		if err := f.Truncate(0); err != nil {
-			f.Close()
-			n.open--
-			return nil, 0, n.fsys.fail("open", p, err)
-		}
-		n._setSize(0)
-		n.mtime = time.Now()
 	}
 	n.writers++
 	h := &handle{node: n, f: f, write: true}
 	// A file truncated at open is new content from its start: the kernel may write it straight
 	// to the spool. A later writer of a file the kernel passes straight to its spool (a direct
 	// writer's, or one a handle opened meanwhile still holds) shares that spool.
-	if flags&syscall.O_TRUNC != 0 && n.fsys.directOK() || n.backed > 0 {
-		if errno := n._modify(p); errno != gofs.OK { // no write request will say it changes
+	if trunc && n.fsys.directOK() || n.backed > 0 {
+		if errno := n._openDirect(p, h); errno != gofs.OK {
 			f.Close()
 			n.open--
 			n.writers--
-			return nil, 0, errno
-		}
-		h.direct, h.backed = true, true
-		n.direct++
-		n.backed++
-		if n.direct == 1 {
-			if st, err := f.Stat(); err == nil {
-				n.seenMtime = st.ModTime()
-			}
-			go n.watchDirect()
+			return nil, errno
 		}
 	}
-	return h, 0, gofs.OK
+	return h, gofs.OK
+}
+
+// _truncateAtOpen empties the file for an open with O_TRUNC: a change, which starts a write
+// session. Call with n.mu held.
+func (n *fileNode) _truncateAtOpen(p string, f *os.File) syscall.Errno {
+	if errno := n._modify(p); errno != gofs.OK {
+		return errno
+	}
+	if err := f.Truncate(0); err != nil {
+		return n.fsys.fail("open", p, err)
+	}
+	n._setSize(0)
+	n.mtime = time.Now()
+	return gofs.OK
+}
+
+// _openDirect makes h a writer the kernel passes straight to the spool, which no write request
+// will say it changes: the change starts now, and the first such writer's watch follows it.
+// Call with n.mu held.
+func (n *fileNode) _openDirect(p string, h *handle) syscall.Errno {
+	if errno := n._modify(p); errno != gofs.OK {
+		return errno
+	}
+	h.direct, h.backed = true, true
+	n.direct++
+	n.backed++
+	if n.direct == 1 {
+		if st, err := h.f.Stat(); err == nil {
+			n.seenMtime = st.ModTime()
+		}
+		go n.watchDirect()
+	}
+	return gofs.OK
 }
 
 // handle is one open file: a descriptor of the spool, or, for a reader of an evicted file,
