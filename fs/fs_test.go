@@ -18,10 +18,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/test/testutil"
 	"github.com/imsfs/imsfs/uploader"
 	"github.com/imsfs/imsfs/uploader/fake"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 )
 
 // mounted is a file system mounted in this process over a real store and a queue on the fake

@@ -5,8 +5,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/uploader"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 )
 
 // Rule is what a mapped folder means for the files saved in it: the FileInfo.Type and the

@@ -19,7 +19,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/imsrules"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 )
 
 // SidecarSuffix ends the name of the read-only file beside each file that shows, as JSON, what

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/imsrules"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 )
 
 // FuzzSidecarJSON: whatever is written to a sidecar, fieldsOf takes a JSON object only, and of

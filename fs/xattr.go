@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/imsrules"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 )
 
 // xattrPrefix starts every attribute imsfs shows. The names below are a contract that scripts

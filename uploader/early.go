@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/imsrules"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 )
 
 // Upload while writing: a file written from its start, in order, has its asset made and its

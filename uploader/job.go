@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/uploader/ims"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 	"github.com/imsfs/imsfs/uploader/transfer"
 )
 

@@ -17,8 +17,8 @@ import (
 	"github.com/google/btree"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/uploader/ims"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 )
 
 // The library is every asset of the account, as ListMediaBasicInfos gives them: the service is

@@ -17,9 +17,9 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/imsfs/imsfs/cache"
-	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/uploader/fake"
 	"github.com/imsfs/imsfs/uploader/ims"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 	"github.com/imsfs/imsfs/uploader/transfer"
 )
 

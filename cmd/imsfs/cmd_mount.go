@@ -25,10 +25,10 @@ import (
 
 	"github.com/imsfs/imsfs/cache"
 	"github.com/imsfs/imsfs/fs"
-	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/test/emulator"
 	"github.com/imsfs/imsfs/uploader"
 	"github.com/imsfs/imsfs/uploader/ims"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 	"github.com/imsfs/imsfs/uploader/transfer"
 )
 

@@ -18,8 +18,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imsfs/imsfs/fs"
-	"github.com/imsfs/imsfs/imsrules"
 	"github.com/imsfs/imsfs/uploader"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 )
 
 // A configuration file (--config, YAML) holds the mount's settings under the names of its
