@@ -3,7 +3,9 @@ package test
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -114,6 +116,27 @@ func TestFileSystemBasics(t *testing.T) {
 		}
 		if got, _ := os.ReadFile(mnt(p)); string(got) != "notes" {
 			t.Fatalf("read back %q", got)
+		}
+	})
+
+	t.Run("an empty file is kept, skipped, and uploaded once it has bytes", func(t *testing.T) {
+		p := "video/placeholder.mp4"
+		if err := exec.Command("touch", mnt(p)).Run(); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, mnt(p), "skipped", 30*time.Second)
+		if e, _ := xattr(mnt(p), "user.ims.error"); !strings.Contains(e, "is empty") {
+			t.Fatalf("an empty file says %q", e)
+		}
+		if id, _ := xattr(mnt(p), "user.ims.media_id"); id != "" {
+			t.Fatalf("an empty file has an asset: %s", id)
+		}
+		if err := os.WriteFile(mnt(p), []byte("now a clip"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, mnt(p), "ready", 30*time.Second)
+		if a := assetOf(mediaID(p)); a.Size != int64(len("now a clip")) {
+			t.Fatalf("the asset holds %d bytes", a.Size)
 		}
 	})
 

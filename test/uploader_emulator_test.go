@@ -114,7 +114,7 @@ func TestUploadSinglePutAndMultipartReachReady(t *testing.T) {
 		"video/small.mp4":       randomBytes(t, 300<<10),     // one PUT
 		"image/cover/big.png":   randomBytes(t, 5<<20+12345), // six parts, the last short
 		"video/exact-parts.mov": randomBytes(t, 2<<20),       // two full parts
-		"other/empty.bin":       {},                          // nothing to send but the asset
+		"other/one-byte.bin":    {7},                         // the least an asset holds
 	}
 	recs := map[string]cache.Record{}
 	for p, data := range files {

@@ -283,7 +283,9 @@ func (j *job) earlyStart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if state, _ := j.cfg.Names.Refuse(&rec); state != "" {
+	probe := rec
+	probe.Size = max(probe.Size, 2*j.cfg.PartSize) // the writer went past two parts (Growing): not empty
+	if state, _ := j.cfg.Names.Refuse(&probe); state != "" {
 		return fmt.Errorf("%s is not uploaded", rec.Path)
 	}
 	req := j.createRequest(&rec, name, 0)

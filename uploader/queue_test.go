@@ -164,6 +164,31 @@ var (
 	errOSS500 = &transfer.Error{Op: "x", Code: "InternalError", Status: 500, Msg: "busy"}
 )
 
+// TestAnEmptyFileIsNotAnAsset: a file closed with no bytes (touch, a placeholder) is skipped,
+// saying why, and no asset is asked for; closed again with bytes, it is uploaded.
+func TestAnEmptyFileIsNotAnAsset(t *testing.T) {
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{})
+	rec := r.waitFor(r.add("video/placeholder.mp4", nil).ID, cache.Skipped)
+	if !strings.Contains(rec.Error, "is empty") {
+		t.Errorf("skipped saying %q", rec.Error)
+	}
+	if n := cloud.Calls("ims.create"); n != 0 {
+		t.Errorf("CreateUploadMedia called %d times for an empty file", n)
+	}
+	if _, err := r.queue.Apply(rec.ID, cache.Event{Kind: cache.Wrote}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(r.store.SpoolPath(rec.ID), []byte("now with bytes"), 0o600)
+	if _, err := r.queue.Apply(rec.ID, cache.Event{Kind: cache.Closed, Size: 14}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(rec.ID, cache.Ready)
+	if n := len(cloud.Assets()); n != 1 {
+		t.Errorf("%d assets, want 1", n)
+	}
+}
+
 func TestSinglePutAndMultipartReachReady(t *testing.T) {
 	cloud := fake.New()
 	r := newRig(t, cloud, Config{PartSize: minPartSize})
@@ -171,7 +196,7 @@ func TestSinglePutAndMultipartReachReady(t *testing.T) {
 		"video/small.mp4":       randomBytes(t, 50<<10),          // one PUT
 		"image/big.png":         randomBytes(t, 5*minPartSize+7), // six parts, the last short
 		"video/exact-parts.mov": randomBytes(t, 2*minPartSize),   // two full parts
-		"other/empty.bin":       {},                              // nothing to send but the asset
+		"other/one-byte.bin":    {7},                             // the least an asset holds
 	}
 	recs := map[string]cache.Record{}
 	for p, data := range files {

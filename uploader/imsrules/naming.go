@@ -123,7 +123,7 @@ func (a *Admitter) TempName(name string) (string, bool) {
 
 // Refuse says whether the file r stands for is uploaded: not under a temporary name (it is
 // once renamed to a real name), nor without an extension, nor in a format its folder's Type
-// does not take (skipped); not an audio or video file over the service's size limit (failed at
+// does not take, nor empty (skipped); not an audio or video file over the service's size limit (failed at
 // once, as the service would fail it after the upload). It is the cache's Admission: the
 // life-cycle asks it after a last close, a rename and a retry.
 func (a *Admitter) Refuse(r *cache.Record) (cache.State, string) {
@@ -140,6 +140,11 @@ func (a *Admitter) Refuse(r *cache.Record) (cache.State, string) {
 	}
 	if what, exts := formatsOf(r.Type, r.BusinessType); exts != nil && !slices.Contains(exts, strings.ToLower(n.Ext)) {
 		return cache.Skipped, fmt.Sprintf("not uploaded: IMS does not take .%s files as %s; this folder takes %s", n.Ext, what, strings.Join(exts, ", "))
+	}
+	if r.Size == 0 {
+		// touch, or an editor's placeholder: an asset with no media in it is of no use, and the
+		// file is uploaded as soon as it is closed with bytes.
+		return cache.Skipped, fmt.Sprintf("not uploaded yet: %q is empty; it is uploaded once it is closed with bytes in it", name)
 	}
 	if (r.Type == "video" || r.Type == "audio") && r.Size > MaxMediaSize {
 		return cache.Failed, fmt.Sprintf("not uploaded: %d bytes; IMS takes %s files of at most 5 GiB (%d bytes)", r.Size, r.Type, int64(MaxMediaSize))

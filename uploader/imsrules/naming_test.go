@@ -91,6 +91,9 @@ func TestRefuse(t *testing.T) {
 		{"video/desktop.ini", "video", "general", 1, cache.Local, "desktop.ini"},
 		{"video/.fuse_hidden0001", "video", "general", 1, cache.Local, ".fuse_hidden*"},
 		{"video/.nfs0001", "video", "general", 1, cache.Local, ".nfs*"},
+		{"video/empty.mp4", "video", "general", 0, cache.Skipped, "is empty; it is uploaded once it is closed with bytes"},
+		{"video/.DS_Store", "video", "general", 0, cache.Local, "never uploaded"},
+		{"video/empty.mp4~", "video", "general", 0, cache.Skipped, "temporary"},
 	} {
 		r := cache.Record{Path: tt.path, Type: tt.typ, BusinessType: tt.biz, Size: tt.size}
 		state, why := a.Refuse(&r)
@@ -118,7 +121,7 @@ func TestRefuse(t *testing.T) {
 		t.Error("a malformed pattern was accepted")
 	}
 	none, _ := NewAdmitter("")
-	if state, why := none.Refuse(&cache.Record{Path: "other/clip.mp4~x.mp4", Type: "other"}); state != "" {
+	if state, why := none.Refuse(&cache.Record{Path: "other/clip.mp4~x.mp4", Type: "other", Size: 1}); state != "" {
 		t.Errorf("with no temporary names a real name was skipped: %s", why)
 	}
 	if Formats("other", "general") != nil || len(Formats("image", "cover")) != 6 {
