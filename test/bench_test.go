@@ -36,7 +36,7 @@ func TestBench(t *testing.T) {
 	if os.Getenv("IMSFS_BENCH") == "" {
 		t.Skip("set IMSFS_BENCH=1 (make bench) to measure")
 	}
-	b := &bench{t: t, local: t.TempDir()}
+	b := &bench{t: t, local: t.TempDir(), counted: map[string]bool{}}
 	// IMSFS_BENCH_ONLY=5,3 measures those goals alone, while working on them; make bench
 	// measures them all.
 	only := os.Getenv("IMSFS_BENCH_ONLY")
@@ -87,13 +87,14 @@ func TestBench(t *testing.T) {
 		b.evictedRead(emu, big)
 	}
 
-	// 2. cp -r of 1,000 × 64 KiB + sync, and until all are uploaded.
-	if want("2") {
-		b.smallFiles(m, others)
+	// 2 (and 11). cp -r of 1,000 × 64 KiB + sync, and until all are uploaded; how soon after the
+	// service says Normal the mount says ready.
+	if want("2", "11") {
+		b.smallFiles(emu, m, others)
 	}
 
 	// 8 and 7. cp -r of 5,000 × 4 KiB, until all are ready; the mount's memory meanwhile.
-	if want("8", "7") {
+	if want("8", "7", "11") {
 		b.manyFiles(emu, m)
 	}
 
@@ -121,10 +122,11 @@ func TestBench(t *testing.T) {
 }
 
 type bench struct {
-	t     *testing.T
-	local string // a folder on local disk, for the baselines
-	rss   *rssWatch
-	rows  []benchRow
+	t       *testing.T
+	counted map[string]bool // assets whose promptness a row counted already
+	local   string          // a folder on local disk, for the baselines
+	rss     *rssWatch
+	rows    []benchRow
 }
 
 type benchRow struct{ goal, what, imsfs, base, ratio string }
@@ -300,7 +302,7 @@ func tree(t *testing.T, dir string, n, size int) {
 	}
 }
 
-func (b *bench) smallFiles(m *mountProc, others []other) {
+func (b *bench) smallFiles(emu *emulatorProc, m *mountProc, others []other) {
 	t := b.t
 	src := filepath.Join(t.TempDir(), "small")
 	tree(t, src, 1000, 64<<10)
@@ -315,6 +317,48 @@ func (b *bench) smallFiles(m *mountProc, others []other) {
 	base := b.othersLine("cp -r", src, "small", local, others)
 	b.add("2", "cp -r 1,000 × 64 KiB + sync", dur(mine), base, speed(mine, local)+" local (goal ≥ 0.5×, and faster than rclone)")
 	b.add("2", "… and until all 1,000 are ready", dur(all), "—", "—")
+	b.readyAfterNormal(emu, m, "1,000 × 64 KiB")
+}
+
+// readyAfterNormal measures how long after the service said an asset Normal the mount said it
+// ready: the emulator keeps when each asset settled, the mount logs each "asset ready" (to the
+// millisecond). Every asset the mount logged ready so far counts, once.
+func (b *bench) readyAfterNormal(emu *emulatorProc, m *mountProc, what string) {
+	t := b.t
+	readyAt := map[string]time.Time{}
+	for _, line := range strings.Split(m.output(), "\n") {
+		if !strings.Contains(line, `msg="asset ready"`) {
+			continue
+		}
+		var at time.Time
+		var id string
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "time="); ok {
+				at, _ = time.Parse(time.RFC3339Nano, v)
+			}
+			if v, ok := strings.CutPrefix(f, "media_id="); ok {
+				id = v
+			}
+		}
+		if id != "" && !at.IsZero() && !b.counted[id] {
+			readyAt[id] = at
+		}
+	}
+	var lags []time.Duration
+	for _, a := range emu.assets(t) {
+		if at, ok := readyAt[a.MediaId]; ok && a.Status == "Normal" && !a.SettledAt.IsZero() {
+			lags = append(lags, at.Sub(a.SettledAt))
+			b.counted[a.MediaId] = true
+		}
+	}
+	if len(lags) == 0 {
+		t.Errorf("ready after Normal (%s): no asset the mount logged ready is Normal in the emulator", what)
+		return
+	}
+	slices.Sort(lags)
+	q := func(p float64) time.Duration { return lags[min(len(lags)-1, int(p*float64(len(lags))))] }
+	b.add("11", "ready after the service says Normal ("+what+"): p50, p95, max", fmt.Sprintf("%s, %s, %s", dur(q(0.5)), dur(q(0.95)), dur(lags[len(lags)-1])),
+		fmt.Sprintf("%d assets", len(lags)), fmt.Sprintf("p95 %s (goal ≤ 1 s)", dur(q(0.95))))
 }
 
 // waitAllReady waits until every file under dir is ready, failing on one that failed.
@@ -364,6 +408,7 @@ func (b *bench) manyFiles(emu *emulatorProc, m *mountProc) {
 	b.waitAllReady(dst, 5000)
 	all := time.Since(end)
 	peak := b.rss.peak()
+	b.readyAfterNormal(emu, m, "5,000 × 4 KiB")
 	b.add("8", "cp -r 5,000 × 4 KiB, then until all are ready", fmt.Sprintf("cp %s; all ready %s after it", dur(cp), dur(all)),
 		"—", fmt.Sprintf("%.0f files/s (goal: within 30 s, > 150 files/s)", 5000/all.Seconds()))
 	// What a file costs, counted: timings on this machine vary more than a change to these.

@@ -223,6 +223,7 @@ type asset struct {
 	Description, Tags                               string
 	AppId, EntityId, UserData, Workflow, Storage    string
 	CateId, Size                                    int64
+	SettledAt                                       time.Time // when it became Normal (or PrepareFail)
 }
 
 func (e *emulatorProc) assets(t *testing.T) []asset {

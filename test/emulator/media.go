@@ -913,7 +913,8 @@ func (s *Server) faultLatency(point string) (time.Duration, bool) {
 
 // _settle ends an upload as Normal or PrepareFail and sends the message callback. Call with s.mu held.
 func (s *Server) _settle(a *Asset, status string) {
-	a.Status, a.ModifiedTime = status, time.Now().UTC().Truncate(time.Second)
+	now := time.Now().UTC()
+	a.Status, a.ModifiedTime, a.SettledAt = status, now.Truncate(time.Second), now
 	_ = s._saveAsset(a)
 	s.count("media." + strings.ToLower(status))
 	var ud struct {

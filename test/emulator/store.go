@@ -56,6 +56,9 @@ type Asset struct {
 	MD5          string // lower-case hex of the stored object; empty until it is complete
 	CreateTime   time.Time
 	ModifiedTime time.Time
+	// SettledAt is when it became Normal or PrepareFail, to the nanosecond (ModifiedTime has
+	// the service's seconds): what a client's promptness is measured against.
+	SettledAt time.Time `json:",omitzero"`
 }
 
 // stsKey is a temporary credential. One CreateUploadMedia or RefreshUploadMedia handed out may
