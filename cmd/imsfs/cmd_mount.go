@@ -24,6 +24,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/imsfs/imsfs/cache"
+	"github.com/imsfs/imsfs/cmd/imsfs/config"
 	"github.com/imsfs/imsfs/fs"
 	"github.com/imsfs/imsfs/test/emulator"
 	"github.com/imsfs/imsfs/uploader"
@@ -66,8 +67,8 @@ type mountOptions struct {
 	library       bool
 	libRefresh    time.Duration
 
-	config  *config     // the configuration file read, if any
-	mapping *fs.Mapping // the folder layout: the default one and the file's folders
+	cfg     *config.Config // the configuration file read, if any
+	mapping *fs.Mapping    // the folder layout: the default one and the file's folders
 }
 
 func (o *mountOptions) flags() []cli.Flag {
@@ -148,19 +149,32 @@ func (o *mountOptions) readConfig(c *cli.Context) error {
 	o.mapping = fs.DefaultMapping()
 	p := o.configFile
 	if p == "" {
-		p = defaultConfigPath()
+		p = config.DefaultPath()
 		if _, err := os.Stat(p); p == "" || errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
 	}
-	cfg, err := loadConfig(p)
+	cfg, err := config.Load(p)
 	if err != nil {
 		return usagef("imsfs mount: %v", err)
 	}
-	if o.mapping, err = cfg.apply(c); err != nil {
+	if err := applySettings(c, cfg); err != nil {
 		return usagef("imsfs mount: %v", err)
 	}
-	o.config = cfg
+	o.cfg, o.mapping = cfg, cfg.Mapping()
+	return nil
+}
+
+// applySettings sets the flags the command line did not give from the file's settings.
+func applySettings(ctx *cli.Context, cfg *config.Config) error {
+	for _, s := range cfg.Settings {
+		if ctx.IsSet(s.Name) {
+			continue // the command line wins
+		}
+		if err := ctx.Set(s.Name, s.Value); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", cfg.Path, s.Line, s.Name, err)
+		}
+	}
 	return nil
 }
 
@@ -218,14 +232,11 @@ func isMountpoint(dir string) bool {
 	return false
 }
 
-// uploadRegions are the regions where CreateUploadMedia is available (CreateUploadMedia.md).
-var uploadRegions = []string{"cn-shanghai", "cn-beijing", "cn-shenzhen"}
-
 // resolveEndpoint returns the IMS endpoint to call: --endpoint as given (a bare host, as the
 // documentation writes endpoints, is taken over HTTPS), or the region's.
 func resolveEndpoint(endpoint, region string) (string, error) {
 	if endpoint == "" {
-		if !slices.Contains(uploadRegions, region) {
+		if !slices.Contains(config.UploadRegions(), region) {
 			return "", fmt.Errorf("--region %s: CreateUploadMedia is available only in cn-shanghai, cn-beijing and cn-shenzhen; use one of them, or give an --endpoint", region)
 		}
 		return ims.DefaultEndpoint(region), nil
@@ -329,8 +340,8 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 	if o.mapping == nil {
 		o.mapping = fs.DefaultMapping()
 	}
-	if o.config != nil {
-		log.Info("configuration read", "file", o.config.Path, "settings", len(o.config.Settings), "folders", len(o.config.Folders))
+	if o.cfg != nil {
+		log.Info("configuration read", "file", o.cfg.Path, "settings", len(o.cfg.Settings), "folders", len(o.cfg.Folders))
 	}
 	endpoint := ""
 	if !o.emulator {
@@ -361,7 +372,7 @@ func runMount(ctx context.Context, o *mountOptions, mountpoint string) error {
 			return fmt.Errorf("--cache-max-size %q: %w", o.cacheMax, err)
 		}
 	}
-	if err := checkPartSize(o.partSize); err != nil {
+	if err := config.CheckPartSize(o.partSize); err != nil {
 		return fmt.Errorf("--part-size %w", err)
 	}
 	partSize, _ := humanize.ParseBytes(o.partSize)

@@ -1,13 +1,13 @@
-package main
+package config
 
 import (
 	"strings"
 	"testing"
 )
 
-// TestConfigExamplePasses: what `imsfs config example` prints is a file the mount takes.
-func TestConfigExamplePasses(t *testing.T) {
-	cfg, err := parseConfig("example.yaml", []byte(exampleConfig))
+// TestExamplePasses: what `imsfs config example` prints is a file the mount takes.
+func TestExamplePasses(t *testing.T) {
+	cfg, err := Parse("example.yaml", []byte(Example))
 	if err != nil {
 		t.Fatalf("the example does not pass:\n%v", err)
 	}
@@ -48,17 +48,17 @@ func TestConfigRefusals(t *testing.T) {
 		{"folders: [video]\n", `f.yaml:1: folders: want a mapping of folder paths`},
 		{"- a\n", `f.yaml:1: the file is to be a mapping of settings`},
 	} {
-		_, err := parseConfig("f.yaml", []byte(c.file))
+		_, err := Parse("f.yaml", []byte(c.file))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q:\n got %v\nwant %s", c.file, err, c.want)
 		}
 	}
 }
 
-// TestConfigFoldersInherit: a folder below a configured one starts from its rule; one below a
+// TestFoldersInherit: a folder below a configured one starts from its rule; one below a
 // default folder from that folder's.
-func TestConfigFoldersInherit(t *testing.T) {
-	cfg, err := parseConfig("f.yaml", []byte("folders:\n  video/promo/teaser:\n    tags: [teaser]\n  video/promo:\n    type: video\n    business-type: ending\n    cate-id: 5\n  audio/podcast:\n    workflow: w1\n"))
+func TestFoldersInherit(t *testing.T) {
+	cfg, err := Parse("f.yaml", []byte("folders:\n  video/promo/teaser:\n    tags: [teaser]\n  video/promo:\n    type: video\n    business-type: ending\n    cate-id: 5\n  audio/podcast:\n    workflow: w1\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,67 +73,6 @@ func TestConfigFoldersInherit(t *testing.T) {
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s: %q, want %q", k, got[k], v)
-		}
-	}
-}
-
-// TestHelperOptionsBecomeFlags: mount(8)'s options become imsfs mount's flags; its own and
-// systemd's are left out; what is neither is refused.
-func TestHelperOptionsBecomeFlags(t *testing.T) {
-	args, env, log, mnt, err := helperArgs([]string{"imsfs", "/mnt/ims", "-o", "rw,noauto,_netdev,x-systemd.automount,allow_other,cache_dir=/var/cache/imsfs,upload-delay=5s,profile=ingest,log=/var/log/imsfs.log", "-n"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(args, " "); got != "--allow-other --cache-dir=/var/cache/imsfs --upload-delay=5s /mnt/ims" {
-		t.Errorf("flags: %s", got)
-	}
-	if strings.Join(env, " ") != "ALIBABA_CLOUD_PROFILE=ingest" || log != "/var/log/imsfs.log" || mnt != "/mnt/ims" {
-		t.Errorf("env %v, log %q, mountpoint %q", env, log, mnt)
-	}
-	for _, bad := range [][]string{{"imsfs", "/mnt", "-o", "colour=red"}, {"imsfs", "/mnt", "-o", "ro"}, {"/mnt"}, {"imsfs", "/mnt", "-x"}} {
-		if _, _, _, _, err := helperArgs(bad); err == nil {
-			t.Errorf("%v: no error", bad)
-		}
-	}
-}
-
-// TestOnlyMountsFormIsTheHelpers: mount.fuse3 calls imsfs SOURCE MOUNTPOINT -o OPTIONS, always
-// with -o; a bare `imsfs WORD PATH` (a mistyped command) is never taken for it.
-func TestOnlyMountsFormIsTheHelpers(t *testing.T) {
-	dir := t.TempDir()
-	for _, tt := range []struct {
-		args []string
-		want bool
-	}{
-		{[]string{"imsfs", "imsfs", dir, "-o", "dev,suid"}, true},
-		{[]string{"imsfs", "stauts", dir}, false},
-		{[]string{"imsfs", "mont", dir}, false},
-		{[]string{"imsfs", "status", dir, "-o", "dev,suid"}, false},
-		{[]string{"imsfs", "imsfs", dir, "-x", "dev"}, false},
-	} {
-		if got := calledByMountFuse(tt.args); got != tt.want {
-			t.Errorf("%v: taken for mount.fuse3's call: %v, want %v", tt.args, got, tt.want)
-		}
-	}
-	code, _, errOut := runCLI(t, "stauts", dir)
-	if code != 2 || !strings.Contains(errOut, `no command "stauts"; did you mean "status"?`) {
-		t.Errorf("imsfs stauts DIR: exit %d, %q", code, errOut)
-	}
-}
-
-// TestHelpAndConfigAgree: the example names every setting a configuration file takes (so that
-// what it prints is what docs/configuration.md says it prints), and `imsfs help mount` gives every default
-// in one form.
-func TestHelpAndConfigAgree(t *testing.T) {
-	for key := range configKeys {
-		if !strings.Contains(exampleConfig, "\n"+key+":") && !strings.Contains(exampleConfig, "\n# "+key+":") {
-			t.Errorf("imsfs config example leaves out %s, which the file takes", key)
-		}
-	}
-	_, out, _ := runCLI(t, "help", "mount")
-	for _, line := range strings.Split(out, "\n") {
-		if i := strings.LastIndex(line, " ["); i > 0 && strings.HasSuffix(line, "]") {
-			t.Errorf("a default in brackets, not (default: …): %s", line)
 		}
 	}
 }
