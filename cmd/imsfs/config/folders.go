@@ -14,7 +14,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imsfs/imsfs/fs"
-	"github.com/imsfs/imsfs/uploader"
 )
 
 // parseFolders checks the folders mapping: each entry a folder path under the mount root,
@@ -24,12 +23,34 @@ func parseFolders(p string, n *yaml.Node, errs *Error) []Folder {
 		errs.add(p, n.Line, "folders: want a mapping of folder paths (video/promo:) to their settings, not a %s", kindName(n))
 		return nil
 	}
-	type entry struct {
-		path string
-		line int
-		keys map[string]Setting
+	entries := readFolders(p, n, errs)
+	// Parents first, so that a folder below another of the file inherits what it sets.
+	sort.SliceStable(entries, func(i, j int) bool {
+		return strings.Count(entries[i].path, "/") < strings.Count(entries[j].path, "/")
+	})
+	rules := fs.DefaultRules()
+	var out []Folder
+	for _, e := range entries {
+		rule, ok := e.typed(p, rules, errs)
+		if ok && e.settle(p, &rule, errs) {
+			rules[e.path] = rule
+			out = append(out, Folder{Path: e.path, Line: e.line, Rule: rule})
+		}
 	}
-	var entries []entry
+	return out
+}
+
+// folderEntry is an entry of folders as the file gives it: what it inherits is known only once
+// the folders above it are read.
+type folderEntry struct {
+	path string
+	line int
+	keys map[string]Setting
+}
+
+// readFolders reads the entries of the folders mapping n, each with the settings it gives.
+func readFolders(p string, n *yaml.Node, errs *Error) []folderEntry {
+	var entries []folderEntry
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -43,96 +64,97 @@ func parseFolders(p string, n *yaml.Node, errs *Error) []Folder {
 			continue
 		}
 		seen[dir] = k.Line
-		e := entry{path: dir, line: k.Line, keys: map[string]Setting{}}
+		e := folderEntry{path: dir, line: k.Line, keys: map[string]Setting{}}
 		if v.Kind == yaml.MappingNode {
-			for j := 0; j+1 < len(v.Content); j += 2 {
-				fk, fv := v.Content[j], v.Content[j+1]
-				if !slices.Contains(folderKeys(), fk.Value) {
-					errs.add(p, fk.Line, "folder %s: unknown setting %q%s; a folder takes %s", dir, fk.Value, didYouMean(fk.Value, folderKeys()), strings.Join(folderKeys(), ", "))
-					continue
-				}
-				value, err := scalarOrList(fv)
-				if err != nil {
-					errs.add(p, fv.Line, "folder %s: %s: %v", dir, fk.Value, err)
-					continue
-				}
-				e.keys[fk.Value] = Setting{Name: fk.Value, Value: value, Line: fv.Line}
-			}
+			e.readKeys(p, v, errs)
 		} else if !(v.Kind == yaml.ScalarNode && v.Tag == "!!null") {
 			errs.add(p, v.Line, "folder %s: want its settings (type:, business-type:, …), not a %s", dir, kindName(v))
 			continue
 		}
 		entries = append(entries, e)
 	}
-	// Parents first, so that a folder below another of the file inherits what it sets.
-	sort.SliceStable(entries, func(i, j int) bool {
-		return strings.Count(entries[i].path, "/") < strings.Count(entries[j].path, "/")
-	})
-	rules := fs.DefaultRules()
-	var out []Folder
-	for _, e := range entries {
-		rule, inherited := inheritedRule(rules, e.path)
-		get := func(k string) (string, int, bool) { s, ok := e.keys[k]; return s.Value, s.Line, ok }
-		if typ, line, ok := get("type"); ok {
-			if _, known := imsrules.BusinessTypes[typ]; !known {
-				errs.add(p, line, "folder %s: type %q: IMS takes %s", e.path, typ, strings.Join(sortedKeys(imsrules.BusinessTypes), ", "))
-				continue
-			}
-			if typ != rule.Type {
-				rule = fs.Rule{Type: typ, BusinessType: imsrules.BusinessTypes[typ][0]}
-			}
-			inherited = true
-		}
-		if bt, line, ok := get("business-type"); ok {
-			if !inherited {
-				errs.add(p, line, "folder %s: a business-type needs a type (video, image, audio, text or other)", e.path)
-				continue
-			}
-			if !slices.Contains(imsrules.BusinessTypes[rule.Type], bt) {
-				errs.add(p, line, "folder %s: business-type %q is not one IMS takes for type %s: use %s", e.path, bt, rule.Type, strings.Join(imsrules.BusinessTypes[rule.Type], ", "))
-				continue
-			}
-			rule.BusinessType = bt
-		}
-		if !inherited {
-			errs.add(p, e.line, "folder %s takes no files: it is not below a folder that does (video/, image/…); give it a type (video, image, audio, text or other)", e.path)
-			continue
-		}
-		set := &rule.Asset
-		ok := true
-		for _, k := range folderKeys()[2:] {
-			v, line, given := get(k)
-			if !given {
-				continue
-			}
-			if k == "ignore" {
-				// Its own junk names, in place of the defaults (an empty list: none).
-				rule.Ignore = []string{}
-				if v != "" {
-					rule.Ignore = strings.Split(v, ",")
-				}
-				if err := imsrules.CheckPatterns(rule.Ignore); err != nil {
-					errs.add(p, line, "folder %s: ignore: %v", e.path, err)
-					ok = false
-				}
-				continue
-			}
-			if err := setAsset(set, k, v, rule.Type); err != nil {
-				errs.add(p, line, "folder %s: %s: %v", e.path, k, err)
-				ok = false
-			}
-		}
-		if ok {
-			rules[e.path] = rule
-			out = append(out, Folder{Path: e.path, Line: e.line, Rule: rule})
-		}
-	}
-	return out
+	return entries
 }
 
-// setAsset sets the asset setting k of a folder of Type typ from v, as IMS would take it.
-func setAsset(a *uploader.AssetSettings, k, v, typ string) error {
+// readKeys reads the entry's settings, the mapping n.
+func (e *folderEntry) readKeys(p string, n *yaml.Node, errs *Error) {
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		k, v := n.Content[j], n.Content[j+1]
+		if !slices.Contains(folderKeys(), k.Value) {
+			errs.add(p, k.Line, "folder %s: unknown setting %q%s; a folder takes %s", e.path, k.Value, didYouMean(k.Value, folderKeys()), strings.Join(folderKeys(), ", "))
+			continue
+		}
+		value, err := scalarOrList(v)
+		if err != nil {
+			errs.add(p, v.Line, "folder %s: %s: %v", e.path, k.Value, err)
+			continue
+		}
+		e.keys[k.Value] = Setting{Name: k.Value, Value: value, Line: v.Line}
+	}
+}
+
+// typed is the rule the entry starts from: what it inherits from rules (the folders above it),
+// with the Type and BusinessType it gives. ok is false if it has none, or gives ones IMS does
+// not take.
+func (e *folderEntry) typed(p string, rules map[string]fs.Rule, errs *Error) (rule fs.Rule, ok bool) {
+	rule, inherited := inheritedRule(rules, e.path)
+	if typ, given := e.keys["type"]; given {
+		if _, known := imsrules.BusinessTypes[typ.Value]; !known {
+			errs.add(p, typ.Line, "folder %s: type %q: IMS takes %s", e.path, typ.Value, strings.Join(sortedKeys(imsrules.BusinessTypes), ", "))
+			return rule, false
+		}
+		if typ.Value != rule.Type {
+			rule = fs.Rule{Type: typ.Value, BusinessType: imsrules.BusinessTypes[typ.Value][0]}
+		}
+		inherited = true
+	}
+	if bt, given := e.keys["business-type"]; given {
+		if !inherited {
+			errs.add(p, bt.Line, "folder %s: a business-type needs a type (video, image, audio, text or other)", e.path)
+			return rule, false
+		}
+		if !slices.Contains(imsrules.BusinessTypes[rule.Type], bt.Value) {
+			errs.add(p, bt.Line, "folder %s: business-type %q is not one IMS takes for type %s: use %s", e.path, bt.Value, rule.Type, strings.Join(imsrules.BusinessTypes[rule.Type], ", "))
+			return rule, false
+		}
+		rule.BusinessType = bt.Value
+	}
+	if !inherited {
+		errs.add(p, e.line, "folder %s takes no files: it is not below a folder that does (video/, image/…); give it a type (video, image, audio, text or other)", e.path)
+		return rule, false
+	}
+	return rule, true
+}
+
+// settle sets on rule what the entry gives its files' assets, and its junk names. It reports
+// whether IMS would take each.
+func (e *folderEntry) settle(p string, rule *fs.Rule, errs *Error) bool {
+	ok := true
+	for _, k := range folderKeys()[2:] {
+		s, given := e.keys[k]
+		if !given {
+			continue
+		}
+		if err := setRule(rule, k, s.Value); err != nil {
+			errs.add(p, s.Line, "folder %s: %s: %v", e.path, k, err)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// setRule sets the setting k of a folder, from v, as IMS would take it: what its files' assets
+// get, or its junk names.
+func setRule(r *fs.Rule, k, v string) error {
+	a, typ := &r.Asset, r.Type
 	switch k {
+	case "ignore":
+		// Its own junk names, in place of the defaults (an empty list: none).
+		r.Ignore = []string{}
+		if v != "" {
+			r.Ignore = strings.Split(v, ",")
+		}
+		return imsrules.CheckPatterns(r.Ignore)
 	case "cate-id":
 		id, err := imsrules.CheckMeta("cate_id", v, false) // the rule user.ims.cate_id follows
 		if err != nil {
