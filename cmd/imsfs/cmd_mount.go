@@ -135,8 +135,10 @@ func newMountCommand() *cli.Command {
 			if o.libRefresh < time.Second {
 				return usagef("imsfs mount: --library-refresh %v: want 1s or more", o.libRefresh)
 			}
-			if o.library && o.mapping.IsFixed(fs.LibraryDir) {
-				return usagef("imsfs mount: the configuration's folders hold %s/, which is the library's (every asset in IMS): name that folder otherwise, or set library: false", fs.LibraryDir)
+			if o.library {
+				if err := config.CheckLibrary(o.mapping); err != nil {
+					return usagef("imsfs mount: %v", err)
+				}
 			}
 			return runMount(c.Context, &o, c.Args().First())
 		},

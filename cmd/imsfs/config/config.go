@@ -135,3 +135,13 @@ func (c *Config) Mapping() *fs.Mapping {
 	}
 	return fs.NewMapping(rules)
 }
+
+// CheckLibrary refuses a folder layout that holds library/ while the library is shown there
+// (library: true, the default): the two would hide each other. Whether it is shown is known
+// only once the command line is read, so the mount asks, not Parse.
+func CheckLibrary(m *fs.Mapping) error {
+	if m.IsFixed(fs.LibraryDir) {
+		return fmt.Errorf("the configuration's folders hold %s/, which is the library's (every asset in IMS): name that folder otherwise, or set library: false", fs.LibraryDir)
+	}
+	return nil
+}
