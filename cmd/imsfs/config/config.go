@@ -71,7 +71,7 @@ func Parse(p string, data []byte) (*Config, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		errs.add(p, root.Line, "the file is to be a mapping of settings (key: value), not a %s", kindName(root))
+		errs.add(p, root.Line, "the file is to be a mapping of settings (key: value), not %s", kindName(root))
 		return nil, errs
 	}
 	var folders *yaml.Node
@@ -79,6 +79,10 @@ func Parse(p string, data []byte) (*Config, error) {
 	checks := settingChecks()
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			errs.add(p, k.Line, "a setting's name is to be a word (upload-delay:), not %s", kindName(k))
+			continue
+		}
 		if first, dup := seen[k.Value]; dup {
 			errs.add(p, k.Line, "%s is set twice (first on line %d)", k.Value, first)
 			continue

@@ -20,7 +20,7 @@ import (
 // with settings IMS takes for its Type.
 func parseFolders(p string, n *yaml.Node, errs *Error) []Folder {
 	if n.Kind != yaml.MappingNode {
-		errs.add(p, n.Line, "folders: want a mapping of folder paths (video/promo:) to their settings, not a %s", kindName(n))
+		errs.add(p, n.Line, "folders: want a mapping of folder paths (video/promo:) to their settings, not %s", kindName(n))
 		return nil
 	}
 	entries := readFolders(p, n, errs)
@@ -54,6 +54,10 @@ func readFolders(p string, n *yaml.Node, errs *Error) []folderEntry {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			errs.add(p, k.Line, "folders: a folder is named by its path (video/promo:), not %s", kindName(k))
+			continue
+		}
 		dir, err := folderPath(k.Value)
 		if err != nil {
 			errs.add(p, k.Line, "folder %q: %v", k.Value, err)
@@ -68,7 +72,7 @@ func readFolders(p string, n *yaml.Node, errs *Error) []folderEntry {
 		if v.Kind == yaml.MappingNode {
 			e.readKeys(p, v, errs)
 		} else if !(v.Kind == yaml.ScalarNode && v.Tag == "!!null") {
-			errs.add(p, v.Line, "folder %s: want its settings (type:, business-type:, …), not a %s", dir, kindName(v))
+			errs.add(p, v.Line, "folder %s: want its settings (type:, business-type:, …), not %s", dir, kindName(v))
 			continue
 		}
 		entries = append(entries, e)
@@ -80,6 +84,10 @@ func readFolders(p string, n *yaml.Node, errs *Error) []folderEntry {
 func (e *folderEntry) readKeys(p string, n *yaml.Node, errs *Error) {
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		k, v := n.Content[j], n.Content[j+1]
+		if k.Kind != yaml.ScalarNode {
+			errs.add(p, k.Line, "folder %s: a setting's name is to be a word (tags:), not %s", e.path, kindName(k))
+			continue
+		}
 		if !slices.Contains(folderKeys(), k.Value) {
 			errs.add(p, k.Line, "folder %s: unknown setting %q%s; a folder takes %s", e.path, k.Value, didYouMean(k.Value, folderKeys()), strings.Join(folderKeys(), ", "))
 			continue

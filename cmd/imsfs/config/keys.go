@@ -30,7 +30,7 @@ func settingChecks() map[string]func(v string) error {
 		"small-transfers": checkPositive,
 		"temp-names":      func(v string) error { _, err := imsrules.NewAdmitter(v); return err },
 		"part-size":       CheckPartSize,
-		"cache-max-size":  func(v string) error { _, err := humanize.ParseBytes(v); return err },
+		"cache-max-size":  checkSize,
 		"on-overwrite":    func(v string) error { _, err := uploader.ParsePolicy(v); return err },
 		"on-delete":       func(v string) error { _, err := uploader.ParsePolicy(v); return err },
 		"sidecars":        checkBool,
@@ -81,6 +81,13 @@ func checkPositive(v string) error {
 func CheckPartSize(v string) error {
 	if n, err := humanize.ParseBytes(v); err != nil || n < 100<<10 {
 		return fmt.Errorf("%q: want a size of at least 100KiB, e.g. 8MiB", v)
+	}
+	return nil
+}
+
+func checkSize(v string) error {
+	if _, err := humanize.ParseBytes(v); err != nil {
+		return fmt.Errorf("%q: want a size, e.g. 20GiB", v)
 	}
 	return nil
 }

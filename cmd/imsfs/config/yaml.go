@@ -21,23 +21,37 @@ func scalarOrList(n *yaml.Node) (string, error) {
 		var items []string
 		for _, c := range n.Content {
 			if c.Kind != yaml.ScalarNode {
-				return "", fmt.Errorf("want a list of plain values, not of %ss", kindName(c))
+				return "", fmt.Errorf("want a list of plain values, not of %s", kindNames(c))
 			}
 			items = append(items, c.Value)
 		}
 		return strings.Join(items, ","), nil
 	}
-	return "", fmt.Errorf("want a value, not a %s", kindName(n))
+	return "", fmt.Errorf("want a value, not %s", kindName(n))
 }
 
+// kindName names what n is, with its article, for "want a value, not a list".
 func kindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
-		return "mapping"
+		return "a mapping"
 	case yaml.SequenceNode:
-		return "list"
+		return "a list"
 	case yaml.AliasNode:
-		return "alias"
+		return "an alias"
 	}
-	return "value"
+	return "a value"
+}
+
+// kindNames names what n is, for "not of lists".
+func kindNames(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mappings"
+	case yaml.SequenceNode:
+		return "lists"
+	case yaml.AliasNode:
+		return "aliases"
+	}
+	return "values"
 }
