@@ -82,12 +82,18 @@ func readFolders(p string, n *yaml.Node, errs *Error) []folderEntry {
 
 // readKeys reads the entry's settings, the mapping n.
 func (e *folderEntry) readKeys(p string, n *yaml.Node, errs *Error) {
+	seen := map[string]int{}
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		k, v := n.Content[j], n.Content[j+1]
 		if k.Kind != yaml.ScalarNode {
 			errs.add(p, k.Line, "folder %s: a setting's name is to be a word (tags:), not %s", e.path, kindName(k))
 			continue
 		}
+		if first, dup := seen[k.Value]; dup {
+			errs.add(p, k.Line, "folder %s: %s is set twice (first on line %d)", e.path, k.Value, first)
+			continue
+		}
+		seen[k.Value] = k.Line
 		if !slices.Contains(folderKeys(), k.Value) {
 			errs.add(p, k.Line, "folder %s: unknown setting %q%s; a folder takes %s", e.path, k.Value, didYouMean(k.Value, folderKeys()), strings.Join(folderKeys(), ", "))
 			continue
