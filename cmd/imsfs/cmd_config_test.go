@@ -8,7 +8,7 @@ import (
 )
 
 // TestHelpAndConfigAgree: the example names every setting a configuration file takes (so that
-// what it prints is what the README says it prints), and `imsfs help mount` gives every default
+// what it prints is what docs/configuration.md says it prints), and `imsfs help mount` gives every default
 // in one form.
 func TestHelpAndConfigAgree(t *testing.T) {
 	for _, key := range config.Keys() {
