@@ -216,3 +216,26 @@ func TestUnmountUploadsWhatWasWaiting(t *testing.T) {
 		assets = emu.assets(t)
 	}
 }
+
+// TestTheDrainCountsFromTheUnmount: --drain-timeout is how long the uploads under way may take
+// once the mount is unmounted, however long it was up before.
+func TestTheDrainCountsFromTheUnmount(t *testing.T) {
+	t.Parallel()
+	emu := startEmulator(t)
+	m := startMount(t, emu, "", "--upload-delay", "1h", "--drain-timeout", "3s")
+	src := randomFile(t, "late.mp4", 2<<20)
+	dst := filepath.Join(m.Dir, "video", "late.mp4")
+	run(t, "cp", src, dst)
+	waitStatus(t, dst, "queued", 10*time.Second)
+	time.Sleep(4 * time.Second) // up for longer than the drain-timeout
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	if err := m.waitExit(t, 60*time.Second); err != nil {
+		t.Fatalf("after SIGTERM: %v", err)
+	}
+	if strings.Contains(m.output(), "uploads left for the next mount") {
+		t.Errorf("the upload was cut short at the unmount:\n%s", m.output())
+	}
+	if assets := emu.assets(t); len(assets) != 1 || assets[0].MD5 != md5File(t, src) {
+		t.Errorf("after unmount the emulator holds %+v, want the one file, complete", assets)
+	}
+}

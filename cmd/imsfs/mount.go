@@ -345,16 +345,20 @@ func (m *mount) runLibrary(ctx context.Context) {
 // serve waits for the mount to be unmounted (on a signal, by unmountOnSignal, or from
 // outside), then lets the uploads under way finish for --drain-timeout.
 func (m *mount) serve(ctx context.Context, server *fuse.Server, mountpoint string, stop <-chan os.Signal) {
-	drain, cancel := context.WithTimeout(ctx, m.o.drainTimeout)
-	defer cancel()
+	// The drain exists from the start, for a signal after the unmount to end it; its
+	// --drain-timeout runs from the unmount, however long the mount was up.
+	drain, endDrain := context.WithCancel(ctx)
+	defer endDrain()
 	unmounted := make(chan struct{})
-	go unmountOnSignal(stop, server, mountpoint, m.log, unmounted, cancel)
+	go unmountOnSignal(stop, server, mountpoint, m.log, unmounted, endDrain)
 	server.Wait()
 	close(unmounted)
 	m.stopLibrary() // no one to show it to
 	m.fsys.Close()
 	m.log.Info("unmounted", "mountpoint", mountpoint)
 
+	drain, cancel := context.WithTimeout(drain, m.o.drainTimeout)
+	defer cancel()
 	if left := m.queue.Close(drain); left > 0 {
 		m.log.Warn("uploads left for the next mount", "count", left, "cache_dir", m.cacheDir)
 	}
