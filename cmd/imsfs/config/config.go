@@ -74,17 +74,30 @@ func Parse(p string, data []byte) (*Config, error) {
 		errs.add(p, root.Line, "the file is to be a mapping of settings (key: value), not %s", kindName(root))
 		return nil, errs
 	}
-	var folders *yaml.Node
+	folders := cfg.readSettings(root, errs)
+	cfg.checkRegion(errs)
+	if folders != nil {
+		cfg.Folders = parseFolders(p, folders, errs)
+	}
+	if len(errs.problems) > 0 {
+		return nil, errs
+	}
+	return cfg, nil
+}
+
+// readSettings reads the settings of the mapping root, each checked as its flag would check
+// it, and returns its folders mapping, if it has one, for parseFolders.
+func (c *Config) readSettings(root *yaml.Node, errs *Error) (folders *yaml.Node) {
 	seen := map[string]int{}
 	checks := settingChecks()
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			errs.add(p, k.Line, "a setting's name is to be a word (upload-delay:), not %s", kindName(k))
+			errs.add(c.Path, k.Line, "a setting's name is to be a word (upload-delay:), not %s", kindName(k))
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
-			errs.add(p, k.Line, "%s is set twice (first on line %d)", k.Value, first)
+			errs.add(c.Path, k.Line, "%s is set twice (first on line %d)", k.Value, first)
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -94,7 +107,7 @@ func Parse(p string, data []byte) (*Config, error) {
 		}
 		check, ok := checks[k.Value]
 		if !ok {
-			errs.add(p, k.Line, "unknown setting %q%s; the settings are folders and %s", k.Value, didYouMean(k.Value, Keys()), strings.Join(Keys(), ", "))
+			errs.add(c.Path, k.Line, "unknown setting %q%s; the settings are folders and %s", k.Value, didYouMean(k.Value, Keys()), strings.Join(Keys(), ", "))
 			continue
 		}
 		value, err := scalarOrList(v)
@@ -102,23 +115,24 @@ func Parse(p string, data []byte) (*Config, error) {
 			err = check(value)
 		}
 		if err != nil {
-			errs.add(p, v.Line, "%s: %v", k.Value, err)
+			errs.add(c.Path, v.Line, "%s: %v", k.Value, err)
 			continue
 		}
-		cfg.Settings = append(cfg.Settings, Setting{Name: k.Value, Value: value, Line: v.Line})
+		c.Settings = append(c.Settings, Setting{Name: k.Value, Value: value, Line: v.Line})
 	}
-	if region, ok := cfg.Setting("region"); ok {
-		if _, endpoint := cfg.Setting("endpoint"); !endpoint && !slices.Contains(UploadRegions(), region.Value) {
-			errs.add(p, region.Line, "region %s: CreateUploadMedia is available only in %s; use one of them, or set an endpoint", region.Value, strings.Join(UploadRegions(), ", "))
-		}
+	return folders
+}
+
+// checkRegion refuses a region where IMS takes no uploads, unless an endpoint says where to
+// go instead.
+func (c *Config) checkRegion(errs *Error) {
+	region, ok := c.Setting("region")
+	if !ok {
+		return
 	}
-	if folders != nil {
-		cfg.Folders = parseFolders(p, folders, errs)
+	if _, endpoint := c.Setting("endpoint"); !endpoint && !slices.Contains(UploadRegions(), region.Value) {
+		errs.add(c.Path, region.Line, "region %s: CreateUploadMedia is available only in %s; use one of them, or set an endpoint", region.Value, strings.Join(UploadRegions(), ", "))
 	}
-	if len(errs.problems) > 0 {
-		return nil, errs
-	}
-	return cfg, nil
 }
 
 // Setting returns the setting name of the file, if it has one.
