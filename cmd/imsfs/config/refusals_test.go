@@ -11,9 +11,23 @@ import (
 // TestRefusals: every way Parse refuses a file, each said in full: the file and the line, the
 // setting or folder, what is wrong and what to write instead.
 func TestRefusals(t *testing.T) {
+	for _, c := range refusals() {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse("f.yaml", []byte(c.file))
+			var problems *Error
+			if cfg != nil || !errors.As(err, &problems) || err.Error() != c.want {
+				t.Errorf("%q:\n got %v (%T)\nwant %s", c.file, err, err, c.want)
+			}
+		})
+	}
+}
+
+// refusals are files Parse refuses, one for each of its reasons, with the whole message: the
+// refusal tests check them, and FuzzConfig starts from them.
+func refusals() []struct{ name, file, want string } {
 	settings := "the settings are folders and " + strings.Join(Keys(), ", ")
 	folderTakes := "a folder takes type, business-type, cate-id, tags, app-id, entity-id, workflow, storage-location, callback-url, ignore"
-	for _, c := range []struct{ name, file, want string }{
+	return []struct{ name, file, want string }{
 		// The file as a whole.
 		{"not a mapping: a list", "- a\n", `f.yaml:1: the file is to be a mapping of settings (key: value), not a list`},
 		{"not a mapping: a value", "hello\n", `f.yaml:1: the file is to be a mapping of settings (key: value), not a value`},
@@ -80,14 +94,6 @@ func TestRefusals(t *testing.T) {
 		{"workflow for images", "folders:\n  image/x:\n    workflow: w1\n", `f.yaml:3: folder image/x: workflow: IMS runs a workflow after the upload of video and audio only (PostProcessConfig), not image`},
 		{"storage location an OSS URL", "folders:\n  video/x:\n    storage-location: https://b.oss-cn-shanghai.aliyuncs.com/\n", `f.yaml:3: folder video/x: storage-location: "https://b.oss-cn-shanghai.aliyuncs.com/": want a storage address of the media service (outin-….oss-cn-shanghai.aliyuncs.com, as the console lists it), not an OSS URL`},
 		{"callback not over HTTP", "folders:\n  video/x:\n    callback-url: ftp://x\n", `f.yaml:3: folder video/x: callback-url: "ftp://x": want an http(s) URL`},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			cfg, err := Parse("f.yaml", []byte(c.file))
-			var problems *Error
-			if cfg != nil || !errors.As(err, &problems) || err.Error() != c.want {
-				t.Errorf("%q:\n got %v (%T)\nwant %s", c.file, err, err, c.want)
-			}
-		})
 	}
 }
 
