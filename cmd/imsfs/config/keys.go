@@ -35,7 +35,7 @@ func settingChecks() map[string]func(v string) error {
 		"on-delete":       func(v string) error { _, err := uploader.ParsePolicy(v); return err },
 		"sidecars":        checkBool,
 		"library":         checkBool,
-		"library-refresh": checkDuration,
+		"library-refresh": checkRefresh,
 		"passthrough":     checkBool,
 		"sync-on-close":   checkBool,
 		"allow-other":     checkBool,
@@ -66,6 +66,18 @@ func checkDuration(v string) error {
 	}
 	if d < 0 {
 		return errors.New("a duration of 0 or more is wanted")
+	}
+	return nil
+}
+
+// checkRefresh checks how often library/ is listed as the mount does, which refuses less than
+// a second: said here, the refusal names the file's line rather than a flag never given.
+func checkRefresh(v string) error {
+	if err := checkDuration(v); err != nil {
+		return err
+	}
+	if d, _ := time.ParseDuration(v); d < time.Second {
+		return fmt.Errorf("%q: want 1s or more", v)
 	}
 	return nil
 }

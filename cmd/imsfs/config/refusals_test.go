@@ -47,6 +47,7 @@ func refusals() []struct{ name, file, want string } {
 		// Settings: their values, as the flag of the same name checks them.
 		{"bad duration", "region: cn-shanghai\nupload-delay: soon\n", `f.yaml:2: upload-delay: "soon" is not a duration (e.g. 2s, 5m, 1h)`},
 		{"negative duration", "ready-timeout: -1s\n", `f.yaml:1: ready-timeout: a duration of 0 or more is wanted`},
+		{"library listed too often", "library-refresh: 0\n", `f.yaml:1: library-refresh: "0": want 1s or more`},
 		{"no transfers", "transfers: 0\n", `f.yaml:1: transfers: "0": want a whole number of 1 or more`},
 		{"a count that is no number", "small-transfers: many\n", `f.yaml:1: small-transfers: "many": want a whole number of 1 or more`},
 		{"part too small", "part-size: 1KiB\n", `f.yaml:1: part-size: "1KiB": want a size of at least 100KiB, e.g. 8MiB`},
