@@ -72,7 +72,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.DurationFlag{Name: "library-refresh", Value: 30 * time.Second, Destination: &o.libRefresh, Usage: "how often library/ looks for new assets in IMS"},
 		&cli.BoolFlag{Name: "sidecars", Value: true, Destination: &o.sidecars, Usage: "show NAME.ims.json beside each file, with what its extended attributes say (--sidecars=false hides them)"},
 		&cli.StringFlag{Name: "cache-max-size", Destination: &o.cacheMax, Usage: "bound the cache (e.g. 20GiB): ready files no one has open are evicted, least recently used first, and read back from their objects (default: no bound)"},
-		&cli.StringFlag{Name: "part-size", Value: "8MiB", Destination: &o.partSize, Usage: "multipart part `SIZE` (at least 100KiB); a file up to this size goes in one PUT; a file of more than 10,000 parts gets bigger ones"},
+		&cli.StringFlag{Name: "part-size", Value: "8MiB", Destination: &o.partSize, Usage: "multipart part `SIZE` (100KiB to 5GiB); a file up to this size goes in one PUT; a file of more than 10,000 parts gets bigger ones"},
 		&cli.IntFlag{Name: "max-parts", Value: 10000, Destination: &o.maxParts, Hidden: true, Usage: "parts OSS takes in one upload (tests lower it, with the emulator's --max-parts)"},
 		&cli.StringFlag{Name: "on-overwrite", Value: "keep", Destination: &o.onOverwrite, Usage: "`keep|delete` the asset of a file that gets new bytes, once the new bytes are an asset"},
 		&cli.StringFlag{Name: "on-delete", Value: "keep", Destination: &o.onDelete, Usage: "`keep|delete` the asset of a file that is deleted"},

@@ -15,7 +15,7 @@ region: cn-shanghai
 upload-delay: 2s        # settle time after the last close
 transfers: 4            # files over one PUT (larger than part-size) uploaded at once
 # small-transfers: 16     # files of one PUT (up to part-size) at once (default: 4 × transfers)
-part-size: 8MiB         # multipart part size (at least 100KiB)
+part-size: 8MiB         # multipart part size (100KiB to 5GiB)
 ready-timeout: 1h       # how long IMS may take to prepare an asset
 drain-timeout: 30s      # on unmount, how long running uploads may go on
 on-overwrite: keep      # keep or delete the asset of a file that gets new bytes

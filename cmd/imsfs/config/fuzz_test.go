@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 	"net/url"
 	"path"
 	"reflect"
@@ -186,13 +187,13 @@ func folderName(p string) error {
 // ruleIMSTakes says what IMS would refuse of a folder's rule.
 func ruleIMSTakes(r fs.Rule) error {
 	a := r.Asset
-	tags, tagsErr := uploader.CheckMeta("tags", a.Tags, false)
+	tags, tagsErr := imsrules.CheckMeta("tags", a.Tags, false)
 	u, urlErr := url.Parse(a.CallbackURL)
 	switch {
-	case !slices.Contains(uploader.BusinessTypes[r.Type], r.BusinessType):
+	case !slices.Contains(imsrules.BusinessTypes[r.Type], r.BusinessType):
 		return errors.New("a Type and BusinessType IMS does not take")
-	case r.Ignore != nil && uploader.CheckPatterns(r.Ignore) != nil:
-		return uploader.CheckPatterns(r.Ignore)
+	case r.Ignore != nil && imsrules.CheckPatterns(r.Ignore) != nil:
+		return imsrules.CheckPatterns(r.Ignore)
 	case a.CateID < 0:
 		return errors.New("a negative category")
 	case tagsErr != nil || tags != a.Tags:

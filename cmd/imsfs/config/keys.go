@@ -89,10 +89,15 @@ func checkPositive(v string) error {
 	return nil
 }
 
-// CheckPartSize checks a multipart part size, as OSS takes it (--part-size, part-size:).
+// CheckPartSize checks a multipart part size, as OSS takes it (--part-size, part-size:): parts
+// of 100KiB to 5GiB, and a file up to the part size goes in one PUT, which takes 5GiB at most.
 func CheckPartSize(v string) error {
-	if n, err := humanize.ParseBytes(v); err != nil || n < 100<<10 {
+	n, err := humanize.ParseBytes(v)
+	switch {
+	case err != nil || n < 100<<10:
 		return fmt.Errorf("%q: want a size of at least 100KiB, e.g. 8MiB", v)
+	case n > 5<<30:
+		return fmt.Errorf("%q: want a size of at most 5GiB, the largest part OSS takes", v)
 	}
 	return nil
 }

@@ -51,6 +51,7 @@ func refusals() []struct{ name, file, want string } {
 		{"no transfers", "transfers: 0\n", `f.yaml:1: transfers: "0": want a whole number of 1 or more`},
 		{"a count that is no number", "small-transfers: many\n", `f.yaml:1: small-transfers: "many": want a whole number of 1 or more`},
 		{"part too small", "part-size: 1KiB\n", `f.yaml:1: part-size: "1KiB": want a size of at least 100KiB, e.g. 8MiB`},
+		{"part too large", "part-size: 8EiB\n", `f.yaml:1: part-size: "8EiB": want a size of at most 5GiB, the largest part OSS takes`},
 		{"size that is no size", "cache-max-size: lots\n", `f.yaml:1: cache-max-size: "lots": want a size, e.g. 20GiB`},
 		{"temp name with a slash", "temp-names: [\"*.swp\", a/b]\n", `f.yaml:1: temp-names: temporary-name pattern "a/b": want a path.Match pattern for a file name`},
 		{"no such delete policy", "on-delete: erase\n", `f.yaml:1: on-delete: policy "erase": want keep or delete`},
