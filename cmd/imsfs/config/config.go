@@ -124,13 +124,13 @@ func (c *Config) readSettings(root *yaml.Node, errs *Error) (folders *yaml.Node)
 }
 
 // checkRegion refuses a region where IMS takes no uploads, unless an endpoint says where to
-// go instead.
+// go instead. An empty endpoint says nothing: the mount then goes by the region.
 func (c *Config) checkRegion(errs *Error) {
 	region, ok := c.Setting("region")
 	if !ok {
 		return
 	}
-	if _, endpoint := c.Setting("endpoint"); !endpoint && !slices.Contains(UploadRegions(), region.Value) {
+	if endpoint, _ := c.Setting("endpoint"); endpoint.Value == "" && !slices.Contains(UploadRegions(), region.Value) {
 		errs.add(c.Path, region.Line, "region %s: CreateUploadMedia is available only in %s; use one of them, or set an endpoint", region.Value, strings.Join(UploadRegions(), ", "))
 	}
 }

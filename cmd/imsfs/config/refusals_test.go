@@ -60,6 +60,7 @@ func refusals() []struct{ name, file, want string } {
 		{"no such log level", "log-level: loud\n", `f.yaml:1: log-level: "loud": want debug or info or warn or error`},
 		{"no such log format", "log-format: xml\n", `f.yaml:1: log-format: "xml": want text or json`},
 		{"region without uploads", "region: cn-hangzhou\n", `f.yaml:1: region cn-hangzhou: CreateUploadMedia is available only in cn-shanghai, cn-beijing, cn-shenzhen; use one of them, or set an endpoint`},
+		{"region without uploads, endpoint empty", "region: cn-hangzhou\nendpoint: \"\"\n", `f.yaml:1: region cn-hangzhou: CreateUploadMedia is available only in cn-shanghai, cn-beijing, cn-shenzhen; use one of them, or set an endpoint`},
 
 		// Folders: the mapping and its paths.
 		{"folders a list", "folders: [video]\n", `f.yaml:1: folders: want a mapping of folder paths (video/promo:) to their settings, not a list`},
