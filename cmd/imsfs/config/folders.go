@@ -216,7 +216,11 @@ func inheritedRule(rules map[string]fs.Rule, dir string) (fs.Rule, bool) {
 	return fs.Rule{}, false
 }
 
-// folderPath cleans a folder path of the file: relative to the mount root, slash-separated.
+// nameMax is the longest name of a file or folder Linux takes, in bytes (NAME_MAX).
+const nameMax = 255
+
+// folderPath cleans a folder path of the file: relative to the mount root, slash-separated,
+// each name one the mount could make (mkdir would refuse the others).
 func folderPath(s string) (string, error) {
 	d := strings.Trim(s, "/")
 	switch {
@@ -224,8 +228,16 @@ func folderPath(s string) (string, error) {
 		return "", errors.New("the root takes no files; name a folder under it")
 	case path.Clean(d) != d || strings.Contains("/"+d+"/", "/../"):
 		return "", errors.New("want a plain path under the mount root, like video/promo")
-	case strings.HasSuffix(d, ".ims.json"):
-		return "", errors.New("a name ending in .ims.json is a sidecar's")
+	}
+	for _, name := range strings.Split(d, "/") {
+		switch {
+		case strings.HasSuffix(name, fs.SidecarSuffix):
+			return "", errors.New("a name ending in .ims.json is a sidecar's")
+		case strings.ContainsRune(name, 0):
+			return "", errors.New("a name with a NUL byte, which no file system takes")
+		case len(name) > nameMax:
+			return "", fmt.Errorf("a name of %d bytes; at most %d are allowed", len(name), nameMax)
+		}
 	}
 	return d, nil
 }

@@ -70,6 +70,9 @@ func refusals() []struct{ name, file, want string } {
 		{"above the root", "folders:\n  ../etc:\n    type: video\n", `f.yaml:2: folder "../etc": want a plain path under the mount root, like video/promo`},
 		{"an unclean path", "folders:\n  video//x:\n    tags: [a]\n", `f.yaml:2: folder "video//x": want a plain path under the mount root, like video/promo`},
 		{"a sidecar's name", "folders:\n  video/x.ims.json:\n    tags: [a]\n", `f.yaml:2: folder "video/x.ims.json": a name ending in .ims.json is a sidecar's`},
+		{"a sidecar's name above", "folders:\n  video/x.ims.json/y:\n    tags: [a]\n", `f.yaml:2: folder "video/x.ims.json/y": a name ending in .ims.json is a sidecar's`},
+		{"a NUL in a name", "folders:\n  \"video/a\\0b\":\n", `f.yaml:2: folder "video/a\x00b": a name with a NUL byte, which no file system takes`},
+		{"a name too long", "folders:\n  video/" + strings.Repeat("n", 256) + ":\n", `f.yaml:2: folder "video/` + strings.Repeat("n", 256) + `": a name of 256 bytes; at most 255 are allowed`},
 		{"folder given twice", "folders:\n  video/x:\n    tags: [a]\n  /video/x/:\n    tags: [b]\n", `f.yaml:4: folder video/x is given twice (first on line 2)`},
 		{"folder settings a list", "folders:\n  video/x: [a]\n", `f.yaml:2: folder video/x: want its settings (type:, business-type:, …), not a list`},
 
