@@ -137,7 +137,8 @@ func newMount(o *mountOptions, log *slog.Logger) (*mount, error) {
 	return m, nil
 }
 
-// onClose has close call stop.
+// onClose has close call stop: what a step starts is stopped whether the mount ends or a later
+// step fails.
 func (m *mount) onClose(stop func()) { m.closers = append(m.closers, stop) }
 
 // close stops what the steps started, the last first.
@@ -225,7 +226,7 @@ func (m *mount) startEmulator() error {
 	id, secret := emu.AccessKey()
 	m.endpoint = emu.URL()
 	if m.cred, err = credentials.NewCredential(&credentials.Config{Type: ptr("access_key"), AccessKeyId: &id, AccessKeySecret: &secret}); err != nil {
-		return err
+		return fmt.Errorf("the emulator's key: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "imsfs: embedded emulator at %s (assets: curl %s/_emulator/media)\n", m.endpoint, m.endpoint)
 	return nil
@@ -268,11 +269,14 @@ func (m *mount) newLibrary() error {
 	}
 	var err error
 	if m.chunks, err = m.store.Chunks(); err != nil {
-		return err
+		return fmt.Errorf("library/: %w", err)
 	}
 	m.library, err = uploader.NewLibrary(uploader.LibraryConfig{Store: m.store, IMS: m.client, Chunks: m.chunks,
 		Place: fs.LibraryFolder, Folders: fs.LibraryFolders(), Refresh: m.o.libRefresh, Log: m.log})
-	return err
+	if err != nil {
+		return fmt.Errorf("library/: %w", err)
+	}
+	return nil
 }
 
 // newFS makes the file system the mount serves.
