@@ -18,7 +18,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imsfs/imsfs/fs"
-	"github.com/imsfs/imsfs/uploader"
 )
 
 // accepted are files Parse takes, besides Example, for FuzzConfig to start from.
