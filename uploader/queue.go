@@ -126,11 +126,13 @@ func (q *Queue) resume(r cache.Record) {
 
 // Run starts the workers, the readiness checker and the disposer.
 func (q *Queue) Run() {
-	q.wg.Add(q.cfg.SmallWorkers + 2)
+	q.wg.Add(q.cfg.SmallWorkers + q.cfg.Ready.Calls + 1)
 	for range q.cfg.SmallWorkers {
 		go func() { defer q.wg.Done(); q.pool.work(q.ctx, q.process) }()
 	}
-	go func() { defer q.wg.Done(); q.ready.run(q.ctx) }()
+	for range q.cfg.Ready.Calls {
+		go func() { defer q.wg.Done(); q.ready.run(q.ctx) }()
+	}
 	go func() { defer q.wg.Done(); q.disposer.run(q.ctx) }()
 }
 

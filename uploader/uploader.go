@@ -117,10 +117,13 @@ type ReadyCheck struct {
 	// four times within its first 1.5 s).
 	Gather  time.Duration
 	Timeout time.Duration // from the end of the upload to giving up on the asset: it fails [1h]
+	// Calls is how many BatchGetMediaInfos may be in flight at once [4]: one at a time, a copy
+	// of thousands of files has its checks wait for each other's answers, and ready comes late.
+	Calls int
 }
 
 // DefaultReadyCheck is the ReadyCheck of a zero Config.
-var DefaultReadyCheck = ReadyCheck{First: 500 * time.Millisecond, Max: 30 * time.Second, Batch: 20, Timeout: time.Hour}
+var DefaultReadyCheck = ReadyCheck{First: 500 * time.Millisecond, Max: 30 * time.Second, Batch: 20, Timeout: time.Hour, Calls: 4}
 
 func (c *Config) defaults() {
 	if c.EarlyAfter == 0 {
@@ -167,6 +170,9 @@ func (c *Config) defaults() {
 	}
 	if c.Ready.Timeout <= 0 {
 		c.Ready.Timeout = DefaultReadyCheck.Timeout
+	}
+	if c.Ready.Calls <= 0 {
+		c.Ready.Calls = DefaultReadyCheck.Calls
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

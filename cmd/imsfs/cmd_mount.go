@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/imsfs/imsfs/uploader/imsrules"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/imsfs/imsfs/cmd/imsfs/config"
 	"github.com/imsfs/imsfs/fs"
+	"github.com/imsfs/imsfs/uploader"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 )
 
 // mountOptions are the mount command's flags.
@@ -30,6 +31,7 @@ type mountOptions struct {
 	tempNames     string
 	onOverwrite   string
 	onDelete      string
+	bwlimit       string
 	cacheMax      string
 	partSize      string
 	maxParts      int
@@ -76,6 +78,7 @@ func (o *mountOptions) flags() []cli.Flag {
 		&cli.IntFlag{Name: "max-parts", Value: 10000, Destination: &o.maxParts, Hidden: true, Usage: "parts OSS takes in one upload (tests lower it, with the emulator's --max-parts)"},
 		&cli.StringFlag{Name: "on-overwrite", Value: "keep", Destination: &o.onOverwrite, Usage: "`keep|delete` the asset of a file that gets new bytes, once the new bytes are an asset"},
 		&cli.StringFlag{Name: "on-delete", Value: "keep", Destination: &o.onDelete, Usage: "`keep|delete` the asset of a file that is deleted"},
+		&cli.StringFlag{Name: "bwlimit", Value: "off", Destination: &o.bwlimit, Usage: "cap what uploads send, across all transfers, in rclone's syntax: a `RATE` in bytes a second (8M, 512k; K without a suffix; off), or a timetable of TIME,RATE or DAY-TIME,RATE slots (\"08:00,512k 19:00,8M 23:00,off\")"},
 		&cli.BoolFlag{Name: "passthrough", Value: true, Destination: &o.passthrough, Usage: "let the kernel write new files straight to the cache (FUSE passthrough: Linux 6.9+, as root); =false sends every write through imsfs"},
 		&cli.BoolFlag{Name: "sync-on-close", Destination: &o.syncOnClose, Usage: "fsync each file, its name and its record at every close (slower); by default a close survives a killed mount, and a power loss loses at most the last 5 s, as a local disk"},
 		&cli.BoolFlag{Name: "allow-other", Destination: &o.allowOther, Usage: "let users other than the mounting one in (a folder re-exported over SMB or NFS); see --allow-other in docs/command-line.md"},
@@ -114,6 +117,9 @@ func newMountCommand() *cli.Command {
 			}
 			if o.uploadDelay < 0 || o.drainTimeout < 0 || o.readyTimeout < 0 {
 				return usagef("imsfs mount: --upload-delay, --drain-timeout and --ready-timeout take durations of 0 or more")
+			}
+			if _, err := uploader.ParseTimetable(o.bwlimit); err != nil {
+				return usagef("imsfs mount: --bwlimit: %v", err)
 			}
 			if o.libRefresh < time.Second {
 				return usagef("imsfs mount: --library-refresh %v: want 1s or more", o.libRefresh)

@@ -84,7 +84,7 @@ func newStatusCommand() *cli.Command {
 func notReady(list []uploader.FileStatus) string {
 	n := 0
 	for _, f := range list {
-		if f.Status != "refused" && f.Status != "deleting" && f.Status != "throttled" && f.Status != "stale" {
+		if f.Status != "refused" && f.Status != "deleting" && f.Status != "throttled" && f.Status != "stale" && f.Status != "bwlimit" {
 			n++
 		}
 	}
@@ -98,7 +98,7 @@ func notReady(list []uploader.FileStatus) string {
 // bytes are all sent says it is completing (the last call can take a while on a large file).
 func printStatus(out io.Writer, list []uploader.FileStatus, bars bool) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	var refused, throttled, stale []uploader.FileStatus
+	var refused, throttled, stale, limited []uploader.FileStatus
 	for _, f := range list {
 		switch f.Status {
 		case "refused":
@@ -109,6 +109,9 @@ func printStatus(out io.Writer, list []uploader.FileStatus, bars bool) {
 			continue
 		case "throttled":
 			throttled = append(throttled, f)
+			continue
+		case "bwlimit":
+			limited = append(limited, f)
 			continue
 		}
 		progress := ""
@@ -127,6 +130,7 @@ func printStatus(out io.Writer, list []uploader.FileStatus, bars bool) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Status, progress, f.Path, oneLine(f.Error))
 	}
 	w.Flush()
+	printSection(out, "uploads are limited (--bwlimit):", limited)
 	printSection(out, "IMS is throttling (files wait and go on by themselves):", throttled)
 	printSection(out, "the library is stale (it shows what was last listed, and lists again by itself):", stale)
 	printSection(out, "recently refused:", refused)

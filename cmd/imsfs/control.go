@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"golang.org/x/sys/unix"
 
 	"github.com/imsfs/imsfs/cache"
@@ -153,6 +154,13 @@ func (c *control) status(w http.ResponseWriter, r *http.Request) {
 			list = append(list, uploader.FileStatus{Path: p.Action, Status: "throttled",
 				Error: fmt.Sprintf("IMS answered %d calls with flow control (last: %s at %s); %s", p.Throttled, p.LastCode, p.Last.Format(time.TimeOnly), pace)})
 		}
+	}
+	if table, rate := c.queue.Bandwidth(); !table.IsZero() {
+		now := "no limit now (the timetable's slot is off)"
+		if rate > 0 {
+			now = "at most " + humanize.IBytes(uint64(rate)) + "/s now, across all transfers"
+		}
+		list = append(list, uploader.FileStatus{Path: "--bwlimit " + table.String(), Status: "bwlimit", Error: "uploads send " + now})
 	}
 	if c.library != nil {
 		if st := c.library.State(); st.Stale != nil {

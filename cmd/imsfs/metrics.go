@@ -76,6 +76,8 @@ func (m *metrics) watch(store *cache.Store, queue *uploader.Queue, fsys *fs.FS, 
 			func() float64 { _, r := queue.Depth(); return float64(r) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imsfs_cache_bytes", Help: "Bytes the cache holds of the mount's files."},
 			func() float64 { return float64(fsys.CachedBytes()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "imsfs_upload_bwlimit_bytes_per_second", Help: "The most bytes a second uploads send now, across all transfers (--bwlimit; 0: no limit)."},
+			func() float64 { _, r := queue.Bandwidth(); return float64(r) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "imsfs_store_commits_total", Help: "Write transactions the store (bbolt) committed."},
 			func() float64 { return float64(store.Commits()) }))
 	if library != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/imsfs/imsfs/uploader/imsrules"
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof" // --debug-pprof
@@ -26,6 +25,7 @@ import (
 	"github.com/imsfs/imsfs/test/emulator"
 	"github.com/imsfs/imsfs/uploader"
 	"github.com/imsfs/imsfs/uploader/ims"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 	"github.com/imsfs/imsfs/uploader/transfer"
 )
 
@@ -68,6 +68,7 @@ type mount struct {
 	cacheDir              string // absolute: the control socket's path is shown to commands run from anywhere
 	names                 *imsrules.Admitter
 	onOverwrite, onDelete uploader.Policy
+	bandwidth             uploader.Timetable
 	cacheMax, partSize    uint64
 
 	store   *cache.Store
@@ -114,6 +115,9 @@ func newMount(o *mountOptions, log *slog.Logger) (*mount, error) {
 	}
 	if m.onDelete, err = uploader.ParsePolicy(o.onDelete); err != nil {
 		return nil, fmt.Errorf("--on-delete: %w", err)
+	}
+	if m.bandwidth, err = uploader.ParseTimetable(o.bwlimit); err != nil {
+		return nil, fmt.Errorf("--bwlimit: %w", err)
 	}
 	if o.cacheMax != "" {
 		if m.cacheMax, err = humanize.ParseBytes(o.cacheMax); err != nil {
@@ -259,7 +263,7 @@ func (m *mount) newQueue() {
 	m.queue = uploader.New(uploader.Config{Store: m.store, IMS: m.client, Objects: transfer.New(2 * time.Minute), Log: m.log,
 		Workers: o.workers, SmallWorkers: o.smallWorkers, Ready: uploader.ReadyCheck{Timeout: o.readyTimeout}, PartSize: int64(m.partSize), MaxParts: o.maxParts,
 		Names: m.names, OnOverwrite: m.onOverwrite, OnDelete: m.onDelete, ConfigID: configID(m.endpoint, o.region, m.cred),
-		Observer: m.upObs, AppID: o.appID, Settings: o.mapping.Settings})
+		Observer: m.upObs, AppID: o.appID, Settings: o.mapping.Settings, Bandwidth: m.bandwidth})
 }
 
 // newLibrary makes library/'s listing of the assets in IMS, unless --library=false.

@@ -20,6 +20,7 @@ ready-timeout: 1h       # how long IMS may take to prepare an asset
 drain-timeout: 30s      # on unmount, how long running uploads may go on
 on-overwrite: keep      # keep or delete the asset of a file that gets new bytes
 on-delete: keep         # keep or delete the asset of a file that is deleted
+bwlimit: off            # what uploads send at most: 8M, 512k, or a timetable: "08:00,512k 19:00,8M 23:00,off"
 # temp-names: [".*.swp", "*~", "*.tmp"]    # names never uploaded (default: the editors' and tools')
 
 # The cache.

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"github.com/imsfs/imsfs/uploader/imsrules"
 	"net/url"
 	"path"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imsfs/imsfs/fs"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 )
 
 // parseFolders checks the folders mapping: each entry a folder path under the mount root,

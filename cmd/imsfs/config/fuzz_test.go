@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"github.com/imsfs/imsfs/uploader/imsrules"
 	"net/url"
 	"path"
 	"reflect"
@@ -18,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imsfs/imsfs/fs"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 )
 
 // accepted are files Parse takes, besides Example, for FuzzConfig to start from.

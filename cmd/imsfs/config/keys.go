@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"github.com/imsfs/imsfs/uploader/imsrules"
 	"slices"
 	"sort"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/imsfs/imsfs/uploader"
+	"github.com/imsfs/imsfs/uploader/imsrules"
 )
 
 // settingChecks are the settings a file may hold, each checked as its flag is. Other flags (the
@@ -33,6 +33,7 @@ func settingChecks() map[string]func(v string) error {
 		"cache-max-size":  checkSize,
 		"on-overwrite":    func(v string) error { _, err := uploader.ParsePolicy(v); return err },
 		"on-delete":       func(v string) error { _, err := uploader.ParsePolicy(v); return err },
+		"bwlimit":         func(v string) error { _, err := uploader.ParseTimetable(v); return err },
 		"sidecars":        checkBool,
 		"library":         checkBool,
 		"library-refresh": checkRefresh,
