@@ -222,36 +222,43 @@ func TestAFileScheduledWhileRunningRunsAgainAfter(t *testing.T) {
 	}
 }
 
-// TestTheCheckerWaitsLongerEachTime: the waits between readiness checks of one asset double up
-// to Ready.Max; first starts them over; a drained checker
-// schedules nothing.
+// TestTheCheckerWaitsLongerEachTime: the waits between readiness checks of one asset are
+// Ready.First for the first readyFlat, then double up to Ready.Max; each check falls on the grid
+// of Ready.First (files uploaded within one step are asked about in one call), no sooner than
+// its wait; first starts the waits over; a drained checker schedules nothing.
 func TestTheCheckerWaitsLongerEachTime(t *testing.T) {
-	clock := clockwork.NewFakeClock()
+	clock := clockwork.NewFakeClockAt(time.Unix(1000, 300_000_000)) // off the grid of seconds
 	cfg := Config{Clock: clock, Ready: ReadyCheck{First: time.Second, Max: 4 * time.Second}}
 	q := newReadiness(&cfg, func(cache.Record, cache.Effects) {})
 	r := cache.Record{ID: 5}
-	due := func() time.Duration {
+	due := func() time.Time {
 		q.checks.mu.Lock()
 		defer q.checks.mu.Unlock()
 		if it := q.checks.where[5]; it != nil {
-			return it.at.Sub(clock.Now())
+			return it.at
 		}
-		return -1
+		return time.Time{}
 	}
-	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
+	want := []time.Duration{}
+	for range readyFlat + 1 {
+		want = append(want, time.Second)
+	}
+	want = append(want, 2*time.Second, 4*time.Second, 4*time.Second)
+	for i, w := range want {
 		q.checkLater(r, false)
-		if got := due(); got != want {
-			t.Errorf("wait %d: %v, want %v", i+1, got, want)
+		at := due()
+		if wait := at.Sub(clock.Now()); wait < w || wait >= w+time.Second || at.UnixNano()%int64(time.Second) != 0 {
+			t.Errorf("wait %d: due in %v (at %v), want %v rounded up to a whole second", i+1, wait, at, w)
 		}
 	}
-	q.first(5, clock.Now().Add(time.Hour))
+	q.first(5, clock.Now())
 	q.checkLater(r, false)
-	if got := due(); got != time.Second {
-		t.Errorf("after first, the wait is %v", got)
+	if wait := due().Sub(clock.Now()); wait >= 2*time.Second {
+		t.Errorf("after first, the wait is %v", wait)
 	}
 	q.checkLater(r, true)
-	if got := due(); got != 4*time.Second {
-		t.Errorf("the longest wait is %v", got)
+	if wait := due().Sub(clock.Now()); wait < 4*time.Second {
+		t.Errorf("the longest wait is %v", wait)
 	}
 	q.forget(5)
 	if q.checks.Has(5) {

@@ -51,7 +51,7 @@ func (q *readiness) first(id uint64, at time.Time) {
 		return
 	}
 	delete(q.waits, id)
-	q.checks.Add(id, at)
+	q.checks.Add(id, q.due(at))
 }
 
 // resume schedules a check of record id now, as found in the store at mount.
@@ -241,8 +241,9 @@ func (q *readiness) waited(r cache.Record, status string) *cache.Event {
 	return nil
 }
 
-// checkLater schedules the next check of r, each wait about twice the last up to Ready.Max (at
-// once the longest, after a refusal that will not pass by itself).
+// checkLater schedules the next check of r: Ready.First after this one for the first readyFlat,
+// then each wait twice the last up to Ready.Max (at once the longest, after a refusal that will
+// not pass by itself).
 func (q *readiness) checkLater(r cache.Record, longest bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -251,16 +252,35 @@ func (q *readiness) checkLater(r cache.Record, longest bool) {
 	}
 	q.waits[r.ID]++
 	if longest {
-		q.waits[r.ID] = 64 // past any doubling: Max from here on
+		q.waits[r.ID] = readyFlat + 64 // past any doubling: Max from here on
 	}
-	q.checks.Add(r.ID, q.cfg.Clock.Now().Add(q.backoff().delay(q.waits[r.ID])))
+	q.checks.Add(r.ID, q.due(q.cfg.Clock.Now().Add(q.backoff().delay(q.waits[r.ID]))))
 }
 
+// readyFlat is how many checks of an asset come each Ready.First after the last, before the
+// waits double: most assets are ready within seconds (the emulator's in one), and a file
+// reported ready a whole doubled wait after it was is what the user waits on. A real asset
+// that takes minutes is asked 8 more times, in calls shared with other assets.
+const readyFlat = 8
+
 // backoff is the shape of the waits between checks: the retry policy's, from Ready.First to
-// Ready.Max, without its jitter: files uploaded together are best asked about together, in one
-// call, and a check that finds an asset not ready is no failure to spread out.
+// Ready.Max after readyFlat waits of Ready.First, without its jitter: files uploaded together
+// are best asked about together, in one call, and a check that finds an asset not ready is no
+// failure to spread out.
 func (q *readiness) backoff() backoff {
-	return backoff{first: q.cfg.Ready.First, max: q.cfg.Ready.Max}
+	return backoff{first: q.cfg.Ready.First, max: q.cfg.Ready.Max, flat: readyFlat}
+}
+
+// due is when a check wanted at t is made: t rounded up to a multiple of Ready.First, so that
+// the checks of files uploaded within one step are asked in the same calls, and batches are
+// full. A check comes no sooner for it, and at most a step later.
+func (q *readiness) due(t time.Time) time.Time {
+	step := int64(q.cfg.Ready.First)
+	n := t.UnixNano()
+	if r := n % step; r != 0 {
+		n += step - r
+	}
+	return time.Unix(0, n)
 }
 
 // checkAgain schedules the next check of r after the wait it had: the last one told nothing.
@@ -270,7 +290,7 @@ func (q *readiness) checkAgain(r cache.Record) {
 	if q.draining {
 		return
 	}
-	q.checks.Add(r.ID, q.cfg.Clock.Now().Add(q.backoff().delay(q.waits[r.ID])))
+	q.checks.Add(r.ID, q.due(q.cfg.Clock.Now().Add(q.backoff().delay(q.waits[r.ID]))))
 }
 
 // once logs msg the first time a warning is given of record id's readiness in this mount: a

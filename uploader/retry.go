@@ -69,22 +69,25 @@ func (r Retry) withDefaults() Retry {
 type backoff struct {
 	first, max time.Duration
 	jitter     float64
+	flat       int // the first flat waits are each first; the doubling starts after them
 }
 
 // delay is the wait before try n+1, after n tries.
 func (b backoff) delay(n int) time.Duration {
-	d := min(b.first<<min(max(n-1, 0), 20), b.max)
+	d := min(b.first<<min(max(n-1-b.flat, 0), 20), b.max)
 	return time.Duration(float64(d) * (1 - b.jitter + 2*b.jitter*rand.Float64()))
 }
 
 // Delay is the wait before a file's (or a disposal's) try n+1, after n failed tries.
-func (r Retry) Delay(n int) time.Duration { return backoff{r.First, r.Max, r.Jitter}.delay(n) }
+func (r Retry) Delay(n int) time.Duration {
+	return backoff{first: r.First, max: r.Max, jitter: r.Jitter}.delay(n)
+}
 
 // inStep tries op up to PartTries times within one upload step, waiting on clock between tries,
 // while it fails for a reason that may pass and stop does not say otherwise: one lost answer
 // costs a short wait, not the file's way back to the queue. It returns op's last error.
 func (r Retry) inStep(ctx context.Context, clock clockwork.Clock, stop func(error) bool, op func() error) error {
-	steps := backoff{r.PartFirst, min(r.PartFirst<<5, r.Max), r.Jitter}
+	steps := backoff{first: r.PartFirst, max: min(r.PartFirst<<5, r.Max), jitter: r.Jitter}
 	for try := 1; ; try++ {
 		err := op()
 		if err == nil || ctx.Err() != nil || try >= r.PartTries || !temporary(err) || (stop != nil && stop(err)) {

@@ -55,7 +55,8 @@ type Cloud struct {
 	uploads map[string]*upload
 	creds   map[string]cred
 	seq     int
-	batches []int // assets asked about, by BatchGetMediaInfos call
+	batches []int                  // assets asked about, by BatchGetMediaInfos call
+	asked   map[string][]time.Time // when each asset was asked about
 	// Block, when set for an op, holds its calls until the channel is closed or the call's
 	// context is done.
 	Block map[string]chan struct{}
@@ -158,6 +159,17 @@ func (c *Cloud) Object(mediaID string) ([]byte, bool) {
 		return nil, false
 	}
 	return o.data, true
+}
+
+// Asked returns when each asset was asked about by BatchGetMediaInfos, by MediaId.
+func (c *Cloud) Asked() map[string][]time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string][]time.Time, len(c.asked))
+	for id, ts := range c.asked {
+		out[id] = append([]time.Time(nil), ts...)
+	}
+	return out
 }
 
 // Batches returns how many assets each BatchGetMediaInfos call asked about.
@@ -335,6 +347,12 @@ func (c *Cloud) BatchGetMediaInfos(ctx context.Context, mediaIDs []string, _ boo
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.batches = append(c.batches, len(mediaIDs))
+	if c.asked == nil {
+		c.asked = map[string][]time.Time{}
+	}
+	for _, id := range mediaIDs {
+		c.asked[id] = append(c.asked[id], time.Now())
+	}
 	out := &ims.Batch{}
 	for _, id := range mediaIDs {
 		if a := c.assets[id]; a != nil && !a.Deleted {
