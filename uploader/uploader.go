@@ -108,7 +108,7 @@ func (c Config) onePut(size int64) bool { return size <= c.PartSize }
 
 // ReadyCheck is how the assets of uploaded files are watched until IMS has prepared them.
 type ReadyCheck struct {
-	First time.Duration // from the end of the upload to the first check [500ms]
+	First time.Duration // from the end of the upload to the first check, and the step of the checks' grid [400ms]
 	Max   time.Duration // the longest wait between checks of one asset [30s]
 	Batch int           // assets asked about in one BatchGetMediaInfos [20]
 	// Gather is how early a check may be made to join a batch [First/5]. It stays well under
@@ -123,7 +123,7 @@ type ReadyCheck struct {
 }
 
 // DefaultReadyCheck is the ReadyCheck of a zero Config.
-var DefaultReadyCheck = ReadyCheck{First: 500 * time.Millisecond, Max: 30 * time.Second, Batch: 20, Timeout: time.Hour, Calls: 4}
+var DefaultReadyCheck = ReadyCheck{First: 400 * time.Millisecond, Max: 30 * time.Second, Batch: 20, Timeout: time.Hour, Calls: 4}
 
 func (c *Config) defaults() {
 	if c.EarlyAfter == 0 {
