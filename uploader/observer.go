@@ -20,6 +20,7 @@ type Observer interface {
 	Failed(code string)          // a file failed for good
 	// Outcome: the file at path came to its end: ready, or failed for reason.
 	Outcome(path string, ready bool, reason string)
+	Yielded() // an upload waited for the mount's writers to pause (Config.Yield)
 }
 
 // NopObserver observes nothing.
@@ -31,6 +32,7 @@ func (NopObserver) Ready(time.Duration)          {}
 func (NopObserver) Retried(string)               {}
 func (NopObserver) Failed(string)                {}
 func (NopObserver) Outcome(string, bool, string) {}
+func (NopObserver) Yielded()                     {}
 
 // Observers tells each of its observers.
 type Observers []Observer
@@ -62,6 +64,12 @@ func (o Observers) Retried(code string) {
 func (o Observers) Failed(code string) {
 	for _, x := range o {
 		x.Failed(code)
+	}
+}
+
+func (o Observers) Yielded() {
+	for _, x := range o {
+		x.Yielded()
 	}
 }
 

@@ -409,3 +409,49 @@ func TestAWaitingDisposalWaitsAcrossARestart(t *testing.T) {
 	r.waitFor(b.ID, cache.Ready)
 	r.waitUntilAsset(b.MediaID, func(as fake.Asset) bool { return as.Deleted }, "deleted")
 }
+
+// TestUploadsYieldToTheWriters: while the mount's writers keep creating and closing files, a due
+// upload waits for them to pause; once they do, it goes. A writer that never pauses holds it
+// Yield.Hold at the most.
+func TestUploadsYieldToTheWriters(t *testing.T) {
+	busy := func(r *rig, stop <-chan struct{}) {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			// A writer's event: a file's write session starts and ends, as cp's files do.
+			rec, err := r.store.Create(fmt.Sprintf("other/busy%d.bin", i), func(rec *cache.Record) { rec.Type, rec.BusinessType = "other", "general" })
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := r.queue.Apply(rec.ID, cache.Event{Kind: cache.Wrote}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}
+
+	cloud := fake.New()
+	r := newRig(t, cloud, Config{Yield: Yield{Quiet: 300 * time.Millisecond, Hold: time.Hour}})
+	stop := make(chan struct{})
+	go busy(r, stop)
+	time.Sleep(100 * time.Millisecond)
+	a := r.add("video/a.mp4", []byte("abc"))
+	time.Sleep(time.Second)
+	if n := cloud.Calls("ims.create"); n != 0 {
+		t.Errorf("CreateUploadMedia called %d times while the writers were busy", n)
+	}
+	close(stop)
+	r.waitFor(a.ID, cache.Ready)
+
+	cloud = fake.New()
+	r = newRig(t, cloud, Config{Yield: Yield{Quiet: 300 * time.Millisecond, Hold: 200 * time.Millisecond}})
+	stop = make(chan struct{})
+	defer close(stop)
+	go busy(r, stop)
+	time.Sleep(100 * time.Millisecond)
+	r.waitFor(r.add("video/b.mp4", []byte("abc")).ID, cache.Ready) // while the writers go on
+}

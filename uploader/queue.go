@@ -26,6 +26,7 @@ type Queue struct {
 	sender   *sender
 	creds    *credCache
 	bw       *bandwidth // every upload byte goes through it
+	fg       foreground // when a writer was last seen, for uploads to yield to
 
 	progress sync.Map // ID → *progress, while an upload is in flight
 
@@ -139,6 +140,9 @@ func (q *Queue) Run() {
 // Apply commits event ev on record id and carries out what it asks of the queue: this is how
 // the file system reports what happens to a file.
 func (q *Queue) Apply(id uint64, ev cache.Event) (cache.Record, error) {
+	if isWriters(ev.Kind) {
+		q.fg.last.Store(q.cfg.Clock.Now().UnixNano())
+	}
 	rec, fx, err := q.cfg.Store.Apply(id, ev)
 	if err == nil || fx.Disposal != 0 {
 		q.route(rec, fx)
@@ -149,6 +153,7 @@ func (q *Queue) Apply(id uint64, ev cache.Event) (cache.Record, error) {
 // Rename moves a file or folder in the store (see cache.Store.Rename) and carries out what each
 // change asks of the queue.
 func (q *Queue) Rename(from, to string, follow func(cache.Record) cache.Event) (cache.Renaming, error) {
+	q.fg.last.Store(q.cfg.Clock.Now().UnixNano())
 	res, err := q.cfg.Store.Rename(from, to, follow)
 	if err != nil {
 		return res, err
@@ -314,6 +319,7 @@ func (q *Queue) Close(ctx context.Context) (unfinished int) {
 
 // process takes record id as far as it can go now without waiting, and reports a failed try.
 func (q *Queue) process(ctx context.Context, id uint64) {
+	q.yield(ctx, id)
 	rec, err := q.cfg.Store.GetID(id)
 	if err != nil {
 		if !errors.Is(err, cache.ErrNotFound) {

@@ -67,6 +67,9 @@ func (r *rig) start() {
 	if cfg.Ready == (ReadyCheck{}) {
 		cfg.Ready = ReadyCheck{First: time.Millisecond, Max: 20 * time.Millisecond}
 	}
+	if cfg.Yield == (Yield{}) {
+		cfg.Yield = Yield{Quiet: 5 * time.Millisecond, Hold: 100 * time.Millisecond}
+	}
 	cfg.Log = testLog(r.t)
 	q := New(cfg)
 	if err := q.Recover(); err != nil {

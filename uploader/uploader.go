@@ -73,6 +73,8 @@ type Config struct {
 	// Bandwidth caps what every upload sends, across all transfers, at each time of the week
 	// (--bwlimit) [no limit].
 	Bandwidth Timetable
+	// Yield is how new uploads give way to the mount's writers [DefaultYield].
+	Yield Yield
 	// ConfigID names the settings uploads depend on (endpoint, region, key): when it differs
 	// from the last mount's, failed uploads are tried again at Recover [never].
 	ConfigID string
@@ -170,6 +172,12 @@ func (c *Config) defaults() {
 	}
 	if c.Ready.Timeout <= 0 {
 		c.Ready.Timeout = DefaultReadyCheck.Timeout
+	}
+	if c.Yield == (Yield{}) {
+		c.Yield = DefaultYield
+	}
+	if c.Yield.Hold <= 0 {
+		c.Yield.Hold = DefaultYield.Hold
 	}
 	if c.Ready.Calls <= 0 {
 		c.Ready.Calls = DefaultReadyCheck.Calls

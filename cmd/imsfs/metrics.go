@@ -27,6 +27,7 @@ type metrics struct {
 	uploadTook prometheus.Histogram
 	readyTook  prometheus.Histogram
 	retries    *prometheus.CounterVec
+	yielded    prometheus.Counter
 	failures   *prometheus.CounterVec
 	refusals   *prometheus.CounterVec
 	fsFailures *prometheus.CounterVec
@@ -49,6 +50,8 @@ func newMetrics() *metrics {
 			Help: "From a file's complete object to its asset being Normal.", Buckets: buckets}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imsfs_upload_retries_total",
 			Help: "Upload tries that failed and were scheduled again, by error code (the service's, or Timeout, Network, Other)."}, []string{"code"}),
+		yielded: prometheus.NewCounter(prometheus.CounterOpts{Name: "imsfs_upload_yielded_total",
+			Help: "Uploads that waited for the mount's writers to pause before they started."}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imsfs_upload_failures_total",
 			Help: "Files whose upload failed for good, by error code (PrepareFail, ReadyTimeout, the service's…)."}, []string{"code"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "imsfs_fuse_refusals_total",
@@ -62,7 +65,7 @@ func newMetrics() *metrics {
 		evicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "imsfs_cache_evicted_bytes_total",
 			Help: "Bytes of the spools dropped from the cache."}),
 	}
-	m.reg.MustRegister(m.sent, m.uploadTook, m.readyTook, m.retries, m.failures, m.refusals, m.fsFailures, m.fsOps, m.evictions, m.evicted,
+	m.reg.MustRegister(m.sent, m.uploadTook, m.readyTook, m.retries, m.yielded, m.failures, m.refusals, m.fsFailures, m.fsOps, m.evictions, m.evicted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -143,6 +146,7 @@ func (o uploadObserver) Ready(took time.Duration)     { o.m.readyTook.Observe(to
 func (o uploadObserver) Retried(code string)          { o.m.retries.WithLabelValues(code).Inc() }
 func (o uploadObserver) Failed(code string)           { o.m.failures.WithLabelValues(code).Inc() }
 func (o uploadObserver) Outcome(string, bool, string) {}
+func (o uploadObserver) Yielded()                     { o.m.yielded.Inc() }
 
 // fsObserver is what the file system tells the metrics.
 type fsObserver struct{ m *metrics }
