@@ -72,7 +72,8 @@ func uploadable(t *testing.T, m *mountProc, under string) []string {
 }
 
 // settled waits until every file in want (mount-relative path → expected bytes) is ready with
-// an asset holding those bytes, and until the emulator holds no other asset than theirs.
+// an asset holding those bytes (an empty one skipped, with none), and until the emulator holds no
+// other asset than theirs.
 func settled(t *testing.T, emu *emulatorProc, m *mountProc, want map[string][]byte) {
 	t.Helper()
 	ids := map[string]string{}
@@ -84,6 +85,14 @@ func settled(t *testing.T, emu *emulatorProc, m *mountProc, want map[string][]by
 		}
 		if !bytes.Equal(got, data) {
 			t.Fatalf("%s reads back %d bytes that differ from the %d expected", p, len(got), len(data))
+		}
+		if len(data) == 0 {
+			// An empty file is kept, and no asset is made for it.
+			waitStatus(t, full, "skipped", 60*time.Second)
+			if id, _ := xattr(full, "user.ims.media_id"); id != "" {
+				t.Fatalf("%s is empty and has asset %s", p, id)
+			}
+			continue
 		}
 		waitStatus(t, full, "ready", 60*time.Second)
 		id, _ := xattr(full, "user.ims.media_id")
