@@ -122,6 +122,7 @@ func (s *Store) syncLoop(every time.Duration, stop <-chan struct{}, done chan<- 
 			return
 		case <-t.C:
 			_ = s.Sync() // what failed stays pending for the next round, or for Close
+			s.res.take() // used up while the volume was full: taken again once it has room
 		}
 	}
 }

@@ -68,6 +68,7 @@ type Store struct {
 	stopSync chan struct{} // closed by Close: the periodic Sync stops
 	syncDone chan struct{} // closed when it has
 
+	res      *reserve      // room on the cache volume for the store's commits
 	commits  atomic.Uint64 // write transactions committed; see Commits
 	lastTxID atomic.Int64  // the highest counted: the calls a Batch groups share one
 }
@@ -76,15 +77,24 @@ type Store struct {
 // file that grouping commits cuts, counted where a timing would drown in a machine's noise.
 func (s *Store) Commits() uint64 { return s.commits.Load() }
 
-// update runs fn in a write transaction of its own, counted.
+// update runs fn in a write transaction of its own, counted. A commit the full volume refused
+// is made again in the room the reserve frees.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
+	err := s.db.Update(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
+	if isFull(err) && s.res.release() {
+		err = s.db.Update(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
+	}
+	return err
 }
 
 // batch runs fn in a write transaction shared with concurrent callers (bbolt's Batch), counted
 // once per transaction. fn may run more than once, so it must only act through tx.
 func (s *Store) batch(fn func(*bolt.Tx) error) error {
-	return s.db.Batch(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
+	err := s.db.Batch(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
+	if isFull(err) && s.res.release() {
+		err = s.db.Batch(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
+	}
+	return err
 }
 
 // count counts tx once when it commits. A write transaction's ID is one more than the last
@@ -124,7 +134,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: open %s: %w", dbPath, err)
 	}
-	s := &Store{db: db, dir: dir, spoolDir: spool, adm: opts.Admission,
+	s := &Store{db: db, dir: dir, spoolDir: spool, adm: opts.Admission, res: newReserve(dir),
 		dur:      durability{syncFile: opts.SyncFile, spools: map[uint64]bool{}},
 		stopSync: make(chan struct{}), syncDone: make(chan struct{})}
 	if s.adm == nil {
@@ -145,6 +155,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if every <= 0 {
 		every = 5 * time.Second
 	}
+	s.res.take()
 	go s.syncLoop(every, s.stopSync, s.syncDone)
 	return s, nil
 }

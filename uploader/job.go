@@ -417,7 +417,10 @@ func (j *job) failed(err error) {
 	ev := cache.Event{Kind: cache.TryFailed, Attempts: attempts, Due: due, Reason: reason, Unasked: throttled && rec.State == cache.Creating}
 	if uerr := j.apply(ev); uerr != nil {
 		if !errors.Is(uerr, cache.ErrSuperseded) && !errors.Is(uerr, cache.ErrNotFound) {
-			j.log.Error("record the retry", "err", uerr)
+			// The store cannot keep it (a full disk): the schedule in memory does, so that the
+			// file is tried again once there is room, not only at the next mount.
+			j.log.Error("record the retry; tried again all the same", "at", due.Format(time.TimeOnly), "err", uerr)
+			j.q.pool.schedule(rec.ID, due)
 		}
 		return
 	}

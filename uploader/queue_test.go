@@ -67,7 +67,11 @@ func (r *rig) start() {
 	if cfg.Ready == (ReadyCheck{}) {
 		cfg.Ready = ReadyCheck{First: time.Millisecond, Max: 20 * time.Millisecond}
 	}
-	if cfg.Yield == (Yield{}) {
+	switch {
+	case cfg.Yield != (Yield{}):
+	case cfg.Clock != nil:
+		cfg.Yield = Yield{Quiet: -1} // a test on a fake clock moves time itself: nothing waits for it
+	default:
 		cfg.Yield = Yield{Quiet: 5 * time.Millisecond, Hold: 100 * time.Millisecond}
 	}
 	cfg.Log = testLog(r.t)
