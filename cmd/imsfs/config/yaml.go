@@ -31,27 +31,20 @@ func scalarOrList(n *yaml.Node) (string, error) {
 }
 
 // kindName names what n is, with its article, for "want a value, not a list".
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	}
-	return "a value"
-}
+func kindName(n *yaml.Node) string { return kindWords(n)[0] }
 
 // kindNames names what n is, for "not of lists".
-func kindNames(n *yaml.Node) string {
+func kindNames(n *yaml.Node) string { return kindWords(n)[1] }
+
+// kindWords names what n is: one, with its article, and many.
+func kindWords(n *yaml.Node) [2]string {
 	switch n.Kind {
 	case yaml.MappingNode:
-		return "mappings"
+		return [2]string{"a mapping", "mappings"}
 	case yaml.SequenceNode:
-		return "lists"
+		return [2]string{"a list", "lists"}
 	case yaml.AliasNode:
-		return "aliases"
+		return [2]string{"an alias", "aliases"}
 	}
-	return "values"
+	return [2]string{"a value", "values"}
 }
