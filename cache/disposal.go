@@ -115,9 +115,18 @@ func seqKey(n uint64) []byte {
 // before its creation could be committed.
 // It returns the disposal's Seq.
 func (s *Store) AddDisposal(d Disposal) (uint64, error) {
-	d.Seq = 0
-	err := s.update(func(tx *bolt.Tx) error { return putDisposal(tx, &d) })
-	return d.Seq, err
+	var seq uint64
+	err := s.update(func(tx *bolt.Tx) error {
+		// A copy each time: a commit refused (a full volume) is made again, with a new Seq.
+		dd := d
+		dd.Seq = 0
+		if err := putDisposal(tx, &dd); err != nil {
+			return err
+		}
+		seq = dd.Seq
+		return nil
+	})
+	return seq, err
 }
 
 // Disposals returns the pending disposals, oldest first.
@@ -226,6 +235,9 @@ func disposalTransition(d Disposal, ev DisposalEvent) (Disposal, DisposalStage, 
 		}
 		d.Waiting, d.Due = true, ev.Due.UTC()
 	case DisposeWoken:
+		if stage != DisposalWaiting {
+			return bad() // a retrying disposal keeps its backoff
+		}
 		d.Waiting, d.Due = false, time.Time{}
 	default:
 		return bad()

@@ -112,6 +112,7 @@ type Event struct {
 	Reason    string // UploadFailed, TryFailed, MetaUpdated, StartOver
 	GiveUp    bool   // StartOver: fail instead of trying again
 	Attempts  int    // TryFailed
+	Unknowns  int    // TryFailed: of those, the last in a row that failed for a reason of no known kind
 	Unasked   bool   // TryFailed: the service refused CreateUploadMedia before acting (flow control): no asset was made
 
 	Field, Value string       // MetaSet
@@ -433,7 +434,7 @@ func tryFailed(r *Record, ev *Event, fx *Effects, _ Admission) error {
 	if r.State == Ready && !r.MetaPending {
 		return fmt.Errorf("%s: nothing was being tried: %w", r.Path, ErrBadTransition)
 	}
-	r.Attempts, r.Due, r.Error = ev.Attempts, ev.Due, ev.Reason
+	r.Attempts, r.Unknowns, r.Due, r.Error = ev.Attempts, ev.Unknowns, ev.Due, ev.Reason
 	r.Retries++
 	if ev.Unasked && r.State == Creating {
 		r.Asked = time.Time{} // nothing to look for: the next call is asked anew

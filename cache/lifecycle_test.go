@@ -364,7 +364,7 @@ func TestDisposalMatrix(t *testing.T) {
 		Disposed:      {"done", "!", "done"},
 		DisposeFailed: {"retrying 1", "!", "retrying 2"},
 		DisposeWaits:  {"waiting", "waiting", "waiting"},
-		DisposeWoken:  {"due", "due", "retrying 1"},
+		DisposeWoken:  {"!", "due", "!"},
 	}
 	for k, row := range want {
 		for i, s := range []DisposalStage{DisposalDue, DisposalWaiting, DisposalRetrying} {

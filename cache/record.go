@@ -17,6 +17,9 @@ type Record struct {
 	Due      time.Time `json:"due,omitzero"`       // a Queued record is not started before this (settle delay, backoff)
 	Attempts int       `json:"attempts,omitempty"` // failed tries of the current Gen since it last got somewhere (the backoff's)
 	Retries  int       `json:"retries,omitempty"`  // failed tries of the current Gen in all, for the outcome's log line
+	// Unknowns counts the last Attempts that failed for a reason of no known kind, in a row: past
+	// the retry policy's cap, the file fails. It means nothing once Attempts is back to 0.
+	Unknowns int `json:"unknowns,omitempty"`
 	// StartOvers counts the uploads of these bytes that started over with a new asset (a new
 	// Gen each) since the last one completed or the file was written: their backoff, and the
 	// cap after which the file fails.

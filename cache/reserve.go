@@ -22,11 +22,19 @@ const reserveSize = 16 << 20
 type reserve struct {
 	path string
 
-	mu   sync.Mutex
-	held bool // protected by mu
+	mu       sync.Mutex
+	held     bool   // protected by mu
+	released uint64 // protected by mu: how many times it was freed, for commits that failed together
 }
 
-func newReserve(dir string) *reserve { return &reserve{path: filepath.Join(dir, "reserve")} }
+// newReserve returns the reserve of the cache directory dir; one a mount left whole is held.
+func newReserve(dir string) *reserve {
+	r := &reserve{path: filepath.Join(dir, "reserve")}
+	if st, err := os.Stat(r.path); err == nil && st.Size() == reserveSize {
+		r.held = true
+	}
+	return r
+}
 
 // take allocates the reserve if it is not held and the volume has room for it and as much again.
 func (r *reserve) take() {
@@ -51,14 +59,27 @@ func (r *reserve) take() {
 	r.held = true
 }
 
-// release frees the reserve; it reports whether there was one to free.
-func (r *reserve) release() bool {
+// freed returns how many times the reserve was freed so far.
+func (r *reserve) freed() uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.released
+}
+
+// release frees the reserve; it reports whether there is room a commit that failed for a full
+// volume since the reserve had been freed before times did not have: this call freed it, or a
+// concurrent one did after that commit began.
+func (r *reserve) release(before uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.released != before {
+		return true
+	}
 	if !r.held {
 		return false
 	}
 	r.held = false
+	r.released++
 	return os.Remove(r.path) == nil
 }
 

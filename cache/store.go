@@ -80,8 +80,9 @@ func (s *Store) Commits() uint64 { return s.commits.Load() }
 // update runs fn in a write transaction of its own, counted. A commit the full volume refused
 // is made again in the room the reserve frees.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
+	freed := s.res.freed()
 	err := s.db.Update(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
-	if isFull(err) && s.res.release() {
+	if isFull(err) && s.res.release(freed) {
 		err = s.db.Update(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
 	}
 	return err
@@ -90,8 +91,9 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 // batch runs fn in a write transaction shared with concurrent callers (bbolt's Batch), counted
 // once per transaction. fn may run more than once, so it must only act through tx.
 func (s *Store) batch(fn func(*bolt.Tx) error) error {
+	freed := s.res.freed()
 	err := s.db.Batch(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
-	if isFull(err) && s.res.release() {
+	if isFull(err) && s.res.release(freed) {
 		err = s.db.Batch(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
 	}
 	return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -123,7 +124,7 @@ func parseRate(s string) (int64, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 || f*float64(mult) > 1<<50 {
+	if err != nil || math.IsNaN(f) || f < 0 || f*float64(mult) > 1<<50 || (f > 0 && f*float64(mult) < 1) {
 		return 0, fmt.Errorf("rate %q: want a number with B, K, M, G or T (8M, 512k), or off", s)
 	}
 	return int64(f * float64(mult)), nil

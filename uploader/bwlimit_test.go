@@ -54,7 +54,7 @@ func TestTimetablesReadAsRcloneWritesThem(t *testing.T) {
 			t.Errorf("%q reads back as %q", c.in, tt.String())
 		}
 	}
-	for _, bad := range []string{"", "fast", "8X", "-1M", "25:00,1M", "08:60,1M", "Xyz-08:00,1M", "08:00,1M 08:00,2M", "8:00,1M"} {
+	for _, bad := range []string{"", "fast", "nan", "NaN", "0.5B", "8X", "-1M", "25:00,1M", "08:60,1M", "Xyz-08:00,1M", "08:00,1M 08:00,2M", "8:00,1M"} {
 		if _, err := ParseTimetable(bad); err == nil {
 			t.Errorf("%q taken", bad)
 		} else if !strings.Contains(err.Error(), "want") && !strings.Contains(err.Error(), "same time") && !strings.Contains(err.Error(), "day of the week") {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"sync"
 	"time"
 
@@ -105,7 +106,7 @@ func (q *disposer) dispose(ctx context.Context, d cache.Disposal) {
 	if d.Waiting {
 		var err error
 		if d, err = q.cfg.Store.ApplyDisposal(d.Seq, cache.DisposalEvent{Kind: cache.DisposeWoken}); err != nil {
-			q.recordFailed(log, err)
+			q.refused(log, d.Seq, err)
 			return
 		}
 	}
@@ -158,7 +159,7 @@ func (q *disposer) dispose(ctx context.Context, d cache.Disposal) {
 func (q *disposer) wait(log *slog.Logger, d cache.Disposal) {
 	due := q.cfg.Clock.Now().Add(q.cfg.Retry.Max)
 	if _, err := q.cfg.Store.ApplyDisposal(d.Seq, cache.DisposalEvent{Kind: cache.DisposeWaits, Due: due}); err != nil {
-		q.recordFailed(log, err)
+		q.refused(log, d.Seq, err)
 		return
 	}
 	q.disposals.Add(d.Seq, due)
@@ -172,7 +173,18 @@ func (q *disposer) wait(log *slog.Logger, d cache.Disposal) {
 func (q *disposer) waitFor(id, seq uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.waiting[id] = append(q.waiting[id], seq)
+	if !slices.Contains(q.waiting[id], seq) { // asked again at each late look
+		q.waiting[id] = append(q.waiting[id], seq)
+	}
+}
+
+// refused logs a step of disposal seq the store did not take (a full volume) and looks at it
+// again later: it stays in the store as it was.
+func (q *disposer) refused(log *slog.Logger, seq uint64, err error) {
+	q.recordFailed(log, err)
+	if !errors.Is(err, cache.ErrNotFound) {
+		q.disposals.Add(seq, q.cfg.Clock.Now().Add(q.cfg.Retry.Delay(1)))
+	}
 }
 
 // recordFailed logs a disposal's change the store did not take, but for one gone meanwhile.

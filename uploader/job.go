@@ -90,6 +90,9 @@ func (j *job) run(ctx context.Context) error {
 }
 
 func (j *job) create(ctx context.Context, askedBefore bool) error {
+	if err := ctx.Err(); err != nil {
+		return err // the call below is not cancelled once made: none is made for a run that ended
+	}
 	rec := j.record()
 	name, err := imsrules.ParseName(path.Base(rec.Path))
 	if err != nil {
@@ -388,8 +391,9 @@ func (j *job) failed(err error) {
 		// grown by earlier failures.
 		attempts = 1
 	}
-	if j.cfg.Retry.capped(err, attempts) {
-		err = &permanentError{fmt.Errorf("gave up after %d tries in a row that got nowhere (imsfs does not know this error to pass by itself; imsfs retry tries again): %w", attempts, err)}
+	unknown := unknowns(rec, err, attempts == 1)
+	if unknown >= j.cfg.Retry.Cap {
+		err = &permanentError{fmt.Errorf("gave up after %d tries in a row that got nowhere (imsfs does not know this error to pass by itself; imsfs retry tries again): %w", unknown, err)}
 	}
 	if !temporary(err) {
 		if rec.State.Finished() {
@@ -414,7 +418,7 @@ func (j *job) failed(err error) {
 	wait := j.cfg.Retry.Delay(attempts)
 	due := j.cfg.Clock.Now().Add(wait)
 	reason := fmt.Sprintf("try %d failed, next at %s: %v", rec.Attempts+1, due.UTC().Format(time.RFC3339), err)
-	ev := cache.Event{Kind: cache.TryFailed, Attempts: attempts, Due: due, Reason: reason, Unasked: throttled && rec.State == cache.Creating}
+	ev := cache.Event{Kind: cache.TryFailed, Attempts: attempts, Unknowns: unknown, Due: due, Reason: reason, Unasked: throttled && rec.State == cache.Creating}
 	if uerr := j.apply(ev); uerr != nil {
 		if !errors.Is(uerr, cache.ErrSuperseded) && !errors.Is(uerr, cache.ErrNotFound) {
 			// The store cannot keep it (a full disk): the schedule in memory does, so that the

@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -319,6 +320,31 @@ func TestAnErrorOfNoKnownKindFailsTheFileAfterTheCap(t *testing.T) {
 	cloud.Fail = failN("ims.create", 6, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
 	r = newRig(t, cloud, Config{Retry: fast})
 	r.waitFor(r.add("video/b.mp4", []byte("abc")).ID, cache.Ready)
+
+	// The cap counts the unknown failures in a row, not the network's before them.
+	cloud = fake.New()
+	var mu sync.Mutex
+	calls := 0
+	cloud.Fail = func(op string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if op != "ims.create" {
+			return nil
+		}
+		calls++
+		if calls <= 5 {
+			return &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+		}
+		return errors.New("a gateway's page")
+	}
+	r = newRig(t, cloud, Config{Retry: fast})
+	rec = r.waitFor(r.add("video/c.mp4", []byte("abc")).ID, cache.Failed)
+	if n := cloud.Calls("ims.create"); n != 5+3 {
+		t.Errorf("CreateUploadMedia called %d times, want 5 refused by the network, then 3 of an unknown error (the cap)", n)
+	}
+	if !strings.Contains(rec.Error, "gave up after 3 tries") {
+		t.Errorf("failed with %q", rec.Error)
+	}
 }
 
 // TestErrorsAreSortedInOnePlace: kindOf, the one sorting of errors for retrying.
@@ -338,6 +364,9 @@ func TestErrorsAreSortedInOnePlace(t *testing.T) {
 		{context.DeadlineExceeded, temporaryErr},
 		{&permanentError{errors.New("no")}, permanentErr},
 		{errors.New("something else"), unknownErr},
+		{fmt.Errorf("BatchGetMediaInfos: %w", &json.SyntaxError{Offset: 1}), temporaryErr}, // a gateway's HTML page
+		{fmt.Errorf("x: %w", syscall.EDQUOT), temporaryErr},
+		{fmt.Errorf("x: %w", syscall.EMFILE), temporaryErr},
 		{fmt.Errorf("open spool: %w", os.ErrPermission), unknownErr},
 	} {
 		if got := kindOf(c.err); got != c.want {
@@ -454,4 +483,39 @@ func TestUploadsYieldToTheWriters(t *testing.T) {
 	go busy(r, stop)
 	time.Sleep(100 * time.Millisecond)
 	r.waitFor(r.add("video/b.mp4", []byte("abc")).ID, cache.Ready) // while the writers go on
+}
+
+// TestADrainPastItsTimeMakesNoMoreAssets: once Close's time is up, the files still due are left
+// for the next mount; no CreateUploadMedia is made for them (its call is not cancelled once made).
+func TestADrainPastItsTimeMakesNoMoreAssets(t *testing.T) {
+	cloud := fake.New()
+	block := make(chan struct{})
+	cloud.Block["ims.create"] = block
+	r := newRig(t, cloud, Config{Workers: 1, SmallWorkers: 1})
+	first := r.add("video/first.mp4", []byte("abc"))
+	deadline := time.Now().Add(10 * time.Second)
+	for cloud.Calls("ims.create") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first file's CreateUploadMedia was not called")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := range 20 {
+		r.add(fmt.Sprintf("video/later%02d.mp4", i), []byte("abc"))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan int)
+	go func() { done <- r.queue.Close(ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	close(block)
+	left := <-done
+	if n := cloud.Calls("ims.create"); n != 1 {
+		t.Errorf("%d CreateUploadMedia calls, want only the first file's (the drain's time was up)", n)
+	}
+	if left < 20 {
+		t.Errorf("%d uploads left for the next mount, want the 20 not started (and maybe %s)", left, first.Path)
+	}
+	r.store.Close()
+	r.queue, r.store = nil, nil
 }

@@ -91,8 +91,8 @@ func (p *pool) isDraining() bool {
 func (p *pool) work(ctx context.Context, process func(context.Context, uint64)) {
 	for {
 		id, ok := p.uploads.Next(ctx)
-		if !ok {
-			return
+		if !ok || ctx.Err() != nil {
+			return // Next hands out what is due even once ctx is done: a drain past its time takes no more
 		}
 		p.mu.Lock()
 		if p.running[id] != nil { // cannot be: a key is scheduled once and taken once

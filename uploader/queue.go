@@ -25,8 +25,8 @@ type Queue struct {
 	disposer *disposer
 	sender   *sender
 	creds    *credCache
-	bw       *bandwidth // every upload byte goes through it
-	fg       foreground // when a writer was last seen, for uploads to yield to
+	bw       *bandwidth  // every upload byte goes through it
+	fg       *foreground // when a writer was last seen, for uploads to yield to
 
 	progress sync.Map // ID → *progress, while an upload is in flight
 
@@ -42,7 +42,7 @@ func New(cfg Config) *Queue {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	q := &Queue{cfg: cfg, ctx: ctx, cancel: cancel, pool: newPool(cfg.Clock, cfg.Workers), creds: newCredCache(),
-		bw: newBandwidth(cfg.Bandwidth, cfg.Clock)}
+		bw: newBandwidth(cfg.Bandwidth, cfg.Clock), fg: newForeground(cfg.Clock.Now())}
 	q.ready = newReadiness(&q.cfg, q.route)
 	q.disposer = newDisposer(&q.cfg, q.pool.isRunning)
 	q.sender = newSender(cfg.PartSize, func(id uint64, e *early) {
@@ -108,7 +108,11 @@ func (q *Queue) Recover() error {
 	}
 	for _, d := range ds {
 		if d.Waiting {
-			q.disposer.waitFor(d.After, d.Seq) // woken when its record settles, as before the restart
+			// Woken when its record settles, as before the restart; looked at now as well,
+			// since the record may have settled meanwhile.
+			q.disposer.waitFor(d.After, d.Seq)
+			q.disposer.add(d.Seq, time.Time{})
+			continue
 		}
 		q.disposer.add(d.Seq, d.Due)
 	}
@@ -141,7 +145,7 @@ func (q *Queue) Run() {
 // the file system reports what happens to a file.
 func (q *Queue) Apply(id uint64, ev cache.Event) (cache.Record, error) {
 	if isWriters(ev.Kind) {
-		q.fg.last.Store(q.cfg.Clock.Now().UnixNano())
+		q.fg.touch(q.cfg.Clock.Now())
 	}
 	rec, fx, err := q.cfg.Store.Apply(id, ev)
 	if err == nil || fx.Disposal != 0 {
@@ -153,7 +157,7 @@ func (q *Queue) Apply(id uint64, ev cache.Event) (cache.Record, error) {
 // Rename moves a file or folder in the store (see cache.Store.Rename) and carries out what each
 // change asks of the queue.
 func (q *Queue) Rename(from, to string, follow func(cache.Record) cache.Event) (cache.Renaming, error) {
-	q.fg.last.Store(q.cfg.Clock.Now().UnixNano())
+	q.fg.touch(q.cfg.Clock.Now())
 	res, err := q.cfg.Store.Rename(from, to, follow)
 	if err != nil {
 		return res, err
@@ -320,6 +324,9 @@ func (q *Queue) Close(ctx context.Context) (unfinished int) {
 // process takes record id as far as it can go now without waiting, and reports a failed try.
 func (q *Queue) process(ctx context.Context, id uint64) {
 	q.yield(ctx, id)
+	if ctx.Err() != nil {
+		return // cancelled while it waited: by a change (its new run follows) or by Close
+	}
 	rec, err := q.cfg.Store.GetID(id)
 	if err != nil {
 		if !errors.Is(err, cache.ErrNotFound) {

@@ -63,6 +63,7 @@ func (q *readiness) forget(id uint64) {
 	defer q.mu.Unlock()
 	q.checks.Remove(id)
 	delete(q.waits, id)
+	delete(q.told, id)
 }
 
 // drain stops the checks: readiness is only waited for, and the next mount asks again.
@@ -261,7 +262,7 @@ func (q *readiness) checkLater(r cache.Record, longest bool) {
 // waits double: most assets are ready within seconds (the emulator's in one), and a file
 // reported ready a whole doubled wait after it was is what the user waits on. A real asset
 // that takes minutes is asked 8 more times, in calls shared with other assets.
-const readyFlat = 8
+const readyFlat = 7 // backoff.flat: the first readyFlat+1 waits are flat, 8 in all
 
 // backoff is the shape of the waits between checks: the retry policy's, from Ready.First to
 // Ready.Max after readyFlat waits of Ready.First, without its jitter: files uploaded together

@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/imsfs/imsfs/cache"
 	"github.com/imsfs/imsfs/uploader/ims"
 	"github.com/imsfs/imsfs/uploader/transfer"
 )
@@ -101,10 +103,17 @@ func (r Retry) inStep(ctx context.Context, clock clockwork.Clock, stop func(erro
 	}
 }
 
-// capped reports whether a file that failed with err for the attempts-th time in a row gives up:
-// err is of no kind known to pass, and it came back Cap times.
-func (r Retry) capped(err error, attempts int) bool {
-	return kindOf(err) == unknownErr && attempts >= r.Cap
+// unknowns counts the tries of rec in a row, this one (err) the last, that failed for a reason
+// of no known kind: 0 when err is of a known kind; 1 when the run got somewhere first (fresh),
+// or when the record's count means nothing (no failed try since it last got somewhere).
+func unknowns(rec cache.Record, err error, fresh bool) int {
+	switch {
+	case kindOf(err) != unknownErr:
+		return 0
+	case fresh || rec.Attempts == 0:
+		return 1
+	}
+	return rec.Unknowns + 1
 }
 
 // permanentError marks a failure that trying again cannot mend.
@@ -131,6 +140,7 @@ func kindOf(err error) errKind {
 	var crc *transfer.CRCError
 	var nerr net.Error
 	var errno syscall.Errno
+	var garbled *json.SyntaxError
 	switch {
 	case errors.As(err, &perm):
 		return permanentErr
@@ -141,10 +151,15 @@ func kindOf(err error) errKind {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &nerr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return temporaryErr
+	case errors.As(err, &garbled):
+		// An answer that is not the service's JSON (a gateway's error page, a proxy's): the
+		// service behind it is not what refused.
+		return temporaryErr
 	case errors.As(err, &errno):
 		switch errno {
 		case syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.ECONNABORTED, syscall.EPIPE, syscall.ETIMEDOUT,
-			syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ENETDOWN, syscall.ENOSPC, syscall.EAGAIN:
+			syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ENETDOWN, syscall.ENOSPC, syscall.EDQUOT,
+			syscall.EAGAIN, syscall.EMFILE, syscall.ENFILE:
 			return temporaryErr
 		}
 	}

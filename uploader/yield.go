@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"context"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -21,8 +22,28 @@ type Yield struct {
 // DefaultYield is the Yield of a zero Config.
 var DefaultYield = Yield{Quiet: 250 * time.Millisecond, Hold: 10 * time.Second}
 
-// foreground is when the mount last saw a writer's event, in Unix nanoseconds of the queue's clock.
-type foreground struct{ last atomic.Int64 }
+// foreground is when the mount last saw a writer's event: how long after start, on the queue's
+// clock (monotonic: a clock set back does not make the mount look busy).
+type foreground struct {
+	start time.Time
+	last  atomic.Int64 // nanoseconds after start; never: none yet
+}
+
+const never = math.MinInt64 / 2
+
+func newForeground(now time.Time) *foreground {
+	f := &foreground{start: now}
+	f.last.Store(never)
+	return f
+}
+
+// touch notes a writer's event now.
+func (f *foreground) touch(now time.Time) { f.last.Store(int64(now.Sub(f.start))) }
+
+// quiet returns how long the writers have been quiet at now.
+func (f *foreground) quiet(now time.Time) time.Duration {
+	return now.Sub(f.start) - time.Duration(f.last.Load())
+}
 
 // isWriters reports whether an event of kind k is a writer's doing: the file system reports
 // them; the uploader's own steps are not.
@@ -55,7 +76,7 @@ func (q *Queue) yield(ctx context.Context, id uint64) {
 	waited := false
 	for {
 		now := clock.Now()
-		quiet := now.Sub(time.Unix(0, q.fg.last.Load()))
+		quiet := q.fg.quiet(now)
 		if quiet >= y.Quiet || !now.Before(until) {
 			if waited {
 				q.cfg.Observer.Yielded()

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -238,6 +239,9 @@ func (c *Client) bucket(t Target, creds CredentialsFunc) (*oss.Bucket, error) {
 }
 
 // wrap turns the SDK's error answers into *Error; other errors (the network) stay as they are.
+// invalidBody is how the OSS SDK says an answer had no OSS error in it, with its HTTP status.
+var invalidBody = regexp.MustCompile(`invalid response body, status = (\d+)`)
+
 func wrap(op string, err error) error {
 	if err == nil {
 		return nil
@@ -245,6 +249,12 @@ func wrap(op string, err error) error {
 	var se oss.ServiceError
 	if errors.As(err, &se) {
 		return &Error{Op: op, Code: se.Code, Status: se.StatusCode, Msg: se.Message}
+	}
+	if m := invalidBody.FindStringSubmatch(err.Error()); m != nil {
+		// An answer that is no OSS error (a gateway's page, a proxy's): the SDK says only its
+		// status, as text. A 5xx or 429 one passes as OSS's own would.
+		status, _ := strconv.Atoi(m[1])
+		return &Error{Op: op, Code: "InvalidResponse", Status: status, Msg: err.Error()}
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

@@ -384,3 +384,15 @@ func TestAStalledConnectionFails(t *testing.T) {
 		t.Fatal("a stalled request still waits after 30 s")
 	}
 }
+
+// TestAnAnswerThatIsNoOSSErrorIsTyped: a gateway's page in place of OSS's XML error keeps its
+// status, so a 5xx one passes as OSS's own would, and a 403 one does not.
+func TestAnAnswerThatIsNoOSSErrorIsTyped(t *testing.T) {
+	for status, temporary := range map[string]bool{"502": true, "429": true, "403": false} {
+		err := wrap("PutObject k", fmt.Errorf("oss: service returned invalid response body, status = %s Bad Gateway, RequestId = ", status))
+		var e *Error
+		if !errors.As(err, &e) || Temporary(err) != temporary {
+			t.Errorf("status %s: %v (%T), temporary %v, want %v", status, err, err, Temporary(err), temporary)
+		}
+	}
+}
