@@ -114,6 +114,10 @@ type Event struct {
 	Attempts  int    // TryFailed
 	Unknowns  int    // TryFailed: of those, the last in a row that failed for a reason of no known kind
 	Unasked   bool   // TryFailed: the service refused CreateUploadMedia before acting (flow control): no asset was made
+	// Grouped: the commit may wait a moment (batchDelay) to share a transaction with others.
+	// The file system's last closes are: the kernel does not wait for a RELEASE, and a copy of
+	// many files closes one after another while creating the next.
+	Grouped bool
 
 	Field, Value string       // MetaSet
 	MetaSeq      uint64       // MetaUpdated: the change carried (Record.MetaSeq when it was sent) [0: the last]

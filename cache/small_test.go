@@ -1,9 +1,11 @@
 package cache
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -129,5 +131,39 @@ func TestChunksHasWhatItKept(t *testing.T) {
 	}
 	if !c.Has(v, 0) || c.Has(v, 1) || c.Has(LibraryVersion("m1", 6, time.Unix(100, 0)), 0) {
 		t.Error("Has does not answer what was kept")
+	}
+}
+
+// TestGroupedClosesShareCommits: the last closes of files closed together (a copy) are
+// committed in shared transactions, each as it would be alone.
+func TestGroupedClosesShareCommits(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	var ids []uint64
+	for i := range 50 {
+		rec, err := s.Create(fmt.Sprintf("video/f%02d.mp4", i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	before := s.Commits()
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := s.Apply(id, Event{Kind: Closed, Size: 1, Now: time.Now(), Grouped: true}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := s.Commits() - before; n >= uint64(len(ids)) {
+		t.Errorf("%d closes took %d commits", len(ids), n)
+	}
+	for _, id := range ids {
+		if r, _ := s.GetID(id); r.State != Queued {
+			t.Errorf("record %d is %s after its close", id, r.State)
+		}
 	}
 }

@@ -240,7 +240,7 @@ func (n *fileNode) _queue(p string) syscall.Errno {
 	}
 	n.fsys.opts.Store.Written(n.id, n.newSpool, n.size)
 	n.newSpool = false
-	ev := cache.Event{Kind: cache.Closed, Size: n.size, Mode: n.mode, Mtime: n.mtime, Atime: n.atime, Due: time.Now().Add(n.fsys.opts.UploadDelay)}
+	ev := cache.Event{Kind: cache.Closed, Size: n.size, Mode: n.mode, Mtime: n.mtime, Atime: n.atime, Due: time.Now().Add(n.fsys.opts.UploadDelay), Grouped: true}
 	if n.damaged != nil {
 		ev.Damage = n.damaged.Error()
 	}
