@@ -321,22 +321,33 @@ func (q *Queue) Close(ctx context.Context) (unfinished int) {
 	return unfinished
 }
 
-// process takes record id as far as it can go now without waiting, and reports a failed try.
-func (q *Queue) process(ctx context.Context, id uint64) {
-	q.yield(ctx, id)
-	if ctx.Err() != nil {
-		return // cancelled while it waited: by a change (its new run follows) or by Close
-	}
+// dueNow reads record id and reports whether it is to be uploaded now.
+func (q *Queue) dueNow(id uint64) (cache.Record, bool) {
 	rec, err := q.cfg.Store.GetID(id)
 	if err != nil {
 		if !errors.Is(err, cache.ErrNotFound) {
 			q.cfg.Log.Error("upload: read record", "id", id, "err", err)
 		}
+		return rec, false
+	}
+	if rec.Due.After(q.cfg.Clock.Now()) {
+		// Taken early by a drain: a settle delay ends now, a backoff outlasts the drain.
+		return rec, q.pool.isDraining() && rec.State == cache.Queued && rec.Attempts == 0
+	}
+	return rec, true
+}
+
+// process takes record id as far as it can go now without waiting, and reports a failed try.
+func (q *Queue) process(ctx context.Context, id uint64) {
+	rec, ok := q.dueNow(id)
+	if !ok {
 		return
 	}
-	if due := rec.Due; due.After(q.cfg.Clock.Now()) {
-		// Taken early by a drain: a settle delay ends now, a backoff outlasts the drain.
-		if !(q.pool.isDraining() && rec.State == cache.Queued && rec.Attempts == 0) {
+	if q.yield(ctx, rec.Due) {
+		if ctx.Err() != nil {
+			return // cancelled while it waited: by a change (its new run follows) or by Close
+		}
+		if rec, ok = q.dueNow(id); !ok { // it may have changed while it waited
 			return
 		}
 	}
@@ -347,7 +358,7 @@ func (q *Queue) process(ctx context.Context, id uint64) {
 		defer q.pool.endLarge()
 	}
 	j := &job{q: q, cfg: &q.cfg, rec: rec, gen: rec.Gen, log: q.cfg.Log.With("path", rec.Path, "id", id)}
-	err = j.run(ctx)
+	err := j.run(ctx)
 	q.progress.Delete(id)
 	switch {
 	case err == nil, errors.Is(err, cache.ErrSuperseded), errors.Is(err, cache.ErrNotFound):

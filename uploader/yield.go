@@ -55,25 +55,21 @@ func isWriters(k cache.EventKind) bool {
 	return false
 }
 
-// yield waits, before record id is uploaded, until the mount has been without a writer's event
-// for Yield.Quiet, or the record has been due for Yield.Hold, or ctx is done. A drain does not
-// wait: no writer is left.
-func (q *Queue) yield(ctx context.Context, id uint64) {
+// yield waits, before a record due since due is uploaded, until the mount has been without a
+// writer's event for Yield.Quiet, or the record has been due for Yield.Hold, or ctx is done. A
+// drain does not wait: no writer is left. It reports whether it waited (the record may have
+// changed meanwhile).
+func (q *Queue) yield(ctx context.Context, due time.Time) (waited bool) {
 	y := q.cfg.Yield
 	if y.Quiet <= 0 || q.pool.isDraining() {
-		return
-	}
-	rec, err := q.cfg.Store.GetID(id)
-	if err != nil {
-		return
+		return false
 	}
 	clock := q.cfg.Clock
-	until := rec.Due
+	until := due
 	if until.IsZero() || until.After(clock.Now()) {
 		until = clock.Now()
 	}
 	until = until.Add(y.Hold)
-	waited := false
 	for {
 		now := clock.Now()
 		quiet := q.fg.quiet(now)
@@ -81,12 +77,12 @@ func (q *Queue) yield(ctx context.Context, id uint64) {
 			if waited {
 				q.cfg.Observer.Yielded()
 			}
-			return
+			return waited
 		}
 		waited = true
 		select {
 		case <-ctx.Done():
-			return
+			return waited
 		case <-clock.After(min(y.Quiet-quiet, until.Sub(now))):
 		}
 	}
