@@ -92,8 +92,14 @@ func (s *Store) Sync() error {
 			errs = append(errs, fmt.Errorf("sync %s: %w", s.spoolDir, err))
 		}
 	}
+	if err := s.syncCreates(); err != nil {
+		errs = append(errs, fmt.Errorf("sync the log of new files: %w", err))
+	}
+	upTo := s.cr.covered.Load() // commits up to here are durable once the store is synced
 	if err := s.db.Sync(); err != nil {
 		errs = append(errs, fmt.Errorf("sync the store: %w", err))
+	} else if err := s.compactCreates(upTo); err != nil {
+		errs = append(errs, fmt.Errorf("compact the log of new files: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		// Try again at the next Sync.

@@ -65,6 +65,7 @@ type Store struct {
 	instance string    // read only: see Instance
 	adm      Admission // read only
 	dur      durability
+	cr       creates       // records made and not committed yet: creates.go
 	stopSync chan struct{} // closed by Close: the periodic Sync stops
 	syncDone chan struct{} // closed when it has
 
@@ -81,9 +82,9 @@ func (s *Store) Commits() uint64 { return s.commits.Load() }
 // is made again in the room the reserve frees.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
 	freed := s.res.freed()
-	err := s.db.Update(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
+	err := s.db.Update(func(tx *bolt.Tx) error { return s.inTx(tx, fn) })
 	if isFull(err) && s.res.release(freed) {
-		err = s.db.Update(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
+		err = s.db.Update(func(tx *bolt.Tx) error { return s.inTx(tx, fn) })
 	}
 	return err
 }
@@ -92,11 +93,20 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 // once per transaction. fn may run more than once, so it must only act through tx.
 func (s *Store) batch(fn func(*bolt.Tx) error) error {
 	freed := s.res.freed()
-	err := s.db.Batch(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
+	err := s.db.Batch(func(tx *bolt.Tx) error { return s.inTx(tx, fn) })
 	if isFull(err) && s.res.release(freed) {
-		err = s.db.Batch(func(tx *bolt.Tx) error { s.count(tx); return fn(tx) })
+		err = s.db.Batch(func(tx *bolt.Tx) error { return s.inTx(tx, fn) })
 	}
 	return err
+}
+
+// inTx runs fn in write transaction tx, counted, after the records Create left pending.
+func (s *Store) inTx(tx *bolt.Tx, fn func(*bolt.Tx) error) error {
+	s.count(tx)
+	if err := s.putPending(tx); err != nil {
+		return err
+	}
+	return fn(tx)
 }
 
 // count counts tx once when it commits. A write transaction's ID is one more than the last
@@ -158,6 +168,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := db.Sync(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("cache: init %s: %w", dbPath, err)
+	}
+	if err := s.openCreates(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cache: %w", err)
 	}
 	every := opts.SyncEvery
 	if every <= 0 {
@@ -276,12 +290,12 @@ func (s *Store) Close() error {
 	}
 	close(s.stopSync)
 	<-s.syncDone
-	err := s.Sync()
+	err := errors.Join(s.settle(), s.Sync())
 	// No Sync runs while the file closes, nor after: bbolt's own Sync reads its file unlocked.
 	s.dur.syncMu.Lock()
 	defer s.dur.syncMu.Unlock()
 	s.dur.closed = true
-	return errors.Join(err, s.db.Close())
+	return errors.Join(err, s.db.Close(), s.closeCreates())
 }
 
 // Dir returns the cache directory.
@@ -295,44 +309,33 @@ func (s *Store) SpoolPath(id uint64) string {
 	return filepath.Join(s.spoolDir, fmt.Sprintf("%016x", id))
 }
 
-// Create adds a record for path in state Writing, with a new ID, and returns it. init fills in
-// what the new file is (Type, BusinessType, Mode, Mtime); its state is not init's to set.
-func (s *Store) Create(path string, init func(*Record)) (Record, error) {
-	var rec Record
-	err := s.update(func(tx *bolt.Tx) error {
-		files := tx.Bucket(bucketFiles)
-		if files.Get([]byte(path)) != nil {
-			return fmt.Errorf("create %s: %w", path, ErrExists)
-		}
-		id, err := files.NextSequence()
-		if err != nil {
-			return err
-		}
-		rec = Record{}
-		if init != nil {
-			init(&rec)
-		}
-		rec.ID, rec.Path, rec.State, rec.Gen = id, path, Writing, 1
-		return putRecord(tx, &rec, nil)
-	})
-	return rec, err
-}
-
 // Get returns the record for path.
 func (s *Store) Get(path string) (Record, error) {
+	pending, ok := s.pendingRecord(0, path)
 	var rec Record
+	var covered uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
+		covered = loggedUpTo(tx)
 		return getRecord(tx, path, &rec)
 	})
+	if ok && errors.Is(err, ErrNotFound) && pending.ID > covered {
+		return pending, nil
+	}
 	return rec, err
 }
 
 // GetID returns the record with the given ID.
 func (s *Store) GetID(id uint64) (Record, error) {
+	pending, ok := s.pendingRecord(id, "")
 	var rec Record
+	var covered uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
+		covered = loggedUpTo(tx)
 		return getRecordID(tx, id, &rec)
 	})
+	if ok && errors.Is(err, ErrNotFound) && pending.ID > covered {
+		return pending, nil
+	}
 	return rec, err
 }
 
@@ -607,7 +610,7 @@ func (s *Store) Rename(oldPath, newPath string, follow func(r Record) Event) (Re
 // Files returns every file record, ordered by path.
 func (s *Store) Files() ([]Record, error) {
 	var out []Record
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFiles).ForEach(func(k, v []byte) error {
 			var r Record
 			if err := decodeRecord(k, v, &r); err != nil {
@@ -624,7 +627,7 @@ func (s *Store) Files() ([]Record, error) {
 // ID, from their index: the ready ones, however many, are not read.
 func (s *Store) Unfinished() ([]Record, error) {
 	var out []Record
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketUnfinished).ForEach(func(k, _ []byte) error {
 			var r Record
 			if err := getRecordID(tx, binary.BigEndian.Uint64(k), &r); err != nil {
@@ -641,7 +644,7 @@ func (s *Store) Unfinished() ([]Record, error) {
 // and the number of records: no record is read.
 func (s *Store) CountByState() (map[State]int, error) {
 	out := map[State]int{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		total := tx.Bucket(bucketFiles).Stats().KeyN
 		notReady := 0
 		err := tx.Bucket(bucketUnfinished).ForEach(func(_, v []byte) error {
@@ -660,7 +663,7 @@ func (s *Store) CountByState() (map[State]int, error) {
 // Parts returns the finished parts of record id's upload of generation gen, by number.
 func (s *Store) Parts(id, gen uint64) ([]Part, error) {
 	var out []Part
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		prefix := partKey(id, gen, 0)[:16]
 		c := tx.Bucket(bucketParts).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -700,7 +703,7 @@ func (s *Store) DeleteDir(path string) error {
 // Dirs returns every folder users made, parents before children.
 func (s *Store) Dirs() ([]Dir, error) {
 	var out []Dir
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDirs).ForEach(func(k, v []byte) error {
 			var d Dir
 			if err := decodeDir(k, v, &d); err != nil {

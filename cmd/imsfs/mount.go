@@ -181,6 +181,9 @@ func (m *mount) openStore() error {
 	}
 	m.store = store
 	m.onClose(func() { store.Close() })
+	if n := store.FromLog(); n > 0 {
+		m.log.Info("new files the last mount made just before it was stopped were recorded from the cache's log", "files", n, "cache_dir", m.cacheDir)
+	}
 	return nil
 }
 

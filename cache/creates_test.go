@@ -1,0 +1,136 @@
+package cache
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// kill leaves the store as a killed mount does: what reached the operating system stays, and
+// nothing more is committed.
+func kill(t *testing.T, s *Store) {
+	t.Helper()
+	close(s.stopSync)
+	<-s.syncDone
+	if err := s.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.cr.log.Close()
+}
+
+func TestANewFileSurvivesAKilledMountBeforeItsCommit(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	s.db.MaxBatchDelay = time.Hour // no commit comes: the log alone keeps them
+	var ids []uint64
+	for _, p := range []string{"/video/a.mp4", "/video/b.mp4", "/video/gone.mp4", "/video/old.mp4"} {
+		rec, err := s.Create(p, func(r *Record) { r.Type = "video" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	if n := s.cr.count.Load(); n != 4 {
+		t.Fatalf("%d records pending, want 4: the test is not testing the log", n)
+	}
+	// Read before any commit: from memory.
+	if rec, err := s.GetID(ids[0]); err != nil || rec.Path != "/video/a.mp4" || rec.State != Writing {
+		t.Fatalf("GetID of a pending record: %+v, %v", rec, err)
+	}
+	if rec, err := s.Get("/video/b.mp4"); err != nil || rec.ID != ids[1] {
+		t.Fatalf("Get of a pending record: %+v, %v", rec, err)
+	}
+	// A removal commits the record first, then removes it: no log brings it back.
+	if _, _, err := s.Apply(ids[2], Event{Kind: Unlinked}); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.cr.count.Load(); n != 0 {
+		t.Fatalf("%d records pending after a write transaction, want 0", n)
+	}
+	if _, _, err := s.Apply(ids[3], Event{Kind: Unlinked}); err != nil {
+		t.Fatal(err)
+	}
+	later, err := s.Create("/video/later.mp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := s.Files() // a listing commits what is pending
+	if err != nil || len(files) != 3 {
+		t.Fatalf("Files: %d records, %v; want a, b and later", len(files), err)
+	}
+	late2, err := s.Create("/video/late2.mp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kill(t, s)
+
+	s = mustOpen(t, dir)
+	for _, want := range []struct {
+		path string
+		id   uint64
+	}{{"/video/a.mp4", ids[0]}, {"/video/b.mp4", ids[1]}, {"/video/later.mp4", later.ID}, {"/video/late2.mp4", late2.ID}} {
+		rec, err := s.Get(want.path)
+		if err != nil || rec.ID != want.id || rec.State != Writing || rec.Gen != 1 {
+			t.Errorf("%s after the kill: %+v, %v; want ID %d, writing", want.path, rec, err, want.id)
+		}
+	}
+	for _, p := range []string{"/video/gone.mp4", "/video/old.mp4"} {
+		if _, err := s.Get(p); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s, removed before the kill, is back: %v", p, err)
+		}
+	}
+	next, err := s.Create("/video/next.mp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.ID <= late2.ID {
+		t.Errorf("a new record's ID %d reuses one handed out before the kill (%d)", next.ID, late2.ID)
+	}
+	if _, err := s.Create("/video/next.mp4", nil); !errors.Is(err, ErrExists) {
+		t.Errorf("a second create of a pending path: %v, want ErrExists", err)
+	}
+	if _, err := s.Create("/video/a.mp4", nil); !errors.Is(err, ErrExists) {
+		t.Errorf("a second create of a committed path: %v, want ErrExists", err)
+	}
+}
+
+func TestNewFilesShareCommits(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	s.Create("/video/first.mp4", nil) // reserves the IDs
+	s.settle()
+	before := s.Commits()
+	for i := range 200 {
+		if _, err := s.Create("/video/f"+string(rune('a'+i%26))+time.Now().Format("150405.000000000")+".mp4", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.settle(); err != nil {
+		t.Fatal(err)
+	}
+	files, err := s.Files()
+	if err != nil || len(files) != 201 {
+		t.Fatalf("Files: %d, %v; want 201", len(files), err)
+	}
+	if n := s.Commits() - before; n >= 200 {
+		t.Errorf("200 creates took %d commits: none was shared", n)
+	}
+}
+
+func TestTheLogIsEmptiedOnceCommitted(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	for _, p := range []string{"/video/a.mp4", "/video/b.mp4"} {
+		if _, err := s.Create(p, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.settle(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if s.cr.size != 0 {
+		t.Errorf("the log holds %d bytes after its records were committed and synced", s.cr.size)
+	}
+}
