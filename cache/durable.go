@@ -11,10 +11,10 @@ import (
 // What a close promises, and how:
 //
 //   - A commit reaches the operating system at once (bbolt without fsync), and so does every
-//     byte written to a spool: a killed mount (kill -9, a crash of imsfs) loses nothing that a
-//     close returned for.
+//     byte written to a spool and every line of the log of new files (creates.go): a killed
+//     mount (kill -9, a crash of imsfs) loses nothing that a close returned for.
 //   - Sync makes durable, in this order, the spool files written since the last Sync, the spool
-//     folder if a spool file was made, then the store: a record never outlives the bytes it
+//     folder if a spool file was made, the log of new files, then the store: a record never outlives the bytes it
 //     describes (as ext4's data=ordered). It runs every SyncEvery (5 s, ext4's default commit
 //     interval), so that a power loss loses no more than a local disk would; and whenever
 //     something must be durable now: an application's fsync(2), a close under --sync-on-close,
