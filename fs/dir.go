@@ -344,10 +344,17 @@ func (r *renaming) takeSidecar(f *fileNode, fields map[string]fieldValue) syscal
 	if err := f.remove(); err != nil {
 		return r.d.fsys.fail("rename", r.from, err)
 	}
+	f.mu.Lock()
+	f.tookSidecar = true
+	f.mu.Unlock()
 	r.d.RmChild(r.name)
 	if target != nil {
 		target.setFields(strings.TrimSuffix(r.to, SidecarSuffix), fields)
 	}
+	// The kernel takes the renamed file for the sidecar now: told, once this request is
+	// answered, it looks the mount's own up again.
+	parent := r.newParent.EmbeddedInode()
+	go func() { _ = parent.NotifyEntry(r.newName) }()
 	r.d.fsys.opts.Log.Info("a sidecar written under another name set its file's fields; its bytes are dropped", "path", r.to)
 	return gofs.OK
 }

@@ -27,21 +27,25 @@ type fileNode struct {
 	fsys *FS    // read only
 	id   uint64 // read only: the record and spool
 
-	mu        sync.Mutex
-	size      int64         // protected by mu
-	mode      uint32        // protected by mu: permission bits
-	mtime     time.Time     // protected by mu
-	atime     time.Time     // protected by mu: as utimensat set it; zero shows mtime
-	ctime     time.Time     // protected by mu
-	writers   int           // protected by mu: open handles that may write
-	open      int           // protected by mu: open handles, readers included
-	lastUse   time.Time     // protected by mu: last open, for eviction
-	modified  bool          // protected by mu: changed since it was last queued
-	gone      bool          // protected by mu: unlinked or replaced; open handles still work
-	evicted   bool          // protected by mu: the spool is gone; the bytes are in the object
-	restoring chan struct{} // protected by mu: closed when a restore under way ends
-	newSpool  bool          // protected by mu: its spool file's name is not yet durable in the spool directory
-	direct    int           // protected by mu: open writers whose writes the kernel passes straight to the spool
+	mu       sync.Mutex
+	size     int64     // protected by mu
+	mode     uint32    // protected by mu: permission bits
+	mtime    time.Time // protected by mu
+	atime    time.Time // protected by mu: as utimensat set it; zero shows mtime
+	ctime    time.Time // protected by mu
+	writers  int       // protected by mu: open handles that may write
+	open     int       // protected by mu: open handles, readers included
+	lastUse  time.Time // protected by mu: last open, for eviction
+	modified bool      // protected by mu: changed since it was last queued
+	gone     bool      // protected by mu: unlinked or replaced; open handles still work
+	// protected by mu: renamed over a sidecar, which took its fields. The kernel takes this node
+	// for the sidecar until it is told (after the rename is answered): ESTALE makes it look the
+	// name up again, and find the mount's own.
+	tookSidecar bool
+	evicted     bool          // protected by mu: the spool is gone; the bytes are in the object
+	restoring   chan struct{} // protected by mu: closed when a restore under way ends
+	newSpool    bool          // protected by mu: its spool file's name is not yet durable in the spool directory
+	direct      int           // protected by mu: open writers whose writes the kernel passes straight to the spool
 	// backed counts the open handles the kernel may pass straight to the spool: the direct
 	// writers, and every handle opened while one was, readers too. go-fuse gives each open of
 	// a node the backing file an earlier one registered, until the last of them is released;
@@ -94,6 +98,9 @@ var _ = (gofs.NodeGetattrer)((*fileNode)(nil))
 func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.tookSidecar && fh == nil {
+		return syscall.ESTALE
+	}
 	n._seeDirectWrites()
 	n.fillAttr(&out.Attr)
 	return gofs.OK
@@ -288,6 +295,12 @@ func (n *fileNode) _forget() {
 var _ = (gofs.NodeOpener)((*fileNode)(nil))
 
 func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	n.mu.Lock()
+	stale := n.tookSidecar
+	n.mu.Unlock()
+	if stale {
+		return nil, 0, syscall.ESTALE
+	}
 	p := n.path()
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	if !write {

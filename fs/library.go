@@ -102,7 +102,7 @@ func (f *FS) libDir(dir string) *gofs.Inode {
 
 // libraryChanged tells the kernel of entries of library/ that went or changed, so that ls
 // shows them without waiting for what it was told to expire. A new name needs no word: a name
-// looked up and not found is not kept (no negative timeout). An entry is told of even when no
+// of library/ looked up and not found is not kept (Lookup answers a plain ENOENT). An entry is told of even when no
 // child holds it here: a lookup that read it just before the change is not a child yet.
 func (f *FS) libraryChanged(changes []uploader.LibraryChange) {
 	for _, c := range changes {
@@ -189,6 +189,9 @@ func (d *libDirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 			return d.NewInode(ctx, s, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: libIno("sidecar", e.MediaID)}), gofs.OK
 		}
 	}
+	// An asset comes from the service, unseen by the kernel: its absence is not kept (an entry
+	// timeout set makes go-fuse answer a plain ENOENT, not a negative entry).
+	out.SetEntryTimeout(time.Nanosecond)
 	return nil, syscall.ENOENT
 }
 

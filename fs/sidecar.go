@@ -258,8 +258,12 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, syscall.ENAMETOOLONG
 	}
 	if !d.fsys.opts.Sidecars || !isSidecar(name) {
-		return nil, syscall.ENOENT
+		return nil, syscall.ENOENT // kept by the kernel for the negative timeout: see Mount
 	}
+	// A sidecar comes with its file, and with a change of the file's state, which the kernel
+	// does not see: its absence is not kept (an entry timeout set makes go-fuse answer a
+	// plain ENOENT).
+	out.SetEntryTimeout(time.Nanosecond)
 	c := d.GetChild(strings.TrimSuffix(name, SidecarSuffix))
 	if c == nil || !d.fsys.showsSidecar(join(d.path(), strings.TrimSuffix(name, SidecarSuffix))) {
 		return nil, syscall.ENOENT

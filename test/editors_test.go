@@ -1,6 +1,7 @@
 package test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -246,5 +247,70 @@ func TestASidecarWrittenAsJSONSetsTheFields(t *testing.T) {
 	os.WriteFile(early, []byte("later bytes"), 0o644)
 	if v, _ := xattr(early, "user.ims.title"); v != "Came first" {
 		t.Errorf("the title of a sidecar written before its file: %q", v)
+	}
+}
+
+// TestNamesTheKernelWasNotToldOfShowAtOnce: the kernel keeps a name it looked up and did not
+// find for a second (an editor probes its swap and backup names again and again), but a name
+// that comes without the kernel making it shows at once all the same: a file's sidecar, the
+// mount's sidecar in place of one renamed over it, an asset in library/.
+func TestNamesTheKernelWasNotToldOfShowAtOnce(t *testing.T) {
+	t.Parallel()
+	emu := startEmulator(t)
+	m := startMount(t, emu, "", "--upload-delay", "1h", "--metrics-addr", "127.0.0.1:0", "--library-refresh", "1s")
+	url := metricsURL.FindStringSubmatch(m.output())
+	if url == nil {
+		t.Fatalf("the mount does not say where its metrics are:\n%s", m.output())
+	}
+	enoent := func() float64 { return scrape(t, url[1])[`imsfs_fuse_operations_total{errno="ENOENT",op="lookup"}`] }
+
+	// An editor's probes: the first reaches imsfs, the next ones are the kernel's.
+	swap := filepath.Join(m.Dir, "video", ".clip.mp4.swp")
+	before := enoent()
+	for range 5 {
+		if _, err := os.Stat(swap); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("stat %s: %v", swap, err)
+		}
+	}
+	if n := enoent() - before; n >= 5 {
+		t.Errorf("5 probes of a missing name made %.0f lookups: the kernel keeps no missing name", n)
+	}
+
+	// A sidecar looked up before its file is made.
+	clip := filepath.Join(m.Dir, "video", "clip.mp4")
+	if _, err := os.Stat(clip + ".ims.json"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the sidecar of a file not made yet: %v", err)
+	}
+	if err := os.WriteFile(clip, []byte("clip bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(clip + ".ims.json"); err != nil {
+		t.Errorf("the sidecar of a file just made: %v", err)
+	}
+
+	// A sidecar written under another name and renamed over the mount's (rsync, a safe save).
+	tmp := filepath.Join(m.Dir, "video", ".clip.mp4.ims.json.tmp")
+	if err := os.WriteFile(tmp, []byte(`{"title":"Renamed over"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, clip+".ims.json"); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(clip + ".ims.json"); err != nil || !strings.Contains(string(data), `"status"`) || !strings.Contains(string(data), "Renamed over") {
+		t.Errorf("the sidecar right after one was renamed over it: %v\n%s", err, data)
+	}
+
+	// An asset made by another program, looked up until the mount has listed it (its metrics
+	// say: a listing of the folder would make the kernel forget what it kept).
+	direct := filepath.Join(m.Dir, "library", "video", "direct.mp4")
+	src := filepath.Join(t.TempDir(), "direct.mp4")
+	os.WriteFile(src, []byte("made elsewhere"), 0o644)
+	directUpload(t, emu, src)
+	eventually(t, 60*time.Second, "the mount lists the asset made elsewhere", func() bool {
+		_, _ = os.Stat(direct) // a lookup just before the mount lists it
+		return scrape(t, url[1])["imsfs_library_assets"] >= 1
+	})
+	if _, err := os.Stat(direct); err != nil {
+		t.Errorf("an asset the mount lists in library/ is not found: %v", err)
 	}
 }
