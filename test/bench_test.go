@@ -314,24 +314,74 @@ func (b *bench) smallFiles(emu *emulatorProc, m *mountProc, others []other) {
 	src := filepath.Join(t.TempDir(), "small")
 	tree(t, src, 1000, 64<<10)
 	shell(t, "sync")
-	dst := filepath.Join(m.Dir, "video", "small")
 	local := timed(t, func() { b.copyTo("cp -r", src, filepath.Join(b.local, "small")) })
-	start := time.Now()
-	b.copyTo("cp -r", src, dst)
-	mine := time.Since(start)
-	b.waitAllReady(dst, 1000)
-	all := time.Since(start)
-	base, took := b.othersLine("cp -r", src, "small", local, others)
-	ratio := speed(mine, local) + " local"
-	if loop, ok := took["bare go-fuse loopback"]; ok {
-		ratio = speed(mine, loop) + " the loopback's speed (goal ≥ 0.8×)"
+	// imsfs and the loopback in turn, pairRounds times, each imsfs copy once the uploads of the
+	// last are done (as a user's next copy would find them): the ratio of each pair, as this
+	// machine's disk and CPU drift by more than the goal between two copies.
+	var loop string
+	var rest []other
+	for _, o := range others {
+		if o.name == "bare go-fuse loopback" && o.dir != "" {
+			loop = o.dir
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	var mine, loops []time.Duration
+	var all time.Duration
+	for r := range pairRounds {
+		dst := filepath.Join(m.Dir, "video", fmt.Sprintf("small%d", r))
+		start := time.Now()
+		b.copyTo("cp -r", src, dst)
+		mine = append(mine, time.Since(start))
+		b.waitAllReady(dst, 1000)
+		if r == 0 {
+			all = time.Since(start)
+		}
+		if loop != "" {
+			loops = append(loops, timed(t, func() { b.copyTo("cp -r", src, filepath.Join(loop, fmt.Sprintf("small%d", r))) }))
+		}
+	}
+	base, took := b.othersLine("cp -r", src, "small", local, rest)
+	ratio := speed(median(mine), local) + " local"
+	if len(loops) > 0 {
+		base += fmt.Sprintf("; bare go-fuse loopback %s = %s", dur(median(loops)), speed(median(loops), local))
+		ratio = fmt.Sprintf("%.2f× the loopback's speed, median of %d pairs %s (goal ≥ 0.8×)", medianRatio(loops, mine), pairRounds, pairs(loops, mine))
 	}
 	if rcl, ok := took["rclone mount"]; ok {
-		ratio += fmt.Sprintf("; rclone mount %s, imsfs %s (goal: faster)", dur(rcl), map[bool]string{true: "faster", false: "slower"}[mine < rcl])
+		ratio += fmt.Sprintf("; rclone mount %s, imsfs %s (goal: faster)", dur(rcl), map[bool]string{true: "faster", false: "slower"}[median(mine) < rcl])
 	}
-	b.add("2", "cp -r 1,000 × 64 KiB + sync, uploads on", dur(mine), base, ratio)
-	b.add("2", "… and until all 1,000 are ready", dur(all), "—", "—")
+	b.add("2", fmt.Sprintf("cp -r 1,000 × 64 KiB + sync, uploads on (median of %d)", pairRounds), dur(median(mine)), base, ratio)
+	b.add("2", "… and until all 1,000 are ready (the first copy)", dur(all), "—", "—")
 	b.readyAfterNormal(emu, m, "1,000 × 64 KiB")
+}
+
+// pairRounds is how many times a goal measured against the loopback runs on each, in turn.
+const pairRounds = 3
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// medianRatio is the median of base[i]/mine[i]: imsfs's speed against the base, pair by pair.
+func medianRatio(base, mine []time.Duration) float64 {
+	var r []float64
+	for i := range mine {
+		r = append(r, float64(base[i])/float64(mine[i]))
+	}
+	slices.Sort(r)
+	return r[len(r)/2]
+}
+
+// pairs lists each pair's ratio, base/mine, as "(0.71, 0.84, 0.80)".
+func pairs(base, mine []time.Duration) string {
+	var r []string
+	for i := range mine {
+		r = append(r, fmt.Sprintf("%.2f", float64(base[i])/float64(mine[i])))
+	}
+	return "(" + strings.Join(r, ", ") + ")"
 }
 
 // readyAfterNormal measures how long after the service said an asset Normal the mount said it
@@ -580,43 +630,53 @@ func (b *bench) emptyFiles(m *mountProc, loop string) {
 		return time.Since(start)
 	}
 	ls := func(dir string) time.Duration { return lsLong(t, dir, 10000) }
-	dir := filepath.Join(m.Dir, "video", "empty")
 	local := touch(filepath.Join(b.local, "empty"))
-	before := b.fuseRequests(m)
-	mine := touch(dir)
-	touchReqs := b.fuseRequests(m) - before
-	base, baseLs := dur(local)+" (local disk)", ""
-	ratio, ratioLs := speed(mine, local)+" local", ""
-	var loopLs time.Duration
-	if loop != "" {
-		l := touch(filepath.Join(loop, "empty"))
-		loopLs = ls(filepath.Join(loop, "empty"))
-		base += fmt.Sprintf("; bare go-fuse loopback %s", dur(l))
-		baseLs = fmt.Sprintf("; bare go-fuse loopback (10,000 entries) %s", dur(loopLs))
-		ratio = fmt.Sprintf("%.2f× the loopback's time (goal ≤ 1.5×)", float64(mine)/float64(l))
-	}
-	b.add("6", "10,000 empty files in one folder (touch)", dur(mine), base, ratio)
 	localLs := ls(filepath.Join(b.local, "empty"))
-	before = b.fuseRequests(m)
-	mineLs := ls(dir)
-	lsReqs := b.fuseRequests(m) - before
-	ratioLs = speed(mineLs, localLs) + " local"
-	if loopLs > 0 {
-		ratioLs = fmt.Sprintf("%.2f× the loopback's time (goal ≤ 2×)", float64(mineLs)/float64(loopLs))
+	// imsfs and the loopback in turn, each in a new folder: an ext4 without a journal (this
+	// VM's) makes a new file slower after many were deleted near its folder, which drifts by
+	// more than the goal between two runs.
+	var mine, mineLs, loops, loopsLs []time.Duration
+	var touchReqs, lsReqs float64
+	for r := range pairRounds {
+		dir := filepath.Join(m.Dir, "video", fmt.Sprintf("empty%d", r))
+		before := b.fuseRequests(m)
+		mine = append(mine, touch(dir))
+		if r == 0 {
+			touchReqs = b.fuseRequests(m) - before
+		}
+		before = b.fuseRequests(m)
+		mineLs = append(mineLs, ls(dir))
+		if r == 0 {
+			lsReqs = b.fuseRequests(m) - before
+		}
+		if loop != "" {
+			d := filepath.Join(loop, fmt.Sprintf("empty%d", r))
+			loops = append(loops, touch(d))
+			loopsLs = append(loopsLs, ls(d))
+		}
 	}
-	b.add("6", "ls -l of it (with the sidecars: 20,000 entries)", dur(mineLs), dur(localLs)+" (local disk)"+baseLs, ratioLs)
+	base, baseLs := dur(local)+" (local disk)", dur(localLs)+" (local disk)"
+	ratio, ratioLs := speed(median(mine), local)+" local", speed(median(mineLs), localLs)+" local"
+	if loop != "" {
+		base += fmt.Sprintf("; bare go-fuse loopback %s", dur(median(loops)))
+		baseLs += fmt.Sprintf("; bare go-fuse loopback (10,000 entries) %s", dur(median(loopsLs)))
+		ratio = fmt.Sprintf("%.2f× the loopback's time, median of %d pairs %s (goal ≤ 1.5×)", 1/medianRatio(loops, mine), pairRounds, pairs(mine, loops))
+		ratioLs = fmt.Sprintf("%.2f× the loopback's time, median of %d pairs %s (goal ≤ 2×)", 1/medianRatio(loopsLs, mineLs), pairRounds, pairs(mineLs, loopsLs))
+	}
+	b.add("6", fmt.Sprintf("10,000 empty files in one folder (touch, median of %d)", pairRounds), dur(median(mine)), base, ratio)
+	b.add("6", fmt.Sprintf("ls -l of it (with the sidecars: 20,000 entries; median of %d)", pairRounds), dur(median(mineLs)), baseLs, ratioLs)
 
 	// The floor FUSE sets on goal 6: the requests the kernel sent and waited for (a release it
 	// does not wait for), each at least one round trip of FUSE itself, as the bare loopback
 	// answers a getxattr.
-	rt := roundTrip(t, loop, filepath.Join(dir, names[0]))
+	rt := roundTrip(t, loop, filepath.Join(m.Dir, "video", "empty0", names[0]))
 	for _, f := range []struct {
 		what string
 		n    float64
 		took time.Duration
-	}{{"touch", touchReqs, mine}, {"ls -l", lsReqs, mineLs}} {
+	}{{"touch", touchReqs, mine[0]}, {"ls -l", lsReqs, mineLs[0]}} {
 		floor := time.Duration(f.n * float64(rt.took))
-		b.add("6", fmt.Sprintf("… the FUSE requests the kernel waited for in the %s", f.what), fmt.Sprintf("%.0f", f.n),
+		b.add("6", fmt.Sprintf("… the FUSE requests the kernel waited for in the first %s", f.what), fmt.Sprintf("%.0f", f.n),
 			fmt.Sprintf("a round trip %s (%s)", dur(rt.took), rt.where),
 			fmt.Sprintf("%s at that alone; the rest %s", dur(floor), dur(f.took-floor)))
 	}
