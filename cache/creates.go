@@ -194,10 +194,15 @@ func (s *Store) logCreate(rec *Record) (logged, reserve bool, err error) {
 		return false, false, fmt.Errorf("create %s: %w", rec.Path, err)
 	}
 	n, err := s.cr.log.Write(append(line, '\n'))
-	s.cr.size += int64(n)
 	if err != nil {
+		// A part written (a full volume) would join the next line: cut back to the last whole one.
+		if n > 0 && s.cr.log.Truncate(s.cr.size) != nil {
+			m, _ := s.cr.log.Write([]byte{'\n'}) // else end it: a line that does not decode is skipped
+			s.cr.size += int64(n + m)
+		}
 		return false, false, nil
 	}
+	s.cr.size += int64(n)
 	s.cr.last = rec.ID
 	s.cr.pending[rec.ID] = *rec
 	s.cr.paths[rec.Path] = rec.ID

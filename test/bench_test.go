@@ -850,7 +850,7 @@ func roundTrip(t *testing.T, loop, path string) (rt struct {
 }) {
 	rt.where = "getxattr on imsfs, median of 5,000"
 	if loop != "" {
-		path = filepath.Join(loop, "empty", "e00000.mp4")
+		path = filepath.Join(loop, "empty0", "e00000.mp4")
 		rt.where = "getxattr on the bare go-fuse loopback, median of 5,000"
 	}
 	buf := make([]byte, 64)
