@@ -357,7 +357,7 @@ func (b *bench) smallFiles(emu *emulatorProc, m *mountProc, others []other) {
 }
 
 // pairRounds is how many times a goal measured against the loopback runs on each, in turn.
-const pairRounds = 3
+const pairRounds = 5
 
 func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
