@@ -65,6 +65,13 @@ type creates struct {
 // a killed mount had made in its last milliseconds.
 func (s *Store) FromLog() int { return s.cr.fromLog }
 
+// logLine is a line of the log: the record, and its path as bytes, which JSON would not keep
+// (a name that is not UTF-8 is a valid file name).
+type logLine struct {
+	Path []byte `json:"p"`
+	Rec  Record `json:"r"`
+}
+
 // openCreates opens the log of dir and commits, in db, the records it holds that were never
 // committed: those of a mount that was killed.
 func (s *Store) openCreates() error {
@@ -86,6 +93,11 @@ func (s *Store) openCreates() error {
 			if rec.ID <= covered || files.Get([]byte(rec.Path)) != nil || tx.Bucket(bucketIDs).Get(idKey(rec.ID)) != nil {
 				continue
 			}
+			// Its create made the spool before it returned: without one, it never returned, or
+			// the file was removed since (a power loss kept the line, not the removal's commit).
+			if _, err := os.Lstat(s.SpoolPath(rec.ID)); err != nil {
+				continue
+			}
 			if err := putRecord(tx, &rec, nil); err != nil {
 				return err
 			}
@@ -104,8 +116,11 @@ func (s *Store) openCreates() error {
 	if err == nil {
 		err = s.db.Sync()
 	}
-	if err == nil && len(logged) > 0 {
+	if err == nil {
 		err = f.Truncate(0)
+	}
+	if err == nil {
+		err = fsyncFile(s.dir) // the log's own name
 	}
 	if err != nil {
 		f.Close()
@@ -115,18 +130,36 @@ func (s *Store) openCreates() error {
 }
 
 // readCreates reads a log's records, in order. A line that does not decode (the last, cut by a
-// power loss) is skipped: its create returned no file.
+// power loss; garbage a file system left after one) is skipped: its create returned no file.
 func readCreates(r io.Reader) ([]Record, error) {
 	var out []Record
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var rec Record
-		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.ID != 0 && rec.Path != "" {
-			out = append(out, rec)
+	br := bufio.NewReaderSize(r, 64<<10)
+	var line []byte
+	long := false
+	for {
+		chunk, err := br.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			if len(line) < 1<<20 {
+				line = append(line, chunk...)
+			} else {
+				long = true // no record is this long: skip it to its end
+			}
+			continue
+		case err != nil && !errors.Is(err, io.EOF):
+			return nil, err
+		}
+		line = append(line, chunk...)
+		var l logLine
+		if !long && json.Unmarshal(line, &l) == nil && l.Rec.ID != 0 && len(l.Path) > 0 {
+			l.Rec.Path = string(l.Path)
+			out = append(out, l.Rec)
+		}
+		line, long = line[:0], false
+		if err != nil {
+			return out, nil
 		}
 	}
-	return out, sc.Err()
 }
 
 func loggedUpTo(tx *bolt.Tx) uint64 {
@@ -149,16 +182,18 @@ func (s *Store) Create(path string, init func(*Record)) (Record, error) {
 		init(&rec)
 	}
 	rec.Path, rec.State, rec.Gen = path, Writing, 1
+	var committed uint64
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketFiles).Get([]byte(path)) != nil {
 			return fmt.Errorf("create %s: %w", path, ErrExists)
 		}
+		committed = loggedUpTo(tx)
 		return nil
 	}); err != nil {
 		return Record{}, err
 	}
 	for {
-		logged, reserve, err := s.logCreate(&rec)
+		logged, reserve, err := s.logCreate(&rec, committed)
 		if err != nil {
 			return Record{}, err
 		}
@@ -168,7 +203,12 @@ func (s *Store) Create(path string, init func(*Record)) (Record, error) {
 		}
 		if !reserve {
 			// The log refused the line (a full volume): committed at once instead, as before.
-			return rec, s.update(func(tx *bolt.Tx) error { return putRecord(tx, &rec, nil) })
+			return rec, s.update(func(tx *bolt.Tx) error {
+				if tx.Bucket(bucketFiles).Get([]byte(path)) != nil {
+					return fmt.Errorf("create %s: %w", path, ErrExists)
+				}
+				return putRecord(tx, &rec, nil)
+			})
 		}
 		if err := s.reserveIDs(); err != nil {
 			return Record{}, fmt.Errorf("create %s: %w", path, err)
@@ -178,18 +218,23 @@ func (s *Store) Create(path string, init func(*Record)) (Record, error) {
 
 // logCreate hands rec an ID and logs it as pending. It returns reserve when no ID is left in
 // memory, and logged false with no error when the log could not be written (rec has its ID).
-func (s *Store) logCreate(rec *Record) (logged, reserve bool, err error) {
+// committed is the highest ID the store held committed when it found rec's path free: a
+// pending record of the path up to it was committed, and removed or renamed since.
+func (s *Store) logCreate(rec *Record, committed uint64) (logged, reserve bool, err error) {
 	s.cr.mu.Lock()
 	defer s.cr.mu.Unlock()
-	if _, ok := s.cr.paths[rec.Path]; ok {
-		return false, false, fmt.Errorf("create %s: %w", rec.Path, ErrExists)
+	if id, ok := s.cr.paths[rec.Path]; ok {
+		if id > committed {
+			return false, false, fmt.Errorf("create %s: %w", rec.Path, ErrExists)
+		}
+		delete(s.cr.paths, rec.Path) // its commit's OnCommit drops the rest
 	}
 	if s.cr.next == 0 || s.cr.next > s.cr.limit {
 		return false, true, nil
 	}
 	rec.ID = s.cr.next
 	s.cr.next++
-	line, err := json.Marshal(rec)
+	line, err := json.Marshal(logLine{Path: []byte(rec.Path), Rec: *rec})
 	if err != nil {
 		return false, false, fmt.Errorf("create %s: %w", rec.Path, err)
 	}
@@ -221,7 +266,9 @@ func (s *Store) reserveIDs() error {
 		return err
 	}
 	s.cr.mu.Lock()
-	if s.cr.next == 0 || s.cr.next > s.cr.limit {
+	// Another reservation may have come first, and been used up: a block only ever follows an
+	// older one, so that the highest ID handed out only grows.
+	if (s.cr.next == 0 || s.cr.next > s.cr.limit) && first > s.cr.limit {
 		s.cr.next, s.cr.limit = first, first+idBlock-1
 	}
 	s.cr.mu.Unlock()
@@ -244,19 +291,19 @@ func (s *Store) kickCreates() {
 // putPending commits, in tx, the pending records that no transaction committed, first thing in
 // every write transaction: what it does next sees them. They leave memory when it commits.
 func (s *Store) putPending(tx *bolt.Tx) error {
+	s.cr.kicked.Store(false) // this transaction takes what is pending: a create after it kicks again
 	if s.cr.count.Load() == 0 {
 		return nil
 	}
 	covered := loggedUpTo(tx)
 	s.cr.mu.Lock()
-	s.cr.kicked.Store(false)
 	var recs []Record
 	for id, rec := range s.cr.pending {
 		if id > covered {
 			recs = append(recs, rec)
 		}
 	}
-	top := s.cr.next - 1 // every ID up to it is pending or committed
+	top := s.cr.next - 1 // every logged ID up to it is pending or committed
 	s.cr.mu.Unlock()
 	if len(recs) == 0 {
 		return nil // committed by a transaction whose OnCommit has yet to drop them
@@ -328,22 +375,23 @@ func (s *Store) settle() error {
 	return s.update(func(*bolt.Tx) error { return nil })
 }
 
-// view runs fn in a read transaction that sees every record made so far.
+// view runs fn in a read transaction that sees every file record made so far: for a listing
+// of records. Should the pending ones not commit (a full volume), it reads what is committed.
 func (s *Store) view(fn func(*bolt.Tx) error) error {
-	if err := s.settle(); err != nil {
-		return err
-	}
+	_ = s.settle()
 	return s.db.View(fn)
 }
 
-// syncCreates makes the log durable, before the store's own Sync.
+// syncCreates makes the log durable, before the store's own Sync. It holds no lock a create
+// waits for: the log is replaced or closed only under the Sync lock, which its caller holds.
 func (s *Store) syncCreates() error {
 	s.cr.mu.Lock()
-	defer s.cr.mu.Unlock()
-	if s.cr.log == nil || s.cr.size == 0 {
+	log, size := s.cr.log, s.cr.size
+	s.cr.mu.Unlock()
+	if log == nil || size == 0 {
 		return nil
 	}
-	return s.cr.log.Sync()
+	return log.Sync()
 }
 
 // compactCreates empties the log once every record in it was committed up to covered, a point
@@ -379,7 +427,7 @@ func (s *Store) compactCreates(covered uint64) error {
 	var size int64
 	for _, rec := range logged {
 		if rec.ID > covered {
-			line, _ := json.Marshal(rec)
+			line, _ := json.Marshal(logLine{Path: []byte(rec.Path), Rec: rec})
 			n, _ := w.Write(append(line, '\n'))
 			size += int64(n)
 		}
@@ -387,6 +435,9 @@ func (s *Store) compactCreates(covered uint64) error {
 	err = errors.Join(w.Flush(), tmp.Sync())
 	if err == nil {
 		err = os.Rename(name+".new", name)
+	}
+	if err == nil {
+		err = fsyncFile(s.dir)
 	}
 	if err != nil {
 		tmp.Close()

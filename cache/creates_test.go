@@ -2,9 +2,19 @@ package cache
 
 import (
 	"errors"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
+
+// spool makes record id's spool file, as the mount does after Create.
+func spool(t *testing.T, s *Store, id uint64) {
+	t.Helper()
+	if err := os.WriteFile(s.SpoolPath(id), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // kill leaves the store as a killed mount does: what reached the operating system stays, and
 // nothing more is committed.
@@ -23,21 +33,25 @@ func TestANewFileSurvivesAKilledMountBeforeItsCommit(t *testing.T) {
 	s := mustOpen(t, dir)
 	s.db.MaxBatchDelay = time.Hour // no commit comes: the log alone keeps them
 	var ids []uint64
-	for _, p := range []string{"/video/a.mp4", "/video/b.mp4", "/video/gone.mp4", "/video/old.mp4"} {
+	// A name need not be UTF-8; one with no spool is a create that never returned.
+	for _, p := range []string{"/video/a.mp4", "/video/b\xff\xfe.mp4", "/video/gone.mp4", "/video/old.mp4", "/video/no-spool.mp4"} {
 		rec, err := s.Create(p, func(r *Record) { r.Type = "video" })
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, rec.ID)
+		if p != "/video/no-spool.mp4" {
+			spool(t, s, rec.ID)
+		}
 	}
-	if n := s.cr.count.Load(); n != 4 {
-		t.Fatalf("%d records pending, want 4: the test is not testing the log", n)
+	if n := s.cr.count.Load(); n != 5 {
+		t.Fatalf("%d records pending, want 5: the test is not testing the log", n)
 	}
 	// Read before any commit: from memory.
 	if rec, err := s.GetID(ids[0]); err != nil || rec.Path != "/video/a.mp4" || rec.State != Writing {
 		t.Fatalf("GetID of a pending record: %+v, %v", rec, err)
 	}
-	if rec, err := s.Get("/video/b.mp4"); err != nil || rec.ID != ids[1] {
+	if rec, err := s.Get("/video/b\xff\xfe.mp4"); err != nil || rec.ID != ids[1] {
 		t.Fatalf("Get of a pending record: %+v, %v", rec, err)
 	}
 	// A removal commits the record first, then removes it: no log brings it back.
@@ -50,15 +64,24 @@ func TestANewFileSurvivesAKilledMountBeforeItsCommit(t *testing.T) {
 	if _, _, err := s.Apply(ids[3], Event{Kind: Unlinked}); err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := s.Apply(ids[4], Event{Kind: Unlinked}); err != nil {
+		t.Fatal(err)
+	}
 	later, err := s.Create("/video/later.mp4", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	spool(t, s, later.ID)
 	files, err := s.Files() // a listing commits what is pending
 	if err != nil || len(files) != 3 {
 		t.Fatalf("Files: %d records, %v; want a, b and later", len(files), err)
 	}
 	late2, err := s.Create("/video/late2.mp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool(t, s, late2.ID)
+	never, err := s.Create("/video/never-returned.mp4", nil) // killed before its spool was made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,13 +91,13 @@ func TestANewFileSurvivesAKilledMountBeforeItsCommit(t *testing.T) {
 	for _, want := range []struct {
 		path string
 		id   uint64
-	}{{"/video/a.mp4", ids[0]}, {"/video/b.mp4", ids[1]}, {"/video/later.mp4", later.ID}, {"/video/late2.mp4", late2.ID}} {
+	}{{"/video/a.mp4", ids[0]}, {"/video/b\xff\xfe.mp4", ids[1]}, {"/video/later.mp4", later.ID}, {"/video/late2.mp4", late2.ID}} {
 		rec, err := s.Get(want.path)
 		if err != nil || rec.ID != want.id || rec.State != Writing || rec.Gen != 1 {
 			t.Errorf("%s after the kill: %+v, %v; want ID %d, writing", want.path, rec, err, want.id)
 		}
 	}
-	for _, p := range []string{"/video/gone.mp4", "/video/old.mp4"} {
+	for _, p := range []string{"/video/gone.mp4", "/video/old.mp4", "/video/no-spool.mp4", "/video/never-returned.mp4"} {
 		if _, err := s.Get(p); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%s, removed before the kill, is back: %v", p, err)
 		}
@@ -83,8 +106,11 @@ func TestANewFileSurvivesAKilledMountBeforeItsCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if next.ID <= late2.ID {
-		t.Errorf("a new record's ID %d reuses one handed out before the kill (%d)", next.ID, late2.ID)
+	if next.ID <= never.ID {
+		t.Errorf("a new record's ID %d reuses one handed out before the kill (%d)", next.ID, never.ID)
+	}
+	if s.FromLog() != 1 {
+		t.Errorf("FromLog %d, want 1 (late2: the rest were committed before the kill)", s.FromLog())
 	}
 	if _, err := s.Create("/video/next.mp4", nil); !errors.Is(err, ErrExists) {
 		t.Errorf("a second create of a pending path: %v, want ErrExists", err)
@@ -132,5 +158,47 @@ func TestTheLogIsEmptiedOnceCommitted(t *testing.T) {
 	}
 	if s.cr.size != 0 {
 		t.Errorf("the log holds %d bytes after its records were committed and synced", s.cr.size)
+	}
+}
+
+// TestARemovedPathIsFreeAtOnce: a create of a path whose pending record was committed and
+// removed (a lock file made again) is not refused while that commit's handlers have yet to run.
+func TestARemovedPathIsFreeAtOnce(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	rec, err := s.Create("/video/lock.mp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Apply(rec.ID, Event{Kind: Unlinked}); err != nil {
+		t.Fatal(err)
+	}
+	// As if the commit's OnCommit had not run yet: the record is still pending in memory.
+	s.cr.mu.Lock()
+	s.cr.pending[rec.ID] = rec
+	s.cr.paths[rec.Path] = rec.ID
+	s.cr.count.Store(int64(len(s.cr.pending)))
+	s.cr.mu.Unlock()
+	again, err := s.Create("/video/lock.mp4", nil)
+	if err != nil {
+		t.Fatalf("create again: %v", err)
+	}
+	if got, err := s.Get("/video/lock.mp4"); err != nil || got.ID != again.ID {
+		t.Errorf("Get: %+v, %v; want the new record %d", got, err, again.ID)
+	}
+	if _, err := s.GetID(rec.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetID of the removed record: %v, want ErrNotFound", err)
+	}
+}
+
+func TestALogOfGarbageIsSkipped(t *testing.T) {
+	long := make([]byte, 3<<20)
+	for i := range long {
+		long[i] = 'x'
+	}
+	good := `{"p":"L3ZpZGVvL2EubXA0","r":{"ID":7,"State":"writing","Gen":1}}`
+	in := string(long) + "\n" + good + "\n{\"p\":\"cut" // a long line, a good one, one cut off
+	recs, err := readCreates(strings.NewReader(in))
+	if err != nil || len(recs) != 1 || recs[0].ID != 7 || recs[0].Path != "/video/a.mp4" {
+		t.Fatalf("readCreates: %+v, %v; want the one good record", recs, err)
 	}
 }

@@ -132,7 +132,7 @@ func (s *Store) AddDisposal(d Disposal) (uint64, error) {
 // Disposals returns the pending disposals, oldest first.
 func (s *Store) Disposals() ([]Disposal, error) {
 	var out []Disposal
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDisposals).ForEach(func(k, v []byte) error {
 			var d Disposal
 			if err := json.Unmarshal(v, &d); err != nil {
@@ -148,7 +148,7 @@ func (s *Store) Disposals() ([]Disposal, error) {
 // GetDisposal returns the pending disposal seq.
 func (s *Store) GetDisposal(seq uint64) (Disposal, error) {
 	var d Disposal
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketDisposals).Get(seqKey(seq))
 		if v == nil {
 			return fmt.Errorf("disposal %d: %w", seq, ErrNotFound)

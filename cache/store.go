@@ -663,7 +663,7 @@ func (s *Store) CountByState() (map[State]int, error) {
 // Parts returns the finished parts of record id's upload of generation gen, by number.
 func (s *Store) Parts(id, gen uint64) ([]Part, error) {
 	var out []Part
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
 		prefix := partKey(id, gen, 0)[:16]
 		c := tx.Bucket(bucketParts).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -703,7 +703,7 @@ func (s *Store) DeleteDir(path string) error {
 // Dirs returns every folder users made, parents before children.
 func (s *Store) Dirs() ([]Dir, error) {
 	var out []Dir
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDirs).ForEach(func(k, v []byte) error {
 			var d Dir
 			if err := decodeDir(k, v, &d); err != nil {

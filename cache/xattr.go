@@ -123,7 +123,7 @@ func (s *Store) SetDirXattr(path, name string, value []byte, remove bool, f Xatt
 // DirXattrs returns the kept attributes of the folder at path (none: nil).
 func (s *Store) DirXattrs(path string) (Xattrs, error) {
 	var d Dir
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketDirs).Get([]byte(path))
 		if v == nil {
 			return nil

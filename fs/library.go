@@ -181,6 +181,7 @@ func (d *libDirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 			s := &libSidecarNode{fsys: d.fsys, mediaID: e.MediaID}
 			var a fuse.AttrOut
 			if errno := s.Getattr(ctx, nil, &a); errno != gofs.OK {
+				out.SetEntryTimeout(time.Nanosecond) // see below
 				return nil, errno
 			}
 			out.Attr = a.Attr

@@ -248,6 +248,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		if ga, ok := c.Operations().(gofs.NodeGetattrer); ok {
 			var a fuse.AttrOut
 			if errno := ga.Getattr(ctx, nil, &a); errno != gofs.OK {
+				out.SetEntryTimeout(time.Nanosecond) // a child that is there: its absence is not kept
 				return nil, errno
 			}
 			out.Attr = a.Attr
