@@ -59,6 +59,10 @@ type creates struct {
 	kicked  atomic.Bool       // a Batch is on its way to commit the pending records
 	covered atomic.Uint64     // metaCreated, as last committed
 	fromLog int               // read only after Open: records Open committed from the log
+
+	ahead    map[uint64]*os.File // protected by mu: spool files made ahead, by ID (ahead.go)
+	aheadTop uint64              // protected by mu: the highest ID one was tried for
+	wake     chan struct{}       // wakes fillAhead
 }
 
 // FromLog is how many new files' records Open found only in the log, and committed: the files
@@ -80,7 +84,8 @@ func (s *Store) openCreates() error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", name, err)
 	}
-	s.cr = creates{log: f, pending: map[uint64]Record{}, paths: map[string]uint64{}}
+	s.cr = creates{log: f, pending: map[uint64]Record{}, paths: map[string]uint64{},
+		ahead: map[uint64]*os.File{}, wake: make(chan struct{}, 1)}
 	logged, err := readCreates(f)
 	if err != nil {
 		f.Close()
@@ -103,10 +108,14 @@ func (s *Store) openCreates() error {
 			}
 			s.cr.fromLog++
 		}
-		top := files.Sequence()
+		seq, handed := files.Sequence(), covered
 		for _, rec := range logged {
-			top = max(top, rec.ID)
+			handed = max(handed, rec.ID)
 		}
+		// IDs reserved past the last handed out may have spool files made ahead, never used.
+		ids := tx.Bucket(bucketIDs)
+		s.removeUnused(handed+1, seq, func(id uint64) bool { return ids.Get(idKey(id)) != nil })
+		top := max(seq, handed)
 		s.cr.covered.Store(top)
 		if err := files.SetSequence(top); err != nil {
 			return err
@@ -199,6 +208,7 @@ func (s *Store) Create(path string, init func(*Record)) (Record, error) {
 		}
 		if logged {
 			s.kickCreates()
+			s.wakeAhead()
 			return rec, nil
 		}
 		if !reserve {
@@ -272,6 +282,7 @@ func (s *Store) reserveIDs() error {
 		s.cr.next, s.cr.limit = first, first+idBlock-1
 	}
 	s.cr.mu.Unlock()
+	s.wakeAhead()
 	return nil
 }
 

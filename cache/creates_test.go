@@ -42,6 +42,9 @@ func TestANewFileSurvivesAKilledMountBeforeItsCommit(t *testing.T) {
 		ids = append(ids, rec.ID)
 		if p != "/video/no-spool.mp4" {
 			spool(t, s, rec.ID)
+		} else if f := s.TakeSpool(rec.ID); f != nil {
+			f.Close()
+			os.Remove(s.SpoolPath(rec.ID))
 		}
 	}
 	if n := s.cr.count.Load(); n != 5 {
@@ -86,6 +89,7 @@ func TestANewFileSurvivesAKilledMountBeforeItsCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	kill(t, s)
+	os.Remove(s.SpoolPath(never.ID)) // made ahead, maybe: as if it had not been
 
 	s = mustOpen(t, dir)
 	for _, want := range []struct {
@@ -200,5 +204,61 @@ func TestALogOfGarbageIsSkipped(t *testing.T) {
 	recs, err := readCreates(strings.NewReader(in))
 	if err != nil || len(recs) != 1 || recs[0].ID != 7 || recs[0].Path != "/video/a.mp4" {
 		t.Fatalf("readCreates: %+v, %v; want the one good record", recs, err)
+	}
+}
+
+// TestSpoolFilesAreMadeAhead: the next IDs' spool files are made in the background and handed
+// to their creates; those never handed out are removed at Close, and by the next Open after a
+// kill.
+func TestSpoolFilesAreMadeAhead(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	rec, err := s.Create("/video/a.mp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := rec.ID + 1
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.cr.mu.Lock()
+		n := len(s.cr.ahead)
+		s.cr.mu.Unlock()
+		if n >= aheadFiles-1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d spool files made ahead, want %d", n, aheadFiles-1)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b, err := s.Create("/video/b.mp4", nil)
+	if err != nil || b.ID != next {
+		t.Fatalf("Create: %+v, %v; want ID %d", b, err, next)
+	}
+	f := s.TakeSpool(b.ID)
+	if f == nil {
+		t.Fatal("no spool file made ahead for the next ID")
+	}
+	if _, err := f.Write([]byte("bytes")); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if s.TakeSpool(b.ID) != nil {
+		t.Error("a spool file handed out twice")
+	}
+	kill(t, s)
+	s = mustOpen(t, dir)
+	if data, err := os.ReadFile(s.SpoolPath(b.ID)); err != nil || string(data) != "bytes" {
+		t.Errorf("the spool of a file made: %q, %v", data, err)
+	}
+	if _, err := os.Stat(s.SpoolPath(b.ID + 5)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a spool file made ahead and never handed out is left after the kill: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(s.SpoolDir())
+	if len(entries) != 1 {
+		t.Errorf("%d spool files after Close, want b's alone (a's was never made)", len(entries))
 	}
 }

@@ -66,8 +66,9 @@ type Store struct {
 	adm      Admission // read only
 	dur      durability
 	cr       creates       // records made and not committed yet: creates.go
-	stopSync chan struct{} // closed by Close: the periodic Sync stops
+	stopSync chan struct{} // closed by Close: the periodic Sync stops, and so does fillAhead
 	syncDone chan struct{} // closed when it has
+	fillDone chan struct{} // closed when fillAhead has
 
 	res      *reserve      // room on the cache volume for the store's commits
 	commits  atomic.Uint64 // write transactions committed; see Commits
@@ -154,7 +155,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	db.MaxBatchDelay = batchDelay
 	s := &Store{db: db, dir: dir, spoolDir: spool, adm: opts.Admission, res: newReserve(dir),
 		dur:      durability{syncFile: opts.SyncFile, spools: map[uint64]bool{}},
-		stopSync: make(chan struct{}), syncDone: make(chan struct{})}
+		stopSync: make(chan struct{}), syncDone: make(chan struct{}), fillDone: make(chan struct{})}
 	if s.adm == nil {
 		s.adm = admitAll{}
 	}
@@ -179,6 +180,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.res.take()
 	go s.syncLoop(every, s.stopSync, s.syncDone)
+	go s.fillAhead(s.stopSync, s.fillDone)
 	return s, nil
 }
 
@@ -290,12 +292,13 @@ func (s *Store) Close() error {
 	}
 	close(s.stopSync)
 	<-s.syncDone
+	<-s.fillDone
 	err := errors.Join(s.settle(), s.Sync())
 	// No Sync runs while the file closes, nor after: bbolt's own Sync reads its file unlocked.
 	s.dur.syncMu.Lock()
 	defer s.dur.syncMu.Unlock()
 	s.dur.closed = true
-	return errors.Join(err, s.db.Close(), s.closeCreates())
+	return errors.Join(err, s.closeAhead(), s.db.Close(), s.closeCreates())
 }
 
 // Dir returns the cache directory.

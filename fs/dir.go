@@ -123,7 +123,10 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if err != nil {
 		return nil, nil, 0, d.fsys.fail("create", p, err)
 	}
-	spool, err := os.OpenFile(d.fsys.opts.Store.SpoolPath(rec.ID), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	spool := d.fsys.opts.Store.TakeSpool(rec.ID) // made ahead, in the background
+	if spool == nil {
+		spool, err = os.OpenFile(d.fsys.opts.Store.SpoolPath(rec.ID), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	}
 	if err != nil {
 		if _, derr := d.fsys.opts.Uploads.Apply(rec.ID, cache.Event{Kind: cache.Unlinked}); derr != nil {
 			d.fsys.opts.Log.Error("forget a file whose spool could not be made", "path", p, "err", derr)
