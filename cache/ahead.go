@@ -69,15 +69,19 @@ func (s *Store) wakeAhead() {
 	}
 }
 
-// closeAhead removes the spool files made for IDs never handed out.
+// closeAhead removes the spool files made for IDs never handed out. One handed out and not
+// taken (its caller opened the spool by its name) is the record's: it stays.
 func (s *Store) closeAhead() error {
 	s.cr.mu.Lock()
-	ahead := s.cr.ahead
+	ahead, next := s.cr.ahead, s.cr.next
 	s.cr.ahead = nil
 	s.cr.mu.Unlock()
 	var errs []error
 	for id, f := range ahead {
 		f.Close()
+		if id < next {
+			continue
+		}
 		if err := os.Remove(s.SpoolPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

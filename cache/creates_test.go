@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -260,5 +261,35 @@ func TestSpoolFilesAreMadeAhead(t *testing.T) {
 	entries, _ := os.ReadDir(s.SpoolDir())
 	if len(entries) != 1 {
 		t.Errorf("%d spool files after Close, want b's alone (a's was never made)", len(entries))
+	}
+}
+
+// TestASpoolHandedOutStays: a record whose spool file was made ahead and which its caller
+// writes by name (not through TakeSpool) keeps its bytes across Close.
+func TestASpoolHandedOutStays(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	for i := range 50 {
+		rec, err := s.Create(fmt.Sprintf("/video/f%d.mp4", i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(s.SpoolPath(rec.ID), []byte("bytes"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // let the spool files ahead be made
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, dir)
+	files, err := s.Files()
+	if err != nil || len(files) != 50 {
+		t.Fatalf("Files: %d, %v", len(files), err)
+	}
+	for _, f := range files {
+		if data, err := os.ReadFile(s.SpoolPath(f.ID)); err != nil || string(data) != "bytes" {
+			t.Errorf("%s: spool %q, %v", f.Path, data, err)
+		}
 	}
 }
