@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -319,7 +320,7 @@ func (s *Store) putPending(tx *bolt.Tx) error {
 	if len(recs) == 0 {
 		return nil // committed by a transaction whose OnCommit has yet to drop them
 	}
-	slices.SortFunc(recs, func(a, b Record) int { return cmpID(a.ID, b.ID) })
+	slices.SortFunc(recs, func(a, b Record) int { return cmp.Compare(a.ID, b.ID) })
 	files := tx.Bucket(bucketFiles)
 	for i := range recs {
 		if files.Get([]byte(recs[i].Path)) != nil {
@@ -351,16 +352,6 @@ func (s *Store) dropCommitted(top uint64) {
 	}
 	s.cr.count.Store(int64(len(s.cr.pending)))
 	s.cr.mu.Unlock()
-}
-
-func cmpID(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // pendingRecord returns the pending record id, or path when id is 0. A caller reads the store
